@@ -1,0 +1,47 @@
+"""Settings, read once at the edge (environment ``REELGATE_*`` or ``.env``) and passed in.
+
+Nothing below the CLI and the app factory reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REELGATE_", extra="ignore")
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = ""
+    storage_url: str = ""
+    config_file: Path | None = None
+    public_url: str = ""
+    dev_api_key: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    signed_url_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
+    local_work_dir: Path | None = None
+
+    # engine
+    worker_concurrency: int = Field(default=8, ge=1, le=1024)
+    lease_seconds: float = Field(default=30.0, gt=1)
+    idle_poll_seconds: float = Field(default=5.0, gt=0)
+    default_deadline_seconds: int = Field(default=3600, gt=0)
+    mirror_max_bytes: int = Field(default=2 * 1024**3, gt=0)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'reelgate.db').resolve()}"
+
+    def resolved_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return (self.data_dir / "videos").resolve().as_uri()
+
+    def resolved_local_work_dir(self) -> Path:
+        return self.local_work_dir or self.data_dir / "local-renders"

@@ -1,0 +1,154 @@
+"""Every error reelgate raises on purpose, under one root.
+
+    ReelgateError                      code, message, http_status, details
+    ├── ApiError                       an answer to a client (4xx)
+    │   ├── ValidationFailed           400 invalid_parameter / unknown_model / ...
+    │   ├── Unauthorized               401 unauthorized
+    │   ├── Forbidden                  403 forbidden
+    │   ├── NotFound                   404 not_found
+    │   └── Conflict                   409 conflict
+    ├── ProviderError                  an upstream outcome, classified (see ErrorClass)
+    │   ├── Refused                    safety / moderation: fail, never fall back
+    │   ├── QuotaExceeded              429 and throttling: cool down, fall back
+    │   ├── TransientError             5xx, network, malformed answer: retry, then fall back
+    │   ├── InvalidRequest             other 4xx: fail with the upstream message
+    │   └── UpstreamTimeout            the job's deadline passed
+    └── StorageError                   the object store failed (mirroring, signing)
+        └── NotAVideo                  mirrored bytes are not a playable video
+
+The API turns any of them into ``{"error": {"code", "message", ...details}}``.
+This module must never format secrets into a message.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "Conflict",
+    "ErrorClass",
+    "Forbidden",
+    "InvalidRequest",
+    "NotAVideo",
+    "NotFound",
+    "ProviderError",
+    "QuotaExceeded",
+    "ReelgateError",
+    "Refused",
+    "StorageError",
+    "TransientError",
+    "Unauthorized",
+    "UpstreamTimeout",
+    "ValidationFailed",
+]
+
+
+class ReelgateError(Exception):
+    code: str = "internal_error"
+    http_status: int = 500
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details: dict[str, Any] = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, **self.details}
+
+
+class ApiError(ReelgateError):
+    http_status = 400
+    code = "bad_request"
+
+
+class ValidationFailed(ApiError):
+    http_status = 400
+    code = "invalid_parameter"
+
+
+class Unauthorized(ApiError):
+    http_status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    http_status = 403
+    code = "forbidden"
+
+
+class NotFound(ApiError):
+    http_status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    http_status = 409
+    code = "conflict"
+
+
+class ErrorClass(enum.StrEnum):
+    """How an upstream outcome steers the engine (DESIGN.md, 'Errors decide')."""
+
+    REFUSED = "refused"
+    QUOTA = "quota"
+    TRANSIENT = "transient"
+    INVALID = "invalid"
+    TIMEOUT = "timeout"
+
+
+class ProviderError(ReelgateError):
+    """An upstream outcome. ``error_class`` decides what the engine does next."""
+
+    error_class: ErrorClass = ErrorClass.TRANSIENT
+    code = "upstream_error"
+    http_status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, code=code, **details)
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+
+
+class Refused(ProviderError):
+    error_class = ErrorClass.REFUSED
+    code = "refused"
+
+
+class QuotaExceeded(ProviderError):
+    error_class = ErrorClass.QUOTA
+    code = "quota"
+
+
+class TransientError(ProviderError):
+    error_class = ErrorClass.TRANSIENT
+    code = "upstream_unavailable"
+
+
+class InvalidRequest(ProviderError):
+    error_class = ErrorClass.INVALID
+    code = "upstream_invalid"
+
+
+class UpstreamTimeout(ProviderError):
+    error_class = ErrorClass.TIMEOUT
+    code = "timeout"
+
+
+class StorageError(ReelgateError):
+    code = "storage_error"
+
+
+class NotAVideo(StorageError):
+    code = "not_a_video"

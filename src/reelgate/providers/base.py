@@ -1,0 +1,118 @@
+"""The one small interface every upstream implements, and the values that cross it.
+
+An adapter turns a :class:`GenerationRequest` into the provider's own wire
+format, and the provider's answers back into :class:`Submitted`,
+:class:`UpstreamStatus` and a byte stream. It classifies every failure by
+raising a :class:`reelgate.errors.ProviderError` subclass; it never decides
+what the engine does next, and it never touches the database.
+
+An adapter must never log or return its credentials: download headers that
+carry a key live only in memory, for the one request that needs them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "GenerationRequest",
+    "ImageInput",
+    "Provider",
+    "ResultLocation",
+    "Submitted",
+    "UpstreamState",
+    "UpstreamStatus",
+]
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An image for image-to-video: inline bytes, or a URL the provider fetches itself."""
+
+    data: bytes | None = None
+    mime_type: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    job_id: str
+    attempt: int
+    model: str
+    """The public model id (catalog)."""
+    upstream_model: str
+    """The provider's own model name for this deployment."""
+    prompt: str
+    duration_seconds: int
+    resolution: str
+    aspect_ratio: str
+    width: int
+    height: int
+    negative_prompt: str | None = None
+    seed: int | None = None
+    image: ImageInput | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable per job and attempt: a re-sent create after a crash is the same create."""
+        return f"{self.job_id}-{self.attempt}"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    upstream_id: str
+
+
+class UpstreamState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+
+
+@dataclass(frozen=True)
+class ResultLocation:
+    """Where the finished video is. ``url`` is safe to store and show; secrets are not here."""
+
+    url: str
+    expires_at: datetime | None = None
+    content_type: str = "video/mp4"
+
+
+@dataclass(frozen=True)
+class UpstreamStatus:
+    """A poll answer. A failed upstream job is not a status: the adapter raises instead."""
+
+    state: UpstreamState
+    progress: int | None = None
+    """0-100 when the provider reports one; None when it does not (the engine estimates)."""
+    result: ResultLocation | None = None
+    duration_seconds: float | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One upstream deployment."""
+
+    name: str
+    supports_cancel: bool
+    idempotent_create: bool
+    """True when re-sending create with the same idempotency key cannot start a second job."""
+
+    async def create(self, request: GenerationRequest) -> Submitted: ...
+
+    async def status(self, upstream_id: str) -> UpstreamStatus: ...
+
+    async def cancel(self, upstream_id: str) -> None:
+        """Best effort; only called when ``supports_cancel``."""
+        ...
+
+    def download(self, result: ResultLocation) -> AsyncIterator[bytes]:
+        """Stream the finished file, sending whatever credentials the provider needs."""
+        ...
+
+    async def aclose(self) -> None: ...
