@@ -1,0 +1,36 @@
+"""The FastAPI application: routes, error shape, and the runtime it serves."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from reelgate import __version__
+from reelgate.api import routes_models, routes_videos
+from reelgate.api.errors import install_error_handlers
+from reelgate.api.files import make_files_router
+from reelgate.runtime import Runtime
+from reelgate.storage import local_root
+
+__all__ = ["create_app"]
+
+
+def create_app(rt: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="reelgate",
+        version=__version__,
+        description="One API for AI video generation: submit, poll, download.",
+    )
+    app.state.runtime = rt
+    install_error_handlers(app)
+    app.include_router(routes_models.router)
+    app.include_router(routes_videos.router)
+    root = local_root(rt.storage)
+    if root is not None:
+        app.include_router(make_files_router(root, rt.signing_secret))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    return app

@@ -1,0 +1,49 @@
+"""Bearer-key authentication and scope checks, as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from reelgate.errors import Forbidden, Unauthorized
+from reelgate.runtime import Runtime
+from reelgate.store.accounts import KeyInfo, lookup_key
+
+__all__ = ["require_read", "require_write", "runtime"]
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def _authenticate(request: Request) -> KeyInfo:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "Missing API key: send 'Authorization: Bearer <your rg_ key>'.",
+            code="missing_api_key",
+        )
+    async with runtime(request).db.connect() as conn:
+        info = await lookup_key(conn, token.strip())
+    if info is None:
+        raise Unauthorized(
+            "This API key is not valid (unknown, revoked or expired).", code="invalid_api_key"
+        )
+    return info
+
+
+def _require(info: KeyInfo, scope: str) -> KeyInfo:
+    if scope not in info.scopes and "admin" not in info.scopes:
+        raise Forbidden(
+            f"This API key lacks the {scope!r} scope.", code="insufficient_scope", scope=scope
+        )
+    return info
+
+
+async def require_read(request: Request) -> KeyInfo:
+    return _require(await _authenticate(request), "jobs:read")
+
+
+async def require_write(request: Request) -> KeyInfo:
+    return _require(await _authenticate(request), "jobs:write")

@@ -1,0 +1,93 @@
+"""One error shape for every answer: ``{"error": {"code", "message", ...details}}``.
+
+Stack traces and secrets never reach a client: unexpected exceptions become
+a 500 with a request id the operator can find in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from reelgate.errors import ReelgateError
+
+__all__ = ["error_response", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
+
+
+def error_response(
+    http_status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    /,
+    **details: Any,
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, **details}}
+    return JSONResponse(body, status_code=http_status, headers=headers)
+
+
+def _param_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _reelgate_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ReelgateError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    return error_response(exc.http_status, exc.code, exc.message, headers, **exc.details)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request", "type": ""}
+    param = _param_name(tuple(first.get("loc", ())))
+    if first.get("type") == "extra_forbidden":
+        message = f"Unknown field {param!r}: remove it (see the API reference at /docs)."
+        code = "unknown_parameter"
+    elif first.get("type") == "json_invalid":
+        message = "The request body is not valid JSON."
+        code = "invalid_json"
+    else:
+        message = f"{param}: {first.get('msg', 'invalid value')}"
+        code = "invalid_parameter"
+    details = [
+        {"param": _param_name(tuple(e.get("loc", ()))), "message": e.get("msg")} for e in errors
+    ]
+    return error_response(400, code, message, param=param, errors=details)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+    code = codes.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    if exc.status_code == 404 and message == "Not Found":
+        message = "No such route. The API reference is at /docs."
+    return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    request_id = uuid.uuid4().hex[:12]
+    log.error("unhandled error (request %s)", request_id, exc_info=exc)
+    return error_response(
+        500,
+        "internal_error",
+        f"reelgate hit an unexpected error; nothing was lost. Reference: {request_id}.",
+        request_id=request_id,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ReelgateError, _reelgate_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

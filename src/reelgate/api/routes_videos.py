@@ -1,0 +1,156 @@
+"""``/v1/videos``: submit (202 at once), get, list, cancel, content, retry mirror."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from reelgate.api.auth import require_read, require_write, runtime
+from reelgate.api.schemas import VideoCreate, decode_image
+from reelgate.api.serialize import job_to_wire
+from reelgate.catalog.validate import Submission, validate_submission
+from reelgate.engine.commands import NewJob, request_cancel, retry_mirror, submit_job
+from reelgate.errors import Conflict, NotFound, ValidationFailed
+from reelgate.runtime import Runtime
+from reelgate.store.accounts import KeyInfo
+from reelgate.store.jobs import Job, get_job, list_jobs
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/videos", tags=["videos"])
+
+_STATUS_STATES = {
+    "queued": ["queued"],
+    "in_progress": ["submitting", "running", "mirroring"],
+    "completed": ["completed"],
+    "failed": ["failed"],
+    "canceled": ["canceled"],
+}
+
+
+def _check_available(rt: Runtime, chain: list[str]) -> None:
+    for model_id in chain:
+        reason = rt.providers.unavailable_reason(rt.catalog.get(model_id).provider)
+        if reason:
+            raise ValidationFailed(
+                f"Model {model_id!r} is unavailable on this gateway: {reason}.",
+                code="model_unavailable",
+                param="model" if model_id == chain[0] else "fallback",
+                model=model_id,
+            )
+
+
+async def _owned(rt: Runtime, key: KeyInfo, job_id: str) -> Job:
+    async with rt.db.connect() as conn:
+        job = await get_job(conn, job_id, key.account_id)
+    if job is None:
+        raise NotFound(f"No video job {job_id!r}.", param="id")
+    return job
+
+
+@router.post("", status_code=202)
+async def create_video(
+    body: VideoCreate,
+    key: KeyInfo = Depends(require_write),
+    rt: Runtime = Depends(runtime),
+) -> JSONResponse:
+    if body.image and body.image_url:
+        raise ValidationFailed("Send either image or image_url, not both.", param="image")
+    checked = validate_submission(
+        rt.catalog,
+        Submission(
+            model=body.model,
+            fallback=tuple(body.fallback),
+            duration_seconds=body.duration_seconds,
+            resolution=body.resolution,
+            aspect_ratio=body.aspect_ratio,
+            has_image=bool(body.image or body.image_url),
+            negative_prompt=body.negative_prompt,
+            seed=body.seed,
+        ),
+    )
+    _check_available(rt, checked.chain)
+    image, mime = decode_image(body.image) if body.image else (None, None)
+    params = dict(checked.params)
+    if body.image_url:
+        params["image_url"] = body.image_url
+    job = await submit_job(
+        rt,
+        NewJob(
+            account_id=key.account_id,
+            chain=checked.chain,
+            prompt=body.prompt,
+            params=params,
+            deadline_seconds=checked.deadline_seconds or rt.settings.default_deadline_seconds,
+            metadata=body.metadata,
+            image=image,
+            image_mime_type=mime,
+        ),
+    )
+    return JSONResponse(
+        await job_to_wire(rt, job), status_code=202, headers={"Location": f"/v1/videos/{job.id}"}
+    )
+
+
+@router.get("")
+async def list_videos(
+    limit: int = Query(20, ge=1, le=100),
+    after: str | None = Query(None, description="Cursor: the last id of the previous page."),
+    order: Literal["asc", "desc"] = "desc",
+    status: Literal["queued", "in_progress", "completed", "failed", "canceled"] | None = None,
+    key: KeyInfo = Depends(require_read),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    states = _STATUS_STATES[status] if status else None
+    async with rt.db.connect() as conn:
+        rows = await list_jobs(
+            conn, key.account_id, limit=limit + 1, after=after, states=states, order=order
+        )
+    page = rows[:limit]
+    data = [await job_to_wire(rt, job) for job in page]
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": len(rows) > limit,
+        "first_id": page[0].id if page else None,
+        "last_id": page[-1].id if page else None,
+    }
+
+
+@router.get("/{video_id}")
+async def get_video(
+    video_id: str, key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    return await job_to_wire(rt, await _owned(rt, key, video_id))
+
+
+@router.post("/{video_id}/cancel")
+async def cancel_video(
+    video_id: str, key: KeyInfo = Depends(require_write), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    return await job_to_wire(rt, await request_cancel(rt, key.account_id, video_id))
+
+
+@router.post("/{video_id}/mirror", status_code=202)
+async def mirror_video(
+    video_id: str, key: KeyInfo = Depends(require_write), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    return await job_to_wire(rt, await retry_mirror(rt, key.account_id, video_id))
+
+
+@router.get("/{video_id}/content")
+async def video_content(
+    video_id: str, key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
+) -> RedirectResponse:
+    job = await _owned(rt, key, video_id)
+    wire = await job_to_wire(rt, job)
+    result = wire["result"]
+    if wire["status"] != "completed" or not result or not result["url"]:
+        raise Conflict(
+            f"Video job {video_id} has no downloadable video yet (status {wire['status']}).",
+            code="video_not_ready",
+            status=wire["status"],
+        )
+    return RedirectResponse(result["url"], status_code=302)

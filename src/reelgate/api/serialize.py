@@ -1,0 +1,104 @@
+"""Job rows to the wire: the native job object (an OpenAI Videos superset)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reelgate.runtime import Runtime
+from reelgate.store.jobs import Job
+
+__all__ = ["job_to_wire", "public_status"]
+
+
+def public_status(job: Job) -> str:
+    if job.state == "queued":
+        return "queued"
+    if job.state == "mirroring" and job.completed_at is not None:
+        return "completed"  # a retried mirror of a finished video
+    if job.state in ("submitting", "running", "mirroring"):
+        return "in_progress"
+    return job.state
+
+
+def _seconds(ms: int | None) -> int | None:
+    return None if ms is None else ms // 1000
+
+
+async def _result(rt: Runtime, job: Job) -> dict[str, Any] | None:
+    r = job.result
+    if not r or public_status(job) != "completed":
+        return None
+    url: str | None = None
+    expires_at: int | None = None
+    ttl = rt.settings.signed_url_ttl_seconds
+    if r.get("mirror_status") == "stored" and r.get("key"):
+        url = await rt.storage.signed_url(r["key"], ttl)
+        expires_at = None
+    elif str(r.get("upstream_url", "")).startswith(("http://", "https://")):
+        url = r["upstream_url"]
+        expires_at = _seconds(r.get("upstream_expires_at"))
+    out = {
+        "url": url,
+        "mirror_status": r.get("mirror_status"),
+        "duration_seconds": r.get("duration_seconds"),
+        "width": r.get("width"),
+        "height": r.get("height"),
+        "bytes": r.get("bytes"),
+        "content_type": r.get("content_type"),
+        "sha256": r.get("sha256"),
+        "has_audio": r.get("has_audio"),
+        "url_expires_in": ttl if r.get("mirror_status") == "stored" else None,
+        "upstream_url_expires_at": expires_at,
+    }
+    if r.get("mirror_status") == "failed":
+        out["mirror_error"] = r.get("mirror_error")
+    return out
+
+
+def _attempts(job: Job) -> list[dict[str, Any]]:
+    return [
+        {
+            "model": a.get("model"),
+            "upstream_id": a.get("upstream_id"),
+            "outcome": a.get("outcome"),
+            "error": a.get("error"),
+            "started_at": _seconds(a.get("started_at")),
+            "ended_at": _seconds(a.get("ended_at")),
+        }
+        for a in job.attempts
+    ]
+
+
+async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
+    p = job.params
+    status = public_status(job)
+    params = {
+        "duration_seconds": p["duration_seconds"],
+        "resolution": p["resolution"],
+        "aspect_ratio": p["aspect_ratio"],
+        "negative_prompt": p.get("negative_prompt"),
+        "seed": p.get("seed"),
+        "image_url": p.get("image_url"),
+        "image": bool(p.get("image_key")),
+    }
+    return {
+        "id": job.id,
+        "object": "video",
+        "model": job.model,
+        "status": status,
+        "progress": job.progress,
+        "prompt": job.prompt,
+        "created_at": _seconds(job.created_at),
+        "completed_at": _seconds(job.completed_at)
+        if status in ("completed", "failed", "canceled")
+        else None,
+        "seconds": str(p["duration_seconds"]),
+        "size": f"{p['width']}x{p['height']}",
+        "params": params,
+        "fallback": job.chain[1:],
+        "delivered_by": job.current_model if status == "completed" else None,
+        "result": await _result(rt, job),
+        "error": job.error if status == "failed" else None,
+        "attempts": _attempts(job),
+        "metadata": job.metadata,
+    }

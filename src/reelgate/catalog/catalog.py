@@ -1,0 +1,105 @@
+"""The catalog in force: built-in models, overridden by the operator's config file.
+
+Config file (TOML, ``REELGATE_CONFIG_FILE``)::
+
+    [models."veo-3-1"]
+    price_per_second = 40000          # millicredits per second
+    fallback = ["veo-3-1-fast"]       # operator default chain
+    deadline_seconds = 1800
+
+    [models."my-local"]               # a new entry copies another's fields
+    base = "local"
+    display_name = "Preview renderer"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from reelgate.catalog.defaults import DEFAULT_MODELS
+from reelgate.catalog.models import ModelSpec
+from reelgate.errors import ReelgateError, ValidationFailed
+
+__all__ = ["Catalog", "load_catalog"]
+
+_ALLOWED_KEYS = {
+    "resolutions",
+    "aspect_ratios",
+    "durations",
+    "image_input",
+    "negative_prompt",
+    "seed",
+}
+
+
+class Catalog:
+    def __init__(self, models: Iterable[ModelSpec]) -> None:
+        self._models: dict[str, ModelSpec] = {m.id: m for m in models}
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self._models.values())
+
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self._models
+
+    def ids(self) -> list[str]:
+        return list(self._models)
+
+    def get(self, model_id: str) -> ModelSpec:
+        try:
+            return self._models[model_id]
+        except KeyError:
+            raise ValidationFailed(
+                f"Unknown model {model_id!r}. GET /v1/models lists the models you can use.",
+                code="unknown_model",
+                param="model",
+                allowed=self.ids(),
+            ) from None
+
+
+def _override(spec: ModelSpec, values: Mapping[str, Any]) -> ModelSpec:
+    changes: dict[str, Any] = {}
+    allowed_changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "base":
+            continue
+        if key in _ALLOWED_KEYS:
+            allowed_changes[key] = tuple(value) if isinstance(value, list) else value
+        elif key == "fallback":
+            changes[key] = tuple(value)
+        elif key in {f.name for f in dataclasses.fields(ModelSpec)}:
+            changes[key] = value
+        else:
+            raise ReelgateError(f"config file: unknown model setting {key!r}", code="bad_config")
+    if allowed_changes:
+        changes["allowed"] = dataclasses.replace(spec.allowed, **allowed_changes)
+    return dataclasses.replace(spec, **changes)
+
+
+def load_catalog(config_file: Path | None = None) -> Catalog:
+    models = {m.id: m for m in DEFAULT_MODELS}
+    if config_file is not None:
+        data = tomllib.loads(config_file.read_text())
+        for model_id, values in data.get("models", {}).items():
+            if model_id in models:
+                models[model_id] = _override(models[model_id], values)
+            elif "base" in values and values["base"] in models:
+                base = dataclasses.replace(models[values["base"]], id=model_id)
+                models[model_id] = _override(base, values)
+            else:
+                raise ReelgateError(
+                    f"config file: model {model_id!r} is new; give it base = <an existing id>",
+                    code="bad_config",
+                )
+    for spec in models.values():
+        for fb in spec.fallback:
+            if fb not in models:
+                raise ReelgateError(
+                    f"config file: {spec.id!r} falls back to unknown model {fb!r}",
+                    code="bad_config",
+                )
+    return Catalog(models.values())

@@ -1,0 +1,86 @@
+"""The model catalog: what each public model id accepts, costs and runs on.
+
+A catalog entry is pure data. Validation of a request against it lives here so
+the API and the engine agree on what a model can take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["AllowedParams", "ModelSpec", "resolution_dims"]
+
+_SHORT_SIDE = {"360p": 360, "480p": 480, "512p": 512, "720p": 720, "1080p": 1080}
+_ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4)}
+
+
+def _even(n: float) -> int:
+    return round(n / 2.0) * 2
+
+
+def resolution_dims(resolution: str, aspect_ratio: str) -> tuple[int, int]:
+    """Width and height of a named resolution (its short side) at an aspect ratio.
+
+    ``720p`` at ``16:9`` is 1280x720, at ``9:16`` 720x1280, at ``1:1`` 720x720.
+    """
+    short = _SHORT_SIDE[resolution.lower()]
+    aw, ah = _ASPECTS[aspect_ratio]
+    if aw >= ah:
+        return _even(short * aw / ah), short
+    return short, _even(short * ah / aw)
+
+
+@dataclass(frozen=True)
+class AllowedParams:
+    resolutions: tuple[str, ...]
+    aspect_ratios: tuple[str, ...]
+    durations: tuple[int, ...]
+    image_input: bool
+    negative_prompt: bool = True
+    seed: bool = True
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "resolution": list(self.resolutions),
+            "aspect_ratio": list(self.aspect_ratios),
+            "duration_seconds": list(self.durations),
+            "image_input": self.image_input,
+            "negative_prompt": self.negative_prompt,
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    provider: str
+    """The provider kind (a key of the provider registry)."""
+    upstream_model: str
+    display_name: str
+    strengths: str
+    notes: str
+    allowed: AllowedParams
+    price_per_second: int
+    """Millicredits per second of delivered video (1 credit = 1000)."""
+    default_resolution: str
+    default_aspect_ratio: str
+    default_duration: int
+    typical_seconds: float
+    """How long a generation usually takes; drives the progress estimate."""
+    deadline_seconds: int | None = None
+    """Per-model deadline; None means the gateway default (1 h)."""
+    poll_interval_seconds: float = 5.0
+    resolution_prices: dict[str, int] = field(default_factory=dict)
+    availability: str | None = None
+    """A named availability rule ("allow_list", "prc_opt_in"), enforced per account."""
+    fallback: tuple[str, ...] = ()
+    """Operator default fallback chain."""
+    deprecated: str | None = None
+
+    @property
+    def max_duration(self) -> int:
+        return max(self.allowed.durations)
+
+    def price_for(self, resolution: str) -> int:
+        return self.resolution_prices.get(resolution, self.price_per_second)

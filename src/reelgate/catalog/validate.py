@@ -1,0 +1,107 @@
+"""Check a submission against the catalog before anything is queued.
+
+Every rejection names the field and, where it helps, the values allowed, so a
+client can correct the request without reading docs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reelgate.catalog.catalog import Catalog
+from reelgate.catalog.models import ModelSpec, resolution_dims
+from reelgate.errors import ValidationFailed
+
+__all__ = ["Submission", "ValidatedSubmission", "validate_submission"]
+
+
+@dataclass(frozen=True)
+class Submission:
+    model: str
+    fallback: tuple[str, ...] = ()
+    duration_seconds: int | None = None
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    has_image: bool = False
+    negative_prompt: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ValidatedSubmission:
+    chain: list[str]
+    params: dict[str, Any]
+    deadline_seconds: int | None
+
+
+def _check(spec: ModelSpec, sub: Submission, duration: int, resolution: str, aspect: str) -> None:
+    allowed = spec.allowed
+    where = f"model {spec.id!r}"
+    choices: tuple[tuple[str, object, tuple[object, ...]], ...] = (
+        ("duration_seconds", duration, allowed.durations),
+        ("resolution", resolution, allowed.resolutions),
+        ("aspect_ratio", aspect, allowed.aspect_ratios),
+    )
+    for param, value, options in choices:
+        if value not in options:
+            raise ValidationFailed(
+                f"{param}={value!r} is not offered by {where}; choose one of {list(options)}.",
+                param=param,
+                model=spec.id,
+                allowed=list(options),
+            )
+    if sub.has_image and not allowed.image_input:
+        raise ValidationFailed(
+            f"{where} does not take an input image (image-to-video); remove image/image_url "
+            "or pick a model whose allowedParams.image_input is true.",
+            param="image",
+            model=spec.id,
+        )
+    if sub.negative_prompt and not allowed.negative_prompt:
+        raise ValidationFailed(
+            f"{where} does not take a negative_prompt; remove it.",
+            param="negative_prompt",
+            model=spec.id,
+        )
+    if sub.seed is not None and not allowed.seed:
+        raise ValidationFailed(
+            f"{where} does not take a seed; remove it.", param="seed", model=spec.id
+        )
+
+
+def validate_submission(catalog: Catalog, sub: Submission) -> ValidatedSubmission:
+    spec = catalog.get(sub.model)
+    fallback = sub.fallback or spec.fallback
+    chain = [spec.id]
+    for fb in fallback:
+        if fb not in catalog:
+            raise ValidationFailed(
+                f"Unknown fallback model {fb!r}. GET /v1/models lists the models you can use.",
+                code="unknown_model",
+                param="fallback",
+                allowed=catalog.ids(),
+            )
+        if fb not in chain:
+            chain.append(fb)
+    duration = sub.duration_seconds if sub.duration_seconds is not None else spec.default_duration
+    resolution = (sub.resolution or spec.default_resolution).lower()
+    aspect = sub.aspect_ratio or spec.default_aspect_ratio
+    for model_id in chain:
+        _check(catalog.get(model_id), sub, duration, resolution, aspect)
+    width, height = resolution_dims(resolution, aspect)
+    params: dict[str, Any] = {
+        "duration_seconds": duration,
+        "resolution": resolution,
+        "aspect_ratio": aspect,
+        "width": width,
+        "height": height,
+    }
+    if sub.negative_prompt:
+        params["negative_prompt"] = sub.negative_prompt
+    if sub.seed is not None:
+        params["seed"] = sub.seed
+    deadlines = [d for d in (catalog.get(m).deadline_seconds for m in chain) if d is not None]
+    return ValidatedSubmission(
+        chain=chain, params=params, deadline_seconds=max(deadlines) if deadlines else None
+    )

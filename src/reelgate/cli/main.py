@@ -1,0 +1,167 @@
+"""The ``reelgate`` command: serve, api, worker, db."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+
+import typer
+import uvicorn
+
+from reelgate.config import Settings
+from reelgate.store import migrate
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="reelgate: AI video gateway.")
+db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+app.add_typer(db_app, name="db")
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the CLI owns SIGTERM/SIGINT so
+    it can stop the API and the worker together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _on_signals(stop: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+
+
+def _banner(public_url: str, key: str) -> str:
+    return f"""
+reelgate is running at {public_url}   (API reference: {public_url}/docs)
+dev API key: {key}
+
+Submit a job:
+  curl -s {public_url}/v1/videos -H "Authorization: Bearer {key}" \\
+       -H "Content-Type: application/json" \\
+       -d '{{"model": "local", "prompt": "a red fox running through snow",
+            "duration_seconds": 4, "aspect_ratio": "16:9"}}'
+Poll it (use the id from the answer):
+  curl -s {public_url}/v1/videos/<id> -H "Authorization: Bearer {key}"
+"""
+
+
+async def _run(
+    settings: Settings, host: str, port: int, *, api: bool, worker: bool, log_level: str
+) -> None:
+    from reelgate.accounts.dev import ensure_dev_account
+    from reelgate.api.app import create_app
+    from reelgate.engine.worker import Worker
+    from reelgate.runtime import build_runtime
+
+    public_url = settings.public_url or f"http://{host}:{port}"
+    rt = await build_runtime(settings, public_url=public_url, listen=worker)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        server: _Server | None = None
+        wk: Worker | None = None
+        if api:
+            key = await ensure_dev_account(rt)
+            config = uvicorn.Config(
+                create_app(rt), host=host, port=port, log_level=log_level, lifespan="off"
+            )
+            server = _Server(config)
+            typer.echo(_banner(public_url, key))
+            tasks.append(asyncio.create_task(server.serve(), name="api"))
+        if worker:
+            wk = Worker(rt)
+            tasks.append(asyncio.create_task(wk.run(), name="worker"))
+
+        def stop() -> None:
+            if server is not None:
+                server.should_exit = True
+            if wk is not None:
+                wk.stop()
+
+        _on_signals(stop)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        stop()
+        await asyncio.gather(*tasks)
+    finally:
+        await rt.aclose()
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    log_level: str = typer.Option("info"),
+) -> None:
+    """API, worker and web page in one process: the embedded default."""
+    settings = Settings()
+    _logging(log_level)
+    migrate.upgrade(settings.resolved_database_url())
+    asyncio.run(_run(settings, host, port, api=True, worker=True, log_level=log_level))
+
+
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    log_level: str = typer.Option("info"),
+) -> None:
+    """The HTTP API alone (run workers with `reelgate worker`)."""
+    settings = Settings()
+    _logging(log_level)
+    asyncio.run(_run(settings, host, port, api=True, worker=False, log_level=log_level))
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(0, help="Steps in flight at once (0: the setting)."),
+    burst: bool = typer.Option(False, help="Exit when no job is left in flight."),
+    log_level: str = typer.Option("info"),
+) -> None:
+    """A job worker: claims due jobs and advances them."""
+    from reelgate.engine.worker import Worker
+    from reelgate.runtime import build_runtime
+
+    settings = Settings()
+    _logging(log_level)
+
+    async def main() -> None:
+        rt = await build_runtime(
+            settings, public_url=settings.public_url or "http://127.0.0.1:8000"
+        )
+        try:
+            wk = Worker(rt, concurrency=concurrency or None)
+            _on_signals(wk.stop)
+            await wk.run(burst=burst)
+        finally:
+            await rt.aclose()
+
+    asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply migrations (creates the SQLite file and data folder if needed)."""
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.resolved_database_url(), revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument("base")) -> None:
+    """Revert migrations (to `base` by default: drops every table)."""
+    migrate.downgrade(Settings().resolved_database_url(), revision)
+    typer.echo(f"database at {revision}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,153 @@
+"""What the API may ask of the engine: create a job, cancel it, retry its mirror.
+
+These are the only writes to a job outside a worker step, and each is a
+single guarded UPDATE/INSERT, so it cannot race a worker into an impossible
+state: a job a worker holds is only *marked* for cancel, and the worker acts
+on the mark at its next step.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from reelgate.engine.wakeup import notify_in_transaction
+from reelgate.errors import Conflict, NotFound
+from reelgate.ids import new_job_id
+from reelgate.runtime import Runtime
+from reelgate.store.jobs import Job, get_job, insert_job, now_ms
+from reelgate.store.schema import ACTIVE_STATES, jobs
+
+__all__ = ["NewJob", "request_cancel", "retry_mirror", "submit_job"]
+
+
+@dataclass(frozen=True)
+class NewJob:
+    account_id: str
+    chain: list[str]
+    prompt: str
+    params: dict[str, Any]
+    deadline_seconds: int
+    source: str = "native"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    image: bytes | None = None
+    image_mime_type: str | None = None
+
+
+async def _store_image(rt: Runtime, job_id: str, account_id: str, data: bytes) -> str:
+    key = f"inputs/{account_id}/{job_id}"
+    with tempfile.NamedTemporaryFile(prefix="reelgate-input-") as fh:
+        fh.write(data)
+        fh.flush()
+        await rt.storage.put_file(key, Path(fh.name), "application/octet-stream")
+    return key
+
+
+async def submit_job(rt: Runtime, new: NewJob) -> Job:
+    """Insert a queued job and wake a worker. Returns at once; nothing waits for video."""
+    job_id = new_job_id()
+    now = now_ms()
+    params = dict(new.params)
+    if new.image is not None:
+        params["image_key"] = await _store_image(rt, job_id, new.account_id, new.image)
+        params["image_mime_type"] = new.image_mime_type
+    values = {
+        "id": job_id,
+        "account_id": new.account_id,
+        "source": new.source,
+        "model": new.chain[0],
+        "chain": list(new.chain),
+        "chain_index": 0,
+        "attempt_no": 0,
+        "state": "queued",
+        "prompt": new.prompt,
+        "params": params,
+        "metadata": dict(new.metadata),
+        "progress": 0,
+        "poll_count": 0,
+        "retries": 0,
+        "attempts": [],
+        "cancel_requested": False,
+        "next_run_at": now,
+        "deadline_at": now + new.deadline_seconds * 1000,
+        "created_at": now,
+        "updated_at": now,
+    }
+    async with rt.db.begin() as conn:
+        await insert_job(conn, values)
+        await notify_in_transaction(conn, job_id)
+    rt.wakeup.notify()
+    job = await _load(rt, job_id, new.account_id)
+    return job
+
+
+async def _load(rt: Runtime, job_id: str, account_id: str) -> Job:
+    async with rt.db.connect() as conn:
+        job = await get_job(conn, job_id, account_id)
+    if job is None:
+        raise NotFound(f"No video job {job_id!r}.", param="id")
+    return job
+
+
+async def request_cancel(rt: Runtime, account_id: str, job_id: str) -> Job:
+    now = now_ms()
+    owned = (jobs.c.id == job_id) & (jobs.c.account_id == account_id)
+    async with rt.db.begin() as conn:
+        # A queued job nobody holds is canceled on the spot.
+        direct = await conn.execute(
+            jobs.update()
+            .where(owned, jobs.c.state == "queued")
+            .where(sa.or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < now))
+            .values(state="canceled", completed_at=now, next_run_at=None, updated_at=now)
+        )
+        if direct.rowcount == 0:
+            # Otherwise mark it and make it due; the worker cancels upstream.
+            await conn.execute(
+                jobs.update()
+                .where(owned, jobs.c.state.in_(ACTIVE_STATES))
+                .values(cancel_requested=True, next_run_at=now, updated_at=now)
+            )
+            await notify_in_transaction(conn, job_id)
+    rt.wakeup.notify()
+    job = await _load(rt, job_id, account_id)
+    if job.state in ("completed", "failed"):
+        raise Conflict(
+            f"Video job {job_id} is already {job.state}; only queued or in-progress jobs "
+            "can be canceled.",
+            code="not_cancelable",
+            status=job.state,
+        )
+    return job
+
+
+async def retry_mirror(rt: Runtime, account_id: str, job_id: str) -> Job:
+    now = now_ms()
+    async with rt.db.begin() as conn:
+        job = await get_job(conn, job_id, account_id)
+        if job is None:
+            raise NotFound(f"No video job {job_id!r}.", param="id")
+        mirror_status = (job.result or {}).get("mirror_status")
+        if job.state != "completed" or mirror_status != "failed":
+            raise Conflict(
+                f"Video job {job_id} has nothing to re-mirror (status {job.state}, "
+                f"mirror_status {mirror_status}); only completed jobs whose mirror failed can.",
+                code="mirror_not_retryable",
+            )
+        await conn.execute(
+            jobs.update()
+            .where(jobs.c.id == job_id, jobs.c.state == "completed")
+            .values(
+                state="mirroring",
+                retries=0,
+                next_run_at=now,
+                updated_at=now,
+                result={**(job.result or {}), "mirror_status": "pending"},
+            )
+        )
+        await notify_in_transaction(conn, job_id)
+    rt.wakeup.notify()
+    return await _load(rt, job_id, account_id)

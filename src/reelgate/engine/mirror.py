@@ -1,0 +1,71 @@
+"""Copy a provider's finished video into storage reelgate controls.
+
+Streams to a temporary file while hashing (constant memory, capped size),
+checks with PyAV that the bytes are a real video, then uploads the file. The
+upstream URL may expire minutes later; our copy is what clients download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from reelgate.errors import StorageError
+from reelgate.media.probe import probe_video
+from reelgate.providers.base import Provider, ResultLocation
+from reelgate.storage import Storage
+
+__all__ = ["Mirrored", "mirror_result"]
+
+
+@dataclass(frozen=True)
+class Mirrored:
+    key: str
+    bytes: int
+    sha256: str
+    duration_seconds: float
+    width: int
+    height: int
+    content_type: str
+    has_audio: bool
+
+
+async def _spool(provider: Provider, result: ResultLocation, path: Path, max_bytes: int) -> str:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("wb") as fh:
+        async for chunk in provider.download(result):
+            size += len(chunk)
+            if size > max_bytes:
+                raise StorageError(
+                    f"the upstream file is larger than the {max_bytes}-byte mirror limit",
+                    code="mirror_too_large",
+                )
+            digest.update(chunk)
+            await asyncio.to_thread(fh.write, chunk)
+    if size == 0:
+        raise StorageError("the upstream file is empty", code="mirror_empty")
+    return digest.hexdigest()
+
+
+async def mirror_result(
+    provider: Provider, result: ResultLocation, storage: Storage, key: str, *, max_bytes: int
+) -> Mirrored:
+    with tempfile.TemporaryDirectory(prefix="reelgate-mirror-") as tmp:
+        path = Path(tmp) / "video"
+        sha = await _spool(provider, result, path, max_bytes)
+        info = await asyncio.to_thread(probe_video, path)
+        stored = await storage.put_file(key, path, result.content_type or "video/mp4")
+    return Mirrored(
+        key=key,
+        bytes=stored.size,
+        sha256=sha,
+        duration_seconds=round(info.duration_seconds, 3),
+        width=info.width,
+        height=info.height,
+        content_type="video/mp4",
+        has_audio=info.audio_codec is not None,
+    )

@@ -1,0 +1,97 @@
+"""What the engine does next after an upstream error: a decision is a value.
+
+DESIGN.md's table, as code:
+
+    refused   -> Fail (no fallback: another model would be asked the same thing)
+    quota     -> FallBack to the next model in the chain, else Fail
+    transient -> Retry the same step with jittered backoff, then FallBack, else Fail
+    invalid   -> Fail with the upstream's message
+    timeout   -> Fail
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from reelgate.errors import ErrorClass, ProviderError
+
+__all__ = [
+    "MAX_TRANSIENT_RETRIES",
+    "Decision",
+    "Fail",
+    "FallBack",
+    "Retry",
+    "backoff_seconds",
+    "decide",
+    "poll_delay_seconds",
+    "user_message",
+]
+
+MAX_TRANSIENT_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class Retry:
+    delay_seconds: float
+
+
+@dataclass(frozen=True)
+class FallBack:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fail:
+    code: str
+    message: str
+
+
+Decision = Retry | FallBack | Fail
+
+
+def backoff_seconds(retries: int, *, base: float = 1.0, cap: float = 60.0) -> float:
+    """Full-jitter exponential backoff: spreads retries of many jobs hitting one outage."""
+    return random.uniform(0, min(cap, base * 2.0**retries))  # noqa: S311 (jitter, not crypto)
+
+
+def poll_delay_seconds(base: float, poll_count: int) -> float:
+    """Poll quickly at first, then settle at 4x the model's interval (adaptive backoff)."""
+    return base * min(4.0, math.pow(1.25, poll_count))
+
+
+def user_message(error: ProviderError, model: str) -> str:
+    if error.error_class is ErrorClass.REFUSED:
+        what = error.details.get("flagged")
+        flagged = f" The {what} was flagged." if what else ""
+        return (
+            f"{model} refused this request on safety grounds: {error.message}.{flagged} "
+            "Reword the prompt (or use another image) and resubmit; refusals are not "
+            "retried on other models."
+        )
+    if error.error_class is ErrorClass.QUOTA:
+        return (
+            f"{model} is out of quota or rate-limited upstream ({error.message}). "
+            "Add a fallback model to the request (fallback: [...]) or retry later."
+        )
+    if error.error_class is ErrorClass.TIMEOUT:
+        return "The video was not ready before the job's deadline. Resubmit, or try a faster model."
+    return f"{model}: {error.message}"
+
+
+def decide(error: ProviderError, *, retries: int, has_next: bool, model: str) -> Decision:
+    cls = error.error_class
+    if cls is ErrorClass.TRANSIENT and retries < MAX_TRANSIENT_RETRIES:
+        delay = max(backoff_seconds(retries), error.retry_after or 0.0)
+        return Retry(delay_seconds=delay)
+    if cls in (ErrorClass.QUOTA, ErrorClass.TRANSIENT) and has_next:
+        return FallBack(reason=cls.value)
+    code = {
+        ErrorClass.REFUSED: "refused",
+        ErrorClass.QUOTA: "quota",
+        ErrorClass.TRANSIENT: "upstream_unavailable",
+        ErrorClass.INVALID: "upstream_invalid",
+        ErrorClass.TIMEOUT: "timeout",
+    }[cls]
+    return Fail(code=code, message=user_message(error, model))

@@ -1,0 +1,149 @@
+"""The worker: claims due jobs, advances each one step, and sleeps until the next is due.
+
+One main loop plus named, supervised side tasks:
+- ``lease-renewer`` keeps the leases of jobs in hand alive while a long step
+  (an upload, a slow upstream) runs, so no other worker takes them over;
+- the wake-up listener (``engine.wakeup``) cuts the sleep short when a job
+  is submitted or becomes due.
+
+Nothing is kept in memory between steps: a job waiting on its provider is
+only a row with a ``next_run_at``. Shutdown (SIGTERM/SIGINT → ``stop()``)
+stops claiming, lets the steps in hand finish, and releases every lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+
+from reelgate.engine.steps import Stepper
+from reelgate.runtime import Runtime
+from reelgate.store.jobs import (
+    Job,
+    claim_due,
+    count_active,
+    next_wakeup,
+    now_ms,
+    release_leases,
+    renew_leases,
+)
+
+__all__ = ["Worker"]
+
+log = logging.getLogger(__name__)
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        concurrency: int | None = None,
+        lease_seconds: float | None = None,
+        idle_poll_seconds: float | None = None,
+        shutdown_grace_seconds: float = 30.0,
+    ) -> None:
+        s = rt.settings
+        self.rt = rt
+        self.id = _worker_id()
+        self.concurrency = concurrency or s.worker_concurrency
+        self.lease_ms = int((lease_seconds or s.lease_seconds) * 1000)
+        self.idle_poll = idle_poll_seconds or s.idle_poll_seconds
+        self.grace = shutdown_grace_seconds
+        self.stepper = Stepper(rt, self.id)
+        self._in_hand: dict[str, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
+        self._step_done = asyncio.Event()
+        self.steps_run = 0
+
+    def stop(self) -> None:
+        """Ask the loop to finish the steps in hand and return (signal-handler safe)."""
+        self._stopping.set()
+        self.rt.wakeup.notify()
+
+    async def _renew_forever(self) -> None:
+        interval = self.lease_ms / 3000.0
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await renew_leases(self.rt.db, self.id, list(self._in_hand), self.lease_ms)
+            except Exception:  # a DB blip must not kill the renewer
+                log.exception("lease renewal failed; retrying in %.1fs", interval)
+
+    async def _run_step(self, job: Job) -> None:
+        try:
+            await self.stepper.advance(job)
+        except Exception:
+            # A bug or an unclassified failure: leave the job leased; when the
+            # lease runs out another attempt is made. Never crash the loop.
+            log.exception("job %s: step %s raised", job.id, job.state)
+        finally:
+            self.steps_run += 1
+            self._in_hand.pop(job.id, None)
+            self._step_done.set()
+
+    async def _claim(self) -> int:
+        free = self.concurrency - len(self._in_hand)
+        if free <= 0:
+            return 0
+        jobs = await claim_due(self.rt.db, self.id, limit=free, lease_ms=self.lease_ms)
+        for job in jobs:
+            self._in_hand[job.id] = asyncio.create_task(self._run_step(job), name=f"step-{job.id}")
+        return len(jobs)
+
+    async def _idle_wait(self) -> None:
+        wake_at = await next_wakeup(self.rt.db)
+        timeout = self.idle_poll
+        if wake_at is not None:
+            timeout = min(timeout, max(0.0, (wake_at - now_ms()) / 1000.0) + 0.005)
+        wake = asyncio.create_task(self.rt.wakeup.wait(timeout))
+        step = asyncio.create_task(self._step_done.wait())
+        try:
+            await asyncio.wait({wake, step}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (wake, step):
+                task.cancel()
+            await asyncio.gather(wake, step, return_exceptions=True)
+            self._step_done.clear()
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Work until ``stop()``; with ``burst``, until no job is left in flight."""
+        renewer = asyncio.create_task(self._renew_forever(), name="lease-renewer")
+        log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
+        try:
+            while not self._stopping.is_set():
+                claimed = 0
+                if len(self._in_hand) < self.concurrency:
+                    try:
+                        claimed = await self._claim()
+                    except Exception:
+                        log.exception("claim failed; backing off")
+                        await asyncio.sleep(1.0)
+                        continue
+                if claimed:
+                    continue
+                if burst and not self._in_hand and await count_active(self.rt.db) == 0:
+                    break
+                await self._idle_wait()
+        finally:
+            await self._shutdown(renewer)
+
+    async def _shutdown(self, renewer: asyncio.Task[None]) -> None:
+        if self._in_hand:
+            log.info("worker %s: finishing %d steps in hand", self.id, len(self._in_hand))
+            _done, pending = await asyncio.wait(list(self._in_hand.values()), timeout=self.grace)
+            for task in pending:
+                task.cancel()
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+        released = await release_leases(self.rt.db, self.id)
+        log.info("worker %s stopped; released %d leases", self.id, released)

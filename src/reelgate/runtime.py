@@ -1,0 +1,71 @@
+"""Everything a reelgate process holds: built once from settings, passed in, closed once."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reelgate.catalog import Catalog, load_catalog
+from reelgate.config import Settings
+from reelgate.engine.wakeup import InProcessWakeup, PostgresWakeup, Wakeup
+from reelgate.providers.registry import ProviderRegistry, build_registry
+from reelgate.storage import Storage, open_storage
+from reelgate.store.db import create_engine, is_postgres
+
+__all__ = ["Runtime", "build_runtime", "load_signing_secret"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    catalog: Catalog
+    db: AsyncEngine
+    storage: Storage
+    providers: ProviderRegistry
+    wakeup: Wakeup
+    signing_secret: bytes
+    public_url: str
+
+    async def aclose(self) -> None:
+        await self.wakeup.stop()
+        await self.providers.aclose()
+        await self.db.dispose()
+
+
+def load_signing_secret(settings: Settings) -> bytes:
+    """The HMAC key for signed file URLs: from settings, else a file kept in the data dir
+    so that URLs stay valid across restarts and across processes sharing the data dir."""
+    if settings.signing_secret is not None:
+        return settings.signing_secret.get_secret_value().encode()
+    path: Path = settings.data_dir / "signing.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("x") as fh:
+            fh.write(secrets.token_hex(32))
+        path.chmod(0o600)
+    except FileExistsError:
+        pass
+    return path.read_text().strip().encode()
+
+
+async def build_runtime(settings: Settings, *, public_url: str, listen: bool = True) -> Runtime:
+    """``listen``: start the cross-process wake-up listener (workers and SSE need it)."""
+    db_url = settings.resolved_database_url()
+    secret = load_signing_secret(settings)
+    wakeup: Wakeup = PostgresWakeup(db_url) if is_postgres(db_url) and listen else InProcessWakeup()
+    await wakeup.start()
+    return Runtime(
+        settings=settings,
+        catalog=load_catalog(settings.config_file),
+        db=create_engine(db_url),
+        storage=open_storage(
+            settings.resolved_storage_url(), public_base_url=public_url, signing_secret=secret
+        ),
+        providers=build_registry(settings),
+        wakeup=wakeup,
+        signing_secret=secret,
+        public_url=public_url,
+    )

@@ -1,0 +1,110 @@
+"""Accounts and API keys: creation, lookup by key, the embedded default's dev account.
+
+Keys are ``rg_`` + 40 random url-safe characters, shown once and stored only
+as a sha256 hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reelgate.ids import new_id
+from reelgate.store.jobs import now_ms
+from reelgate.store.schema import accounts, api_keys
+
+__all__ = [
+    "ALL_SCOPES",
+    "DEV_ACCOUNT_ID",
+    "KeyInfo",
+    "create_account",
+    "create_key",
+    "ensure_account",
+    "ensure_key",
+    "hash_key",
+    "lookup_key",
+    "new_key",
+]
+
+DEV_ACCOUNT_ID = "acct_dev"
+ALL_SCOPES = ("jobs:write", "jobs:read", "admin")
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    account_id: str
+    scopes: tuple[str, ...]
+
+
+def new_key() -> str:
+    return "rg_" + secrets.token_urlsafe(30)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_account(conn: AsyncConnection, name: str, account_id: str | None = None) -> str:
+    account_id = account_id or new_id("acct")
+    await conn.execute(
+        accounts.insert().values(id=account_id, name=name, flags={}, created_at=now_ms())
+    )
+    return account_id
+
+
+async def ensure_account(conn: AsyncConnection, account_id: str, name: str) -> None:
+    exists = await conn.scalar(sa.select(accounts.c.id).where(accounts.c.id == account_id))
+    if exists is None:
+        await create_account(conn, name, account_id)
+
+
+async def create_key(
+    conn: AsyncConnection,
+    account_id: str,
+    *,
+    key: str | None = None,
+    scopes: Sequence[str] = ALL_SCOPES,
+    name: str = "",
+    expires_at: int | None = None,
+) -> str:
+    """Store a key (a new random one unless given) and return it: the only time it is seen."""
+    key = key or new_key()
+    await conn.execute(
+        api_keys.insert().values(
+            id=new_id("key"),
+            account_id=account_id,
+            name=name,
+            prefix=key[:10],
+            key_hash=hash_key(key),
+            scopes=list(scopes),
+            created_at=now_ms(),
+            expires_at=expires_at,
+        )
+    )
+    return key
+
+
+async def ensure_key(conn: AsyncConnection, account_id: str, key: str, name: str) -> None:
+    found = await conn.scalar(sa.select(api_keys.c.id).where(api_keys.c.key_hash == hash_key(key)))
+    if found is None:
+        await create_key(conn, account_id, key=key, name=name)
+
+
+async def lookup_key(conn: AsyncConnection, key: str) -> KeyInfo | None:
+    """The key's account and scopes, or None if unknown, revoked or expired."""
+    row = (
+        (await conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == hash_key(key))))
+        .mappings()
+        .first()
+    )
+    if row is None or row["revoked_at"] is not None:
+        return None
+    if row["expires_at"] is not None and row["expires_at"] <= now_ms():
+        return None
+    return KeyInfo(key_id=row["id"], account_id=row["account_id"], scopes=tuple(row["scopes"]))

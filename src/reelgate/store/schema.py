@@ -1,0 +1,93 @@
+"""The one schema, for SQLite and PostgreSQL alike (Alembic migrations build it).
+
+Times are integers: milliseconds since the Unix epoch, UTC. They compare and
+index the same way on both databases and never lose a time zone.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+ACTIVE_STATES = ("queued", "submitting", "running", "mirroring")
+FINAL_STATES = ("completed", "failed", "canceled")
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("flags", Json, nullable=False, default=dict),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, default=""),
+    # The first characters of the key, shown in listings so a person can tell keys apart.
+    sa.Column("prefix", sa.String(16), nullable=False),
+    # sha256 of the whole key: keys are long random strings, so a fast hash is enough.
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scopes", Json, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(48), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False, default="native"),
+    sa.Column("model", sa.String(64), nullable=False),
+    # The models to try in order: the requested one, then its fallbacks.
+    sa.Column("chain", Json, nullable=False),
+    sa.Column("chain_index", sa.Integer, nullable=False, default=0),
+    # Counts every upstream create across the chain; part of the idempotency key.
+    sa.Column("attempt_no", sa.Integer, nullable=False, default=0),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("params", Json, nullable=False),
+    sa.Column("metadata", Json, nullable=False, default=dict),
+    sa.Column("progress", sa.SmallInteger, nullable=False, default=0),
+    sa.Column("upstream_id", sa.String(256), nullable=True),
+    sa.Column("running_since", sa.BigInteger, nullable=True),
+    sa.Column("poll_count", sa.Integer, nullable=False, default=0),
+    sa.Column("retries", sa.Integer, nullable=False, default=0),
+    sa.Column("attempts", Json, nullable=False),
+    sa.Column("result", Json, nullable=True),
+    sa.Column("error", Json, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("next_run_at", sa.BigInteger, nullable=True),
+    sa.Column("deadline_at", sa.BigInteger, nullable=False),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_expires_at", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("completed_at", sa.BigInteger, nullable=True),
+    # The claim query reads only jobs with a wake-up; finished jobs have none,
+    # so this index stays the size of the work in flight.
+    sa.Index(
+        "ix_jobs_due",
+        "next_run_at",
+        postgresql_where=sa.text("next_run_at IS NOT NULL"),
+        sqlite_where=sa.text("next_run_at IS NOT NULL"),
+    ),
+    sa.Index("ix_jobs_account_id_id", "account_id", "id"),
+)

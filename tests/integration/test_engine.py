@@ -1,0 +1,320 @@
+"""The engine's state machine and its guarantees, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from reelgate.catalog import Catalog, load_catalog
+from reelgate.engine.commands import submit_job
+from reelgate.engine.steps import Stepper
+from reelgate.engine.worker import Worker
+from reelgate.media.render import RenderSpec, render_video
+from reelgate.runtime import Runtime
+from reelgate.store.jobs import claim_due, fenced_update, get_job, now_ms
+from reelgate.store.schema import jobs
+from tests.conftest import small_job, wait_for_status
+from tests.scripted import ScriptedProvider
+
+
+@pytest.fixture(scope="session")
+def tiny_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("video") / "tiny.mp4"
+    render_video(RenderSpec(prompt="tiny", seed=1, duration_seconds=1, width=160, height=90), path)
+    return path
+
+
+@pytest.fixture
+def scripted(rt: Runtime, tiny_video: Path) -> ScriptedProvider:
+    """Two catalog models on the scripted provider: ``s-primary`` falls back to ``s-backup``."""
+    provider = ScriptedProvider(video=tiny_video)
+    rt.providers.providers["scripted"] = provider
+    local = load_catalog().get("local")
+    extra = [
+        dataclasses.replace(
+            local, id=model_id, provider="scripted", poll_interval_seconds=0.05, typical_seconds=1.0
+        )
+        for model_id in ("s-primary", "s-backup")
+    ]
+    rt.catalog = Catalog([*rt.catalog, *extra])
+    return provider
+
+
+async def _run_until_final(
+    client: httpx.AsyncClient, worker: Worker, body: dict[str, object], timeout: float = 30
+) -> dict[str, object]:
+    resp = await client.post(
+        "/v1/videos", json={"duration_seconds": 1, "resolution": "360p", **body}
+    )
+    assert resp.status_code == 202, resp.text
+    seen = await wait_for_status(
+        client, resp.json()["id"], {"completed", "failed", "canceled"}, timeout=timeout
+    )
+    return seen[-1]
+
+
+async def test_quota_falls_back_to_the_next_model_and_records_both_attempts(
+    client: httpx.AsyncClient, worker: Worker, scripted: ScriptedProvider
+) -> None:
+    job = await _run_until_final(
+        client, worker, {"model": "s-primary", "prompt": "quota please", "fallback": ["s-backup"]}
+    )
+    assert job["status"] == "completed"
+    assert job["delivered_by"] == "s-backup"
+    attempts = job["attempts"]
+    assert isinstance(attempts, list)
+    assert [(a["model"], a["outcome"]) for a in attempts] == [
+        ("s-primary", "quota"),
+        ("s-backup", "completed"),
+    ]
+    assert attempts[0]["error"]["upstream_status"] == 429
+
+
+async def test_refusal_fails_at_once_without_fallback(
+    client: httpx.AsyncClient, worker: Worker, scripted: ScriptedProvider
+) -> None:
+    job = await _run_until_final(
+        client, worker, {"model": "s-primary", "prompt": "refuse this", "fallback": ["s-backup"]}
+    )
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "refused"
+    assert "Reword" in job["error"]["message"]
+    assert [a["model"] for a in job["attempts"]] == ["s-primary"]
+    assert scripted.creates == []
+
+
+async def test_transient_create_errors_are_retried_with_the_same_idempotency_key(
+    client: httpx.AsyncClient,
+    rt: Runtime,
+    scripted: ScriptedProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("reelgate.engine.policy.backoff_seconds", lambda *a, **k: 0.01)
+    wk = Worker(rt, concurrency=2)
+    task = asyncio.create_task(wk.run())
+    try:
+        job = await _run_until_final(client, wk, {"model": "s-primary", "prompt": "flaky"})
+    finally:
+        wk.stop()
+        await task
+    assert job["status"] == "completed"
+    assert scripted.create_calls == 3
+    assert len(scripted.creates) == 1
+    assert job["attempts"][0]["outcome"] == "completed"
+
+
+async def test_a_job_past_its_deadline_fails_with_timeout_and_is_canceled_upstream(
+    rt: Runtime, client: httpx.AsyncClient, worker: Worker, scripted: ScriptedProvider
+) -> None:
+    job = await submit_job(
+        rt,
+        small_job("never finishes", chain=("s-primary",), deadline_seconds=1),
+    )
+    final = (await wait_for_status(client, job.id, {"completed", "failed"}, timeout=20))[-1]
+    assert final["status"] == "failed"
+    assert final["error"]["code"] == "timeout"
+    assert scripted.canceled == ["up_0"]
+
+
+async def test_cancel_of_a_running_job_cancels_upstream(
+    client: httpx.AsyncClient, worker: Worker, scripted: ScriptedProvider
+) -> None:
+    resp = await client.post(
+        "/v1/videos",
+        json={
+            "model": "s-primary",
+            "prompt": "never ends",
+            "duration_seconds": 1,
+            "resolution": "360p",
+        },
+    )
+    job_id = resp.json()["id"]
+    await wait_for_status(client, job_id, {"in_progress"})
+    while not scripted.polls:
+        await asyncio.sleep(0.05)
+    await client.post(f"/v1/videos/{job_id}/cancel")
+    final = (await wait_for_status(client, job_id, {"canceled"}))[-1]
+    assert final["attempts"][-1]["outcome"] == "canceled"
+    assert scripted.canceled == ["up_0"]
+
+
+async def test_a_result_that_is_not_a_video_completes_with_mirror_failed_and_can_be_retried(
+    client: httpx.AsyncClient,
+    rt: Runtime,
+    scripted: ScriptedProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("reelgate.engine.steps.backoff_seconds", lambda *a, **k: 0.01)
+    wk = Worker(rt, concurrency=2)
+    task = asyncio.create_task(wk.run())
+    try:
+        job = await _run_until_final(client, wk, {"model": "s-primary", "prompt": "notavideo"})
+        assert job["status"] == "completed"
+        result = job["result"]
+        assert result["mirror_status"] == "failed"
+        assert "not a" in result["mirror_error"].lower() or "video" in result["mirror_error"]
+        assert result["url"] == "https://upstream.invalid/up_0.mp4"
+        # the upstream now serves a real video: the retry stores it
+        scripted._prompts["up_0"] = "fixed"
+        resp = await client.post(f"/v1/videos/{job['id']}/mirror")
+        assert resp.status_code == 202
+        for _ in range(200):
+            body = (await client.get(f"/v1/videos/{job['id']}")).json()
+            if body["result"]["mirror_status"] == "stored":
+                break
+            await asyncio.sleep(0.05)
+        assert body["status"] == "completed"
+        assert body["result"]["mirror_status"] == "stored"
+        assert body["result"]["url"].startswith("http://testserver/files/")
+        again = await client.post(f"/v1/videos/{job['id']}/mirror")
+        assert again.status_code == 409
+    finally:
+        wk.stop()
+        await task
+
+
+async def test_a_worker_that_lost_its_lease_cannot_write(rt: Runtime) -> None:
+    job = await submit_job(
+        rt,
+        small_job("x", deadline_seconds=60),
+    )
+    [claimed] = await claim_due(rt.db, "dead-worker", limit=10, lease_ms=1)
+    await asyncio.sleep(0.01)
+    [taken] = await claim_due(rt.db, "live-worker", limit=10, lease_ms=10_000)
+    assert taken.id == claimed.id == job.id
+    assert not await fenced_update(rt.db, job.id, "dead-worker", {"progress": 50}, release=True)
+    assert await fenced_update(rt.db, job.id, "live-worker", {"progress": 5}, release=True)
+
+
+async def test_concurrent_claimers_never_take_the_same_job(rt: Runtime) -> None:
+    for i in range(40):
+        await submit_job(
+            rt,
+            small_job(f"p{i}", deadline_seconds=60),
+        )
+    results = await asyncio.gather(
+        *[claim_due(rt.db, f"w{i}", limit=7, lease_ms=60_000) for i in range(8)]
+    )
+    ids = [j.id for batch in results for j in batch]
+    assert len(ids) == len(set(ids)) == 40
+
+
+async def test_a_crashed_submit_is_resumed_with_the_same_upstream_task(
+    rt: Runtime, client: httpx.AsyncClient, scripted: ScriptedProvider
+) -> None:
+    """A worker died after moving to submitting (and maybe after create): the next
+    worker re-sends the same create, which the provider dedupes by idempotency key."""
+    job = await submit_job(
+        rt,
+        small_job("crash during submit", chain=("s-primary",), deadline_seconds=60),
+    )
+    [claimed] = await claim_due(rt.db, "doomed", limit=1, lease_ms=1)
+
+    class Crash(Exception):
+        pass
+
+    doomed = Stepper(rt, "doomed")
+    original = scripted.create
+
+    async def create_then_die(request):  # type: ignore[no-untyped-def]
+        await original(request)
+        raise Crash
+
+    scripted.create = create_then_die  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        await doomed.advance(claimed)
+    scripted.create = original  # type: ignore[method-assign]
+    async with rt.db.connect() as conn:
+        stored = await get_job(conn, job.id)
+    assert stored is not None and stored.state == "submitting" and stored.upstream_id is None
+    await asyncio.sleep(0.01)
+    wk = Worker(rt, concurrency=2)
+    await asyncio.wait_for(wk.run(burst=True), timeout=30)
+    final = (await client.get(f"/v1/videos/{job.id}")).json()
+    assert final["status"] == "completed"
+    assert len(scripted.creates) == 1
+    assert scripted.create_calls == 2
+
+
+async def test_shutdown_releases_every_lease(rt: Runtime, scripted: ScriptedProvider) -> None:
+    for i in range(3):
+        await submit_job(
+            rt,
+            small_job(f"never {i}", chain=("s-primary",), deadline_seconds=600),
+        )
+    wk = Worker(rt, concurrency=4)
+    task = asyncio.create_task(wk.run())
+    while len(scripted.polls) < 3:
+        await asyncio.sleep(0.05)
+    wk.stop()
+    await asyncio.wait_for(task, timeout=10)
+    async with rt.db.connect() as conn:
+        held = (
+            await conn.execute(
+                sa.select(sa.func.count()).select_from(jobs).where(jobs.c.lease_owner.is_not(None))
+            )
+        ).scalar_one()
+    assert held == 0
+
+
+@pytest.fixture
+async def slow_poll_worker(rt: Runtime) -> AsyncIterator[Worker]:
+    wk = Worker(rt, concurrency=2, idle_poll_seconds=30.0)
+    task = asyncio.create_task(wk.run())
+    await asyncio.sleep(0.2)
+    yield wk
+    wk.stop()
+    await task
+
+
+async def test_a_new_job_wakes_an_idle_worker_without_waiting_for_a_poll(
+    rt: Runtime, client: httpx.AsyncClient, slow_poll_worker: Worker, scripted: ScriptedProvider
+) -> None:
+    started = now_ms()
+    job = await _run_until_final(client, slow_poll_worker, {"model": "s-primary", "prompt": "hi"})
+    assert job["status"] == "completed"
+    assert now_ms() - started < 10_000
+
+
+async def test_postgres_notify_wakes_a_worker_in_another_runtime(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    """Across processes only LISTEN/NOTIFY can cut a worker's 30 s idle sleep short."""
+    if rt.db.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    from reelgate.runtime import build_runtime
+
+    rt2 = await build_runtime(rt.settings, public_url="http://testserver")
+    wk = Worker(rt2, concurrency=2, idle_poll_seconds=30.0)
+    task = asyncio.create_task(wk.run())
+    try:
+        await asyncio.sleep(0.5)  # the worker is now asleep on an empty queue
+        started = now_ms()
+        resp = await client.post(
+            "/v1/videos",
+            json={
+                "model": "local",
+                "prompt": "wake up",
+                "duration_seconds": 1,
+                "resolution": "360p",
+            },
+        )
+        job_id = resp.json()["id"]
+        for _ in range(100):
+            async with rt.db.connect() as conn:
+                job = await get_job(conn, job_id)
+            if job is not None and job.state != "queued":
+                break
+            await asyncio.sleep(0.05)
+        assert job is not None and job.state != "queued"
+        assert now_ms() - started < 5_000
+    finally:
+        wk.stop()
+        await task
+        await rt2.aclose()
