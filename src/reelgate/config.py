@@ -33,6 +33,28 @@ class Settings(BaseSettings):
     default_deadline_seconds: int = Field(default=3600, gt=0)
     mirror_max_bytes: int = Field(default=2 * 1024**3, gt=0)
 
+    # providers: a provider is enabled when its key is set. Base URLs are
+    # overridable so emulators or an operator's proxy can stand in.
+    provider_timeout_seconds: float = Field(default=30.0, gt=0)
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str = "https://generativelanguage.googleapis.com/v1beta"
+    vertex_access_token: SecretStr | None = None
+    vertex_project: str = ""
+    vertex_location: str = "us-central1"
+    vertex_base_url: str = ""
+    """Default: https://{location}-aiplatform.googleapis.com/v1"""
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_style: str = Field(default="openai", pattern="^(openai|azure)$")
+    """"azure": send the key as the ``api-key`` header (Azure OpenAI deployments)."""
+    dashscope_api_key: SecretStr | None = None
+    dashscope_base_url: str = "https://dashscope-intl.aliyuncs.com/api/v1"
+    xai_api_key: SecretStr | None = None
+    xai_base_url: str = "https://api.x.ai/v1"
+    video_gateway_api_key: SecretStr | None = None
+    video_gateway_base_url: str = ""
+    video_gateway_create_path: str = "/api/video/generate"
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

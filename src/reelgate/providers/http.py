@@ -1,0 +1,184 @@
+"""What every HTTP adapter shares: one client per deployment, status classification,
+and streamed downloads that send credentials without ever exposing them.
+
+Adapters call :func:`request_json` for API calls and :func:`stream_download`
+for results; both turn transport failures and HTTP status codes into the
+classified errors of ``reelgate.errors`` (DESIGN.md, "Errors decide"):
+
+    429                      -> QuotaExceeded (Retry-After honoured)
+    5xx, network, bad JSON   -> TransientError
+    other 4xx                -> InvalidRequest (unless the adapter's ``refusal``
+                                hook recognises a safety refusal first)
+
+A provider-specific body (an error ``code``, a moderation flag) is read by
+the adapter's ``classify`` callback before the defaults apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from reelgate.errors import InvalidRequest, ProviderError, QuotaExceeded, TransientError
+
+__all__ = [
+    "Classifier",
+    "HttpDeployment",
+    "new_client",
+    "parse_retry_after",
+    "request_json",
+    "stream_download",
+]
+
+DOWNLOAD_CHUNK = 1 << 20
+
+Classifier = Callable[[int, Any], ProviderError | None]
+"""(HTTP status, parsed body or None) -> a provider-specific error, or None for the defaults."""
+
+
+@dataclass(frozen=True)
+class HttpDeployment:
+    """One configured upstream: where it is, how to authenticate, how patient to be.
+    ``api_key`` is a secret: never log it, never put it in a URL or a message."""
+
+    base_url: str
+    api_key: str
+    timeout_seconds: float = 30.0
+    max_concurrent: int | None = None
+
+    def __repr__(self) -> str:
+        return f"HttpDeployment(base_url={self.base_url!r}, api_key=***)"
+
+
+def new_client(deployment: HttpDeployment, headers: Mapping[str, str]) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=deployment.base_url.rstrip("/"),
+        headers=dict(headers),
+        timeout=httpx.Timeout(deployment.timeout_seconds, connect=10.0),
+        follow_redirects=False,
+    )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _body(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _message(body: Any, resp: httpx.Response) -> str:
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return str(err["message"])
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+    return f"HTTP {resp.status_code}"
+
+
+def classify_response(resp: httpx.Response, body: Any, classify: Classifier | None) -> None:
+    """Raise the classified error for a non-2xx answer; return for a 2xx."""
+    if resp.is_success:
+        return
+    if classify is not None:
+        specific = classify(resp.status_code, body)
+        if specific is not None:
+            raise specific
+    status = resp.status_code
+    message = _message(body, resp)
+    if status == 429:
+        raise QuotaExceeded(
+            message,
+            upstream_status=status,
+            retry_after=parse_retry_after(resp.headers.get("retry-after")),
+        )
+    if status >= 500 or status in (408, 409, 425):
+        raise TransientError(
+            message,
+            upstream_status=status,
+            retry_after=parse_retry_after(resp.headers.get("retry-after")),
+        )
+    raise InvalidRequest(message, upstream_status=status)
+
+
+async def request_json(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    classify: Classifier | None = None,
+    semaphore: asyncio.Semaphore | None = None,
+    **kwargs: Any,
+) -> Any:
+    """One API call; returns the parsed JSON body of a 2xx answer or raises classified."""
+    try:
+        if semaphore is not None:
+            async with semaphore:
+                resp = await client.request(method, url, **kwargs)
+        else:
+            resp = await client.request(method, url, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise TransientError(f"upstream timed out ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise TransientError(f"upstream unreachable ({type(exc).__name__})") from exc
+    body = _body(resp)
+    classify_response(resp, body, classify)
+    if body is None and resp.content:
+        raise TransientError(
+            "upstream answered with a body that is not JSON", upstream_status=resp.status_code
+        )
+    return body
+
+
+async def stream_download(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    follow_redirects: bool = True,
+    classify: Classifier | None = None,
+) -> AsyncIterator[bytes]:
+    """Stream a result file in chunks; a cut connection or short body is transient."""
+    try:
+        async with client.stream(
+            "GET", url, headers=dict(headers or {}), follow_redirects=follow_redirects
+        ) as resp:
+            if not resp.is_success:
+                await resp.aread()
+                classify_response(resp, _body(resp), classify)
+            expected = resp.headers.get("content-length")
+            received = 0
+            async for chunk in resp.aiter_bytes(DOWNLOAD_CHUNK):
+                received += len(chunk)
+                yield chunk
+            if expected is not None and expected.isdigit() and received < int(expected):
+                raise TransientError(
+                    f"download ended early: {received} of {expected} bytes", code="truncated"
+                )
+    except httpx.TimeoutException as exc:
+        raise TransientError(f"download timed out ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise TransientError(f"download failed ({type(exc).__name__})") from exc
