@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str = ""
     storage_url: str = ""
+    storage_options: dict[str, str] = Field(default_factory=dict)
+    """obstore options for s3:// and gs:// (e.g. aws_endpoint, aws_region); JSON in the env."""
     config_file: Path | None = None
     public_url: str = ""
     dev_api_key: SecretStr | None = None

@@ -62,7 +62,10 @@ async def build_runtime(settings: Settings, *, public_url: str, listen: bool = T
         catalog=load_catalog(settings.config_file),
         db=create_engine(db_url),
         storage=open_storage(
-            settings.resolved_storage_url(), public_base_url=public_url, signing_secret=secret
+            settings.resolved_storage_url(),
+            public_base_url=public_url,
+            signing_secret=secret,
+            options=settings.storage_options,
         ),
         providers=build_registry(settings),
         wakeup=wakeup,

@@ -7,7 +7,7 @@ import os
 import time
 import tracemalloc
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,7 +15,6 @@ import boto3
 import httpx
 import pytest
 from fastapi import FastAPI
-from moto.server import ThreadedMotoServer
 
 from reelgate.api.files import make_files_router
 from reelgate.errors import StorageError
@@ -366,17 +365,6 @@ async def test_active_content_types_are_served_as_downloads(
 
 
 # --- S3 (moto on loopback) ---------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
