@@ -17,6 +17,7 @@ from reelgate.engine.steps import Stepper
 from reelgate.engine.worker import Worker
 from reelgate.media.render import RenderSpec, render_video
 from reelgate.runtime import Runtime
+from reelgate.store.cooldowns import cooling_until
 from reelgate.store.jobs import claim_due, fenced_update, get_job, now_ms
 from reelgate.store.schema import jobs
 from tests.conftest import small_job, wait_for_status
@@ -38,7 +39,12 @@ def scripted(rt: Runtime, tiny_video: Path) -> ScriptedProvider:
     local = load_catalog().get("local")
     extra = [
         dataclasses.replace(
-            local, id=model_id, provider="scripted", poll_interval_seconds=0.05, typical_seconds=1.0
+            local,
+            id=model_id,
+            provider="scripted",
+            upstream_model=model_id,
+            poll_interval_seconds=0.05,
+            typical_seconds=1.0,
         )
         for model_id in ("s-primary", "s-backup")
     ]
@@ -65,7 +71,7 @@ async def test_quota_falls_back_to_the_next_model_and_records_both_attempts(
     job = await _run_until_final(
         client, worker, {"model": "s-primary", "prompt": "quota please", "fallback": ["s-backup"]}
     )
-    assert job["status"] == "completed"
+    assert job["status"] == "completed", (job["error"], job["attempts"])
     assert job["delivered_by"] == "s-backup"
     attempts = job["attempts"]
     assert isinstance(attempts, list)
@@ -74,6 +80,29 @@ async def test_quota_falls_back_to_the_next_model_and_records_both_attempts(
         ("s-backup", "completed"),
     ]
     assert attempts[0]["error"]["upstream_status"] == 429
+
+
+async def test_quota_cools_the_deployment_down_for_every_worker(
+    client: httpx.AsyncClient, worker: Worker, scripted: ScriptedProvider, rt: Runtime
+) -> None:
+    first = await _run_until_final(
+        client, worker, {"model": "s-primary", "prompt": "quota please", "fallback": ["s-backup"]}
+    )
+    assert first["delivered_by"] == "s-backup"
+    until = await cooling_until(rt.db, "scripted:s-primary")
+    assert until is not None and until - now_ms() > 20_000  # Retry-After: 30
+    calls = scripted.create_calls
+    second = await _run_until_final(
+        client, worker, {"model": "s-primary", "prompt": "fine now", "fallback": ["s-backup"]}
+    )
+    assert second["delivered_by"] == "s-backup"
+    assert scripted.create_calls == calls + 1, "the cooling model must not be asked at all"
+    assert second["attempts"][0]["outcome"] == "quota"
+    assert second["attempts"][0]["error"]["code"] == "cooldown"
+    alone = await _run_until_final(client, worker, {"model": "s-primary", "prompt": "solo"})
+    assert alone["status"] == "failed"
+    assert alone["error"]["code"] == "quota"
+    assert "fallback" in alone["error"]["message"]
 
 
 async def test_refusal_fails_at_once_without_fallback(

@@ -9,6 +9,8 @@ import pytest
 
 from reelgate.engine.worker import Worker
 from reelgate.media.probe import probe_video
+from reelgate.runtime import Runtime
+from reelgate.store.accounts import DEV_ACCOUNT_ID, set_flags
 from tests.conftest import wait_for_status
 
 
@@ -208,3 +210,33 @@ async def test_image_to_video_with_inline_base64(client: httpx.AsyncClient, work
     assert r.json()["params"]["image"] is True
     final = (await wait_for_status(client, r.json()["id"], {"completed", "failed"}))[-1]
     assert final["status"] == "completed", final
+
+
+async def test_availability_rules_answer_403_naming_the_rule(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
+    sora = await client.post("/v1/videos", json={"model": "sora-2", "prompt": "x"})
+    assert sora.status_code == 403
+    assert (sora.json()["error"]["code"], sora.json()["error"]["rule"]) == (
+        "model_not_allowed",
+        "allow_list",
+    )
+    wan = await client.post(
+        "/v1/videos",
+        json={"model": "local", "prompt": "x", "duration_seconds": 5, "fallback": ["wan-2-1"]},
+    )
+    assert wan.status_code == 403
+    assert wan.json()["error"]["rule"] == "prc_opt_in"
+    assert wan.json()["error"]["param"] == "fallback"
+    models = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
+    assert models["sora-2"]["usable"] is False
+    assert "allow-list" in models["sora-2"]["not_usable_reason"]
+    assert models["local"]["usable"] is True
+
+    async with rt.db.begin() as conn:
+        await set_flags(conn, DEV_ACCOUNT_ID, allowed_models=["sora-2"], prc_opt_in=True)
+    models = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
+    # allowed now; still unusable here only because no OpenAI key is configured
+    assert "REELGATE_OPENAI_API_KEY" in models["sora-2"]["not_usable_reason"]
+    again = await client.post("/v1/videos", json={"model": "sora-2", "prompt": "x"})
+    assert again.json()["error"]["code"] == "model_unavailable"

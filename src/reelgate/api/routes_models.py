@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
 from reelgate.api.auth import require_read, runtime
 from reelgate.catalog import ModelSpec
+from reelgate.catalog.availability import access_denied
 from reelgate.runtime import Runtime
-from reelgate.store.accounts import KeyInfo
+from reelgate.store.accounts import KeyInfo, get_flags
 
 __all__ = ["model_to_wire", "router"]
 
@@ -22,8 +24,9 @@ def _credits(millicredits: int) -> str:
     return f"{whole}.{frac:03d}"
 
 
-def model_to_wire(rt: Runtime, spec: ModelSpec) -> dict[str, Any]:
+def model_to_wire(rt: Runtime, spec: ModelSpec, flags: Mapping[str, Any]) -> dict[str, Any]:
     reason = rt.providers.unavailable_reason(spec.provider)
+    denied = access_denied(spec, flags)
     return {
         "id": spec.id,
         "object": "model",
@@ -50,6 +53,8 @@ def model_to_wire(rt: Runtime, spec: ModelSpec) -> dict[str, Any]:
         "available": reason is None,
         "unavailable_reason": reason,
         "availability_rule": spec.availability,
+        "usable": reason is None and denied is None,
+        "not_usable_reason": denied or reason,
         "deprecated": spec.deprecated,
     }
 
@@ -57,7 +62,9 @@ def model_to_wire(rt: Runtime, spec: ModelSpec) -> dict[str, Any]:
 @router.get("")
 async def list_models(
     modality: Literal["video"] | None = Query(None),
-    _key: KeyInfo = Depends(require_read),
+    key: KeyInfo = Depends(require_read),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    return {"object": "list", "data": [model_to_wire(rt, spec) for spec in rt.catalog]}
+    async with rt.db.connect() as conn:
+        flags = await get_flags(conn, key.account_id)
+    return {"object": "list", "data": [model_to_wire(rt, spec, flags) for spec in rt.catalog]}

@@ -10,11 +10,12 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from reelgate.api.auth import require_read, require_write, runtime
 from reelgate.api.schemas import VideoCreate, decode_image
 from reelgate.api.serialize import job_to_wire
+from reelgate.catalog.availability import access_denied
 from reelgate.catalog.validate import Submission, validate_submission
 from reelgate.engine.commands import NewJob, request_cancel, retry_mirror, submit_job
-from reelgate.errors import Conflict, NotFound, ValidationFailed
+from reelgate.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from reelgate.runtime import Runtime
-from reelgate.store.accounts import KeyInfo
+from reelgate.store.accounts import KeyInfo, get_flags
 from reelgate.store.jobs import Job, get_job, list_jobs
 
 __all__ = ["router"]
@@ -30,9 +31,21 @@ _STATUS_STATES = {
 }
 
 
-def _check_available(rt: Runtime, chain: list[str]) -> None:
+async def _check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
+    async with rt.db.connect() as conn:
+        flags = await get_flags(conn, key.account_id)
     for model_id in chain:
-        reason = rt.providers.unavailable_reason(rt.catalog.get(model_id).provider)
+        spec = rt.catalog.get(model_id)
+        denied = access_denied(spec, flags)
+        if denied:
+            raise Forbidden(
+                denied,
+                code="model_not_allowed",
+                param="model" if model_id == chain[0] else "fallback",
+                model=model_id,
+                rule=spec.availability,
+            )
+        reason = rt.providers.unavailable_reason(spec.provider)
         if reason:
             raise ValidationFailed(
                 f"Model {model_id!r} is unavailable on this gateway: {reason}.",
@@ -71,7 +84,7 @@ async def create_video(
             seed=body.seed,
         ),
     )
-    _check_available(rt, checked.chain)
+    await _check_available(rt, key, checked.chain)
     image, mime = decode_image(body.image) if body.image else (None, None)
     params = dict(checked.params)
     if body.image_url:

@@ -30,15 +30,30 @@ from reelgate.engine.policy import (
     decide,
     poll_delay_seconds,
 )
-from reelgate.errors import InvalidRequest, ProviderError, ReelgateError, TransientError
+from reelgate.errors import (
+    ErrorClass,
+    InvalidRequest,
+    ProviderError,
+    QuotaExceeded,
+    ReelgateError,
+    TransientError,
+)
 from reelgate.providers.base import GenerationRequest, Provider, ResultLocation, UpstreamState
 from reelgate.runtime import Runtime
+from reelgate.store.cooldowns import cooling_until, start_cooldown
 from reelgate.store.jobs import Job, fenced_update, now_ms
 
 __all__ = ["MAX_MIRROR_RETRIES", "Stepper", "storage_key"]
 
 log = logging.getLogger(__name__)
 MAX_MIRROR_RETRIES = 3
+DEFAULT_COOLDOWN_SECONDS = 60.0
+"""How long a deployment is skipped after a quota answer that gave no Retry-After."""
+
+
+def _deployment(spec: ModelSpec) -> str:
+    """What a cooldown applies to: quota is per provider account and upstream model."""
+    return f"{spec.provider}:{spec.upstream_model}"
 
 
 def storage_key(job: Job) -> str:
@@ -146,10 +161,35 @@ class Stepper:
             raise TransientError(reason, code="provider_unavailable")
         return provider
 
+    async def _cooling(self, job: Job, spec: ModelSpec, now: int) -> bool:
+        """A deployment cooling down after a quota answer is not asked again until the
+        cooldown ends: the job moves on down its chain (or fails with ``quota``)."""
+        until = await cooling_until(self.rt.db, _deployment(spec), now)
+        if until is None:
+            return False
+        attempt = {
+            "model": spec.id,
+            "upstream_id": None,
+            "outcome": "submitting",
+            "error": None,
+            "started_at": now,
+            "ended_at": None,
+        }
+        job = replace(job, attempts=[*job.attempts, attempt])
+        seconds = max(1, (until - now) // 1000)
+        error = QuotaExceeded(
+            f"{spec.id} is cooling down for {seconds} s after a quota answer from its provider",
+            code="cooldown",
+        )
+        await self._on_error(job, error, cooldown=False)
+        return True
+
     async def _submit(self, job: Job) -> None:
         spec = self._spec(job)
         now = now_ms()
         if job.state == "queued":
+            if await self._cooling(job, spec, now):
+                return
             attempts = [
                 *job.attempts,
                 {
@@ -296,8 +336,14 @@ class Stepper:
             },
         )
 
-    async def _on_error(self, job: Job, exc: ProviderError) -> None:
+    async def _on_error(self, job: Job, exc: ProviderError, *, cooldown: bool = True) -> None:
         now = now_ms()
+        if cooldown and exc.error_class is ErrorClass.QUOTA:
+            spec = self._spec(job)
+            pause = exc.retry_after if exc.retry_after is not None else DEFAULT_COOLDOWN_SECONDS
+            await start_cooldown(
+                self.rt.db, _deployment(spec), now + int(pause * 1000), exc.message
+            )
         has_next = job.chain_index + 1 < len(job.chain)
         decision = decide(exc, retries=job.retries, has_next=has_next, model=job.current_model)
         error: dict[str, Any] = {

@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,9 +27,11 @@ __all__ = [
     "create_key",
     "ensure_account",
     "ensure_key",
+    "get_flags",
     "hash_key",
     "lookup_key",
     "new_key",
+    "set_flags",
 ]
 
 DEV_ACCOUNT_ID = "acct_dev"
@@ -94,6 +97,18 @@ async def ensure_key(conn: AsyncConnection, account_id: str, key: str, name: str
     found = await conn.scalar(sa.select(api_keys.c.id).where(api_keys.c.key_hash == hash_key(key)))
     if found is None:
         await create_key(conn, account_id, key=key, name=name)
+
+
+async def get_flags(conn: AsyncConnection, account_id: str) -> dict[str, Any]:
+    flags = await conn.scalar(sa.select(accounts.c.flags).where(accounts.c.id == account_id))
+    return dict(flags or {})
+
+
+async def set_flags(conn: AsyncConnection, account_id: str, **flags: Any) -> dict[str, Any]:
+    """Merge ``flags`` into the account's flags (e.g. allowed_models, prc_opt_in)."""
+    merged = {**await get_flags(conn, account_id), **flags}
+    await conn.execute(accounts.update().where(accounts.c.id == account_id).values(flags=merged))
+    return merged
 
 
 async def lookup_key(conn: AsyncConnection, key: str) -> KeyInfo | None:

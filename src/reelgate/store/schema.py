@@ -91,3 +91,14 @@ jobs = sa.Table(
     ),
     sa.Index("ix_jobs_account_id_id", "account_id", "id"),
 )
+
+# A deployment (provider kind + upstream model) that answered "quota" is
+# skipped by new submissions until ``until_at``; stored so every worker agrees.
+provider_cooldowns = sa.Table(
+    "provider_cooldowns",
+    metadata,
+    sa.Column("deployment", sa.String(200), primary_key=True),
+    sa.Column("until_at", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
