@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from reelgate.catalog.models import AllowedParams, ModelSpec
 
+# Veo 3.1 renders 1080p only at 8 s; the seed is honoured on Vertex only, so the
+# catalog does not offer it (docs/providers/veo.md).
 _VEO_PARAMS = AllowedParams(
     resolutions=("720p", "1080p"),
     aspect_ratios=("16:9", "9:16"),
     durations=(4, 6, 8),
     image_input=True,
+    seed=False,
+    durations_by_resolution={"1080p": (8,)},
 )
 
 DEFAULT_MODELS: tuple[ModelSpec, ...] = (
@@ -41,11 +45,13 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         display_name="Veo 3.1 fast (Google)",
         strengths="Iteration",
         notes="Default for prototyping",
+        # The model guide caps fast at 4 s, and Veo renders 1080p only at 8 s: 720p.
         allowed=AllowedParams(
-            resolutions=("720p", "1080p"),
+            resolutions=("720p",),
             aspect_ratios=("16:9", "9:16"),
             durations=(4,),
             image_input=True,
+            seed=False,
         ),
         price_per_second=20_000,
         default_resolution="720p",
@@ -76,6 +82,10 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         typical_seconds=180.0,
         poll_interval_seconds=10.0,
         availability="allow_list",
+        deprecated=(
+            "OpenAI shut down its Videos API on 2026-09-24; sora-2 works through Azure OpenAI "
+            "or a compatible endpoint (REELGATE_OPENAI_BASE_URL, REELGATE_OPENAI_API_STYLE)"
+        ),
     ),
     ModelSpec(
         id="wan-2-1",
@@ -83,11 +93,14 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         upstream_model="wan2.1-t2v-turbo",
         display_name="Wan 2.1 (Alibaba)",
         strengths="Text-to-video",
-        notes="PRC opt-in required",
+        notes=(
+            "PRC opt-in required. The model guide lists up to 6 s; wan2.1 on DashScope renders "
+            "5 s clips (docs/providers/wan.md)"
+        ),
         allowed=AllowedParams(
             resolutions=("480p", "720p"),
             aspect_ratios=("16:9", "9:16", "1:1"),
-            durations=(5, 6),
+            durations=(5,),
             image_input=True,
         ),
         price_per_second=10_000,
@@ -111,6 +124,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
             durations=(1, 2, 3, 4, 5, 6),
             image_input=True,
             negative_prompt=False,
+            seed=False,
         ),
         price_per_second=12_500,
         default_resolution="720p",

@@ -6,6 +6,7 @@ the API and the engine agree on what a model can take.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,12 +40,20 @@ class AllowedParams:
     image_input: bool
     negative_prompt: bool = True
     seed: bool = True
+    durations_by_resolution: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Combination rules a flat list cannot say, e.g. Veo renders 1080p only at 8 s."""
+
+    def durations_for(self, resolution: str) -> tuple[int, ...]:
+        return self.durations_by_resolution.get(resolution, self.durations)
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "resolution": list(self.resolutions),
             "aspect_ratio": list(self.aspect_ratios),
             "duration_seconds": list(self.durations),
+            "duration_seconds_by_resolution": {
+                k: list(v) for k, v in self.durations_by_resolution.items()
+            },
             "image_input": self.image_input,
             "negative_prompt": self.negative_prompt,
             "seed": self.seed,

@@ -38,15 +38,17 @@ class ValidatedSubmission:
 def _check(spec: ModelSpec, sub: Submission, duration: int, resolution: str, aspect: str) -> None:
     allowed = spec.allowed
     where = f"model {spec.id!r}"
-    choices: tuple[tuple[str, object, tuple[object, ...]], ...] = (
-        ("duration_seconds", duration, allowed.durations),
-        ("resolution", resolution, allowed.resolutions),
-        ("aspect_ratio", aspect, allowed.aspect_ratios),
+    choices: tuple[tuple[str, object, tuple[object, ...], str], ...] = (
+        ("duration_seconds", duration, allowed.durations, ""),
+        ("resolution", resolution, allowed.resolutions, ""),
+        ("aspect_ratio", aspect, allowed.aspect_ratios, ""),
+        ("duration_seconds", duration, allowed.durations_for(resolution), f" at {resolution}"),
     )
-    for param, value, options in choices:
+    for param, value, options, qualifier in choices:
         if value not in options:
             raise ValidationFailed(
-                f"{param}={value!r} is not offered by {where}; choose one of {list(options)}.",
+                f"{param}={value!r} is not offered by {where}{qualifier}; "
+                f"choose one of {list(options)}.",
                 param=param,
                 model=spec.id,
                 allowed=list(options),

@@ -56,21 +56,35 @@ Poll it (use the id from the answer):
 
 
 async def _run(
-    settings: Settings, host: str, port: int, *, api: bool, worker: bool, log_level: str
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    api: bool,
+    worker: bool,
+    log_level: str,
+    emulated: frozenset[str] = frozenset(),
 ) -> None:
     from reelgate.accounts.dev import ensure_dev_account
     from reelgate.api.app import create_app
     from reelgate.engine.worker import Worker
     from reelgate.runtime import build_runtime
+    from reelgate.store.accounts import DEV_ACCOUNT_ID, set_flags
 
     public_url = settings.public_url or f"http://{host}:{port}"
-    rt = await build_runtime(settings, public_url=public_url, listen=worker)
+    rt = await build_runtime(settings, public_url=public_url, listen=worker, emulated=emulated)
     tasks: list[asyncio.Task[None]] = []
     try:
         server: _Server | None = None
         wk: Worker | None = None
         if api:
             key = await ensure_dev_account(rt)
+            if emulated:
+                # offline trial: let the dev account use every emulated model
+                async with rt.db.begin() as conn:
+                    await set_flags(
+                        conn, DEV_ACCOUNT_ID, allowed_models=rt.catalog.ids(), prc_opt_in=True
+                    )
             config = uvicorn.Config(
                 create_app(rt), host=host, port=port, log_level=log_level, lifespan="off"
             )
@@ -100,12 +114,63 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     log_level: str = typer.Option("info"),
+    emulators: bool = typer.Option(
+        False, "--emulators", help="Also start every provider's emulator and use them (offline)."
+    ),
 ) -> None:
     """API, worker and web page in one process: the embedded default."""
     settings = Settings()
     _logging(log_level)
     migrate.upgrade(settings.resolved_database_url())
-    asyncio.run(_run(settings, host, port, api=True, worker=True, log_level=log_level))
+    if not emulators:
+        asyncio.run(_run(settings, host, port, api=True, worker=True, log_level=log_level))
+        return
+    from reelgate.emulators.wiring import emulated_settings, running_emulators
+
+    with running_emulators(settings.data_dir / "emulator-videos") as servers:
+        for kind, srv in servers.items():
+            typer.echo(f"emulator {kind:<14} {srv.url}")
+        asyncio.run(
+            _run(
+                emulated_settings(settings, servers),
+                host,
+                port,
+                api=True,
+                worker=True,
+                log_level=log_level,
+                emulated=frozenset(servers),
+            )
+        )
+
+
+@app.command()
+def emulate(
+    provider: str = typer.Argument(..., help="veo, sora, wan, grok or video_gateway."),
+    port: int = typer.Option(0, help="Port (0: any free one)."),
+    api_key: str = typer.Option("emulator-key", help="The key the emulator accepts."),
+    job_seconds: float = typer.Option(8.0, help="How long each emulated job takes."),
+) -> None:
+    """Run one provider's emulator on loopback (its real wire format, faults by keyword)."""
+    import signal as signals
+    import threading
+
+    from reelgate.emulators import EMULATORS
+    from reelgate.emulators.base import EmulatorConfig, run_emulator
+    from reelgate.emulators.wiring import settings_for
+
+    if provider not in EMULATORS:
+        raise typer.BadParameter(f"choose one of {sorted(EMULATORS)}", param_hint="provider")
+    config = EmulatorConfig(
+        api_key=api_key, job_seconds=job_seconds, video_dir=Settings().data_dir / "emulator-videos"
+    )
+    done = threading.Event()
+    for sig in (signals.SIGINT, signals.SIGTERM):
+        signals.signal(sig, lambda *_: done.set())
+    with run_emulator(provider, config, port) as srv:
+        typer.echo(f"{provider} emulator on {srv.url} (key {api_key!r}); point reelgate at it:")
+        for name, value in settings_for(provider, srv.url, api_key).items():
+            typer.echo(f"  REELGATE_{name.upper()}={value}")
+        done.wait()
 
 
 @app.command()

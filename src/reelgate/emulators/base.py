@@ -126,6 +126,11 @@ class EmulatorServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
+    @property
+    def app(self) -> Any:
+        """The emulator's ASGI app (tests read what it recorded from its state)."""
+        return self._server.config.app
+
     def start(self) -> None:
         self._thread.start()
         deadline = time.monotonic() + 10

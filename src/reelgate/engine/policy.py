@@ -80,8 +80,28 @@ def user_message(error: ProviderError, model: str) -> str:
     return f"{model}: {error.message}"
 
 
-def decide(error: ProviderError, *, retries: int, has_next: bool, model: str) -> Decision:
+def decide(
+    error: ProviderError,
+    *,
+    retries: int,
+    has_next: bool,
+    model: str,
+    may_duplicate: bool = False,
+) -> Decision:
+    """``may_duplicate``: re-sending this step could start a second upstream job (a
+    create whose answer was lost, to a provider that cannot dedupe): never retry it."""
     cls = error.error_class
+    if may_duplicate:
+        if has_next:
+            return FallBack(reason="ambiguous_create")
+        return Fail(
+            code="upstream_unknown",
+            message=(
+                f"{model} did not confirm whether it accepted the job ({error.message}), and "
+                "sending it again could make (and bill) a second video. Resubmit if no video "
+                "arrives, or add a fallback model."
+            ),
+        )
     if cls is ErrorClass.TRANSIENT and retries < MAX_TRANSIENT_RETRIES:
         delay = max(backoff_seconds(retries), error.retry_after or 0.0)
         return Retry(delay_seconds=delay)

@@ -90,12 +90,22 @@ def _body(resp: httpx.Response) -> Any:
 
 
 def _message(body: Any, resp: httpx.Response) -> str:
+    """The upstream's own words, from the envelopes providers use:
+    ``{"error": {"message"}}``, ``{"error": "..."}``, ``{"message"}``, FastAPI's ``{"detail"}``."""
     if isinstance(body, dict):
         err = body.get("error", body)
         if isinstance(err, dict) and isinstance(err.get("message"), str):
             return str(err["message"])
+        if isinstance(err, str):
+            return err
         if isinstance(body.get("message"), str):
             return str(body["message"])
+        detail = body.get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            loc = ".".join(str(p) for p in detail[0].get("loc", ()) if p != "body")
+            return f"{loc}: {detail[0].get('msg', 'invalid')}".lstrip(": ")
     return f"HTTP {resp.status_code}"
 
 
@@ -103,23 +113,25 @@ def classify_response(resp: httpx.Response, body: Any, classify: Classifier | No
     """Raise the classified error for a non-2xx answer; return for a 2xx."""
     if resp.is_success:
         return
+    retry_after = parse_retry_after(resp.headers.get("retry-after"))
     if classify is not None:
         specific = classify(resp.status_code, body)
         if specific is not None:
+            if specific.retry_after is None:
+                specific.retry_after = retry_after
             raise specific
     status = resp.status_code
     message = _message(body, resp)
     if status == 429:
-        raise QuotaExceeded(
-            message,
-            upstream_status=status,
-            retry_after=parse_retry_after(resp.headers.get("retry-after")),
-        )
+        raise QuotaExceeded(message, upstream_status=status, retry_after=retry_after)
     if status >= 500 or status in (408, 409, 425):
+        # A gateway timeout or bad gateway may have passed the request on: the
+        # upstream job may exist, so the engine must not blindly re-send a create.
         raise TransientError(
             message,
             upstream_status=status,
-            retry_after=parse_retry_after(resp.headers.get("retry-after")),
+            retry_after=retry_after,
+            ambiguous=status in (408, 502, 504),
         )
     raise InvalidRequest(message, upstream_status=status)
 
@@ -140,10 +152,14 @@ async def request_json(
                 resp = await client.request(method, url, **kwargs)
         else:
             resp = await client.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise TransientError(f"upstream timed out ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # nothing reached the upstream: safe to send again
         raise TransientError(f"upstream unreachable ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        # sent, but the answer was lost: the upstream may have acted on it
+        raise TransientError(
+            f"upstream answer lost ({type(exc).__name__})", ambiguous=True
+        ) from exc
     body = _body(resp)
     classify_response(resp, body, classify)
     if body is None and resp.content:

@@ -7,6 +7,7 @@ reason saying what to configure.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -29,6 +30,8 @@ _SETUP_HINTS: Mapping[str, str] = {
 @dataclass
 class ProviderRegistry:
     providers: dict[str, Provider] = field(default_factory=dict)
+    emulated: set[str] = field(default_factory=set)
+    """Provider kinds aimed at a local emulator (``serve --emulators``), shown in /v1/models."""
 
     def get(self, kind: str) -> Provider | None:
         return self.providers.get(kind)
@@ -44,7 +47,26 @@ class ProviderRegistry:
             await provider.aclose()
 
 
-def build_registry(settings: Settings) -> ProviderRegistry:
-    registry = ProviderRegistry()
+# Each cloud adapter module offers from_settings(settings) -> provider | None
+# (None: not configured). Imported lazily so a broken optional dependency of one
+# provider cannot stop the gateway from starting.
+_CLOUD = {
+    "veo": "reelgate.providers.veo",
+    "sora": "reelgate.providers.sora",
+    "wan": "reelgate.providers.wan",
+    "grok": "reelgate.providers.grok",
+    "video_gateway": "reelgate.providers.video_gateway",
+}
+
+
+def build_registry(
+    settings: Settings, *, emulated: frozenset[str] = frozenset()
+) -> ProviderRegistry:
+    registry = ProviderRegistry(emulated=set(emulated))
     registry.providers["local"] = LocalProvider(settings.resolved_local_work_dir())
+    for kind, module_name in _CLOUD.items():
+        module = importlib.import_module(module_name)
+        provider = module.from_settings(settings)
+        if provider is not None:
+            registry.providers[kind] = provider
     return registry

@@ -1,0 +1,406 @@
+"""A stand-in for OpenAI's Videos API (Sora 2), and for Azure OpenAI's copy of it.
+
+It speaks openai-python's ``types/video*.py``: the video object (status queued ->
+in_progress -> completed | failed, with ``progress``), the ``{"error": {message,
+type, param, code}}`` envelope, JSON or multipart create, content download by
+``variant``, list and delete; at the root, under ``/v1`` and under ``/openai/v1``
+(Azure). An ``api-key`` header is checked the Azure way, a Bearer token the
+OpenAI way, each with that provider's 401 body.
+
+Faults (``[fault:NAME]`` in the prompt, see ``emulators.base``):
+
+    refuse          400 moderation_blocked at create (param null: the prompt)
+    refuse-image    400 moderation_blocked at create, param "input_reference"
+    refuse-output   the video ends ``failed`` with error.code moderation_blocked
+    quota           429 rate_limit_exceeded with Retry-After
+    5xx             the first two creates answer 503 server_error
+    malformed       the first poll answers 200 with an HTML body
+    never           the video stays in_progress
+    expire          the content answers 404 after the first download
+    slow/truncate   the download trickles / stops halfway (``trickle``)
+    notvideo        the content is an HTML page
+
+What the sources do not pin down (404/400 wording, the expired-link answer,
+deleting a running video) is marked unverified in ``docs/providers/sora.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import io
+import itertools
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+
+from reelgate.emulators.base import EmulatorConfig, elapsed_fraction, faults_in, trickle
+
+__all__ = ["MODEL_SIZES", "SECONDS", "SoraEmulatorState", "create_app", "state_of"]
+
+SECONDS = ("4", "8", "12", "16", "20")
+_STANDARD = ("720x1280", "1280x720")
+_PRO = (*_STANDARD, "1024x1792", "1792x1024", "1080x1920", "1920x1080")
+MODEL_SIZES: dict[str, tuple[str, ...]] = {
+    "sora-2": _STANDARD,
+    "sora-2-2025-10-06": _STANDARD,
+    "sora-2-2025-12-08": _STANDARD,
+    "sora-2-pro": _PRO,
+    "sora-2-pro-2025-10-06": _PRO,
+}
+_QUEUED_FRACTION = 0.1
+_NEVER_PROGRESS = 90
+_ASSET_SECONDS = 3600
+"""Generated files stay downloadable for about an hour after completion."""
+_STILLS = {"thumbnail": "WEBP", "spritesheet": "JPEG"}
+_BLOCKED = "Your request was blocked by our moderation system."
+
+
+@dataclass
+class _Video:
+    id: str
+    model: str
+    prompt: str
+    seconds: str
+    size: str
+    faults: frozenset[str]
+    seq: int
+    started: float  # time.monotonic(): drives progress
+    created_at: float  # time.time(): the timestamps reported
+    downloads: int = 0
+    polls: int = 0
+
+
+@dataclass
+class SoraEmulatorState:
+    config: EmulatorConfig
+    videos: dict[str, _Video] = field(default_factory=dict)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    """Every create as it arrived: its content type, its fields, and what the reference
+    image was (name, type, byte count, pixel size)."""
+    _bursts: Counter[str] = field(default_factory=Counter)
+    _order: itertools.count[int] = field(default_factory=itertools.count)
+
+
+class _Answer(Exception):
+    """An error answer in the OpenAI envelope (or Azure's, for its 401)."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+        super().__init__(status)
+        self.response = JSONResponse(body, status_code=status, headers=headers)
+
+
+def _error(
+    status: int,
+    message: str,
+    param: str | None = None,
+    code: str | None = None,
+    *,
+    type_: str = "invalid_request_error",
+    headers: dict[str, str] | None = None,
+) -> _Answer:
+    envelope = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return _Answer(status, envelope, headers)
+
+
+def state_of(app: Any) -> SoraEmulatorState:
+    """The emulator's jobs and recorded requests (tests assert on ``received``)."""
+    state: SoraEmulatorState = app.state.sora
+    return state
+
+
+def create_app(config: EmulatorConfig) -> Starlette:
+    state = SoraEmulatorState(config)
+    routes = [
+        Route("/videos", _endpoint(state, _create), methods=["POST"]),
+        Route("/videos", _endpoint(state, _list), methods=["GET"]),
+        Route("/videos/{video_id}", _endpoint(state, _retrieve), methods=["GET"]),
+        Route("/videos/{video_id}", _endpoint(state, _delete), methods=["DELETE"]),
+        Route("/videos/{video_id}/content", _endpoint(state, _content), methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=[Mount("/openai/v1", routes=routes), Mount("/v1", routes=routes), *routes],
+    )
+    app.state.sora = state
+    app.add_exception_handler(404, _unknown_route)
+    app.add_exception_handler(405, _unknown_route)
+    return app
+
+
+async def _unknown_route(request: Request, exc: Exception) -> Response:
+    return _error(404, f"Invalid URL ({request.method} {request.url.path})").response
+
+
+def _endpoint(state: SoraEmulatorState, handler: Any) -> Any:
+    async def endpoint(request: Request) -> Response:
+        try:
+            _authenticate(request, state.config.api_key)
+            response: Response = await handler(state, request)
+        except _Answer as answer:
+            return answer.response
+        return response
+
+    return endpoint
+
+
+def _authenticate(request: Request, api_key: str) -> None:
+    azure_key = request.headers.get("api-key")
+    if azure_key is not None:
+        if not secrets.compare_digest(azure_key.encode(), api_key.encode()):
+            message = (
+                "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
+                "to provide a valid key for an active subscription and use a correct regional "
+                "API endpoint for your resource."
+            )
+            raise _Answer(401, {"error": {"code": "401", "message": message}})
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        message = (
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+        )
+        raise _error(401, message)
+    if not secrets.compare_digest(token.encode(), api_key.encode()):
+        masked = f"{token[:3]}{'*' * 10}{token[-4:]}" if len(token) > 8 else "*" * len(token)
+        message = (
+            f"Incorrect API key provided: {masked}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys."
+        )
+        raise _error(401, message, None, "invalid_api_key")
+
+
+async def _create(state: SoraEmulatorState, request: Request) -> Response:
+    fields, reference = await _read_create(request)
+    state.received.append(
+        {
+            "content_type": request.headers.get("content-type", "").split(";")[0],
+            "fields": dict(fields),
+            "input_reference": reference,
+        }
+    )
+    prompt = fields.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        message = "Missing required parameter: 'prompt'."
+        raise _error(400, message, "prompt", "missing_required_parameter")
+    faults = faults_in(prompt)
+    _create_faults(state, prompt, faults)
+    model = _choice(fields, "model", "sora-2", tuple(MODEL_SIZES))
+    seconds = _choice(fields, "seconds", "4", SECONDS)
+    size = _choice(fields, "size", "720x1280", MODEL_SIZES[model])
+    if reference is not None and reference.get("size") not in (None, size):
+        message = f"The input_reference image must be {size}; got {reference['size']}."
+        raise _error(400, message, "input_reference", "invalid_value")
+    video = _Video(
+        id=f"video_{secrets.token_hex(16)}",
+        model=model,
+        prompt=prompt,
+        seconds=seconds,
+        size=size,
+        faults=faults,
+        seq=next(state._order),
+        started=time.monotonic(),
+        created_at=time.time(),
+    )
+    state.videos[video.id] = video
+    return JSONResponse(_video_object(video, state.config))
+
+
+def _create_faults(state: SoraEmulatorState, prompt: str, faults: frozenset[str]) -> None:
+    if "5xx" in faults and state._bursts[prompt] < 2:
+        state._bursts[prompt] += 1
+        raise _error(503, "The server is overloaded or not ready yet.", type_="server_error")
+    if "quota" in faults:
+        wait = state.config.retry_after_seconds
+        message = (
+            "Rate limit reached for sora-2 on requests per min (RPM): Limit 2, Used 2, "
+            f"Requested 1. Please try again in {wait}s."
+        )
+        retry = {"Retry-After": str(wait)}
+        raise _error(429, message, None, "rate_limit_exceeded", type_="requests", headers=retry)
+    if faults & {"refuse", "refuse-image"}:
+        param = "input_reference" if "refuse-image" in faults else None
+        raise _error(400, _BLOCKED, param, "moderation_blocked")
+
+
+async def _read_create(request: Request) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The create's fields, and what the reference image turned out to be."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        return _read_multipart(content_type, await request.body())
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise _error(400, "We could not parse the JSON body of your request.") from exc
+    if not isinstance(body, dict):
+        raise _error(400, "The request body must be a JSON object.")
+    reference = body.pop("input_reference", None)
+    if reference is not None and (
+        not isinstance(reference, dict) or len(set(reference) & {"image_url", "file_id"}) != 1
+    ):
+        message = "Provide exactly one of 'image_url' or 'file_id'."
+        raise _error(400, message, "input_reference")
+    return body, reference  # a referenced image is not fetched, so its size is not checked
+
+
+def _read_multipart(
+    content_type: str, payload: bytes
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Parsed with the standard library (Starlette's form parser needs python-multipart)."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(head + payload)
+    if not message.is_multipart():
+        raise _error(400, "We could not parse the multipart body of your request.")
+    fields: dict[str, Any] = {}
+    reference = None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(data, bytes):
+            continue
+        if name == "input_reference":
+            reference = {
+                "filename": part.get_filename(),
+                "content_type": part.get_content_type(),
+                "bytes": len(data),
+                "size": _image_size(data),
+            }
+        else:
+            fields[name] = data.decode()
+    return fields, reference
+
+
+def _image_size(data: bytes) -> str:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return f"{image.width}x{image.height}"
+    except (UnidentifiedImageError, OSError) as exc:
+        message = "The input_reference file is not a supported image (jpeg, png or webp)."
+        raise _error(400, message, "input_reference", "invalid_image") from exc
+
+
+def _choice(fields: dict[str, Any], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = fields.get(name, default)
+    if not isinstance(value, str):
+        message = f"Invalid type for '{name}': expected a string, got {type(value).__name__}."
+        raise _error(400, message, name, "invalid_type")
+    if value not in allowed:
+        quoted = ", ".join(f"'{v}'" for v in allowed)
+        message = f"Invalid value: '{value}'. Supported values are: {quoted}."
+        raise _error(400, message, name, "invalid_value")
+    return value
+
+
+def _find(state: SoraEmulatorState, video_id: str) -> _Video:
+    video = state.videos.get(video_id)
+    if video is None:
+        raise _error(404, f"Video with id '{video_id}' not found.", "video_id")
+    return video
+
+
+async def _retrieve(state: SoraEmulatorState, request: Request) -> Response:
+    video = _find(state, request.path_params["video_id"])
+    video.polls += 1
+    if "malformed" in video.faults and video.polls == 1:
+        return Response("<html><body>502 Bad Gateway</body></html>", media_type="text/html")
+    return JSONResponse(_video_object(video, state.config))
+
+
+async def _list(state: SoraEmulatorState, request: Request) -> Response:
+    order = request.query_params.get("order", "desc")
+    try:
+        limit = max(1, min(100, int(request.query_params.get("limit", "20"))))
+    except ValueError as exc:
+        raise _error(400, "Invalid value for 'limit'.", "limit") from exc
+    videos = sorted(state.videos.values(), key=lambda v: v.seq, reverse=order != "asc")
+    after = request.query_params.get("after")
+    if after:
+        ids = [v.id for v in videos]
+        videos = videos[ids.index(after) + 1 :] if after in ids else []
+    page = [_video_object(v, state.config) for v in videos[:limit]]
+    first, last = (page[0]["id"], page[-1]["id"]) if page else (None, None)
+    more = len(videos) > limit
+    body = {"object": "list", "data": page, "first_id": first, "last_id": last, "has_more": more}
+    return JSONResponse(body)
+
+
+async def _delete(state: SoraEmulatorState, request: Request) -> Response:
+    video = _find(state, request.path_params["video_id"])
+    if _status(video, state.config)[0] not in ("completed", "failed"):
+        raise _error(400, "Only completed or failed videos can be deleted.", "video_id")
+    del state.videos[video.id]
+    return JSONResponse({"id": video.id, "object": "video.deleted", "deleted": True})
+
+
+async def _content(state: SoraEmulatorState, request: Request) -> Response:
+    video = _find(state, request.path_params["video_id"])
+    variant = _choice(dict(request.query_params), "variant", "video", ("video", *_STILLS))
+    status = _status(video, state.config)[0]
+    if status != "completed":
+        raise _error(400, f"Video is not ready yet, current status: {status}.")
+    if "expire" in video.faults and video.downloads >= 1:
+        raise _error(404, f"The content for video '{video.id}' has expired.")
+    video.downloads += 1
+    width, height = _dims(video)
+    if variant in _STILLS:
+        still = io.BytesIO()
+        Image.new("RGB", (width // 8, height // 8)).save(still, format=_STILLS[variant])
+        return Response(still.getvalue(), media_type=f"image/{_STILLS[variant].lower()}")
+    if "notvideo" in video.faults:
+        return Response("<html><body>Not a video</body></html>", media_type="video/mp4")
+    path = await state.config.videos().get(width, height, int(video.seconds), video.prompt)
+    data = await asyncio.to_thread(path.read_bytes)
+    return StreamingResponse(
+        trickle(data, video.faults),
+        media_type="video/mp4",
+        headers={"Content-Length": str(len(data))},
+    )
+
+
+def _dims(video: _Video) -> tuple[int, int]:
+    width, height = video.size.split("x")
+    return int(width), int(height)
+
+
+def _status(video: _Video, config: EmulatorConfig) -> tuple[str, int]:
+    fraction = elapsed_fraction(video.started, config.job_seconds)
+    if fraction < _QUEUED_FRACTION:
+        return "queued", 0
+    if fraction < 1.0:
+        return "in_progress", min(99, int(fraction * 100))
+    if "never" in video.faults:
+        return "in_progress", _NEVER_PROGRESS
+    if "refuse-output" in video.faults:
+        return "failed", 100
+    return "completed", 100
+
+
+def _video_object(video: _Video, config: EmulatorConfig) -> dict[str, Any]:
+    status, progress = _status(video, config)
+    done = status in ("completed", "failed")
+    completed_at = int(video.created_at + config.job_seconds) if done else None
+    error = {"code": "moderation_blocked", "message": _BLOCKED} if status == "failed" else None
+    return {
+        "id": video.id,
+        "object": "video",
+        "model": video.model,
+        "status": status,
+        "progress": progress,
+        "created_at": int(video.created_at),
+        "completed_at": completed_at,
+        "expires_at": completed_at + _ASSET_SECONDS if completed_at else None,
+        "prompt": video.prompt,
+        "seconds": video.seconds,
+        "size": video.size,
+        "remixed_from_video_id": None,
+        "error": error,
+    }

@@ -1,0 +1,513 @@
+"""Veo stand-ins: the Gemini API (:func:`create_app`) and Vertex AI (:func:`create_vertex_app`).
+
+Gemini API (base ``{public_url}/v1beta``), key in ``x-goog-api-key`` (or ``?key=``)::
+
+    POST /v1beta/models/{model}:predictLongRunning    -> {"name": "models/{model}/operations/{id}"}
+    GET  /v1beta/models/{model}/operations/{id}       -> {"name"} until done, then "done": true
+    GET  /v1beta/files/{id}:download?alt=media        the video (needs the key)
+
+Vertex AI (base ``{public_url}/v1``), ``Authorization: Bearer <config.api_key>``::
+
+    POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:predictLongRunning
+    POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:fetchPredictOperation
+    GET  /storage/v1/b/{bucket}/o/{object}?alt=media  (results written under parameters.storageUri)
+
+Without ``storageUri`` Vertex returns the video inline (``bytesBase64Encoded``).
+Errors use Google's envelope ``{"error": {"code", "message", "status", "details"}}``.
+Faults (see ``emulators.base``): ``quota`` is a 429 RESOURCE_EXHAUSTED whose
+RetryInfo carries the delay (Google sends no Retry-After header for it);
+``refuse``/``refuse-image`` finish the operation with ``raiMediaFilteredCount``
+and a reason naming the prompt or the input image; ``expire`` applies to
+download links (Files API, GCS), not to inline results. Every request body is
+kept in ``app.state.received`` (credentials are never recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import secrets
+import string
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from reelgate.emulators.base import EmulatorConfig, elapsed_fraction, faults_in, trickle
+
+__all__ = ["GEMINI_MODELS", "VERTEX_MODELS", "create_app", "create_vertex_app"]
+
+GEMINI_MODELS = frozenset(
+    {
+        "veo-3.1-generate-preview",
+        "veo-3.1-fast-generate-preview",
+        "veo-3.0-generate-001",
+        "veo-3.0-fast-generate-001",
+    }
+)
+VERTEX_MODELS = GEMINI_MODELS | {"veo-3.1-generate-001", "veo-3.1-fast-generate-001"}
+
+_SHORT_SIDE = {"720p": 720, "1080p": 1080, "4k": 2160}
+_DURATIONS = (4, 6, 8)
+_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
+_NOT_A_VIDEO = b"<!DOCTYPE html><html><body>Service temporarily unavailable</body></html>"
+_REFUSAL = (
+    "Veo could not generate videos because the input {what} violates {who} usage guidelines. "
+    "If you think this was an error, send feedback. Support codes: {code}"
+)
+_RESPONSE_TYPES = {
+    "gemini": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse",
+    "vertex": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
+}
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, word: str, message: str, *details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.status, self.word, self.message, self.details = status, word, message, list(details)
+
+    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
+        error: dict[str, Any] = {"code": self.status, "message": self.message, "status": self.word}
+        if self.details:
+            error["details"] = self.details
+        return JSONResponse({"error": error}, status_code=self.status, headers=headers)
+
+
+@dataclass
+class _Job:
+    name: str
+    prompt: str
+    faults: frozenset[str]
+    width: int
+    height: int
+    seconds: int
+    storage_uri: str | None
+    created: float = field(default_factory=time.monotonic)
+    polls: int = 0
+    downloads: int = 0
+
+
+@dataclass
+class _State:
+    config: EmulatorConfig
+    shape: str
+    jobs: dict[str, _Job] = field(default_factory=dict)
+    files: dict[str, _Job] = field(default_factory=dict)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    creates_seen: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+# -- request checks shared by both shapes -----------------------------------------------
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise _ApiError(400, "INVALID_ARGUMENT", "Invalid JSON payload received.") from exc
+    if not isinstance(body, dict):
+        raise _ApiError(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+    return body
+
+
+def _record(state: _State, request: Request, credential: str | None) -> dict[str, Any]:
+    """Keep what arrived (before any check) for tests; the body is filled in once read."""
+    query = {k: v for k, v in request.query_params.items() if k != "key"}
+    entry: dict[str, Any] = {
+        "method": request.method,
+        "path": request.url.path,
+        "query": query,
+        "body": None,
+        "credential": credential,
+    }
+    state.received.append(entry)
+    return entry
+
+
+def _dimensions(parameters: dict[str, Any]) -> tuple[int, int, int]:
+    """Width, height and seconds of the requested video, validated like Veo 3.x does."""
+    aspect = parameters.get("aspectRatio", "16:9")
+    resolution = str(parameters.get("resolution", "720p")).lower()
+    duration = parameters.get("durationSeconds", 8)
+    if aspect not in ("16:9", "9:16"):
+        raise _ApiError(400, "INVALID_ARGUMENT", f"Unsupported aspect ratio: {aspect}.")
+    if resolution not in _SHORT_SIDE:
+        raise _ApiError(400, "INVALID_ARGUMENT", f"Unsupported resolution: {resolution}.")
+    try:
+        seconds = int(duration)
+    except (TypeError, ValueError):
+        seconds = -1
+    if seconds not in _DURATIONS or str(duration) != str(seconds):
+        raise _ApiError(
+            400, "INVALID_ARGUMENT", f"The duration {duration} is not supported; use 4, 6 or 8."
+        )
+    if resolution != "720p" and seconds != 8:
+        raise _ApiError(
+            400, "INVALID_ARGUMENT", f"{resolution} videos are only supported with 8 seconds."
+        )
+    short = _SHORT_SIDE[resolution]
+    long = short * 16 // 9
+    return (long, short, seconds) if aspect == "16:9" else (short, long, seconds)
+
+
+def _check_image(image: Any, shape: str) -> None:
+    if image is None:
+        return
+    if not isinstance(image, dict):
+        raise _ApiError(400, "INVALID_ARGUMENT", "instances[0].image must be an object.")
+    if "gcsUri" in image and shape == "vertex":
+        return
+    if image.get("mimeType") not in _IMAGE_TYPES:
+        raise _ApiError(400, "INVALID_ARGUMENT", "Unsupported image mime type.")
+    try:
+        base64.b64decode(str(image.get("bytesBase64Encoded", "")), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _ApiError(400, "INVALID_ARGUMENT", "Image bytes are not valid base64.") from exc
+    if not image.get("bytesBase64Encoded"):
+        raise _ApiError(400, "INVALID_ARGUMENT", "instances[0].image has no bytesBase64Encoded.")
+
+
+def _quota(state: _State) -> _ApiError:
+    if state.shape == "vertex":
+        return _ApiError(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Resource exhausted. Please try again later. Please refer to https://cloud.google.com"
+            "/vertex-ai/generative-ai/docs/error-code-429 for more details.",
+        )
+    help_link = {
+        "@type": "type.googleapis.com/google.rpc.Help",
+        "links": [
+            {
+                "description": "Learn more about Gemini API quotas",
+                "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+            }
+        ],
+    }
+    return _ApiError(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "You exceeded your current quota, please check your plan and billing details. For more "
+        "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+        help_link,
+        {
+            "@type": "type.googleapis.com/google.rpc.RetryInfo",
+            "retryDelay": f"{state.config.retry_after_seconds}s",
+        },
+    )
+
+
+def _new_job(state: _State, name: str, body: dict[str, Any]) -> _Job:
+    """Validate a predictLongRunning body and start its job (faults checked first)."""
+    instances = body.get("instances")
+    parameters = body.get("parameters") or {}
+    if not isinstance(instances, list) or len(instances) != 1 or not isinstance(parameters, dict):
+        raise _ApiError(400, "INVALID_ARGUMENT", "Exactly one instance is supported.")
+    instance = instances[0] if isinstance(instances[0], dict) else {}
+    prompt = instance.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise _ApiError(400, "INVALID_ARGUMENT", "instances[0].prompt is required.")
+    faults = faults_in(prompt)
+    if "quota" in faults:
+        raise _quota(state)
+    state.creates_seen[prompt] += 1
+    if "5xx" in faults and state.creates_seen[prompt] <= 2:
+        raise _ApiError(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+    if state.shape == "gemini":
+        for unsupported in ("seed", "generateAudio", "storageUri", "fps"):
+            if unsupported in parameters:
+                raise _ApiError(
+                    400, "INVALID_ARGUMENT", f"{unsupported} isn't supported by this model."
+                )
+    width, height, seconds = _dimensions(parameters)
+    _check_image(instance.get("image"), state.shape)
+    storage = parameters.get("storageUri")
+    if storage is not None and not (isinstance(storage, str) and storage.startswith("gs://")):
+        raise _ApiError(400, "INVALID_ARGUMENT", "storageUri must start with gs://.")
+    job = _Job(name, prompt, faults, width, height, seconds, storage)
+    state.jobs[name] = job
+    return job
+
+
+def _malformed() -> Response:
+    return Response(b"<html><body>502 Bad Gateway</body></html>", media_type="text/html")
+
+
+def _operation(state: _State, job: _Job) -> dict[str, Any] | None:
+    """The operation as a poll sees it now (proto3 JSON: ``done`` is omitted while false);
+    None when the ``malformed`` fault answers this poll with a page that is not JSON."""
+    job.polls += 1
+    if "malformed" in job.faults and job.polls == 1:
+        return None
+    config = state.config
+    if "never" in job.faults or elapsed_fraction(job.created, config.job_seconds) < 1.0:
+        return {"name": job.name}
+    videos: dict[str, Any] = {}
+    if "refuse" in job.faults or "refuse-image" in job.faults:
+        who = "Vertex AI's" if state.shape == "vertex" else "the Gemini API's"
+        image = "refuse-image" in job.faults
+        what, code = ("image", "15236754") if image else ("prompt", "29310472")
+        videos["raiMediaFilteredCount"] = 1
+        videos["raiMediaFilteredReasons"] = [_REFUSAL.format(what=what, who=who, code=code)]
+    elif state.shape == "gemini":
+        file_id = job.name.rsplit("/", 1)[-1]
+        state.files.setdefault(file_id, job)
+        uri = f"{config.public_url}/v1beta/files/{file_id}:download?alt=media"
+        videos["generatedSamples"] = [{"video": {"uri": uri}}]
+    else:
+        videos["raiMediaFilteredCount"] = 0
+        videos["videos"] = [_vertex_video(state, job)]
+    response: dict[str, Any] = {"@type": _RESPONSE_TYPES[state.shape]}
+    if state.shape == "gemini":
+        response["generateVideoResponse"] = videos
+    else:
+        response.update(videos)
+    return {"name": job.name, "done": True, "response": response}
+
+
+def _vertex_video(state: _State, job: _Job) -> dict[str, Any]:
+    if job.storage_uri is None:
+        return {"bytesBase64Encoded": None, "mimeType": "video/mp4"}  # filled in by the caller
+    object_path = f"{job.storage_uri.rstrip('/')}/{job.name.rsplit('/', 1)[-1]}/sample_0.mp4"
+    state.files.setdefault(object_path.removeprefix("gs://"), job)
+    return {"gcsUri": object_path, "mimeType": "video/mp4"}
+
+
+async def _video_bytes(state: _State, job: _Job) -> bytes:
+    if "notvideo" in job.faults:
+        return _NOT_A_VIDEO
+    path = await state.config.videos().get(job.width, job.height, job.seconds, job.prompt)
+    return await asyncio.to_thread(path.read_bytes)
+
+
+async def _serve_file(state: _State, job: _Job | None, gone: Response) -> Response:
+    """A result download: once only under ``expire``; ``slow``/``truncate`` via trickle()."""
+    if job is None or ("expire" in job.faults and job.downloads >= 1):
+        return gone
+    job.downloads += 1
+    data = await _video_bytes(state, job)
+    return StreamingResponse(
+        trickle(data, job.faults),
+        media_type="video/mp4",
+        headers={"content-length": str(len(data))},
+    )
+
+
+def _state(request: Request) -> _State:
+    state: _State = request.app.state.veo
+    return state
+
+
+# -- Gemini API --------------------------------------------------------------------------
+
+
+def _gemini_credential(request: Request, state: _State) -> dict[str, Any]:
+    """Record the request and how the key came; raise Google's answer to a missing or wrong key."""
+    via: str | None = "header"
+    key = request.headers.get("x-goog-api-key")
+    if key is None and "key" in request.query_params:
+        via, key = "query", request.query_params["key"]
+    entry = _record(state, request, via if key else None)
+    if not key:
+        raise _ApiError(
+            403,
+            "PERMISSION_DENIED",
+            "Method doesn't allow unregistered callers (callers without established identity). "
+            "Please use API Key or other form of API consumer identity to call this API.",
+        )
+    if not secrets.compare_digest(key, state.config.api_key):
+        message = "API key not valid. Please pass a valid API key."
+        info = {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+            "metadata": {"service": "generativelanguage.googleapis.com"},
+        }
+        localized = {
+            "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+            "locale": "en-US",
+            "message": message,
+        }
+        raise _ApiError(400, "INVALID_ARGUMENT", message, info, localized)
+    return entry
+
+
+async def _gemini_create(request: Request) -> Response:
+    state = _state(request)
+    try:
+        entry = _gemini_credential(request, state)
+        body = entry["body"] = await _json_body(request)
+        model = request.path_params["model"]
+        if model not in GEMINI_MODELS:
+            raise _ApiError(
+                404,
+                "NOT_FOUND",
+                f"models/{model} is not found for API version v1beta, or is not supported for "
+                "predictLongRunning. Call ListModels to see the list of available models and "
+                "their supported methods.",
+            )
+        operation_id = "".join(
+            secrets.choice(string.ascii_lowercase + string.digits) for _ in range(12)
+        )
+        job = _new_job(state, f"models/{model}/operations/{operation_id}", body)
+    except _ApiError as exc:
+        return exc.response()
+    return JSONResponse({"name": job.name})
+
+
+async def _gemini_operation(request: Request) -> Response:
+    state = _state(request)
+    try:
+        _gemini_credential(request, state)
+    except _ApiError as exc:
+        return exc.response()
+    name = f"models/{request.path_params['model']}/operations/{request.path_params['op']}"
+    job = state.jobs.get(name)
+    if job is None:
+        return _ApiError(404, "NOT_FOUND", f"Operation {name} not found.").response()
+    document = _operation(state, job)
+    return _malformed() if document is None else JSONResponse(document)
+
+
+async def _gemini_download(request: Request) -> Response:
+    state = _state(request)
+    try:
+        _gemini_credential(request, state)
+    except _ApiError as exc:
+        return exc.response()
+    file_id = request.path_params["file_id"]
+    gone = _ApiError(
+        403,
+        "PERMISSION_DENIED",
+        f"You do not have permission to access the File {file_id} or it may not exist.",
+    ).response()
+    return await _serve_file(state, state.files.get(file_id), gone)
+
+
+def create_app(config: EmulatorConfig) -> Starlette:
+    """The Gemini API's Veo surface."""
+    app = Starlette(
+        routes=[
+            Route("/v1beta/models/{model}:predictLongRunning", _gemini_create, methods=["POST"]),
+            Route("/v1beta/models/{model}/operations/{op}", _gemini_operation, methods=["GET"]),
+            Route("/v1beta/files/{file_id}:download", _gemini_download, methods=["GET"]),
+        ]
+    )
+    state = _State(config, "gemini")
+    app.state.veo = state
+    app.state.received = state.received
+    return app
+
+
+# -- Vertex AI ---------------------------------------------------------------------------
+
+
+def _bearer(request: Request, state: _State) -> dict[str, Any]:
+    """Record the request; raise Google's 401 for a missing or wrong access token."""
+    header = request.headers.get("authorization", "")
+    token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
+    entry = _record(state, request, "header" if token else None)
+    if not token:
+        raise _ApiError(
+            401,
+            "UNAUTHENTICATED",
+            "Request is missing required authentication credential. Expected OAuth 2 access "
+            "token, login cookie or other valid authentication credential.",
+        )
+    if not secrets.compare_digest(token, state.config.api_key):
+        raise _ApiError(
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+            "login cookie or other valid authentication credential.",
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+            },
+        )
+    return entry
+
+
+def _publisher_model(request: Request) -> str:
+    p = request.path_params
+    name = (
+        f"projects/{p['project']}/locations/{p['location']}/publishers/google/models/{p['model']}"
+    )
+    if p["model"] not in VERTEX_MODELS:
+        raise _ApiError(404, "NOT_FOUND", f"Publisher Model `{name}` not found.")
+    return name
+
+
+async def _vertex_create(request: Request) -> Response:
+    state = _state(request)
+    try:
+        entry = _bearer(request, state)
+        body = entry["body"] = await _json_body(request)
+        name = f"{_publisher_model(request)}/operations/{uuid.uuid4()}"
+        job = _new_job(state, name, body)
+    except _ApiError as exc:
+        return exc.response()
+    return JSONResponse({"name": job.name})
+
+
+async def _vertex_fetch(request: Request) -> Response:
+    state = _state(request)
+    try:
+        entry = _bearer(request, state)
+        body = entry["body"] = await _json_body(request)
+        resource = _publisher_model(request)
+    except _ApiError as exc:
+        return exc.response()
+    name = body.get("operationName")
+    job = state.jobs.get(name) if isinstance(name, str) else None
+    if job is None or not job.name.startswith(f"{resource}/operations/"):
+        return _ApiError(404, "NOT_FOUND", f"Operation {name} not found.").response()
+    document = _operation(state, job)
+    if document is None:
+        return _malformed()
+    for video in document.get("response", {}).get("videos", []):
+        if "bytesBase64Encoded" in video:
+            data = await _video_bytes(state, job)
+            video["bytesBase64Encoded"] = base64.b64encode(data).decode("ascii")
+    return JSONResponse(document)
+
+
+async def _gcs_object(request: Request) -> Response:
+    state = _state(request)
+    header = request.headers.get("authorization", "")
+    token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
+    _record(state, request, "header" if token else None)
+    if not token or not secrets.compare_digest(token, state.config.api_key):
+        error = {"message": "Invalid Credentials", "domain": "global", "reason": "authError"}
+        body = {"error": {"code": 401, "message": "Invalid Credentials", "errors": [error]}}
+        return JSONResponse(body, status_code=401)
+    path = f"{request.path_params['bucket']}/{request.path_params['object']}"
+    missing = {"message": f"No such object: {path}", "domain": "global", "reason": "notFound"}
+    gone = JSONResponse(
+        {"error": {"code": 404, "message": missing["message"], "errors": [missing]}},
+        status_code=404,
+    )
+    return await _serve_file(state, state.files.get(path), gone)
+
+
+def create_vertex_app(config: EmulatorConfig) -> Starlette:
+    """Vertex AI's Veo surface, plus the GCS JSON API reads its results need."""
+    model = "/v1/projects/{project}/locations/{location}/publishers/google/models/{model}"
+    app = Starlette(
+        routes=[
+            Route(f"{model}:predictLongRunning", _vertex_create, methods=["POST"]),
+            Route(f"{model}:fetchPredictOperation", _vertex_fetch, methods=["POST"]),
+            Route("/storage/v1/b/{bucket}/o/{object:path}", _gcs_object, methods=["GET"]),
+        ]
+    )
+    state = _State(config, "vertex")
+    app.state.veo = state
+    app.state.received = state.received
+    return app

@@ -1,0 +1,65 @@
+"""Point the gateway's cloud providers at running emulators (``serve --emulators``).
+
+For each provider kind: the settings that make ``providers.registry`` build a
+deployment aimed at the emulator's base URL, with the emulator's key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from reelgate.config import Settings
+from reelgate.emulators import EMULATORS
+from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
+
+__all__ = ["emulated_settings", "running_emulators", "settings_for"]
+
+# provider kind -> (API path prefix on the emulator, settings to set from (base, key))
+_BASE_PATH = {
+    "veo": "/v1beta",
+    "sora": "/v1",
+    "wan": "/api/v1",
+    "grok": "/v1",
+    "video_gateway": "",
+}
+
+
+def settings_for(kind: str, url: str, key: str) -> dict[str, Any]:
+    base = url + _BASE_PATH[kind]
+    return {
+        "veo": {"gemini_api_key": key, "gemini_base_url": base},
+        "sora": {"openai_api_key": key, "openai_base_url": base, "openai_api_style": "openai"},
+        "wan": {"dashscope_api_key": key, "dashscope_base_url": base},
+        "grok": {"xai_api_key": key, "xai_base_url": base},
+        "video_gateway": {"video_gateway_api_key": key, "video_gateway_base_url": base},
+    }[kind]
+
+
+@contextlib.contextmanager
+def running_emulators(
+    video_dir: Path, *, job_seconds: float = 8.0
+) -> Iterator[dict[str, EmulatorServer]]:
+    """Start every emulator on its own loopback port for the block's duration."""
+    with contextlib.ExitStack() as stack:
+        servers = {
+            kind: stack.enter_context(
+                run_emulator(
+                    kind,
+                    EmulatorConfig(
+                        api_key=f"emulator-{kind}", job_seconds=job_seconds, video_dir=video_dir
+                    ),
+                )
+            )
+            for kind in EMULATORS
+        }
+        yield servers
+
+
+def emulated_settings(settings: Settings, servers: dict[str, EmulatorServer]) -> Settings:
+    update: dict[str, Any] = {}
+    for kind, server in servers.items():
+        update |= settings_for(kind, server.url, f"emulator-{kind}")
+    return settings.model_copy(update=update)

@@ -1,0 +1,362 @@
+"""xAI Grok Imagine video (``grok-imagine-video``) over xAI's REST API.
+
+The wire format, as xAI's own SDKs speak it (``xai-org/xai-sdk-ts``:
+``spec/openapi.json`` and ``src/resources/videos.ts``; ``xai-org/xai-sdk-python``:
+``proto/v6/video_pb2.pyi``; sources and open points in ``docs/providers/grok.md``)::
+
+    POST /videos/generations   {"model", "prompt", "duration", "resolution",
+                                "aspect_ratio" (text-to-video only),
+                                "image": {"url": https URL or data URI} (image-to-video)}
+                               -> 200 {"request_id"}
+    GET  /videos/{request_id}  -> 202 while pending: {"status": "pending", "progress": 0-99}
+                                  or an empty body
+                               -> 200 {"status": "done", "progress": 100, "model", "usage",
+                                       "video": {"url", "duration", "respect_moderation"}}
+                               -> 200 {"status": "failed", "error": {"code", "message"}}
+
+Errors come as ``{"code": "<gRPC status text>", "error": "<message>"}``. A wrong
+key is a *400* ("Incorrect API key provided: xa***yz ..."), exhausted credits a
+429 or a 403, moderation either a 4xx at create or a finished video with
+``respect_moderation: false`` and no URL. The result URL is public (no
+credentials) and lives about 24 hours. xAI has no cancel endpoint for videos
+and does not dedupe creates.
+
+This module must never log the key, put it in a URL, or copy an upstream auth
+message (xAI echoes a fragment of the key) into an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from reelgate.config import Settings
+from reelgate.errors import (
+    InvalidRequest,
+    ProviderError,
+    QuotaExceeded,
+    Refused,
+    TransientError,
+)
+from reelgate.providers.base import (
+    GenerationRequest,
+    ImageInput,
+    ResultLocation,
+    Submitted,
+    UpstreamState,
+    UpstreamStatus,
+)
+from reelgate.providers.http import HttpDeployment, new_client, request_json, stream_download
+
+__all__ = ["RESULT_URL_TTL", "GrokProvider", "from_settings"]
+
+RESULT_URL_TTL = timedelta(hours=24)
+"""xai-sdk-python ``VideoResponse.url``: "The returned URL is valid for 24 hours"."""
+
+KEY_SETTING = "REELGATE_XAI_API_KEY"
+
+# Status words. "pending"/"done"/"failed" are in xAI's OpenAPI spec, "expired" in the
+# SDK's DeferredStatus; "processing"/"completed" are aliases one xai-sdk-python REST
+# client accepts, tolerated here so a rename upstream does not strand jobs.
+_PENDING = frozenset({"pending", "processing", "queued"})
+_DONE = frozenset({"done", "completed"})
+_FAILED = "failed"
+_EXPIRED = "expired"
+
+# VideoErrorCode (spec): what a failed job's error.code means for the engine.
+_TRANSIENT_CODES = frozenset({"service_unavailable", "internal_error"})
+_INVALID_CODES = frozenset({"invalid_argument", "failed_precondition", "permission_denied"})
+
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+"""ImageUrl (spec): "Public URL or base64-encoded data URL of the image (JPEG, PNG, or WebP)"."""
+
+_MODERATION = re.compile(r"moderation|content polic|usage polic", re.IGNORECASE)
+"""How xAI words a safety block ("Generated image rejected by content moderation.")."""
+_BILLING = re.compile(r"credits|spending limit|licenses", re.IGNORECASE)
+"""xAI answers an out-of-credits team with 403 or 429 and this wording: a quota, not auth."""
+_BAD_KEY = re.compile(r"api key", re.IGNORECASE)
+
+
+class GrokProvider:
+    """One xAI deployment. Downloads use a second client that carries no credentials:
+    xAI's result links are public, and the key must not travel to another host."""
+
+    name = "grok"
+    supports_cancel = False
+    idempotent_create = False
+    """xAI takes no idempotency key: its official SDK retries a create only after a 429."""
+
+    def __init__(self, deployment: HttpDeployment, *, result_ttl: timedelta = RESULT_URL_TTL):
+        self._deployment = deployment
+        self._result_ttl = result_ttl
+        auth = {"Authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}
+        self._client = new_client(deployment, auth)
+        self._files = new_client(deployment, {})
+        self._semaphore = (
+            asyncio.Semaphore(deployment.max_concurrent) if deployment.max_concurrent else None
+        )
+
+    def __repr__(self) -> str:
+        return f"GrokProvider({self._deployment!r})"
+
+    async def create(self, request: GenerationRequest) -> Submitted:
+        # x-client-request-id is the header xai-sdk-ts sends for tracing; xAI does not
+        # dedupe on it, but it lets an operator find this attempt in xAI's logs.
+        data = await self._call(
+            "POST",
+            "/videos/generations",
+            json=create_body(request),
+            headers={"x-client-request-id": request.idempotency_key},
+        )
+        request_id = data.get("request_id") if isinstance(data, dict) else None
+        if not isinstance(request_id, str) or not request_id:
+            raise TransientError("xAI accepted the video request but answered no request_id")
+        return Submitted(request_id)
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        data = await self._call("GET", f"/videos/{quote(upstream_id, safe='')}")
+        return self._status_from(data, upstream_id)
+
+    async def cancel(self, upstream_id: str) -> None:
+        """Never called (``supports_cancel`` is False): xAI has no cancel for videos."""
+        raise InvalidRequest(
+            "xAI offers no way to cancel a video generation",
+            code="cancel_unsupported",
+            upstream_id=upstream_id,
+        )
+
+    async def download(self, result: ResultLocation) -> AsyncIterator[bytes]:
+        async for chunk in stream_download(self._files, result.url, classify=_classify_download):
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        await self._files.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """``request_json`` with xAI's envelope read into the message.
+
+        The shared defaults turn 429 and 5xx into classified errors (honouring
+        Retry-After, which a classifier cannot see) but cannot read xAI's
+        ``{"code", "error": "<text>"}`` body, so they say "HTTP 429". The text
+        seen by the classifier replaces that.
+        """
+        seen: list[str] = []
+
+        def classify(status: int, body: Any) -> ProviderError | None:
+            seen.append(_error_text(body))
+            return _classify(status, body)
+
+        try:
+            return await request_json(
+                self._client, method, path, classify=classify, semaphore=self._semaphore, **kwargs
+            )
+        except (QuotaExceeded, TransientError) as exc:
+            if seen and seen[-1] and exc.message.startswith("HTTP "):
+                exc.message = f"{seen[-1]} ({exc.message})"
+                exc.args = (exc.message,)
+            raise
+
+    def _status_from(self, data: Any, upstream_id: str) -> UpstreamStatus:
+        if data is None:  # a 202 without a body: still pending (xai-sdk-ts videos.ts)
+            return UpstreamStatus(UpstreamState.PENDING)
+        if not isinstance(data, dict):
+            raise TransientError("xAI answered a video status that is not a JSON object")
+        status = data.get("status")
+        if status is None:
+            # Older answers carried a finished video without a status, and a pending
+            # request may echo only its request_id.
+            video = data.get("video")
+            status = "done" if isinstance(video, dict) and video.get("url") else "pending"
+        if status in _PENDING:
+            progress = _progress(data.get("progress"))
+            state = UpstreamState.RUNNING if progress else UpstreamState.PENDING
+            return UpstreamStatus(state, progress=progress)
+        if status in _DONE:
+            return self._finished(data, upstream_id)
+        if status == _FAILED:
+            raise _failure(data.get("error"), upstream_id)
+        if status == _EXPIRED:
+            raise TransientError(
+                "xAI expired the video request before it finished",
+                code="upstream_expired",
+                upstream_id=upstream_id,
+            )
+        raise TransientError(f"xAI answered an unknown video status {status!r}")
+
+    def _finished(self, data: Mapping[str, Any], upstream_id: str) -> UpstreamStatus:
+        video = data.get("video")
+        if not isinstance(video, dict):
+            raise TransientError("xAI finished the video but answered no video object")
+        if video.get("respect_moderation") is False:
+            # The spec: false means the output broke moderation rules and the URL is
+            # empty. xAI does not say whether the prompt or the image caused it.
+            raise Refused(
+                "xAI's moderation withheld the generated video (respect_moderation: false)",
+                upstream_id=upstream_id,
+            )
+        url = video.get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise TransientError("xAI finished the video but answered no video URL")
+        duration = video.get("duration")
+        return UpstreamStatus(
+            UpstreamState.SUCCEEDED,
+            progress=100,
+            result=ResultLocation(url=url, expires_at=datetime.now(UTC) + self._result_ttl),
+            duration_seconds=float(duration) if isinstance(duration, int | float) else None,
+            extra=_usage(data),
+        )
+
+
+def from_settings(settings: Settings) -> GrokProvider | None:
+    """The xAI deployment configured in ``settings``; None when no key is set.
+
+    Reads ``xai_api_key``, ``xai_base_url`` and ``provider_timeout_seconds``.
+    """
+    key = settings.xai_api_key.get_secret_value().strip() if settings.xai_api_key else ""
+    if not key:
+        return None
+    return GrokProvider(
+        HttpDeployment(
+            base_url=settings.xai_base_url,
+            api_key=key,
+            timeout_seconds=settings.provider_timeout_seconds,
+        )
+    )
+
+
+def create_body(request: GenerationRequest) -> dict[str, Any]:
+    """The JSON body of ``POST /videos/generations`` for ``request``.
+
+    Raises InvalidRequest for what xAI cannot take: a negative prompt (no such
+    field) or an image type other than JPEG, PNG or WebP. A seed is dropped: the
+    API has none and a seed does not change what the user asked for.
+    """
+    if request.negative_prompt:
+        raise InvalidRequest(
+            "xAI Grok video takes no negative_prompt; describe what you want instead",
+            code="unsupported_parameter",
+        )
+    body: dict[str, Any] = {
+        "model": request.upstream_model,
+        "prompt": request.prompt,
+        "duration": request.duration_seconds,
+        "resolution": request.resolution.lower(),
+    }
+    if request.image is None:
+        body["aspect_ratio"] = request.aspect_ratio
+    else:
+        # For image-to-video xAI ignores aspect_ratio and takes the image's own.
+        body["image"] = {"url": _image_url(request.image)}
+    return body
+
+
+def _image_url(image: ImageInput) -> str:
+    """Inline bytes as a data URI (what reelgate validated is what xAI sees), else the URL."""
+    if image.data is not None:
+        mime = (image.mime_type or "").lower().replace("image/jpg", "image/jpeg")
+        if mime not in _IMAGE_TYPES:
+            raise InvalidRequest(
+                f"xAI takes JPEG, PNG or WebP images, not {mime or 'an untyped image'}",
+                code="invalid_image",
+            )
+        return f"data:{mime};base64,{base64.b64encode(image.data).decode('ascii')}"
+    if image.url:
+        return image.url
+    raise InvalidRequest("the image has neither bytes nor a URL", code="invalid_image")
+
+
+def _error_text(body: Any) -> str:
+    """The human text of xAI's envelope, ``{"code", "error": "..."}``, or an OpenAI-style one."""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    message = body.get("message")
+    return message if isinstance(message, str) else ""
+
+
+def _classify(status: int, body: Any) -> ProviderError | None:
+    """xAI's own signals first; None hands 429, 5xx and timeouts to the shared defaults."""
+    text = _error_text(body)
+    if status == 401 or (status == 400 and _BAD_KEY.search(text)):
+        return _auth_error(status)
+    if status == 403:
+        if _BILLING.search(text):
+            return QuotaExceeded(text, code="upstream_credits", upstream_status=status)
+        return _auth_error(status)
+    if status == 429 or status >= 500 or status in (408, 409, 425):
+        return None
+    if 400 <= status < 500:
+        if _MODERATION.search(text):
+            return _refusal(text, status)
+        return InvalidRequest(
+            text or f"xAI rejected the request (HTTP {status})", upstream_status=status
+        )
+    return None
+
+
+def _classify_download(status: int, body: Any) -> ProviderError | None:
+    if status in (403, 404, 410):
+        return InvalidRequest(
+            f"the xAI video link has expired or is gone (HTTP {status})",
+            code="result_expired",
+            upstream_status=status,
+        )
+    return None
+
+
+def _auth_error(status: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"xAI rejected the API key (HTTP {status}); check {KEY_SETTING} "
+        "and that its team may use grok-imagine-video",
+        code="upstream_auth",
+        upstream_status=status,
+    )
+
+
+def _refusal(text: str, status: int | None) -> Refused:
+    lowered = text.lower()
+    if "image" in lowered and "generated image" not in lowered:
+        return Refused(text, upstream_status=status, flagged="image")
+    if "prompt" in lowered:
+        return Refused(text, upstream_status=status, flagged="prompt")
+    return Refused(text, upstream_status=status)
+
+
+def _failure(error: Any, upstream_id: str) -> ProviderError:
+    """A job that ended ``failed``: its VideoErrorCode decides the class."""
+    code = error.get("code") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    text = message if isinstance(message, str) and message else "xAI could not generate the video"
+    if _MODERATION.search(text):
+        return _refusal(text, None)
+    if code in _INVALID_CODES:
+        return InvalidRequest(text, upstream_id=upstream_id, upstream_code=code)
+    kind = "unknown" if code is None else str(code)
+    return TransientError(text, upstream_id=upstream_id, upstream_code=kind)
+
+
+def _progress(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return max(0, min(99, int(value)))
+
+
+def _usage(data: Mapping[str, Any]) -> dict[str, object]:
+    usage = data.get("usage")
+    ticks = usage.get("cost_in_usd_ticks") if isinstance(usage, dict) else None
+    extra: dict[str, object] = {}
+    if isinstance(ticks, int):
+        extra["cost_in_usd_ticks"] = ticks
+    if isinstance(data.get("model"), str):
+        extra["upstream_model"] = data["model"]
+    return extra

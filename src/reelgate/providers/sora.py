@@ -1,0 +1,365 @@
+"""OpenAI Sora 2 through the Videos API, on api.openai.com or an Azure OpenAI v1 endpoint.
+
+Wire format (openai-python ``resources/videos.py``, ``types/video*.py``; see
+``docs/providers/sora.md`` for every source):
+
+    POST   /videos                JSON, or multipart with an ``input_reference`` file
+    GET    /videos/{id}           status queued | in_progress | completed | failed,
+                                  progress 0-100, error {code, message, param?}
+    GET    /videos/{id}/content   the MP4 (``?variant=video``), with the same credential
+    DELETE /videos/{id}           documented for completed or failed videos only
+
+Sora has no idempotency header and no way to stop a running render, so
+``idempotent_create`` and ``supports_cancel`` are both False. OpenAI retires
+this API on 2026-09-24; Azure OpenAI deployments keep the same shape (the key
+goes in ``api-key`` instead of ``Authorization: Bearer``).
+
+This module must never log, return or format the API key: the upstream's own
+401 message quotes part of the key, so it is never passed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import httpx
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from reelgate.config import Settings
+from reelgate.errors import InvalidRequest, ProviderError, QuotaExceeded, Refused, TransientError
+from reelgate.providers.base import (
+    GenerationRequest,
+    ImageInput,
+    ResultLocation,
+    Submitted,
+    UpstreamState,
+    UpstreamStatus,
+)
+from reelgate.providers.http import (
+    Classifier,
+    HttpDeployment,
+    new_client,
+    request_json,
+    stream_download,
+)
+
+__all__ = ["MODERATION_CODES", "ApiStyle", "SoraProvider", "from_settings"]
+
+ApiStyle = Literal["openai", "azure"]
+
+MODERATION_CODES = frozenset(
+    {
+        "moderation_blocked",  # OpenAI's safety system (create 400, or a failed video's error)
+        "content_policy_violation",  # older OpenAI media endpoints
+        "content_filter",  # Azure OpenAI content filtering
+        "ResponsibleAIPolicyViolation",  # Azure's innererror code for the same
+    }
+)
+_QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_*.\-]{3,}|[A-Za-z0-9]{3}\*{3,}[A-Za-z0-9]{2,})")
+_IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+
+
+class SoraProvider:
+    """One Videos API deployment (OpenAI or Azure OpenAI)."""
+
+    name = "sora"
+    supports_cancel = False
+    """The API documents DELETE for completed or failed videos only; a render cannot be stopped."""
+    idempotent_create = False
+    """The API takes no idempotency key: a create re-sent after a crash starts a second video."""
+
+    def __init__(self, deployment: HttpDeployment, *, api_style: ApiStyle = "openai") -> None:
+        self._deployment = deployment
+        self._style = api_style
+        self._base = deployment.base_url.rstrip("/")
+        auth = (
+            {"api-key": deployment.api_key}
+            if api_style == "azure"
+            else {"Authorization": f"Bearer {deployment.api_key}"}
+        )
+        self._client = new_client(deployment, auth)
+        self._client.event_hooks = {"request": [self._strip_foreign_credentials]}
+        self._semaphore = (
+            asyncio.Semaphore(deployment.max_concurrent) if deployment.max_concurrent else None
+        )
+
+    def __repr__(self) -> str:
+        return f"SoraProvider({self._deployment!r}, api_style={self._style!r})"
+
+    async def create(self, request: GenerationRequest) -> Submitted:
+        if request.negative_prompt:
+            raise InvalidRequest("Sora takes no negative_prompt", code="unsupported_parameter")
+        if request.seed is not None:
+            raise InvalidRequest("Sora takes no seed", code="unsupported_parameter")
+        fields = {
+            "model": request.upstream_model,
+            "prompt": request.prompt,
+            "seconds": str(request.duration_seconds),
+            "size": f"{request.width}x{request.height}",
+        }
+        kwargs: dict[str, Any] = {"json": fields}
+        if request.image is not None:
+            kwargs = await _with_image(fields, request.image, request.width, request.height)
+        classify = self._classifier(has_image=request.image is not None)
+        body = await self._call("POST", "/videos", classify, **kwargs)
+        video_id = body.get("id")
+        if not isinstance(video_id, str) or not video_id:
+            raise TransientError("the create answer carries no video id", code="malformed")
+        if body.get("status") == "failed":
+            raise _failure(body.get("error"), video_id)
+        return Submitted(video_id)
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        body = await self._call("GET", f"/videos/{quote(upstream_id, safe='')}", self._classify)
+        state = body.get("status")
+        progress = _progress(body.get("progress"))
+        if state == "queued":
+            return UpstreamStatus(UpstreamState.PENDING, progress=progress)
+        if state == "in_progress":
+            return UpstreamStatus(UpstreamState.RUNNING, progress=progress)
+        if state == "completed":
+            return UpstreamStatus(
+                UpstreamState.SUCCEEDED,
+                progress=100,
+                result=ResultLocation(
+                    url=self._content_url(upstream_id),
+                    expires_at=_timestamp(body.get("expires_at")),
+                ),
+                duration_seconds=_seconds(body.get("seconds")),
+                extra={"size": body.get("size"), "model": body.get("model")},
+            )
+        if state == "failed":
+            raise _failure(body.get("error"), upstream_id)
+        raise TransientError(f"unknown video status {state!r}", code="malformed")
+
+    async def cancel(self, upstream_id: str) -> None:
+        """Delete the video upstream. The API documents this for completed or failed
+        videos only, so for a running one it frees nothing and answers an error."""
+        await self._call("DELETE", f"/videos/{quote(upstream_id, safe='')}", self._classify)
+
+    async def download(self, result: ResultLocation) -> AsyncIterator[bytes]:
+        if not _same_deployment(result.url, self._base):
+            # Our client carries the key in its default headers: never point it elsewhere.
+            raise InvalidRequest("not a result of this Sora deployment", code="foreign_result")
+        async for chunk in stream_download(self._client, result.url, classify=_classify_download):
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _content_url(self, upstream_id: str) -> str:
+        return f"{self._base}/videos/{quote(upstream_id, safe='')}/content?variant=video"
+
+    async def _call(
+        self, method: str, path: str, classify: Classifier, **kwargs: Any
+    ) -> dict[str, Any]:
+        body = await request_json(
+            self._client, method, path, classify=classify, semaphore=self._semaphore, **kwargs
+        )
+        if not isinstance(body, dict):
+            raise TransientError("the answer is not a JSON object", code="malformed")
+        return body
+
+    def _classifier(self, *, has_image: bool) -> Classifier:
+        def classify(status: int, body: Any) -> ProviderError | None:
+            return _classify(status, body, self._style, self._deployment.api_key, has_image)
+
+        return classify
+
+    def _classify(self, status: int, body: Any) -> ProviderError | None:
+        return _classify(status, body, self._style, self._deployment.api_key, None)
+
+    async def _strip_foreign_credentials(self, request: httpx.Request) -> None:
+        """A redirect to another host (a CDN link, say) must not carry our key; httpx
+        drops ``Authorization`` across origins itself, but not Azure's ``api-key``."""
+        if not _same_origin(str(request.url), self._base):
+            request.headers.pop("authorization", None)
+            request.headers.pop("api-key", None)
+
+
+def from_settings(settings: Settings) -> SoraProvider | None:
+    """The configured deployment, or None when ``REELGATE_OPENAI_API_KEY`` is unset."""
+    if settings.openai_api_key is None:
+        return None
+    key = settings.openai_api_key.get_secret_value()
+    if not key:
+        return None
+    deployment = HttpDeployment(
+        base_url=settings.openai_base_url,
+        api_key=key,
+        timeout_seconds=settings.provider_timeout_seconds,
+    )
+    style: ApiStyle = "azure" if settings.openai_api_style == "azure" else "openai"
+    return SoraProvider(deployment, api_style=style)
+
+
+async def _with_image(
+    fields: Mapping[str, str], image: ImageInput, width: int, height: int
+) -> dict[str, Any]:
+    """The multipart form for image-to-video. The API rejects a reference whose size
+    differs from ``size``, so the image is cropped and scaled to it first."""
+    if image.data is None:
+        if not image.url:
+            raise InvalidRequest(
+                "the input image has neither bytes nor a URL", code="invalid_image"
+            )
+        return {"json": {**fields, "input_reference": {"image_url": image.url}}}
+    data, mime = await asyncio.to_thread(_fit_image, image.data, image.mime_type, width, height)
+    extension = mime.split("/")[1].replace("jpeg", "jpg")
+    return {
+        "data": dict(fields),
+        "files": {"input_reference": (f"reference.{extension}", data, mime)},
+    }
+
+
+def _fit_image(data: bytes, mime: str | None, width: int, height: int) -> tuple[bytes, str]:
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            source_format = opened.format or ""
+            picture = ImageOps.exif_transpose(opened)
+            picture.load()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise InvalidRequest(
+            "the input image is not a readable image", code="invalid_image"
+        ) from exc
+    mime = mime if mime in _IMAGE_FORMATS else "image/png"
+    if picture.size == (width, height) and source_format == _IMAGE_FORMATS[mime]:
+        return data, mime
+    fitted = ImageOps.fit(picture, (width, height), method=Image.Resampling.LANCZOS)
+    if mime == "image/jpeg" and fitted.mode != "RGB":
+        fitted = fitted.convert("RGB")
+    out = io.BytesIO()
+    fitted.save(out, format=_IMAGE_FORMATS[mime])
+    return out.getvalue(), mime
+
+
+def _error_fields(body: Any) -> dict[str, Any]:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return dict(body["error"])
+    return {}
+
+
+def _scrub(message: str, api_key: str) -> str:
+    """Drop the key, and anything shaped like a key or a masked key, from a message."""
+    if api_key:
+        message = message.replace(api_key, "***")
+    return _KEYLIKE.sub("***", message)
+
+
+def _classify(
+    status: int, body: Any, style: ApiStyle, api_key: str, has_image: bool | None
+) -> ProviderError | None:
+    """The Videos API's own signals; None leaves 429/5xx/other 4xx to the shared defaults."""
+    error = _error_fields(body)
+    code = str(error.get("code") or "")
+    inner = error.get("innererror")
+    inner_code = str(inner.get("code") or "") if isinstance(inner, dict) else ""
+    message = _scrub(str(error.get("message") or f"HTTP {status}"), api_key)
+    if status == 401:
+        return InvalidRequest(
+            _auth_message(style, status), code="upstream_auth", upstream_status=401
+        )
+    if status == 403:
+        return InvalidRequest(
+            f"{_auth_message(style, status)} Upstream said: {message}",
+            code="upstream_auth",
+            upstream_status=403,
+        )
+    if code in MODERATION_CODES or inner_code in MODERATION_CODES:
+        return Refused(
+            message,
+            upstream_status=status,
+            upstream_code=code or inner_code,
+            **_flagged(error.get("param"), has_image),
+        )
+    if code in _QUOTA_CODES and status != 429:  # a 429 keeps the defaults' Retry-After
+        return QuotaExceeded(message, upstream_status=status, upstream_code=code)
+    return None
+
+
+def _classify_download(status: int, body: Any) -> ProviderError | None:
+    if status in (401, 403):
+        return InvalidRequest(
+            "the upstream refused the result download; check REELGATE_OPENAI_API_KEY",
+            code="upstream_auth",
+            upstream_status=status,
+        )
+    if status in (404, 410):
+        return InvalidRequest(
+            "the upstream result is gone (Sora keeps generated files for a limited time)",
+            code="result_expired",
+            upstream_status=status,
+        )
+    return None
+
+
+def _auth_message(style: ApiStyle, status: int) -> str:
+    if style == "azure":
+        return (
+            f"Azure OpenAI rejected the credential (HTTP {status}): check REELGATE_OPENAI_API_KEY "
+            "and that REELGATE_OPENAI_BASE_URL is the resource's .../openai/v1 endpoint."
+        )
+    return (
+        f"OpenAI rejected the API key (HTTP {status}): check REELGATE_OPENAI_API_KEY "
+        "(and that its project may use the Sora models)."
+    )
+
+
+def _flagged(param: Any, has_image: bool | None) -> dict[str, Any]:
+    """Which input the refusal is about, when the upstream says so, or when the prompt
+    was the only input there was."""
+    if param == "input_reference":
+        return {"flagged": "image"}
+    if param == "prompt" or has_image is False:
+        return {"flagged": "prompt"}
+    return {}
+
+
+def _failure(error: Any, video_id: str) -> ProviderError:
+    """A video that ended ``failed``: a moderation code is a refusal; anything else is
+    the upstream's own failure, which another model (or a resubmission) may get past."""
+    fields = dict(error) if isinstance(error, dict) else {}
+    code = str(fields.get("code") or "")
+    message = str(fields.get("message") or "the video generation failed upstream")
+    if code in MODERATION_CODES:
+        return Refused(
+            message, upstream_code=code, upstream_id=video_id, **_flagged(fields.get("param"), None)
+        )
+    return TransientError(
+        message, code="upstream_failed", upstream_code=code or None, upstream_id=video_id
+    )
+
+
+def _progress(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return max(0, min(100, int(value)))
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _same_origin(url: str, base: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+
+def _same_deployment(url: str, base: str) -> bool:
+    return _same_origin(url, base) and urlsplit(url).path.startswith(urlsplit(base).path + "/")

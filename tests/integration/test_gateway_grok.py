@@ -1,0 +1,147 @@
+"""The whole gateway (API, engine, storage) driving xAI Grok video through its emulator."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reelgate.catalog import Catalog
+from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
+from reelgate.emulators.grok import GrokEmulator, emulator_of
+from reelgate.engine.worker import Worker
+from reelgate.media.probe import probe_video
+from reelgate.providers.grok import GrokProvider
+from reelgate.providers.http import HttpDeployment
+from reelgate.runtime import Runtime
+from tests.conftest import wait_for_status
+
+KEY = "xai-gateway-test-key-0123456789"
+MODEL = "grok-video"
+
+
+@dataclass
+class Grok:
+    server: EmulatorServer
+    emulator: GrokEmulator
+    rt: Runtime
+
+    def tune(self, **changes: Any) -> None:
+        """Replace the grok-video catalog entry (quick polls by default)."""
+        self.rt.catalog = Catalog(
+            dataclasses.replace(spec, **changes) if spec.id == MODEL else spec
+            for spec in self.rt.catalog
+        )
+
+
+@pytest.fixture(scope="module")
+def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("xai-gateway-videos")
+
+
+@pytest.fixture
+async def grok(rt: Runtime, video_dir: Path) -> AsyncIterator[Grok]:
+    """The xAI emulator, with the adapter plugged into the runtime as provider ``grok``."""
+    config = EmulatorConfig(api_key=KEY, job_seconds=0.3, video_dir=video_dir)
+    with run_emulator("grok", config) as server:
+        provider = GrokProvider(HttpDeployment(base_url=f"{server.url}/v1", api_key=KEY))
+        rt.providers.providers["grok"] = provider  # closed by the runtime
+        grok = Grok(server, emulator_of(server), rt)
+        grok.tune(poll_interval_seconds=0.1, typical_seconds=1.0)
+        yield grok
+
+
+async def _run(
+    client: httpx.AsyncClient, prompt: str, timeout: float = 30, **extra: Any
+) -> dict[str, Any]:
+    body = {
+        "model": MODEL,
+        "prompt": prompt,
+        "duration_seconds": 1,
+        "resolution": "480p",
+        "aspect_ratio": "16:9",
+        **extra,
+    }
+    resp = await client.post("/v1/videos", json=body)
+    assert resp.status_code == 202, resp.text
+    seen = await wait_for_status(
+        client, resp.json()["id"], {"completed", "failed", "canceled"}, timeout=timeout
+    )
+    return seen[-1]
+
+
+async def _probe_download(client: httpx.AsyncClient, url: str, tmp_path: Path) -> tuple[int, int]:
+    resp = await client.get(url)
+    assert resp.status_code == 200
+    path = tmp_path / "mirrored.mp4"
+    path.write_bytes(resp.content)
+    info = probe_video(path)
+    return info.width, info.height
+
+
+async def test_a_grok_job_completes_and_its_mirrored_copy_downloads(
+    grok: Grok, client: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    job = await _run(client, "a lighthouse at dusk")
+    assert job["status"] == "completed", job
+    assert job["delivered_by"] == MODEL
+    assert [(a["model"], a["outcome"]) for a in job["attempts"]] == [(MODEL, "completed")]
+    result = job["result"]
+    assert result["mirror_status"] == "stored"
+    assert (result["width"], result["height"]) == (848, 480)
+    assert await _probe_download(client, result["url"], tmp_path) == (848, 480)
+    [sent] = grok.emulator.received
+    assert (sent["model"], sent["duration"], sent["resolution"]) == (
+        "grok-imagine-video",
+        1,
+        "480p",
+    )
+
+
+async def test_a_moderation_refusal_fails_without_trying_the_fallback(
+    grok: Grok, client: httpx.AsyncClient, worker: Worker
+) -> None:
+    job = await _run(client, "[fault:refuse] a scene", fallback=["local"])
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "refused"
+    assert "Reword" in job["error"]["message"]
+    assert [(a["model"], a["outcome"]) for a in job["attempts"]] == [(MODEL, "refused")]
+
+
+async def test_out_of_quota_falls_back_to_local(
+    grok: Grok, client: httpx.AsyncClient, worker: Worker
+) -> None:
+    job = await _run(client, "[fault:quota] a scene", timeout=60, fallback=["local"])
+    assert job["status"] == "completed", job
+    assert job["delivered_by"] == "local"
+    attempts = [(a["model"], a["outcome"]) for a in job["attempts"]]
+    assert attempts == [(MODEL, "quota"), ("local", "completed")]
+    assert job["attempts"][0]["error"]["upstream_status"] == 429
+
+
+async def test_a_grok_job_that_never_finishes_times_out(
+    grok: Grok, client: httpx.AsyncClient, worker: Worker
+) -> None:
+    grok.tune(poll_interval_seconds=0.1, typical_seconds=1.0, deadline_seconds=2)
+    job = await _run(client, "[fault:never] a scene")
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "timeout"
+    assert grok.emulator.jobs  # the upstream job was created and kept running
+
+
+async def test_the_mirrored_copy_outlives_the_expired_xai_link(
+    grok: Grok, client: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    job = await _run(client, "[fault:expire] a scene")
+    assert job["status"] == "completed", job
+    assert job["result"]["mirror_status"] == "stored"
+    request_id = job["attempts"][0]["upstream_id"]
+    upstream_url = f"{grok.server.url}/xai-vidgen-bucket/xai-video-{request_id}.mp4"
+    async with httpx.AsyncClient() as outside:
+        assert (await outside.get(upstream_url)).status_code == 404
+    assert await _probe_download(client, job["result"]["url"], tmp_path) == (848, 480)

@@ -1,0 +1,172 @@
+"""The whole gateway (HTTP API, engine, storage) driving the Veo (Gemini API) emulator:
+what a user of ``veo-3-1-fast`` sees, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reelgate.catalog import Catalog
+from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
+from reelgate.engine.worker import Worker
+from reelgate.media.probe import probe_video
+from reelgate.providers.http import HttpDeployment
+from reelgate.providers.veo import VeoProvider
+from reelgate.runtime import Runtime
+from tests.conftest import wait_for_status
+
+KEY = "AIzaSy-gateway-gemini-secret-0123456789"
+MODEL = "veo-3-1-fast"
+
+
+@pytest.fixture(scope="module")
+def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared with test_provider_veo.py: each size is rendered once per session."""
+    path = tmp_path_factory.getbasetemp() / "veo-videos"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def upstream(video_dir: Path) -> Iterator[EmulatorServer]:
+    config = EmulatorConfig(api_key=KEY, job_seconds=0.5, video_dir=video_dir)
+    with run_emulator("veo", config) as server:
+        yield server
+
+
+def quick(rt: Runtime, **changes: Any) -> None:
+    """Poll the Veo models and ``local`` fast; apply ``changes`` to the Veo entries."""
+    specs = []
+    for spec in rt.catalog:
+        if spec.provider == "veo":
+            spec = dataclasses.replace(
+                spec, poll_interval_seconds=0.1, typical_seconds=1.0, **changes
+            )
+        elif spec.id == "local":
+            spec = dataclasses.replace(spec, poll_interval_seconds=0.1)
+        specs.append(spec)
+    rt.catalog = Catalog(specs)
+
+
+@pytest.fixture
+def veo(rt: Runtime, upstream: EmulatorServer) -> VeoProvider:
+    """The adapter plugged into the runtime; ``rt.aclose`` closes it with the registry."""
+    provider = VeoProvider(HttpDeployment(f"{upstream.url}/v1beta", KEY, timeout_seconds=10))
+    rt.providers.providers["veo"] = provider
+    quick(rt)
+    return provider
+
+
+async def submit_and_wait(
+    client: httpx.AsyncClient, prompt: str, timeout: float = 30, **extra: Any
+) -> dict[str, Any]:
+    body = {
+        "model": MODEL,
+        "prompt": prompt,
+        "resolution": "720p",
+        "duration_seconds": 4,
+        "aspect_ratio": "16:9",
+        **extra,
+    }
+    resp = await client.post("/v1/videos", json=body)
+    assert resp.status_code == 202, resp.text
+    seen = await wait_for_status(
+        client, resp.json()["id"], {"completed", "failed", "canceled"}, timeout=timeout
+    )
+    final: dict[str, Any] = seen[-1]
+    return final
+
+
+def outcomes(job: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(a["model"], a["outcome"]) for a in job["attempts"]]
+
+
+async def test_a_job_completes_and_its_mirrored_copy_downloads(
+    client: httpx.AsyncClient, worker: Worker, veo: VeoProvider, tmp_path: Path
+) -> None:
+    job = await submit_and_wait(client, "a hummingbird hovering over a red flower")
+    assert job["status"] == "completed", job
+    assert job["delivered_by"] == MODEL
+    assert outcomes(job) == [(MODEL, "completed")]
+    assert job["attempts"][0]["upstream_id"].startswith("models/veo-3.1-fast-generate-preview/")
+    result = job["result"]
+    assert result["mirror_status"] == "stored"
+    assert (result["width"], result["height"]) == (1280, 720)
+    assert result["url"].startswith("http://testserver/files/")
+    assert KEY not in json.dumps(job)
+
+    download = await client.get(result["url"])
+    assert download.status_code == 200
+    assert len(download.content) == result["bytes"]
+    path = tmp_path / "mirrored.mp4"
+    path.write_bytes(download.content)
+    assert abs(probe_video(path).duration_seconds - 4.0) <= 0.2
+
+
+async def test_a_refusal_fails_at_once_without_trying_the_fallback(
+    client: httpx.AsyncClient, worker: Worker, veo: VeoProvider
+) -> None:
+    job = await submit_and_wait(client, "something unsafe [fault:refuse]", fallback=["local"])
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "refused"
+    assert "The prompt was flagged" in job["error"]["message"]
+    assert outcomes(job) == [(MODEL, "refused")]
+
+
+async def test_quota_falls_back_to_local_and_records_both_attempts(
+    client: httpx.AsyncClient, rt: Runtime, worker: Worker, veo: VeoProvider
+) -> None:
+    # The 429 comes before Veo looks at the parameters, so the job may ask for a size that
+    # `local` renders in a fraction of a second (720p x 4 s takes seconds on a busy CPU).
+    spec = rt.catalog.get(MODEL)
+    small = dataclasses.replace(spec.allowed, resolutions=("360p",), durations=(1,))
+    rt.catalog = Catalog(
+        [dataclasses.replace(spec, allowed=small) if s is spec else s for s in rt.catalog]
+    )
+    job = await submit_and_wait(
+        client,
+        "a busy afternoon [fault:quota]",
+        fallback=["local"],
+        resolution="360p",
+        duration_seconds=1,
+    )
+    assert job["status"] == "completed", job
+    assert job["delivered_by"] == "local"
+    assert outcomes(job) == [(MODEL, "quota"), ("local", "completed")]
+    assert job["attempts"][0]["error"]["upstream_status"] == 429
+    assert job["result"]["mirror_status"] == "stored"
+
+
+async def test_a_job_that_never_finishes_times_out(
+    client: httpx.AsyncClient, rt: Runtime, worker: Worker, veo: VeoProvider
+) -> None:
+    quick(rt, deadline_seconds=1)
+    job = await submit_and_wait(client, "waiting forever [fault:never]")
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "timeout"
+    assert outcomes(job) == [(MODEL, "timeout")]
+
+
+async def test_our_mirrored_copy_outlives_the_expired_upstream_link(
+    client: httpx.AsyncClient, worker: Worker, veo: VeoProvider, upstream: EmulatorServer
+) -> None:
+    job = await submit_and_wait(client, "a sandcastle at high tide [fault:expire]")
+    assert job["status"] == "completed", job
+    assert job["result"]["mirror_status"] == "stored"
+
+    file_id = job["attempts"][0]["upstream_id"].rsplit("/", 1)[-1]
+    link = f"{upstream.url}/v1beta/files/{file_id}:download?alt=media"
+    async with httpx.AsyncClient() as direct:
+        dead = await direct.get(link, headers={"x-goog-api-key": KEY})
+    assert dead.status_code == 403
+    assert dead.json()["error"]["status"] == "PERMISSION_DENIED"
+
+    ours = await client.get(job["result"]["url"])
+    assert ours.status_code == 200
+    assert len(ours.content) == job["result"]["bytes"]
