@@ -9,6 +9,7 @@ Each PostgreSQL test gets its own database, cloned from a migrated template
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,12 +21,15 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from reelgate.api.app import create_app
+from reelgate.catalog import Catalog, load_catalog
 from reelgate.config import Settings
 from reelgate.engine.commands import NewJob
 from reelgate.engine.worker import Worker
+from reelgate.media.render import RenderSpec, render_video
 from reelgate.runtime import Runtime, build_runtime
 from reelgate.store import migrate
 from reelgate.store.accounts import DEV_ACCOUNT_ID
+from tests.scripted import ScriptedProvider
 
 TEST_KEY = "rg_test_key_0123456789abcdefghijklmnop"
 
@@ -177,6 +181,34 @@ async def wait_for_status(
             return seen
         await asyncio.sleep(0.1)
     raise AssertionError(f"job {job_id} stuck: last {seen[-1] if seen else None}")
+
+
+@pytest.fixture(scope="session")
+def tiny_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("video") / "tiny.mp4"
+    render_video(RenderSpec(prompt="tiny", seed=1, duration_seconds=1, width=160, height=90), path)
+    return path
+
+
+@pytest.fixture
+def scripted(rt: Runtime, tiny_video: Path) -> ScriptedProvider:
+    """Two catalog models on the scripted provider: ``s-primary`` falls back to ``s-backup``."""
+    provider = ScriptedProvider(video=tiny_video)
+    rt.providers.providers["scripted"] = provider
+    local = load_catalog().get("local")
+    extra = [
+        dataclasses.replace(
+            local,
+            id=model_id,
+            provider="scripted",
+            upstream_model=model_id,
+            poll_interval_seconds=0.05,
+            typical_seconds=1.0,
+        )
+        for model_id in ("s-primary", "s-backup")
+    ]
+    rt.catalog = Catalog([*rt.catalog, *extra])
+    return provider
 
 
 def small_job(

@@ -24,9 +24,15 @@ class Settings(BaseSettings):
     config_file: Path | None = None
     public_url: str = ""
     dev_api_key: SecretStr | None = None
+    dev_credits: int = Field(default=100_000, ge=0)
+    """Credits the embedded default's dev account is granted when it is created."""
     signing_secret: SecretStr | None = None
     signed_url_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
     local_work_dir: Path | None = None
+
+    # limits: per-key request rate ("" turns it off); Redis shares counters across API processes
+    redis_url: str = ""
+    rate_limit: str = "600/minute;50/second"
 
     # engine
     worker_concurrency: int = Field(default=8, ge=1, le=1024)
@@ -56,6 +62,9 @@ class Settings(BaseSettings):
     video_gateway_api_key: SecretStr | None = None
     video_gateway_base_url: str = ""
     video_gateway_create_path: str = "/api/video/generate"
+    video_gateway_auth_header: str = "Authorization"
+    video_gateway_auth_scheme: str = "Bearer"
+    """"" sends the bare key (for ``X-API-Key``-style upstreams)."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:

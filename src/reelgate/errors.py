@@ -5,6 +5,7 @@
     │   ├── ValidationFailed           400 invalid_parameter / unknown_model / ...
     │   ├── Unauthorized               401 unauthorized
     │   ├── Forbidden                  403 forbidden
+    │   ├── PaymentRequired            402 insufficient_credits
     │   ├── NotFound                   404 not_found
     │   └── Conflict                   409 conflict
     ├── ProviderError                  an upstream outcome, classified (see ErrorClass)
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidRequest",
     "NotAVideo",
     "NotFound",
+    "PaymentRequired",
     "ProviderError",
     "QuotaExceeded",
     "ReelgateError",
@@ -73,6 +75,11 @@ class ValidationFailed(ApiError):
 class Unauthorized(ApiError):
     http_status = 401
     code = "unauthorized"
+
+
+class PaymentRequired(ApiError):
+    http_status = 402
+    code = "insufficient_credits"
 
 
 class Forbidden(ApiError):

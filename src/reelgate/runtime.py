@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reelgate.catalog import Catalog, load_catalog
 from reelgate.config import Settings
 from reelgate.engine.wakeup import InProcessWakeup, PostgresWakeup, Wakeup
+from reelgate.limits import RateLimiter
 from reelgate.providers.registry import ProviderRegistry, build_registry
 from reelgate.storage import Storage, open_storage
 from reelgate.store.db import create_engine, is_postgres
@@ -28,9 +29,12 @@ class Runtime:
     wakeup: Wakeup
     signing_secret: bytes
     public_url: str
+    rate_limiter: RateLimiter | None = None
 
     async def aclose(self) -> None:
         await self.wakeup.stop()
+        if self.rate_limiter is not None:
+            await self.rate_limiter.aclose()
         await self.providers.aclose()
         await self.db.dispose()
 
@@ -51,10 +55,20 @@ def load_signing_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-async def build_runtime(settings: Settings, *, public_url: str, listen: bool = True) -> Runtime:
+async def build_runtime(
+    settings: Settings,
+    *,
+    public_url: str,
+    listen: bool = True,
+    emulated: frozenset[str] = frozenset(),
+) -> Runtime:
     """``listen``: start the cross-process wake-up listener (workers and SSE need it)."""
     db_url = settings.resolved_database_url()
     secret = load_signing_secret(settings)
+    limiter = None
+    if settings.rate_limit:
+        limiter = RateLimiter.from_url(settings.redis_url or None, settings.rate_limit)
+        await limiter.check()  # a wrong Redis URL stops startup with a clear error
     wakeup: Wakeup = PostgresWakeup(db_url) if is_postgres(db_url) and listen else InProcessWakeup()
     await wakeup.start()
     return Runtime(
@@ -67,8 +81,9 @@ async def build_runtime(settings: Settings, *, public_url: str, listen: bool = T
             signing_secret=secret,
             options=settings.storage_options,
         ),
-        providers=build_registry(settings),
+        providers=build_registry(settings, emulated=emulated),
         wakeup=wakeup,
         signing_secret=secret,
         public_url=public_url,
+        rate_limiter=limiter,
     )

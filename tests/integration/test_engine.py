@@ -3,53 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from reelgate.catalog import Catalog, load_catalog
 from reelgate.engine.commands import submit_job
 from reelgate.engine.steps import Stepper
 from reelgate.engine.worker import Worker
-from reelgate.media.render import RenderSpec, render_video
 from reelgate.runtime import Runtime
 from reelgate.store.cooldowns import cooling_until
 from reelgate.store.jobs import claim_due, fenced_update, get_job, now_ms
 from reelgate.store.schema import jobs
 from tests.conftest import small_job, wait_for_status
 from tests.scripted import ScriptedProvider
-
-
-@pytest.fixture(scope="session")
-def tiny_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("video") / "tiny.mp4"
-    render_video(RenderSpec(prompt="tiny", seed=1, duration_seconds=1, width=160, height=90), path)
-    return path
-
-
-@pytest.fixture
-def scripted(rt: Runtime, tiny_video: Path) -> ScriptedProvider:
-    """Two catalog models on the scripted provider: ``s-primary`` falls back to ``s-backup``."""
-    provider = ScriptedProvider(video=tiny_video)
-    rt.providers.providers["scripted"] = provider
-    local = load_catalog().get("local")
-    extra = [
-        dataclasses.replace(
-            local,
-            id=model_id,
-            provider="scripted",
-            upstream_model=model_id,
-            poll_interval_seconds=0.05,
-            typical_seconds=1.0,
-        )
-        for model_id in ("s-primary", "s-backup")
-    ]
-    rt.catalog = Catalog([*rt.catalog, *extra])
-    return provider
 
 
 async def _run_until_final(

@@ -1,4 +1,5 @@
-"""The embedded default's dev account and key, so ``make run`` works at once.
+"""The embedded default's dev account, its key and its credit grant
+(``REELGATE_DEV_CREDITS``), so ``make run`` works at once.
 
 The key is ``REELGATE_DEV_API_KEY`` when set; otherwise one is generated on the
 first run and kept in ``<data_dir>/dev-api-key`` (mode 0600) so that restarts
@@ -7,6 +8,7 @@ print the same key instead of piling up new ones.
 
 from __future__ import annotations
 
+from reelgate.billing import grant
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import DEV_ACCOUNT_ID, ensure_account, ensure_key, new_key
 
@@ -31,6 +33,7 @@ async def ensure_dev_account(rt: Runtime) -> str:
     """Create the dev account and its key if missing; return the key (for printing once)."""
     key = _dev_key(rt)
     async with rt.db.begin() as conn:
-        await ensure_account(conn, DEV_ACCOUNT_ID, "dev")
+        if await ensure_account(conn, DEV_ACCOUNT_ID, "dev") and rt.settings.dev_credits:
+            await grant(conn, DEV_ACCOUNT_ID, rt.settings.dev_credits * 1000, "dev account grant")
         await ensure_key(conn, DEV_ACCOUNT_ID, key, "dev key")
     return key

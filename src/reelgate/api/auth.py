@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from reelgate.errors import Forbidden, Unauthorized
+from reelgate.limits import enforce
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo, lookup_key
 
@@ -41,9 +42,16 @@ def _require(info: KeyInfo, scope: str) -> KeyInfo:
     return info
 
 
+async def _limited(request: Request, info: KeyInfo) -> KeyInfo:
+    limiter = runtime(request).rate_limiter
+    if limiter is not None:
+        await enforce(limiter, info.key_id)
+    return info
+
+
 async def require_read(request: Request) -> KeyInfo:
-    return _require(await _authenticate(request), "jobs:read")
+    return await _limited(request, _require(await _authenticate(request), "jobs:read"))
 
 
 async def require_write(request: Request) -> KeyInfo:
-    return _require(await _authenticate(request), "jobs:write")
+    return await _limited(request, _require(await _authenticate(request), "jobs:write"))

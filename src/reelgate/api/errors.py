@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelgate.errors import ReelgateError
+from reelgate.limits import retry_after_header
 
 __all__ = ["error_response", "install_error_handlers"]
 
@@ -41,8 +42,9 @@ def _param_name(loc: tuple[Any, ...]) -> str:
 
 async def _reelgate_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ReelgateError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-    return error_response(exc.http_status, exc.code, exc.message, headers, **exc.details)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
+    headers |= retry_after_header(exc)
+    return error_response(exc.http_status, exc.code, exc.message, headers or None, **exc.details)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

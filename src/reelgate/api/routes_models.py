@@ -51,6 +51,7 @@ def model_to_wire(rt: Runtime, spec: ModelSpec, flags: Mapping[str, Any]) -> dic
         "fallback": list(spec.fallback),
         "deadline_seconds": spec.deadline_seconds or rt.settings.default_deadline_seconds,
         "available": reason is None,
+        "emulated": spec.provider in rt.providers.emulated,
         "unavailable_reason": reason,
         "availability_rule": spec.availability,
         "usable": reason is None and denied is None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reelgate.billing import format_credits
 from reelgate.runtime import Runtime
 from reelgate.store.jobs import Job
 
@@ -18,6 +19,15 @@ def public_status(job: Job) -> str:
     if job.state in ("submitting", "running", "mirroring"):
         return "in_progress"
     return job.state
+
+
+FINAL = ("completed", "failed", "canceled")
+
+
+def _cost(millicredits: int | None) -> dict[str, Any] | None:
+    if millicredits is None:
+        return None
+    return {"credits": format_credits(millicredits), "millicredits": millicredits}
 
 
 def _seconds(ms: int | None) -> int | None:
@@ -89,16 +99,16 @@ async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
         "progress": job.progress,
         "prompt": job.prompt,
         "created_at": _seconds(job.created_at),
-        "completed_at": _seconds(job.completed_at)
-        if status in ("completed", "failed", "canceled")
-        else None,
+        "completed_at": _seconds(job.completed_at) if status in FINAL else None,
         "seconds": str(p["duration_seconds"]),
         "size": f"{p['width']}x{p['height']}",
         "params": params,
         "fallback": job.chain[1:],
-        "delivered_by": job.current_model if status == "completed" else None,
+        "delivered_by": job.delivered_by if status == "completed" else None,
         "result": await _result(rt, job),
         "error": job.error if status == "failed" else None,
         "attempts": _attempts(job),
+        "units_consumed": job.units_consumed if status in FINAL else None,
+        "cost": _cost(job.cost) if status in FINAL else None,
         "metadata": job.metadata,
     }

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reelgate.billing import hold_for, place_hold, release_hold
 from reelgate.engine.wakeup import notify_in_transaction
 from reelgate.errors import Conflict, NotFound
 from reelgate.ids import new_job_id
@@ -77,7 +78,12 @@ async def submit_job(rt: Runtime, new: NewJob) -> Job:
         "created_at": now,
         "updated_at": now,
     }
+    seconds = int(params["duration_seconds"])
+    amount = hold_for(rt.catalog, new.chain, str(params["resolution"]), seconds)
     async with rt.db.begin() as conn:
+        # Hold first: it locks the account row, so concurrent submits queue here
+        # and each sees the holds of the ones before it.
+        values["hold_id"] = await place_hold(conn, new.account_id, job_id, amount)
         await insert_job(conn, values)
         await notify_in_transaction(conn, job_id)
     rt.wakeup.notify()
@@ -98,13 +104,25 @@ async def request_cancel(rt: Runtime, account_id: str, job_id: str) -> Job:
     owned = (jobs.c.id == job_id) & (jobs.c.account_id == account_id)
     async with rt.db.begin() as conn:
         # A queued job nobody holds is canceled on the spot.
-        direct = await conn.execute(
-            jobs.update()
-            .where(owned, jobs.c.state == "queued")
-            .where(sa.or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < now))
-            .values(state="canceled", completed_at=now, next_run_at=None, updated_at=now)
-        )
-        if direct.rowcount == 0:
+        direct = (
+            await conn.execute(
+                jobs.update()
+                .where(owned, jobs.c.state == "queued")
+                .where(sa.or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < now))
+                .values(
+                    state="canceled",
+                    completed_at=now,
+                    next_run_at=None,
+                    updated_at=now,
+                    units_consumed=0,
+                    cost=0,
+                )
+                .returning(jobs.c.hold_id)
+            )
+        ).first()
+        if direct is not None and direct.hold_id:
+            await release_hold(conn, direct.hold_id)
+        if direct is None:
             # Otherwise mark it and make it due; the worker cancels upstream.
             await conn.execute(
                 jobs.update()

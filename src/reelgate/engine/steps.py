@@ -18,6 +18,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from reelgate.billing import billable_seconds, capture_hold, charge_for, release_hold
 from reelgate.catalog import ModelSpec
 from reelgate.engine import progress as prog
 from reelgate.engine.inputs import load_image
@@ -74,6 +75,9 @@ class Stepper:
 
     async def _write(self, job: Job, values: dict[str, Any], *, release: bool = True) -> bool:
         ok = await fenced_update(self.rt.db, job.id, self.worker_id, values, release=release)
+        return self._warn_lost(job, ok)
+
+    def _warn_lost(self, job: Job, ok: bool) -> bool:
         if not ok:
             log.warning(
                 "job %s: lease lost before writing %s; another worker has it", job.id, job.state
@@ -107,16 +111,30 @@ class Stepper:
         except ReelgateError as exc:
             log.info("job %s: upstream cancel failed (%s); ignoring", job.id, exc.code)
 
+    async def _finish(self, job: Job, values: dict[str, Any], charge: int) -> bool:
+        """Write a final state and settle the job's hold in one transaction: capture
+        ``charge`` (completed) or release it all (charge 0). If the lease was lost,
+        neither happens; if the hold was already settled, it is not settled again."""
+        values = {**values, "cost": charge, "next_run_at": None}
+        async with self.rt.db.begin() as conn:
+            ok = await fenced_update(conn, job.id, self.worker_id, values, release=True)
+            if ok and job.hold_id:
+                if charge:
+                    await capture_hold(conn, job.hold_id, charge)
+                else:
+                    await release_hold(conn, job.hold_id)
+        return self._warn_lost(job, ok)
+
     async def _cancel(self, job: Job, now: int) -> None:
         if job.state in ("submitting", "running"):
             await self._cancel_upstream(job)
         values = {
             "state": "canceled",
             "completed_at": now,
-            "next_run_at": None,
+            "units_consumed": 0,
             "attempts": _close_attempt(job, "canceled", None, now),
         }
-        await self._write(job, values)
+        await self._finish(job, values, 0)
 
     async def _timeout(self, job: Job, now: int) -> None:
         await self._cancel_upstream(job)
@@ -132,10 +150,10 @@ class Stepper:
             "state": "failed",
             "error": error,
             "completed_at": now,
-            "next_run_at": None,
+            "units_consumed": 0,
             "attempts": _close_attempt(job, outcome, error, now),
         }
-        await self._write(job, values)
+        await self._finish(job, values, 0)
 
     def _request(self, job: Job, spec: ModelSpec) -> dict[str, Any]:
         p = job.params
@@ -153,6 +171,10 @@ class Stepper:
             "negative_prompt": p.get("negative_prompt"),
             "seed": p.get("seed"),
         }
+
+    def _idempotent(self, job: Job) -> bool:
+        provider = self.rt.providers.get(self._spec(job).provider)
+        return provider is None or provider.idempotent_create
 
     def _provider(self, spec: ModelSpec) -> Provider:
         provider = self.rt.providers.get(spec.provider)
@@ -210,6 +232,13 @@ class Stepper:
             if not await self._write(job, values, release=False):
                 return
             job = replace(job, **values)  # type: ignore[arg-type]
+        elif not job.attempts[-1].get("last_error") and not self._idempotent(job):
+            # Claimed in `submitting` with no recorded error: the worker that moved it
+            # here died around its create call. The upstream cannot dedupe, so the
+            # create may have happened; re-sending could make a second video.
+            lost = TransientError("the worker died while submitting", ambiguous=True)
+            await self._on_error(job, lost)
+            return
         try:
             provider = self._provider(spec)
             image = await load_image(job.params, self.rt.storage)
@@ -323,18 +352,24 @@ class Stepper:
                 has_audio=m.has_audio,
                 mirror_error=None,
             )
-        await self._write(
-            job,
-            {
-                "state": "completed",
-                "result": result,
-                "progress": 100,
-                "completed_at": job.completed_at or now,
-                "next_run_at": None,
-                "retries": 0,
-                "attempts": _close_attempt(job, "completed", None, now),
-            },
-        )
+        values = {
+            "state": "completed",
+            "result": result,
+            "progress": 100,
+            "completed_at": job.completed_at or now,
+            "retries": 0,
+            "delivered_by": spec.id,
+            "attempts": _close_attempt(job, "completed", None, now),
+        }
+        if job.completed_at is not None and job.cost is not None:
+            # a retried mirror of a finished, already billed video
+            await self._finish(job, values, job.cost)
+            return
+        requested = int(job.params["duration_seconds"])
+        seconds = billable_seconds(requested, result.get("duration_seconds"))
+        values["units_consumed"] = seconds
+        charge = charge_for(self.rt.catalog, spec.id, job.params["resolution"], seconds)
+        await self._finish(job, values, charge)
 
     async def _on_error(self, job: Job, exc: ProviderError, *, cooldown: bool = True) -> None:
         now = now_ms()
@@ -345,7 +380,15 @@ class Stepper:
                 self.rt.db, _deployment(spec), now + int(pause * 1000), exc.message
             )
         has_next = job.chain_index + 1 < len(job.chain)
-        decision = decide(exc, retries=job.retries, has_next=has_next, model=job.current_model)
+        decision = decide(
+            exc,
+            retries=job.retries,
+            has_next=has_next,
+            model=job.current_model,
+            may_duplicate=job.state == "submitting"
+            and bool(exc.details.get("ambiguous"))
+            and not self._idempotent(job),
+        )
         error: dict[str, Any] = {
             "code": exc.code,
             "message": exc.message,

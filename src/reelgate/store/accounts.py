@@ -61,10 +61,13 @@ async def create_account(conn: AsyncConnection, name: str, account_id: str | Non
     return account_id
 
 
-async def ensure_account(conn: AsyncConnection, account_id: str, name: str) -> None:
+async def ensure_account(conn: AsyncConnection, account_id: str, name: str) -> bool:
+    """Create the account if missing; True if it was created now."""
     exists = await conn.scalar(sa.select(accounts.c.id).where(accounts.c.id == account_id))
     if exists is None:
         await create_account(conn, name, account_id)
+        return True
+    return False
 
 
 async def create_key(

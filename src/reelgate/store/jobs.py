@@ -65,6 +65,10 @@ class Job:
     created_at: int
     updated_at: int
     completed_at: int | None
+    hold_id: str | None = None
+    delivered_by: str | None = None
+    units_consumed: int | None = None
+    cost: int | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
@@ -100,12 +104,15 @@ async def list_jobs(
     limit: int,
     after: str | None = None,
     states: Sequence[str] | None = None,
+    model: str | None = None,
     order: str = "desc",
 ) -> list[Job]:
     """Newest first by default; ids sort by creation time, so the id is the cursor."""
     query = sa.select(jobs).where(jobs.c.account_id == account_id)
     if states:
         query = query.where(jobs.c.state.in_(states))
+    if model:
+        query = query.where(sa.or_(jobs.c.model == model, jobs.c.delivered_by == model))
     if order == "asc":
         if after:
             query = query.where(jobs.c.id > after)

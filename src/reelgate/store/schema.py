@@ -31,6 +31,11 @@ accounts = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("flags", Json, nullable=False, default=dict),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # Millicredits. ``held`` is the sum of open holds; available = balance - held.
+    sa.Column("balance", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("held", sa.BigInteger, nullable=False, server_default="0"),
+    sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
+    sa.CheckConstraint("held >= 0", name="held_not_negative"),
 )
 
 api_keys = sa.Table(
@@ -81,6 +86,11 @@ jobs = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Column("completed_at", sa.BigInteger, nullable=True),
+    # billing: the hold placed at submit, and what completion charged
+    sa.Column("hold_id", sa.String(48), nullable=True),
+    sa.Column("delivered_by", sa.String(64), nullable=True),
+    sa.Column("units_consumed", sa.Integer, nullable=True),
+    sa.Column("cost", sa.BigInteger, nullable=True),
     # The claim query reads only jobs with a wake-up; finished jobs have none,
     # so this index stays the size of the work in flight.
     sa.Index(
@@ -101,4 +111,51 @@ provider_cooldowns = sa.Table(
     sa.Column("until_at", sa.BigInteger, nullable=False),
     sa.Column("reason", sa.String(500), nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# One per job: the most the job may cost, reserved at submit and resolved exactly
+# once (captured on completion, released otherwise).
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("id", sa.String(48), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("job_id", sa.String(48), nullable=False, unique=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("captured", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("resolved_at", sa.BigInteger, nullable=True),
+    sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
+)
+
+# Every movement of credits, never updated or deleted. Summed per account,
+# balance_delta gives the balance and held_delta the open holds.
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", sa.String(48), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("balance_delta", sa.BigInteger, nullable=False),
+    sa.Column("held_delta", sa.BigInteger, nullable=False),
+    sa.Column("hold_id", sa.String(48), nullable=True),
+    sa.Column("job_id", sa.String(48), nullable=True),
+    sa.Column("note", sa.String(500), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_ledger_account_id_id", "account_id", "id"),
+)
+
+# Idempotency-Key records, per account, kept 24 h.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("account_id", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("response_status", sa.Integer, nullable=True),
+    sa.Column("response_body", Json, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_idempotency_keys_created_at", "created_at"),
 )

@@ -1,0 +1,154 @@
+"""The caller's money and history: balance, the recent-requests log, a daily summary."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query
+
+from reelgate.api.auth import require_read, runtime
+from reelgate.api.serialize import FINAL, public_status
+from reelgate.billing import format_credits, get_balance
+from reelgate.errors import ValidationFailed
+from reelgate.runtime import Runtime
+from reelgate.store.accounts import KeyInfo
+from reelgate.store.jobs import Job, list_jobs
+from reelgate.store.schema import jobs
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["usage"])
+
+_STATES = {
+    "queued": ["queued"],
+    "in_progress": ["submitting", "running", "mirroring"],
+    "completed": ["completed"],
+    "failed": ["failed"],
+    "canceled": ["canceled"],
+}
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _usage_row(job: Job) -> dict[str, Any]:
+    status = public_status(job)
+    final = status in FINAL
+    return {
+        "job_id": job.id,
+        "model": job.model,
+        "delivered_by": job.delivered_by,
+        "status": status,
+        "seconds": job.units_consumed if final else None,
+        "requested_seconds": job.params["duration_seconds"],
+        "cost": format_credits(job.cost) if final and job.cost is not None else None,
+        "cost_millicredits": job.cost if final else None,
+        "created_at": _iso(job.created_at),
+        "completed_at": _iso(job.completed_at) if final else None,
+        "latency_seconds": round((job.completed_at - job.created_at) / 1000, 3)
+        if final and job.completed_at
+        else None,
+        "error_code": (job.error or {}).get("code") if status == "failed" else None,
+        "attempts": len(job.attempts),
+    }
+
+
+@router.get("/balance")
+async def balance(
+    key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    async with rt.db.connect() as conn:
+        current = await get_balance(conn, key.account_id)
+    return {"object": "balance", "account_id": key.account_id, **current.to_wire()}
+
+
+@router.get("/usage/recent")
+async def recent(
+    limit: int = Query(20, ge=1, le=100),
+    after: str | None = Query(None, description="Cursor: the last job_id of the previous page."),
+    status: Literal["queued", "in_progress", "completed", "failed", "canceled"] | None = None,
+    model: str | None = Query(None, description="Requested or delivering model id."),
+    key: KeyInfo = Depends(require_read),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """Settings → Usage → Recent requests: newest first."""
+    async with rt.db.connect() as conn:
+        rows = await list_jobs(
+            conn,
+            key.account_id,
+            limit=limit + 1,
+            after=after,
+            states=_STATES[status] if status else None,
+            model=model,
+        )
+    page = rows[:limit]
+    return {
+        "object": "list",
+        "data": [_usage_row(j) for j in page],
+        "has_more": len(rows) > limit,
+        "last_id": page[-1].id if page else None,
+    }
+
+
+def _day_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+
+
+@router.get("/usage/summary")
+async def summary(
+    start: date = Query(..., description="First day (UTC), YYYY-MM-DD."),
+    end: date = Query(..., description="Last day (UTC), inclusive."),
+    key: KeyInfo = Depends(require_read),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """Seconds delivered and credits charged per delivering model per UTC day."""
+    if end < start:
+        raise ValidationFailed("end must not be before start.", param="end")
+    if (end - start).days > 366:
+        raise ValidationFailed("A summary covers at most 366 days.", param="end")
+    day = (jobs.c.completed_at // 86_400_000).label("day")
+    query = (
+        sa.select(
+            day,
+            jobs.c.delivered_by,
+            sa.func.count().label("jobs"),
+            sa.func.sum(jobs.c.units_consumed).label("seconds"),
+            sa.func.sum(jobs.c.cost).label("cost"),
+        )
+        .where(
+            jobs.c.account_id == key.account_id,
+            jobs.c.state == "completed",
+            jobs.c.completed_at >= _day_ms(start),
+            jobs.c.completed_at < _day_ms(end + timedelta(days=1)),
+        )
+        .group_by(day, jobs.c.delivered_by)
+        .order_by(day, jobs.c.delivered_by)
+    )
+    async with rt.db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    data = [
+        {
+            "date": (date(1970, 1, 1) + timedelta(days=int(r.day))).isoformat(),
+            "model": r.delivered_by,
+            "jobs": int(r.jobs),
+            "seconds": int(r.seconds or 0),
+            "cost": format_credits(int(r.cost or 0)),
+            "cost_millicredits": int(r.cost or 0),
+        }
+        for r in rows
+    ]
+    total_cost = sum(int(r.cost or 0) for r in rows)
+    total_seconds = sum(int(r.seconds or 0) for r in rows)
+    return {
+        "object": "usage_summary",
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "data": data,
+        "total_seconds": total_seconds,
+        "total_cost": format_credits(total_cost),
+    }

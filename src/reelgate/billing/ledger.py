@@ -1,0 +1,208 @@
+"""Balances, holds and the ledger. Every function runs inside the caller's
+transaction, so a job's state change and its money movement commit together.
+
+Concurrency: the account row is locked first (``FOR UPDATE`` on PostgreSQL;
+SQLite's ``BEGIN IMMEDIATE`` already serialises writers), so N concurrent
+submits against a balance covering K jobs admit exactly K.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reelgate.billing.pricing import format_credits
+from reelgate.errors import NotFound, PaymentRequired
+from reelgate.ids import new_id
+from reelgate.store.jobs import now_ms
+from reelgate.store.schema import accounts, holds, ledger
+
+__all__ = ["Balance", "capture_hold", "get_balance", "grant", "place_hold", "release_hold"]
+
+
+@dataclass(frozen=True)
+class Balance:
+    balance: int
+    held: int
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+    def to_wire(self) -> dict[str, object]:
+        return {
+            "balance": format_credits(self.balance),
+            "held": format_credits(self.held),
+            "available": format_credits(self.available),
+            "millicredits": {
+                "balance": self.balance,
+                "held": self.held,
+                "available": self.available,
+            },
+        }
+
+
+async def _lock(conn: AsyncConnection, account_id: str) -> Balance:
+    query = sa.select(accounts.c.balance, accounts.c.held).where(accounts.c.id == account_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"No account {account_id!r}.", param="account_id")
+    return Balance(balance=int(row.balance), held=int(row.held))
+
+
+async def get_balance(conn: AsyncConnection, account_id: str) -> Balance:
+    row = (
+        await conn.execute(
+            sa.select(accounts.c.balance, accounts.c.held).where(accounts.c.id == account_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"No account {account_id!r}.", param="account_id")
+    return Balance(balance=int(row.balance), held=int(row.held))
+
+
+async def _move(
+    conn: AsyncConnection,
+    account_id: str,
+    kind: str,
+    *,
+    balance_delta: int = 0,
+    held_delta: int = 0,
+    hold_id: str | None = None,
+    job_id: str | None = None,
+    note: str = "",
+) -> None:
+    await conn.execute(
+        accounts.update()
+        .where(accounts.c.id == account_id)
+        .values(balance=accounts.c.balance + balance_delta, held=accounts.c.held + held_delta)
+    )
+    await conn.execute(
+        ledger.insert().values(
+            id=new_id("led"),
+            account_id=account_id,
+            kind=kind,
+            balance_delta=balance_delta,
+            held_delta=held_delta,
+            hold_id=hold_id,
+            job_id=job_id,
+            note=note[:500],
+            created_at=now_ms(),
+        )
+    )
+
+
+async def grant(
+    conn: AsyncConnection, account_id: str, amount: int, note: str = "grant"
+) -> Balance:
+    """Add credits (a negative amount takes them away, never below zero)."""
+    current = await _lock(conn, account_id)
+    if current.balance + amount < current.held:
+        raise PaymentRequired(
+            f"Cannot remove {format_credits(-amount)} credits: only "
+            f"{format_credits(current.available)} are available.",
+            code="insufficient_credits",
+        )
+    await _move(conn, account_id, "grant", balance_delta=amount, note=note)
+    return Balance(current.balance + amount, current.held)
+
+
+async def place_hold(conn: AsyncConnection, account_id: str, job_id: str, amount: int) -> str:
+    """Reserve ``amount`` for ``job_id`` or raise 402 with the numbers."""
+    current = await _lock(conn, account_id)
+    if current.available < amount:
+        shortfall = amount - current.available
+        raise PaymentRequired(
+            f"Not enough credits: this job needs a hold of {format_credits(amount)} credits "
+            f"but only {format_credits(current.available)} are available "
+            f"(short by {format_credits(shortfall)}). Add credits or request fewer seconds.",
+            balance=format_credits(current.balance),
+            held=format_credits(current.held),
+            available=format_credits(current.available),
+            hold_needed=format_credits(amount),
+            shortfall=format_credits(shortfall),
+        )
+    hold_id = new_id("hold")
+    await conn.execute(
+        holds.insert().values(
+            id=hold_id,
+            account_id=account_id,
+            job_id=job_id,
+            amount=amount,
+            status="open",
+            created_at=now_ms(),
+        )
+    )
+    await _move(
+        conn,
+        account_id,
+        "hold",
+        held_delta=amount,
+        hold_id=hold_id,
+        job_id=job_id,
+        note="hold for job",
+    )
+    return hold_id
+
+
+async def _resolve(conn: AsyncConnection, hold_id: str, status: str, captured: int) -> int | None:
+    """Close an open hold; None if it was already resolved (the exactly-once guard)."""
+    row = (
+        await conn.execute(
+            holds.update()
+            .where(holds.c.id == hold_id, holds.c.status == "open")
+            .values(status=status, captured=captured, resolved_at=now_ms())
+            .returning(holds.c.amount, holds.c.account_id, holds.c.job_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    await _lock(conn, row.account_id)
+    if captured:
+        await _move(
+            conn,
+            row.account_id,
+            "capture",
+            balance_delta=-captured,
+            held_delta=-row.amount,
+            hold_id=hold_id,
+            job_id=row.job_id,
+            note="charge for delivered video",
+        )
+        if captured < row.amount:
+            await _move(
+                conn,
+                row.account_id,
+                "release",
+                hold_id=hold_id,
+                job_id=row.job_id,
+                note=f"unused hold: {format_credits(row.amount - captured)}",
+            )
+    else:
+        await _move(
+            conn,
+            row.account_id,
+            "release",
+            held_delta=-row.amount,
+            hold_id=hold_id,
+            job_id=row.job_id,
+            note="job not completed: nothing charged",
+        )
+    return int(row.amount)
+
+
+async def capture_hold(conn: AsyncConnection, hold_id: str, amount: int) -> bool:
+    """Charge ``amount`` (capped by the hold) and release the rest. False if already resolved."""
+    hold_amount = await conn.scalar(sa.select(holds.c.amount).where(holds.c.id == hold_id))
+    if hold_amount is None:
+        return False
+    return await _resolve(conn, hold_id, "captured", min(amount, int(hold_amount))) is not None
+
+
+async def release_hold(conn: AsyncConnection, hold_id: str) -> bool:
+    """Release the whole hold. False if already resolved."""
+    return await _resolve(conn, hold_id, "released", 0) is not None
