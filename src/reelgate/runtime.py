@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelgate.catalog import Catalog, load_catalog
 from reelgate.config import Settings
+from reelgate.engine.events import EventHub
 from reelgate.engine.wakeup import InProcessWakeup, PostgresWakeup, Wakeup
 from reelgate.limits import RateLimiter
 from reelgate.providers.registry import ProviderRegistry, build_registry
@@ -30,6 +31,7 @@ class Runtime:
     signing_secret: bytes
     public_url: str
     rate_limiter: RateLimiter | None = None
+    events: EventHub = field(default_factory=EventHub)
 
     async def aclose(self) -> None:
         await self.wakeup.stop()
@@ -69,7 +71,12 @@ async def build_runtime(
     if settings.rate_limit:
         limiter = RateLimiter.from_url(settings.redis_url or None, settings.rate_limit)
         await limiter.check()  # a wrong Redis URL stops startup with a clear error
-    wakeup: Wakeup = PostgresWakeup(db_url) if is_postgres(db_url) and listen else InProcessWakeup()
+    hub = EventHub()
+    wakeup: Wakeup = (
+        PostgresWakeup(db_url, on_event=hub.notify)
+        if is_postgres(db_url) and listen
+        else InProcessWakeup()
+    )
     await wakeup.start()
     return Runtime(
         settings=settings,
@@ -86,4 +93,5 @@ async def build_runtime(
         signing_secret=secret,
         public_url=public_url,
         rate_limiter=limiter,
+        events=hub,
     )

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from reelgate import __version__
-from reelgate.api import routes_models, routes_usage, routes_videos
+from reelgate.api import routes_events, routes_models, routes_usage, routes_videos
 from reelgate.api.errors import install_error_handlers
 from reelgate.api.files import make_files_router
 from reelgate.runtime import Runtime
@@ -26,6 +26,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(routes_models.router)
     app.include_router(routes_videos.router)
     app.include_router(routes_usage.router)
+    app.include_router(routes_events.router)
     root = local_root(rt.storage)
     if root is not None:
         app.include_router(make_files_router(root, rt.signing_secret))

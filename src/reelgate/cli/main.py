@@ -72,7 +72,7 @@ async def _run(
     from reelgate.store.accounts import DEV_ACCOUNT_ID, set_flags
 
     public_url = settings.public_url or f"http://{host}:{port}"
-    rt = await build_runtime(settings, public_url=public_url, listen=worker, emulated=emulated)
+    rt = await build_runtime(settings, public_url=public_url, emulated=emulated)
     tasks: list[asyncio.Task[None]] = []
     try:
         server: _Server | None = None

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from reelgate.billing import hold_for, place_hold, release_hold
+from reelgate.engine.events import Event, record_event
 from reelgate.engine.wakeup import notify_in_transaction
 from reelgate.errors import Conflict, NotFound
 from reelgate.ids import new_job_id
@@ -74,6 +75,7 @@ async def submit_job(rt: Runtime, new: NewJob) -> Job:
         "attempts": [],
         "cancel_requested": False,
         "next_run_at": now,
+        "event_seq": 1,
         "deadline_at": now + new.deadline_seconds * 1000,
         "created_at": now,
         "updated_at": now,
@@ -85,6 +87,7 @@ async def submit_job(rt: Runtime, new: NewJob) -> Job:
         # and each sees the holds of the ones before it.
         values["hold_id"] = await place_hold(conn, new.account_id, job_id, amount)
         await insert_job(conn, values)
+        await record_event(conn, job_id, 1, Event("video.queued", "queued", 0))
         await notify_in_transaction(conn, job_id)
     rt.wakeup.notify()
     job = await _load(rt, job_id, new.account_id)
@@ -116,12 +119,16 @@ async def request_cancel(rt: Runtime, account_id: str, job_id: str) -> Job:
                     updated_at=now,
                     units_consumed=0,
                     cost=0,
+                    event_seq=jobs.c.event_seq + 1,
                 )
-                .returning(jobs.c.hold_id)
+                .returning(jobs.c.hold_id, jobs.c.event_seq, jobs.c.progress)
             )
         ).first()
-        if direct is not None and direct.hold_id:
-            await release_hold(conn, direct.hold_id)
+        if direct is not None:
+            canceled = Event("video.canceled", "canceled", int(direct.progress))
+            await record_event(conn, job_id, int(direct.event_seq), canceled)
+            if direct.hold_id:
+                await release_hold(conn, direct.hold_id)
         if direct is None:
             # Otherwise mark it and make it due; the worker cancels upstream.
             await conn.execute(
@@ -131,6 +138,7 @@ async def request_cancel(rt: Runtime, account_id: str, job_id: str) -> Job:
             )
             await notify_in_transaction(conn, job_id)
     rt.wakeup.notify()
+    rt.events.notify(job_id)
     job = await _load(rt, job_id, account_id)
     if job.state in ("completed", "failed"):
         raise Conflict(

@@ -18,9 +18,12 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from reelgate.billing import billable_seconds, capture_hold, charge_for, release_hold
 from reelgate.catalog import ModelSpec
 from reelgate.engine import progress as prog
+from reelgate.engine.events import event_for, record_event
 from reelgate.engine.inputs import load_image
 from reelgate.engine.mirror import mirror_result
 from reelgate.engine.policy import (
@@ -74,7 +77,25 @@ class Stepper:
         self.worker_id = worker_id
 
     async def _write(self, job: Job, values: dict[str, Any], *, release: bool = True) -> bool:
-        ok = await fenced_update(self.rt.db, job.id, self.worker_id, values, release=release)
+        async with self.rt.db.begin() as conn:
+            ok = await self._fenced(conn, job, values, release=release)
+        return self._after(job, ok)
+
+    async def _fenced(
+        self, conn: AsyncConnection, job: Job, values: dict[str, Any], *, release: bool
+    ) -> bool:
+        """The fenced write, plus the event it makes, in the caller's transaction."""
+        event = event_for(job.state, job.progress, job.completed_at, values)
+        if event is not None:
+            values["event_seq"] = job.event_seq + 1
+        ok = await fenced_update(conn, job.id, self.worker_id, values, release=release)
+        if ok and event is not None:
+            await record_event(conn, job.id, job.event_seq + 1, event)
+        return ok
+
+    def _after(self, job: Job, ok: bool) -> bool:
+        if ok:
+            self.rt.events.notify(job.id)
         return self._warn_lost(job, ok)
 
     def _warn_lost(self, job: Job, ok: bool) -> bool:
@@ -117,13 +138,13 @@ class Stepper:
         neither happens; if the hold was already settled, it is not settled again."""
         values = {**values, "cost": charge, "next_run_at": None}
         async with self.rt.db.begin() as conn:
-            ok = await fenced_update(conn, job.id, self.worker_id, values, release=True)
+            ok = await self._fenced(conn, job, values, release=True)
             if ok and job.hold_id:
                 if charge:
                     await capture_hold(conn, job.hold_id, charge)
                 else:
                     await release_hold(conn, job.hold_id)
-        return self._warn_lost(job, ok)
+        return self._after(job, ok)
 
     async def _cancel(self, job: Job, now: int) -> None:
         if job.state in ("submitting", "running"):

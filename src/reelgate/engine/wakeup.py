@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import asyncpg
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 __all__ = ["CHANNEL", "InProcessWakeup", "PostgresWakeup", "Wakeup", "notify_in_transaction"]
 
 CHANNEL = "reelgate_jobs"
+EVENTS_CHANNEL = "reelgate_events"  # job events for SSE streams (engine.events)
 log = logging.getLogger(__name__)
 
 
@@ -66,8 +68,9 @@ class InProcessWakeup:
 class PostgresWakeup(InProcessWakeup):
     """LISTEN on a dedicated connection; reconnects if the connection drops."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, on_event: Callable[[str], None] | None = None) -> None:
         super().__init__()
+        self._on_event = on_event
         url = make_url(database_url).set(drivername="postgresql")
         self._dsn = url.render_as_string(hide_password=False)
         self._conn: asyncpg.Connection[Any] | None = None
@@ -77,6 +80,10 @@ class PostgresWakeup(InProcessWakeup):
 
     def _on_notify(self, *_args: object) -> None:
         self.notify()
+
+    def _on_job_event(self, _conn: object, _pid: object, _channel: object, payload: object) -> None:
+        if self._on_event is not None:
+            self._on_event(str(payload))
 
     def _on_lost(self, *_args: object) -> None:
         self._lost.set()
@@ -88,6 +95,8 @@ class PostgresWakeup(InProcessWakeup):
                 self._conn = await asyncpg.connect(self._dsn)
                 self._conn.add_termination_listener(self._on_lost)
                 await self._conn.add_listener(CHANNEL, self._on_notify)
+                if self._on_event is not None:
+                    await self._conn.add_listener(EVENTS_CHANNEL, self._on_job_event)
                 self.ready.set()
                 delay = 0.5
                 # Anything may have been submitted while we were not listening.

@@ -69,6 +69,7 @@ class Job:
     delivered_by: str | None = None
     units_consumed: int | None = None
     cost: int | None = None
+    event_seq: int = 0
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:

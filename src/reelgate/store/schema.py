@@ -91,6 +91,8 @@ jobs = sa.Table(
     sa.Column("delivered_by", sa.String(64), nullable=True),
     sa.Column("units_consumed", sa.Integer, nullable=True),
     sa.Column("cost", sa.BigInteger, nullable=True),
+    # how many events the job has had (the last job_events.seq)
+    sa.Column("event_seq", sa.Integer, nullable=False, server_default="0"),
     # The claim query reads only jobs with a wake-up; finished jobs have none,
     # so this index stays the size of the work in flight.
     sa.Index(
@@ -158,4 +160,18 @@ idempotency_keys = sa.Table(
     sa.Column("response_body", Json, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+# Every public state change and progress step of a job, numbered from 1, so
+# a client can replay from Last-Event-ID. Written in the same transaction as
+# the change itself.
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("job_id", sa.String(48), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("progress", sa.SmallInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
 )

@@ -1,0 +1,111 @@
+"""``GET /v1/videos/{id}/events``: the job's events as Server-Sent Events.
+
+Replays everything after ``Last-Event-ID`` from the stored events, then
+follows new ones as they are written (woken by the in-process hub, which on
+PostgreSQL is fed by ``LISTEN reelgate_events`` so events written by a worker
+in any process arrive), with a short re-read as a safety net and keep-alive
+comments. The stream ends after the job's final event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+
+from reelgate.api.auth import require_read, runtime
+from reelgate.api.serialize import job_to_wire
+from reelgate.engine.events import FINAL_TYPES
+from reelgate.errors import NotFound, ValidationFailed
+from reelgate.runtime import Runtime
+from reelgate.store.accounts import KeyInfo
+from reelgate.store.jobs import get_job
+from reelgate.store.schema import job_events
+
+__all__ = ["KEEPALIVE_SECONDS", "router"]
+
+router = APIRouter(prefix="/v1/videos", tags=["videos"])
+
+KEEPALIVE_SECONDS = 15.0
+_RECHECK_SECONDS = 1.0
+"""Re-read even without a wake-up: covers SQLite workers in other processes."""
+
+
+def _last_event_id(request: Request) -> int:
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(
+            "Last-Event-ID must be the integer id of an event.", param="Last-Event-ID"
+        ) from None
+    return max(0, value)
+
+
+async def _stream(
+    rt: Runtime, request: Request, job_id: str, account_id: str, last: int
+) -> AsyncIterator[str]:
+    waiter = rt.events.subscribe(job_id)
+    quiet = 0.0
+    try:
+        yield "retry: 2000\n\n"
+        while True:
+            waiter.clear()
+            async with rt.db.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        sa.select(job_events)
+                        .where(job_events.c.job_id == job_id, job_events.c.seq > last)
+                        .order_by(job_events.c.seq)
+                    )
+                ).all()
+                job = await get_job(conn, job_id, account_id) if rows else None
+            wire = await job_to_wire(rt, job) if job is not None else None
+            for row in rows:
+                data = {
+                    "seq": row.seq,
+                    "type": row.type,
+                    "status": row.status,
+                    "progress": row.progress,
+                    "created_at": row.created_at // 1000,
+                    "job": wire,
+                }
+                yield f"id: {row.seq}\nevent: {row.type}\ndata: {json.dumps(data)}\n\n"
+                last = row.seq
+                if row.type in FINAL_TYPES:
+                    return
+            if rows:
+                quiet = 0.0
+            if await request.is_disconnected():
+                return
+            try:
+                await asyncio.wait_for(waiter.wait(), timeout=_RECHECK_SECONDS)
+            except TimeoutError:
+                quiet += _RECHECK_SECONDS
+                if quiet >= KEEPALIVE_SECONDS:
+                    quiet = 0.0
+                    yield ": keep-alive\n\n"
+    finally:
+        rt.events.unsubscribe(job_id, waiter)
+
+
+@router.get("/{video_id}/events")
+async def video_events(
+    video_id: str,
+    request: Request,
+    key: KeyInfo = Depends(require_read),
+    rt: Runtime = Depends(runtime),
+) -> StreamingResponse:
+    last = _last_event_id(request)
+    async with rt.db.connect() as conn:
+        if await get_job(conn, video_id, key.account_id) is None:
+            raise NotFound(f"No video job {video_id!r}.", param="id")
+    return StreamingResponse(
+        _stream(rt, request, video_id, key.account_id, last),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
