@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # limits: per-key request rate ("" turns it off); Redis shares counters across API processes
     redis_url: str = ""
     rate_limit: str = "600/minute;50/second"
+    max_jobs_in_flight: int = Field(default=100, ge=1)
+    """Per account: jobs queued or in progress at once."""
+    max_seconds_in_flight: int = Field(default=2000, ge=1)
+    """Per account: seconds of video requested by jobs queued or in progress."""
 
     # engine
     worker_concurrency: int = Field(default=8, ge=1, le=1024)

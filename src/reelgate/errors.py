@@ -7,7 +7,8 @@
     │   ├── Forbidden                  403 forbidden
     │   ├── PaymentRequired            402 insufficient_credits
     │   ├── NotFound                   404 not_found
-    │   └── Conflict                   409 conflict
+    │   ├── Conflict                   409 conflict
+    │   └── TooManyInFlight            429 too_many_jobs_in_flight / too_many_seconds_in_flight
     ├── ProviderError                  an upstream outcome, classified (see ErrorClass)
     │   ├── Refused                    safety / moderation: fail, never fall back
     │   ├── QuotaExceeded              429 and throttling: cool down, fall back
@@ -40,6 +41,7 @@ __all__ = [
     "ReelgateError",
     "Refused",
     "StorageError",
+    "TooManyInFlight",
     "TransientError",
     "Unauthorized",
     "UpstreamTimeout",
@@ -95,6 +97,11 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     http_status = 409
     code = "conflict"
+
+
+class TooManyInFlight(ApiError):
+    http_status = 429
+    code = "too_many_jobs_in_flight"
 
 
 class ErrorClass(enum.StrEnum):

@@ -6,11 +6,18 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from reelgate import __version__
-from reelgate.api import routes_events, routes_models, routes_usage, routes_videos
+from reelgate.api import (
+    routes_admin,
+    routes_events,
+    routes_models,
+    routes_usage,
+    routes_videos,
+)
 from reelgate.api.errors import install_error_handlers
 from reelgate.api.files import make_files_router
 from reelgate.runtime import Runtime
 from reelgate.storage import local_root
+from reelgate.web import mount_web
 
 __all__ = ["create_app"]
 
@@ -27,6 +34,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(routes_videos.router)
     app.include_router(routes_usage.router)
     app.include_router(routes_events.router)
+    app.include_router(routes_admin.router)
     root = local_root(rt.storage)
     if root is not None:
         app.include_router(make_files_router(root, rt.signing_secret))
@@ -35,4 +43,5 @@ def create_app(rt: Runtime) -> FastAPI:
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
 
+    mount_web(app)
     return app

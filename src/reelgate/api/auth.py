@@ -9,7 +9,7 @@ from reelgate.limits import enforce
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo, lookup_key
 
-__all__ = ["require_read", "require_write", "runtime"]
+__all__ = ["require_admin", "require_read", "require_write", "runtime"]
 
 
 def runtime(request: Request) -> Runtime:
@@ -51,6 +51,10 @@ async def _limited(request: Request, info: KeyInfo) -> KeyInfo:
 
 async def require_read(request: Request) -> KeyInfo:
     return await _limited(request, _require(await _authenticate(request), "jobs:read"))
+
+
+async def require_admin(request: Request) -> KeyInfo:
+    return await _limited(request, _require(await _authenticate(request), "admin"))
 
 
 async def require_write(request: Request) -> KeyInfo:

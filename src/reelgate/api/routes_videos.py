@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.api.auth import require_read, require_write, runtime
+from reelgate.api.idempotency import Idempotency, idempotent
 from reelgate.api.schemas import VideoCreate, decode_image
 from reelgate.api.serialize import job_to_wire
 from reelgate.catalog.availability import access_denied
@@ -66,8 +68,15 @@ async def _owned(rt: Runtime, key: KeyInfo, job_id: str) -> Job:
 @router.post("", status_code=202)
 async def create_video(
     body: VideoCreate,
+    request: Request,
     key: KeyInfo = Depends(require_write),
     rt: Runtime = Depends(runtime),
+) -> JSONResponse:
+    return await idempotent(request, rt, key.account_id, lambda idem: _create(rt, key, body, idem))
+
+
+async def _create(
+    rt: Runtime, key: KeyInfo, body: VideoCreate, idem: Idempotency | None
 ) -> JSONResponse:
     if body.image and body.image_url:
         raise ValidationFailed("Send either image or image_url, not both.", param="image")
@@ -89,6 +98,11 @@ async def create_video(
     params = dict(checked.params)
     if body.image_url:
         params["image_url"] = body.image_url
+
+    async def store_response(conn: AsyncConnection, job: Job) -> None:
+        if idem is not None:
+            await idem.complete(conn, 202, await job_to_wire(rt, job))
+
     job = await submit_job(
         rt,
         NewJob(
@@ -101,6 +115,7 @@ async def create_video(
             image=image,
             image_mime_type=mime,
         ),
+        on_created=store_response,
     )
     return JSONResponse(
         await job_to_wire(rt, job), status_code=202, headers={"Location": f"/v1/videos/{job.id}"}
@@ -141,16 +156,30 @@ async def get_video(
 
 @router.post("/{video_id}/cancel")
 async def cancel_video(
-    video_id: str, key: KeyInfo = Depends(require_write), rt: Runtime = Depends(runtime)
-) -> dict[str, Any]:
-    return await job_to_wire(rt, await request_cancel(rt, key.account_id, video_id))
+    video_id: str,
+    request: Request,
+    key: KeyInfo = Depends(require_write),
+    rt: Runtime = Depends(runtime),
+) -> JSONResponse:
+    async def handler(_idem: Idempotency | None) -> JSONResponse:
+        job = await request_cancel(rt, key.account_id, video_id)
+        return JSONResponse(await job_to_wire(rt, job))
+
+    return await idempotent(request, rt, key.account_id, handler)
 
 
 @router.post("/{video_id}/mirror", status_code=202)
 async def mirror_video(
-    video_id: str, key: KeyInfo = Depends(require_write), rt: Runtime = Depends(runtime)
-) -> dict[str, Any]:
-    return await job_to_wire(rt, await retry_mirror(rt, key.account_id, video_id))
+    video_id: str,
+    request: Request,
+    key: KeyInfo = Depends(require_write),
+    rt: Runtime = Depends(runtime),
+) -> JSONResponse:
+    async def handler(_idem: Idempotency | None) -> JSONResponse:
+        job = await retry_mirror(rt, key.account_id, video_id)
+        return JSONResponse(await job_to_wire(rt, job), status_code=202)
+
+    return await idempotent(request, rt, key.account_id, handler)
 
 
 @router.get("/{video_id}/content")

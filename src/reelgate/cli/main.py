@@ -11,12 +11,18 @@ from collections.abc import Callable, Iterator
 import typer
 import uvicorn
 
+from reelgate.cli.admin import accounts_app, credits_app, keys_app
+from reelgate.cli.client_commands import register_client_commands
 from reelgate.config import Settings
 from reelgate.store import migrate
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="reelgate: AI video gateway.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
 app.add_typer(db_app, name="db")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(credits_app, name="credits")
+register_client_commands(app)
 
 
 def _logging(level: str) -> None:

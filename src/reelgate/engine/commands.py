@@ -9,22 +9,24 @@ on the mark at its next step.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.billing import hold_for, place_hold, release_hold
 from reelgate.engine.events import Event, record_event
 from reelgate.engine.wakeup import notify_in_transaction
-from reelgate.errors import Conflict, NotFound
+from reelgate.errors import Conflict, NotFound, TooManyInFlight
 from reelgate.ids import new_job_id
 from reelgate.runtime import Runtime
 from reelgate.store.jobs import Job, get_job, insert_job, now_ms
 from reelgate.store.schema import ACTIVE_STATES, jobs
 
-__all__ = ["NewJob", "request_cancel", "retry_mirror", "submit_job"]
+__all__ = ["NewJob", "OnCreated", "request_cancel", "retry_mirror", "submit_job"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,13 @@ async def _store_image(rt: Runtime, job_id: str, account_id: str, data: bytes) -
     return key
 
 
-async def submit_job(rt: Runtime, new: NewJob) -> Job:
-    """Insert a queued job and wake a worker. Returns at once; nothing waits for video."""
+OnCreated = Callable[[AsyncConnection, Job], Awaitable[None]]
+
+
+async def submit_job(rt: Runtime, new: NewJob, *, on_created: OnCreated | None = None) -> Job:
+    """Insert a queued job, its hold and its first event, and wake a worker. Returns at
+    once; nothing waits for video. ``on_created`` runs inside the same transaction
+    (the API stores the Idempotency-Key response there)."""
     job_id = new_job_id()
     now = now_ms()
     params = dict(new.params)
@@ -86,12 +93,54 @@ async def submit_job(rt: Runtime, new: NewJob) -> Job:
         # Hold first: it locks the account row, so concurrent submits queue here
         # and each sees the holds of the ones before it.
         values["hold_id"] = await place_hold(conn, new.account_id, job_id, amount)
+        await _check_in_flight(rt, conn, new.account_id, seconds)
         await insert_job(conn, values)
         await record_event(conn, job_id, 1, Event("video.queued", "queued", 0))
+        if on_created is not None:
+            created = await get_job(conn, job_id)
+            assert created is not None
+            await on_created(conn, created)
         await notify_in_transaction(conn, job_id)
     rt.wakeup.notify()
     job = await _load(rt, job_id, new.account_id)
     return job
+
+
+IN_FLIGHT_RETRY_AFTER = 5
+
+
+async def _check_in_flight(
+    rt: Runtime, conn: AsyncConnection, account_id: str, seconds: int
+) -> None:
+    """Per-account caps on work in flight. Runs after the hold locked the account row,
+    so concurrent submits are counted one after another."""
+    row = (
+        await conn.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(jobs.c.params["duration_seconds"].as_integer()), 0),
+            ).where(jobs.c.account_id == account_id, jobs.c.state.in_(ACTIVE_STATES))
+        )
+    ).one()
+    count, in_flight = int(row[0]), int(row[1])
+    limits = rt.settings
+    if count + 1 > limits.max_jobs_in_flight:
+        raise TooManyInFlight(
+            f"This account already has {count} jobs queued or in progress (the limit is "
+            f"{limits.max_jobs_in_flight}); wait for some to finish.",
+            code="too_many_jobs_in_flight",
+            limit=limits.max_jobs_in_flight,
+            retry_after=IN_FLIGHT_RETRY_AFTER,
+        )
+    if in_flight + seconds > limits.max_seconds_in_flight:
+        raise TooManyInFlight(
+            f"This account already has {in_flight} s of video in flight; {seconds} s more "
+            f"would pass the limit of {limits.max_seconds_in_flight} s. Wait for some jobs "
+            "to finish.",
+            code="too_many_seconds_in_flight",
+            limit=limits.max_seconds_in_flight,
+            retry_after=IN_FLIGHT_RETRY_AFTER,
+        )
 
 
 async def _load(rt: Runtime, job_id: str, account_id: str) -> Job:

@@ -214,6 +214,8 @@ def retry_after_header(exc: BaseException) -> dict[str, str]:
     """The ``Retry-After`` header an error response should carry (empty if none applies)."""
     if isinstance(exc, RateLimited):
         return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, ReelgateError) and isinstance(exc.details.get("retry_after"), int):
+        return {"Retry-After": str(exc.details["retry_after"])}
     return {}
 
 

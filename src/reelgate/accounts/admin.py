@@ -1,0 +1,168 @@
+"""Operator actions on accounts, keys and credits — shared by the admin API and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reelgate.billing import Balance, get_balance, grant
+from reelgate.errors import NotFound, ValidationFailed
+from reelgate.store.accounts import ALL_SCOPES, create_account, create_key, hash_key, set_flags
+from reelgate.store.jobs import now_ms
+from reelgate.store.schema import accounts, api_keys
+
+__all__ = [
+    "KeyRow",
+    "create_account_with",
+    "grant_credits",
+    "issue_key",
+    "list_keys",
+    "parse_credits",
+    "revoke_key",
+    "update_flags",
+]
+
+
+def parse_credits(value: str | int) -> int:
+    """Credits as given by a person ("12.5", 12) to exact millicredits; never a float."""
+    try:
+        amount = Decimal(str(value)) * 1000
+    except InvalidOperation:
+        raise ValidationFailed(f"{value!r} is not a number of credits.", param="amount") from None
+    if amount != amount.to_integral_value():
+        raise ValidationFailed("Credits have at most 3 decimal places.", param="amount")
+    return int(amount)
+
+
+def _check_scopes(scopes: Sequence[str]) -> list[str]:
+    bad = [s for s in scopes if s not in ALL_SCOPES]
+    if bad or not scopes:
+        raise ValidationFailed(
+            f"Unknown or missing scopes {bad}; choose from {list(ALL_SCOPES)}.",
+            param="scopes",
+            allowed=list(ALL_SCOPES),
+        )
+    return list(dict.fromkeys(scopes))
+
+
+async def _require_account(conn: Any, account_id: str) -> None:
+    if await conn.scalar(sa.select(accounts.c.id).where(accounts.c.id == account_id)) is None:
+        raise NotFound(f"No account {account_id!r}.", param="account_id")
+
+
+async def create_account_with(
+    db: AsyncEngine, name: str, *, credits: int = 0, flags: dict[str, Any] | None = None
+) -> tuple[str, Balance]:
+    async with db.begin() as conn:
+        account_id = await create_account(conn, name)
+        if flags:
+            await set_flags(conn, account_id, **flags)
+        balance = (
+            await grant(conn, account_id, credits, "initial grant")
+            if credits
+            else await get_balance(conn, account_id)
+        )
+    return account_id, balance
+
+
+async def update_flags(db: AsyncEngine, account_id: str, **flags: Any) -> dict[str, Any]:
+    async with db.begin() as conn:
+        await _require_account(conn, account_id)
+        return await set_flags(conn, account_id, **flags)
+
+
+async def grant_credits(db: AsyncEngine, account_id: str, amount: int, note: str) -> Balance:
+    async with db.begin() as conn:
+        return await grant(conn, account_id, amount, note or "operator grant")
+
+
+async def issue_key(
+    db: AsyncEngine,
+    account_id: str,
+    *,
+    scopes: Sequence[str] = ALL_SCOPES,
+    name: str = "",
+    expires_in_days: float | None = None,
+) -> tuple[str, KeyRow]:
+    """A new key, returned once (with its listing row); only its hash is stored."""
+    checked = _check_scopes(scopes)
+    expires_at = None
+    if expires_in_days is not None:
+        if expires_in_days <= 0:
+            raise ValidationFailed("expires_in_days must be positive.", param="expires_in_days")
+        expires_at = now_ms() + int(expires_in_days * 86_400_000)
+    async with db.begin() as conn:
+        await _require_account(conn, account_id)
+        key = await create_key(conn, account_id, scopes=checked, name=name, expires_at=expires_at)
+        row = (
+            (
+                await conn.execute(
+                    sa.select(*_KEY_COLUMNS).where(api_keys.c.key_hash == hash_key(key))
+                )
+            )
+            .mappings()
+            .one()
+        )
+    return key, KeyRow(**dict(row))
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    id: str
+    account_id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account_id": self.account_id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "scopes": self.scopes,
+            "created_at": self.created_at // 1000,
+            "expires_at": self.expires_at // 1000 if self.expires_at else None,
+            "revoked_at": self.revoked_at // 1000 if self.revoked_at else None,
+        }
+
+
+_KEY_COLUMNS = [api_keys.c[f] for f in KeyRow.__dataclass_fields__]
+
+
+async def list_keys(db: AsyncEngine, account_id: str) -> list[KeyRow]:
+    cols = _KEY_COLUMNS
+    async with db.connect() as conn:
+        await _require_account(conn, account_id)
+        rows = (
+            (
+                await conn.execute(
+                    sa.select(*cols)
+                    .where(api_keys.c.account_id == account_id)
+                    .order_by(api_keys.c.created_at)
+                )
+            )
+            .mappings()
+            .all()
+        )
+    return [KeyRow(**dict(r)) for r in rows]
+
+
+async def revoke_key(db: AsyncEngine, key_id: str, account_id: str | None = None) -> None:
+    query = api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+    if account_id is not None:
+        query = query.where(api_keys.c.account_id == account_id)
+    async with db.begin() as conn:
+        result = await conn.execute(query.values(revoked_at=now_ms()))
+        if result.rowcount == 0:
+            exists = await conn.scalar(sa.select(api_keys.c.id).where(api_keys.c.id == key_id))
+            if exists is None:
+                raise NotFound(f"No API key {key_id!r}.", param="key_id")

@@ -1,0 +1,99 @@
+"""Idempotency-Key: a retried POST never makes a second job or a second hold."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import sqlalchemy as sa
+
+from reelgate.runtime import Runtime
+from reelgate.store.schema import holds, jobs
+
+BODY = {"model": "local", "prompt": "once only", "duration_seconds": 2, "resolution": "360p"}
+
+
+async def _counts(rt: Runtime) -> tuple[int, int]:
+    async with rt.db.connect() as conn:
+        n_jobs = (await conn.execute(sa.select(sa.func.count()).select_from(jobs))).scalar_one()
+        n_holds = (await conn.execute(sa.select(sa.func.count()).select_from(holds))).scalar_one()
+    return int(n_jobs), int(n_holds)
+
+
+async def test_same_key_same_body_replays_the_stored_response(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
+    h = {"Idempotency-Key": "order-42"}
+    first = await client.post("/v1/videos", json=BODY, headers=h)
+    second = await client.post("/v1/videos", json=BODY, headers=h)
+    assert first.status_code == second.status_code == 202
+    assert second.json() == first.json()
+    assert second.headers["idempotent-replayed"] == "true"
+    assert await _counts(rt) == (1, 1)
+    held = (await client.get("/v1/balance")).json()["millicredits"]["held"]
+    assert held == 2_000
+
+
+async def test_same_key_different_body_is_422(client: httpx.AsyncClient, rt: Runtime) -> None:
+    h = {"Idempotency-Key": "order-43"}
+    assert (await client.post("/v1/videos", json=BODY, headers=h)).status_code == 202
+    other = await client.post("/v1/videos", json={**BODY, "prompt": "another"}, headers=h)
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    assert await _counts(rt) == (1, 1)
+
+
+async def test_concurrent_retries_with_one_key_make_one_job(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
+    h = {"Idempotency-Key": "burst"}
+    answers = await asyncio.gather(
+        *[client.post("/v1/videos", json=BODY, headers=h) for _ in range(8)]
+    )
+    codes = [a.status_code for a in answers]
+    assert set(codes) <= {202, 409}
+    assert codes.count(202) >= 1
+    ids = {a.json()["id"] for a in answers if a.status_code == 202}
+    assert len(ids) == 1
+    assert all(
+        a.json()["error"]["code"] == "idempotency_in_progress"
+        for a in answers
+        if a.status_code == 409
+    )
+    assert await _counts(rt) == (1, 1)
+
+
+async def test_keys_are_scoped_per_account(client: httpx.AsyncClient, rt: Runtime) -> None:
+    from reelgate.billing import grant
+    from reelgate.store.accounts import create_account, create_key
+
+    async with rt.db.begin() as conn:
+        other = await create_account(conn, "other")
+        other_key = await create_key(conn, other)
+        await grant(conn, other, 100_000)
+    h = {"Idempotency-Key": "shared-name"}
+    a = await client.post("/v1/videos", json=BODY, headers=h)
+    b = await client.post(
+        "/v1/videos", json=BODY, headers={**h, "Authorization": f"Bearer {other_key}"}
+    )
+    assert a.status_code == b.status_code == 202
+    assert a.json()["id"] != b.json()["id"]
+
+
+async def test_a_refused_request_is_replayed_too(client: httpx.AsyncClient, rt: Runtime) -> None:
+    h = {"Idempotency-Key": "bad-one"}
+    bad = {**BODY, "duration_seconds": 99}
+    first = await client.post("/v1/videos", json=bad, headers=h)
+    again = await client.post("/v1/videos", json=bad, headers=h)
+    assert first.status_code == again.status_code == 400
+    assert again.json() == first.json()
+    assert await _counts(rt) == (0, 0)
+
+
+async def test_cancel_with_a_key_is_idempotent(client: httpx.AsyncClient) -> None:
+    job = (await client.post("/v1/videos", json=BODY)).json()
+    h = {"Idempotency-Key": "cancel-1"}
+    first = await client.post(f"/v1/videos/{job['id']}/cancel", headers=h)
+    second = await client.post(f"/v1/videos/{job['id']}/cancel", headers=h)
+    assert first.json() == second.json()
+    assert second.headers["idempotent-replayed"] == "true"
