@@ -26,12 +26,34 @@ from reelgate.config import Settings
 from reelgate.engine.commands import NewJob
 from reelgate.engine.worker import Worker
 from reelgate.media.render import RenderSpec, render_video
+from reelgate.netsafe import NetPolicy
+from reelgate.providers.http import DownloadRules, configure_downloads
 from reelgate.runtime import Runtime, build_runtime
 from reelgate.store import migrate
 from reelgate.store.accounts import DEV_ACCOUNT_ID
 from tests.scripted import ScriptedProvider
 
 TEST_KEY = "rg_test_key_0123456789abcdefghijklmnop"
+
+
+# The emulators and test servers live on loopback: tests allow it explicitly, the
+# way an operator would (REELGATE_FETCH_ALLOW_PRIVATE / _PORTS). Production default
+# is public addresses on 80/443 only (tested in test_netsafe_* and test_mirror_safety).
+LOOPBACK_FETCH: dict[str, object] = {
+    "fetch_allow_private": ["127.0.0.0/8"],
+    "fetch_allow_ports": list(range(1024, 65536)),
+}
+
+
+@pytest.fixture(autouse=True)
+def _loopback_downloads() -> Iterator[None]:
+    previous = configure_downloads(
+        DownloadRules(
+            policy=NetPolicy(allow_private=["127.0.0.0/8"], allow_ports=range(1024, 65536))
+        )
+    )
+    yield
+    configure_downloads(previous)
 
 
 @pytest.fixture(autouse=True)
@@ -131,6 +153,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         storage_url=(tmp_path / "videos").as_uri(),
         dev_api_key=TEST_KEY,  # type: ignore[arg-type]
         idle_poll_seconds=2.0,
+        **LOOPBACK_FETCH,  # type: ignore[arg-type]
     )
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reelgate.netsafe import NetPolicy
+
 DEFAULT_DATA_DIR = Path("data")
 
 
@@ -44,6 +46,12 @@ class Settings(BaseSettings):
     idle_poll_seconds: float = Field(default=5.0, gt=0)
     default_deadline_seconds: int = Field(default=3600, gt=0)
     mirror_max_bytes: int = Field(default=2 * 1024**3, gt=0)
+    mirror_timeout_seconds: float = Field(default=900.0, gt=0)
+
+    # untrusted URLs (image_url, provider results) reach only public addresses on
+    # 80/443, unless these allow a private range / port (e.g. a local emulator)
+    fetch_allow_private: list[str] = Field(default_factory=list)
+    fetch_allow_ports: list[int] = Field(default_factory=list)
 
     # providers: a provider is enabled when its key is set. Base URLs are
     # overridable so emulators or an operator's proxy can stand in.
@@ -69,6 +77,12 @@ class Settings(BaseSettings):
     video_gateway_auth_header: str = "Authorization"
     video_gateway_auth_scheme: str = "Bearer"
     """"" sends the bare key (for ``X-API-Key``-style upstreams)."""
+
+    def net_policy(self) -> NetPolicy:
+        return NetPolicy(
+            allow_private=tuple(self.fetch_allow_private),
+            allow_ports=frozenset(self.fetch_allow_ports),
+        )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

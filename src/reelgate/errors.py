@@ -8,6 +8,7 @@
     │   ├── PaymentRequired            402 insufficient_credits
     │   ├── NotFound                   404 not_found
     │   ├── Conflict                   409 conflict
+    │   ├── PayloadTooLarge            413 payload_too_large
     │   └── TooManyInFlight            429 too_many_jobs_in_flight / too_many_seconds_in_flight
     ├── ProviderError                  an upstream outcome, classified (see ErrorClass)
     │   ├── Refused                    safety / moderation: fail, never fall back
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidRequest",
     "NotAVideo",
     "NotFound",
+    "PayloadTooLarge",
     "PaymentRequired",
     "ProviderError",
     "QuotaExceeded",
@@ -97,6 +99,11 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     http_status = 409
     code = "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    http_status = 413
+    code = "payload_too_large"
 
 
 class TooManyInFlight(ApiError):

@@ -16,6 +16,7 @@ from reelgate.catalog.availability import access_denied
 from reelgate.catalog.validate import Submission, validate_submission
 from reelgate.engine.commands import NewJob, request_cancel, retry_mirror, submit_job
 from reelgate.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from reelgate.netsafe import check_url
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo, get_flags
 from reelgate.store.jobs import Job, get_job, list_jobs
@@ -97,6 +98,7 @@ async def _create(
     image, mime = decode_image(body.image) if body.image else (None, None)
     params = dict(checked.params)
     if body.image_url:
+        check_url(body.image_url, rt.settings.net_policy(), param="image_url")
         params["image_url"] = body.image_url
 
     async def store_response(conn: AsyncConnection, job: Job) -> None:

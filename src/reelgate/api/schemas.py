@@ -8,7 +8,7 @@ import binascii
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 from reelgate.engine.inputs import MAX_IMAGE_BYTES
-from reelgate.errors import ApiError, ValidationFailed
+from reelgate.errors import PayloadTooLarge, ValidationFailed
 
 __all__ = ["VideoCreate", "decode_image"]
 
@@ -44,7 +44,7 @@ class VideoCreate(BaseModel):
 def decode_image(value: str) -> tuple[bytes, str]:
     """Decode an inline image; the size cap is enforced on the text, before decoding."""
     if len(value) > _MAX_IMAGE_B64_CHARS:
-        raise ApiError(
+        raise PayloadTooLarge(
             f"The inline image is larger than {MAX_IMAGE_BYTES} bytes; send a smaller image "
             "or an image_url.",
             code="image_too_large",

@@ -59,7 +59,11 @@ def running_emulators(
 
 
 def emulated_settings(settings: Settings, servers: dict[str, EmulatorServer]) -> Settings:
-    update: dict[str, Any] = {}
+    update: dict[str, Any] = {
+        # results are fetched from the emulators, on loopback: allow exactly those
+        "fetch_allow_private": [*settings.fetch_allow_private, "127.0.0.1/32"],
+        "fetch_allow_ports": [*settings.fetch_allow_ports, *(s.port for s in servers.values())],
+    }
     for kind, server in servers.items():
         update |= settings_for(kind, server.url, f"emulator-{kind}")
     return settings.model_copy(update=update)

@@ -262,7 +262,7 @@ class Stepper:
             return
         try:
             provider = self._provider(spec)
-            image = await load_image(job.params, self.rt.storage)
+            image = await load_image(job.params, self.rt.storage, self.rt.settings.net_policy())
             request = GenerationRequest(**self._request(job, spec), image=image)
             submitted = await provider.create(request)
         except ProviderError as exc:

@@ -21,16 +21,20 @@ import email.utils
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from reelgate.errors import InvalidRequest, ProviderError, QuotaExceeded, TransientError
+from reelgate.netsafe import NetPolicy
+from reelgate.netsafe import stream as netsafe_stream
 
 __all__ = [
     "Classifier",
+    "DownloadRules",
     "HttpDeployment",
+    "configure_downloads",
     "new_client",
     "parse_retry_after",
     "request_json",
@@ -169,32 +173,62 @@ async def request_json(
     return body
 
 
+@dataclass(frozen=True)
+class DownloadRules:
+    """How result downloads may reach the network: set once from settings by the
+    registry (``configure_downloads``). Provider result URLs are untrusted: every
+    download goes through ``netsafe`` (public addresses only, unless the operator
+    allow-listed a private range such as a local emulator's)."""
+
+    policy: NetPolicy = field(default_factory=NetPolicy)
+    max_bytes: int = 2 * 1024**3
+    timeout_seconds: float = 900.0
+
+
+_rules = DownloadRules()
+
+
+def configure_downloads(rules: DownloadRules) -> DownloadRules:
+    """Install the download rules; returns the previous ones (tests restore them)."""
+    global _rules
+    previous, _rules = _rules, rules
+    return previous
+
+
+_NOT_FORWARDED = {"host", "accept-encoding", "connection", "content-length", "user-agent"}
+
+
+def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
 async def stream_download(
     client: httpx.AsyncClient,
     url: str,
     *,
     headers: Mapping[str, str] | None = None,
-    follow_redirects: bool = True,
     classify: Classifier | None = None,
 ) -> AsyncIterator[bytes]:
-    """Stream a result file in chunks; a cut connection or short body is transient."""
-    try:
-        async with client.stream(
-            "GET", url, headers=dict(headers or {}), follow_redirects=follow_redirects
-        ) as resp:
-            if not resp.is_success:
-                await resp.aread()
-                classify_response(resp, _body(resp), classify)
-            expected = resp.headers.get("content-length")
-            received = 0
-            async for chunk in resp.aiter_bytes(DOWNLOAD_CHUNK):
-                received += len(chunk)
-                yield chunk
-            if expected is not None and expected.isdigit() and received < int(expected):
-                raise TransientError(
-                    f"download ended early: {received} of {expected} bytes", code="truncated"
-                )
-    except httpx.TimeoutException as exc:
-        raise TransientError(f"download timed out ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
-        raise TransientError(f"download failed ({type(exc).__name__})") from exc
+    """Stream a result file in chunks through ``netsafe``: every address checked, the
+    checked address dialled, every redirect re-checked. The client's own headers
+    (its credentials) go only to the client's own origin; a cut connection or a
+    short body is transient."""
+    target = (
+        client.base_url.join(url)
+        if not url.startswith(("http://", "https://"))
+        else (httpx.URL(url))
+    )
+    send: dict[str, str] = {}
+    if _same_origin(target, client.base_url):
+        send.update((k, v) for k, v in client.headers.items() if k.lower() not in _NOT_FORWARDED)
+    send.update(headers or {})
+    rules = _rules
+    async for chunk in netsafe_stream(
+        str(target),
+        policy=rules.policy,
+        max_bytes=rules.max_bytes,
+        timeout=rules.timeout_seconds,
+        headers=send,
+        classify=classify,
+    ):
+        yield chunk
