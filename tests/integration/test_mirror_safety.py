@@ -108,3 +108,21 @@ async def test_an_oversized_inline_image_is_413_before_decoding(client: httpx.As
     resp = await client.post("/v1/videos", json={"model": "local", "prompt": "x", "image": huge})
     assert resp.status_code == 413
     assert resp.json()["error"]["code"] == "image_too_large"
+
+
+def test_the_registry_installs_the_operators_allow_list(tmp_path: Path) -> None:
+    from reelgate.config import Settings
+    from reelgate.providers import http as provider_http
+    from reelgate.providers.registry import build_registry
+
+    settings = Settings(
+        data_dir=tmp_path,
+        fetch_allow_private=["10.1.0.0/16"],
+        fetch_allow_ports=[8443],
+        mirror_max_bytes=1234,
+    )
+    build_registry(settings)
+    rules = provider_http._rules
+    assert tuple(rules.policy.allow_private) == ("10.1.0.0/16",)
+    assert set(rules.policy.allow_ports) == {8443}
+    assert rules.max_bytes == 1234

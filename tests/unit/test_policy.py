@@ -60,3 +60,11 @@ def test_estimate_rises_with_elapsed_time() -> None:
     early = progress.running_progress(None, 5, 60)
     late = progress.running_progress(None, 60, 60)
     assert progress.RUN_LO <= early < late < progress.RUN_HI
+
+
+def test_fault_keywords_can_target_one_provider() -> None:
+    from reelgate.emulators.base import faults_in
+
+    prompt = "a fox [fault:quota@veo] [fault:slow]"
+    assert faults_in(prompt, "veo") == {"quota", "slow"}
+    assert faults_in(prompt, "grok") == {"slow"}

@@ -123,6 +123,9 @@ def serve(
     emulators: bool = typer.Option(
         False, "--emulators", help="Also start every provider's emulator and use them (offline)."
     ),
+    emulator_job_seconds: float = typer.Option(
+        8.0, help="With --emulators: how long each emulated generation takes."
+    ),
 ) -> None:
     """API, worker and web page in one process: the embedded default."""
     settings = Settings()
@@ -133,7 +136,9 @@ def serve(
         return
     from reelgate.emulators.wiring import emulated_settings, running_emulators
 
-    with running_emulators(settings.data_dir / "emulator-videos") as servers:
+    with running_emulators(
+        settings.data_dir / "emulator-videos", job_seconds=emulator_job_seconds
+    ) as servers:
         for kind, srv in servers.items():
             typer.echo(f"emulator {kind:<14} {srv.url}")
         asyncio.run(

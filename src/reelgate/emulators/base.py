@@ -1,7 +1,8 @@
 """What every emulator shares: configuration, fault keywords, job timing, real MP4s,
 and a loopback server for tests.
 
-Faults are chosen per job by keywords in the prompt, ``[fault:NAME]``:
+Faults are chosen per job by keywords in the prompt, ``[fault:NAME]`` (every
+emulator) or ``[fault:NAME@kind]`` (only the emulator of that provider kind):
 
     refuse         the provider's real safety-refusal signal (at create or at the end)
     refuse-image   the same, attributed to the input image where the provider says so
@@ -44,11 +45,14 @@ __all__ = [
     "trickle",
 ]
 
-_FAULT = re.compile(r"\[fault:([a-z0-9-]+)\]")
+_FAULT = re.compile(r"\[fault:([a-z0-9-]+)(?:@([a-z_]+))?\]")
 
 
-def faults_in(prompt: str) -> frozenset[str]:
-    return frozenset(_FAULT.findall(prompt))
+def faults_in(prompt: str, kind: str | None = None) -> frozenset[str]:
+    """The faults a prompt asks of this emulator: ``[fault:NAME]`` for every
+    emulator, ``[fault:NAME@kind]`` (e.g. ``[fault:quota@veo]``) for one provider
+    only — so a fallback chain can fail at its first model and succeed at the next."""
+    return frozenset(name for name, only in _FAULT.findall(prompt) if not only or only == kind)
 
 
 @dataclass

@@ -129,7 +129,7 @@ class GrokEmulator:
         self.client_request_ids.append(request.headers.get("x-client-request-id"))
         raw_prompt = body.get("prompt")
         prompt = raw_prompt if isinstance(raw_prompt, str) else ""
-        faults = faults_in(prompt)
+        faults = faults_in(prompt, "grok")
         if (burst := self._burst(prompt, faults)) is not None:
             return burst
         if "quota" in faults:

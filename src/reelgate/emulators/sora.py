@@ -192,7 +192,7 @@ async def _create(state: SoraEmulatorState, request: Request) -> Response:
     if not isinstance(prompt, str) or not prompt:
         message = "Missing required parameter: 'prompt'."
         raise _error(400, message, "prompt", "missing_required_parameter")
-    faults = faults_in(prompt)
+    faults = faults_in(prompt, "sora")
     _create_faults(state, prompt, faults)
     model = _choice(fields, "model", "sora-2", tuple(MODEL_SIZES))
     seconds = _choice(fields, "seconds", "4", SECONDS)

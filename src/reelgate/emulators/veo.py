@@ -214,7 +214,7 @@ def _new_job(state: _State, name: str, body: dict[str, Any]) -> _Job:
     prompt = instance.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise _ApiError(400, "INVALID_ARGUMENT", "instances[0].prompt is required.")
-    faults = faults_in(prompt)
+    faults = faults_in(prompt, "veo")
     if "quota" in faults:
         raise _quota(state)
     state.creates_seen[prompt] += 1

@@ -169,7 +169,7 @@ def create_app(
     @app.post(create_path, dependencies=authenticated)
     async def generate(request: Request, body: GenerateBody) -> Response:
         state.record(request, "create", await request.json())
-        faults = faults_in(body.prompt)
+        faults = faults_in(body.prompt, "video_gateway")
         if "quota" in faults:
             retry = str(config.retry_after_seconds)
             return _detail(

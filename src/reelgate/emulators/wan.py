@@ -197,7 +197,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
             return invalid
         inputs: dict[str, Any] = body["input"]
         prompt = str(inputs.get("prompt", ""))
-        faults = faults_in(prompt)
+        faults = faults_in(prompt, "wan")
         if "refuse" in faults:
             return _error(
                 400, "DataInspectionFailed", "Input text data may contain inappropriate content."

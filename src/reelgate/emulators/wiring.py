@@ -66,4 +66,5 @@ def emulated_settings(settings: Settings, servers: dict[str, EmulatorServer]) ->
     }
     for kind, server in servers.items():
         update |= settings_for(kind, server.url, f"emulator-{kind}")
-    return settings.model_copy(update=update)
+    # validated (not model_copy), so keys become SecretStr like any configured key
+    return type(settings).model_validate({**settings.model_dump(), **update})

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from reelgate.config import Settings
 from reelgate.providers.base import Provider
+from reelgate.providers.http import DownloadRules, configure_downloads
 from reelgate.providers.local import LocalProvider
 
 __all__ = ["ProviderRegistry", "build_registry"]
@@ -62,6 +63,13 @@ _CLOUD = {
 def build_registry(
     settings: Settings, *, emulated: frozenset[str] = frozenset()
 ) -> ProviderRegistry:
+    configure_downloads(
+        DownloadRules(
+            policy=settings.net_policy(),
+            max_bytes=settings.mirror_max_bytes,
+            timeout_seconds=settings.mirror_timeout_seconds,
+        )
+    )
     registry = ProviderRegistry(emulated=set(emulated))
     registry.providers["local"] = LocalProvider(settings.resolved_local_work_dir())
     for kind, module_name in _CLOUD.items():
