@@ -9,6 +9,7 @@ from reelgate import __version__
 from reelgate.api import (
     routes_admin,
     routes_events,
+    routes_media_service,
     routes_models,
     routes_usage,
     routes_videos,
@@ -35,6 +36,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(routes_usage.router)
     app.include_router(routes_events.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_media_service.router)
     root = local_root(rt.storage)
     if root is not None:
         app.include_router(make_files_router(root, rt.signing_secret))

@@ -34,7 +34,7 @@ _STATUS_STATES = {
 }
 
 
-async def _check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
+async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
     async with rt.db.connect() as conn:
         flags = await get_flags(conn, key.account_id)
     for model_id in chain:
@@ -94,7 +94,7 @@ async def _create(
             seed=body.seed,
         ),
     )
-    await _check_available(rt, key, checked.chain)
+    await check_available(rt, key, checked.chain)
     image, mime = decode_image(body.image) if body.image else (None, None)
     params = dict(checked.params)
     if body.image_url:

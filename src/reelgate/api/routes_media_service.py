@@ -1,0 +1,170 @@
+"""The ``media-video-from-text`` service, exactly as its seed describes it:
+
+    POST /v1/proxy/media-video-from-text  -> 202 {"status": "accepted", "message", "job"}
+    GET  /v2/jobs/{job_id}                -> {id, status, service_name, created_at,
+                                              completed_at, result_data, units_consumed,
+                                              token_cost}
+
+Same engine, same jobs: a job created here is a native job too (routed to the
+upstream video gateway models, 600 s deadline, $1.50 per second, failed jobs
+not billed). Strict strings as the upstream's Pydantic model: ``"4s"``/``"8s"``,
+``"512P"``/``"1080P"``; an integer duration is a 400.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from reelgate.api.auth import require_read, require_write, runtime
+from reelgate.api.idempotency import Idempotency, idempotent
+from reelgate.api.routes_videos import check_available
+from reelgate.api.serialize import public_status
+from reelgate.catalog.validate import Submission, validate_submission
+from reelgate.engine.commands import NewJob, submit_job
+from reelgate.errors import NotFound
+from reelgate.runtime import Runtime
+from reelgate.store.accounts import KeyInfo
+from reelgate.store.jobs import Job, get_job
+
+__all__ = ["SERVICE", "router"]
+
+SERVICE = "media-video-from-text"
+router = APIRouter(tags=["media-video-from-text"])
+
+
+class MediaVideoRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prompt: StrictStr = Field(min_length=1, max_length=4000)
+    model: Literal["veo (Audio)", "veo fast (Audio)"] = "veo (Audio)"
+    resolution: Literal["512P", "1080P"] = "1080P"
+    duration: Literal["4s", "8s"] = "4s"
+    aspect_ratio: Literal["16:9", "9:16"] = "16:9"
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _number(millis: int | None) -> float:
+    """The seed's wire format has decimals (``6.0``); exact from integer thousandths."""
+    return float(Decimal(millis or 0) / 1000)
+
+
+_STATUS = {
+    "queued": "queued",
+    "in_progress": "processing",
+    "completed": "completed",
+    "failed": "failed",
+    "canceled": "canceled",
+}
+
+
+async def _job_document(rt: Runtime, job: Job) -> dict[str, Any]:
+    status = public_status(job)
+    result = job.result or {}
+    stored = status == "completed"
+    url = None
+    if stored and result.get("mirror_status") == "stored" and result.get("key"):
+        url = await rt.storage.signed_url(result["key"], rt.settings.signed_url_ttl_seconds)
+    elif stored:
+        url = result.get("upstream_url")
+    resolution = str(job.params["resolution"]).upper()
+    document: dict[str, Any] = {
+        "id": job.id,
+        "status": _STATUS[status],
+        "service_name": job.source if job.source != "native" else "video",
+        "created_at": _iso(job.created_at),
+        "completed_at": _iso(job.completed_at)
+        if status in ("completed", "failed", "canceled")
+        else None,
+        "result_data": {
+            "status": "success",
+            "video_url": url,
+            "duration_seconds": float(
+                result.get("duration_seconds") or job.params["duration_seconds"]
+            ),
+            "model": job.delivered_by or job.model,
+            "resolution": resolution,
+            "aspect_ratio": job.params["aspect_ratio"],
+        }
+        if stored
+        else None,
+        "units_consumed": float(job.units_consumed or 0),
+        "token_cost": _number(job.cost),
+    }
+    if status == "failed":
+        document["error"] = job.error  # why it failed; token_cost 0: not billed
+    return document
+
+
+@router.post("/v1/proxy/media-video-from-text", status_code=202)
+async def create(
+    body: MediaVideoRequest,
+    request: Request,
+    key: KeyInfo = Depends(require_write),
+    rt: Runtime = Depends(runtime),
+) -> JSONResponse:
+    async def handler(idem: Idempotency | None) -> JSONResponse:
+        seconds = int(body.duration.removesuffix("s"))
+        checked = validate_submission(
+            rt.catalog,
+            Submission(
+                model=body.model,
+                duration_seconds=seconds,
+                resolution=body.resolution.lower(),
+                aspect_ratio=body.aspect_ratio,
+            ),
+        )
+        await check_available(rt, key, checked.chain)
+
+        def answer(job: Job) -> dict[str, Any]:
+            return {
+                "status": "accepted",
+                "message": "Job queued for processing",
+                "job": {
+                    "id": job.id,
+                    "status": "queued",
+                    "service": SERVICE,
+                    "created_at": _iso(job.created_at),
+                },
+            }
+
+        async def store(conn: Any, job: Job) -> None:
+            if idem is not None:
+                await idem.complete(conn, 202, answer(job))
+
+        job = await submit_job(
+            rt,
+            NewJob(
+                account_id=key.account_id,
+                chain=checked.chain,
+                prompt=body.prompt,
+                params=checked.params,
+                deadline_seconds=checked.deadline_seconds or 600,
+                source=SERVICE,
+            ),
+            on_created=store,
+        )
+        return JSONResponse(answer(job), status_code=202)
+
+    return await idempotent(request, rt, key.account_id, handler)
+
+
+@router.get("/v2/jobs/{job_id}")
+async def get_job_document(
+    job_id: str, key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    async with rt.db.connect() as conn:
+        job = await get_job(conn, job_id, key.account_id)
+    if job is None:
+        raise NotFound(f"No job {job_id!r}.", param="job_id")
+    return await _job_document(rt, job)
