@@ -34,6 +34,6 @@ async def test_health_needs_no_key(client: httpx.AsyncClient) -> None:
 
 
 def test_public_surface_is_explicit() -> None:
-    assert reelgate.__all__ == ["__version__"]
+    assert reelgate.__all__ == ["AsyncClient", "Client", "__version__"]
     for name in reelgate.__all__:
         assert hasattr(reelgate, name)

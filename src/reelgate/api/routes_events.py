@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.engine import Row
 
 from reelgate.api.auth import require_read, runtime
 from reelgate.api.serialize import job_to_wire
@@ -46,6 +48,21 @@ def _last_event_id(request: Request) -> int:
     return max(0, value)
 
 
+async def _read(
+    rt: Runtime, job_id: str, account_id: str, last: int
+) -> tuple[Sequence[Row[Any]], dict[str, Any] | None]:
+    async with rt.db.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(job_events)
+                .where(job_events.c.job_id == job_id, job_events.c.seq > last)
+                .order_by(job_events.c.seq)
+            )
+        ).all()
+        job = await get_job(conn, job_id, account_id) if rows else None
+    return rows, (await job_to_wire(rt, job) if job is not None else None)
+
+
 async def _stream(
     rt: Runtime, request: Request, job_id: str, account_id: str, last: int
 ) -> AsyncIterator[str]:
@@ -55,16 +72,10 @@ async def _stream(
         yield "retry: 2000\n\n"
         while True:
             waiter.clear()
-            async with rt.db.connect() as conn:
-                rows = (
-                    await conn.execute(
-                        sa.select(job_events)
-                        .where(job_events.c.job_id == job_id, job_events.c.seq > last)
-                        .order_by(job_events.c.seq)
-                    )
-                ).all()
-                job = await get_job(conn, job_id, account_id) if rows else None
-            wire = await job_to_wire(rt, job) if job is not None else None
+            # Shielded: a client that disconnects cancels this generator, and a read
+            # cancelled inside its transaction would leave the SQLite connection (and
+            # its lock) to the garbage collector. The read always finishes cleanly.
+            rows, wire = await asyncio.shield(_read(rt, job_id, account_id, last))
             for row in rows:
                 data = {
                     "seq": row.seq,

@@ -1,0 +1,923 @@
+/**
+ * reelgate.mjs: a small, dependency-free client for the reelgate video gateway.
+ *
+ * One ES module, built on `fetch` (Node 18+, browsers, Deno, Bun):
+ *
+ *     import { Reelgate } from "./reelgate.mjs";
+ *     const rg = new Reelgate({ baseUrl: "http://127.0.0.1:8000", apiKey: KEY });
+ *     const job = await rg.generate(
+ *       { model: "local", prompt: "a red fox running through snow", durationSeconds: 4 },
+ *       { onProgress: (u) => console.log(u.status, u.progress) },
+ *     );
+ *     const bytes = await rg.download(job); // ArrayBuffer of the MP4
+ *
+ * Jobs are returned exactly as the API sends them (snake_case fields); only the
+ * parameters you pass in are camelCase. Every error is a `ReelgateError` carrying
+ * the server's `code`, `message` and details (`param`, `allowed`, ...).
+ *
+ * What it must never do: retry a 4xx, send the API key anywhere but `baseUrl`
+ * (video files are fetched from their signed URL without it), or re-send a
+ * video submission that the server may already have accepted.
+ *
+ * @module reelgate
+ */
+
+export const VERSION = "0.1.0";
+
+// ---------------------------------------------------------------------------
+// Types (JSDoc): the wire objects as GET /v1/videos/{id} and /v1/models send them
+
+/** @typedef {"queued" | "in_progress" | "completed" | "failed" | "canceled"} JobStatus */
+
+/**
+ * @typedef {object} JobResult
+ * @property {string | null} url  signed, directly downloadable (supports Range)
+ * @property {"stored" | "failed" | string | null} mirror_status
+ * @property {number | null} duration_seconds
+ * @property {number | null} width
+ * @property {number | null} height
+ * @property {number | null} bytes
+ * @property {string | null} content_type
+ * @property {string | null} sha256
+ * @property {boolean | null} has_audio
+ */
+
+/**
+ * @typedef {object} JobAttempt
+ * @property {string} model
+ * @property {string | null} upstream_id
+ * @property {string | null} outcome
+ * @property {unknown} error
+ * @property {number | null} started_at
+ * @property {number | null} ended_at
+ */
+
+/**
+ * @typedef {object} Job  the video job object (an OpenAI Videos superset)
+ * @property {string} id
+ * @property {"video"} object
+ * @property {string} model
+ * @property {JobStatus} status
+ * @property {number} progress  0-100, never decreases
+ * @property {string} prompt
+ * @property {number} created_at  unix seconds
+ * @property {number | null} completed_at
+ * @property {string} seconds  e.g. "4"
+ * @property {string} size  e.g. "1280x720"
+ * @property {Record<string, unknown>} params
+ * @property {string[]} fallback
+ * @property {string | null} delivered_by  the model that made the video (differs from `model` after a fallback)
+ * @property {JobResult | null} result
+ * @property {{code: string, message: string} | null} error
+ * @property {JobAttempt[]} attempts
+ * @property {number | null} units_consumed
+ * @property {{credits: string, millicredits: number} | null} cost
+ * @property {Record<string, string>} metadata
+ */
+
+/**
+ * @typedef {object} JobPage
+ * @property {"list"} object
+ * @property {Job[]} data
+ * @property {boolean} has_more
+ * @property {string | null} first_id
+ * @property {string | null} last_id  pass as `after` for the next page
+ */
+
+/**
+ * @typedef {object} Model
+ * @property {string} id
+ * @property {string} display_name
+ * @property {string} provider
+ * @property {string} strengths
+ * @property {string} notes
+ * @property {number} max_duration_seconds
+ * @property {{credits_per_second: string, millicredits_per_second: number}} price
+ * @property {{resolution: string[], aspect_ratio: string[], duration_seconds: number[],
+ *   duration_seconds_by_resolution: Record<string, number[]>, image_input: boolean,
+ *   negative_prompt: boolean, seed: boolean}} allowedParams
+ * @property {{duration_seconds: number, resolution: string, aspect_ratio: string}} defaults
+ * @property {boolean} available  this gateway can run it
+ * @property {boolean} usable  and this API key may use it
+ * @property {string | null} not_usable_reason
+ * @property {boolean} emulated
+ * @property {unknown} deprecated
+ */
+
+/**
+ * @typedef {object} SubmitParams
+ * @property {string} model  a model id from `models()`
+ * @property {string} prompt
+ * @property {string[]} [fallback]  models to try, in order, when the first is out of quota
+ * @property {number} [durationSeconds]
+ * @property {string} [resolution]  e.g. "720p"
+ * @property {string} [aspectRatio]  e.g. "16:9"
+ * @property {string | ArrayBuffer | ArrayBufferView | Blob} [image]  base64, a data: URI, or bytes
+ * @property {string} [imageUrl]  an http(s) URL the gateway fetches (send `image` or `imageUrl`)
+ * @property {string} [negativePrompt]
+ * @property {number} [seed]
+ * @property {Record<string, string>} [metadata]
+ */
+
+/**
+ * @typedef {object} ProgressUpdate
+ * @property {JobStatus} status
+ * @property {number} progress  0-100
+ * @property {Job | undefined} job  the latest job object seen
+ * @property {string | null} event  the SSE event type (e.g. "video.progress"), null when polled
+ * @property {"events" | "poll"} source
+ */
+
+/**
+ * @typedef {object} WaitOptions
+ * @property {(update: ProgressUpdate) => void} [onProgress]  called on each status or progress change
+ * @property {number} [timeoutMs]  give up waiting (the job keeps running) with a `WaitTimeoutError`
+ * @property {AbortSignal} [signal]  abort waiting; rejects with the signal's reason
+ */
+
+/**
+ * @typedef {object} ClientOptions
+ * @property {string} [baseUrl]  default: $REELGATE_URL, else http://127.0.0.1:8000
+ * @property {string} [apiKey]  default: $REELGATE_API_KEY
+ * @property {typeof fetch} [fetch]  default: globalThis.fetch
+ * @property {number} [maxRetries]  retries after a network error or 5xx (default 3)
+ * @property {number} [retryDelayMs]  first backoff step (default 500; doubles, jittered)
+ * @property {number} [maxRetryDelayMs]  backoff cap (default 8000)
+ * @property {number} [timeoutMs]  per request, until the answer is read (default 60000)
+ * @property {boolean} [useEvents]  `wait` streams /events when offered (default true)
+ * @property {number} [pollIntervalMs]  first polling interval when polling (default 500)
+ * @property {number} [maxPollIntervalMs]  polling backs off to this (default 5000)
+ * @property {number} [eventsIdleTimeoutMs]  reconnect an event stream silent this long (default 45000)
+ */
+
+const FINAL = new Set(["completed", "failed", "canceled"]);
+const FINAL_EVENTS = new Set(["video.completed", "video.failed", "video.canceled"]);
+const WAIT_TIMEOUT = Symbol("reelgate.waitTimeout");
+const REQUEST_TIMEOUT = Symbol("reelgate.requestTimeout");
+const STREAM_IDLE = Symbol("reelgate.streamIdle");
+/** Errors that prove the request never left: safe to re-send even a submission. */
+const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_CONNECT_TIMEOUT"]);
+
+// ---------------------------------------------------------------------------
+// Errors
+//
+//   ReelgateError                  .status .code .message .details .job
+//   ├── ConnectionError            no answer: network down, DNS, request timeout
+//   ├── InvalidRequestError        400 invalid_parameter, unknown_model, model_unavailable, ...
+//   ├── AuthenticationError        401
+//   ├── InsufficientCreditsError   402 insufficient_credits (details: balance, hold_needed, shortfall)
+//   ├── PermissionDeniedError      403 model_not_allowed, ...
+//   ├── NotFoundError              404
+//   ├── ConflictError              409 not_cancelable, video_not_ready, ...
+//   ├── RateLimitError             429 rate_limited (.retryAfter seconds)
+//   ├── ServerError                5xx
+//   ├── JobFailedError             a job ended `failed` (code from job.error.code)
+//   │   ├── RefusedError           code "refused": reword, never retried on other models
+//   │   ├── QuotaError             code "quota": add a fallback model or retry later
+//   │   └── JobTimeoutError        code "timeout": the job's server-side deadline passed
+//   ├── JobCanceledError           code "canceled": the job was canceled
+//   └── WaitTimeoutError           code "wait_timeout": `wait` gave up; the job keeps running
+
+export class ReelgateError extends Error {
+  /**
+   * @param {string} message
+   * @param {{status?: number, code?: string, details?: Record<string, any>, job?: Job,
+   *   retryAfter?: number, cause?: unknown}} [init]
+   */
+  constructor(message, init = {}) {
+    super(message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = new.target.name;
+    /** @type {number | undefined} the HTTP status; undefined when no answer came back */
+    this.status = init.status;
+    /** @type {string} the server's stable error code (or the client's, see the hierarchy) */
+    this.code = init.code ?? "error";
+    /** @type {Record<string, any>} everything else the server said: param, allowed, model, ... */
+    this.details = init.details ?? {};
+    /** @type {Job | undefined} the job, for job outcomes and wait timeouts */
+    this.job = init.job;
+    /** @type {number | undefined} seconds, from a Retry-After header */
+    this.retryAfter = init.retryAfter;
+  }
+
+  /** @returns {string | undefined} the request field the error is about */
+  get param() {
+    return this.details.param;
+  }
+}
+
+export class ConnectionError extends ReelgateError {}
+export class InvalidRequestError extends ReelgateError {}
+export class AuthenticationError extends ReelgateError {}
+export class InsufficientCreditsError extends ReelgateError {}
+export class PermissionDeniedError extends ReelgateError {}
+export class NotFoundError extends ReelgateError {}
+export class ConflictError extends ReelgateError {}
+export class RateLimitError extends ReelgateError {}
+export class ServerError extends ReelgateError {}
+export class JobFailedError extends ReelgateError {}
+export class RefusedError extends JobFailedError {}
+export class QuotaError extends JobFailedError {}
+export class JobTimeoutError extends JobFailedError {}
+export class JobCanceledError extends ReelgateError {}
+export class WaitTimeoutError extends ReelgateError {}
+
+/** @type {Map<unknown, typeof ReelgateError>} */
+const ERROR_BY_CODE = new Map([
+  ["insufficient_credits", InsufficientCreditsError],
+  ["rate_limited", RateLimitError],
+]);
+/** @type {Map<number, typeof ReelgateError>} */
+const ERROR_BY_STATUS = new Map([
+  [400, InvalidRequestError],
+  [401, AuthenticationError],
+  [402, InsufficientCreditsError],
+  [403, PermissionDeniedError],
+  [404, NotFoundError],
+  [409, ConflictError],
+  [422, InvalidRequestError],
+  [429, RateLimitError],
+]);
+/** @type {Map<unknown, typeof JobFailedError>} */
+const JOB_ERROR_BY_CODE = new Map([
+  ["refused", RefusedError],
+  ["quota", QuotaError],
+  ["timeout", JobTimeoutError],
+]);
+
+/**
+ * The typed error for a job that ended without a video (`failed` or `canceled`).
+ * @param {Job} job
+ * @returns {ReelgateError}
+ */
+export function jobError(job) {
+  if (job.status === "canceled") {
+    return new JobCanceledError(`Video job ${job.id} was canceled.`, { code: "canceled", job });
+  }
+  const code = job.error?.code ?? "failed";
+  const Cls = JOB_ERROR_BY_CODE.get(code) ?? JobFailedError;
+  const message = job.error?.message ?? `Video job ${job.id} failed.`;
+  return new Cls(message, { code, job, details: { ...job.error } });
+}
+
+/** @param {string | null} value @returns {number | undefined} seconds */
+function parseRetryAfter(value) {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, (date - Date.now()) / 1000);
+}
+
+/**
+ * Turn a non-2xx answer into the typed error, keeping the server's code and details.
+ * @param {Response} res
+ * @returns {Promise<ReelgateError>}
+ */
+async function errorFromResponse(res) {
+  const text = await res.text().catch(() => "");
+  /** @type {any} */
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const err = body && typeof body.error === "object" && body.error ? body.error : {};
+  const { code, message, ...details } = err;
+  const Cls =
+    ERROR_BY_CODE.get(code) ??
+    ERROR_BY_STATUS.get(res.status) ??
+    (res.status >= 500 ? ServerError : ReelgateError);
+  return new Cls(
+    typeof message === "string" ? message : `HTTP ${res.status} ${res.statusText}`.trim(),
+    {
+      status: res.status,
+      code: typeof code === "string" ? code : `http_${res.status}`,
+      details,
+      retryAfter: parseRetryAfter(res.headers.get("retry-after")),
+    },
+  );
+}
+
+/**
+ * Read a 2xx body; one that is not what it claims (bad JSON) is the server's
+ * fault, not the network's, and is not retried.
+ * @template T
+ * @param {Response} res
+ * @param {(r: Response) => Promise<T>} read
+ * @returns {Promise<T>}
+ */
+async function readBody(res, read) {
+  try {
+    return await read(res);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    throw new ReelgateError(`The gateway answered ${res.status} with a body that is not JSON.`, {
+      status: res.status,
+      code: "invalid_response",
+      cause: err,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers: abortable sleep, linked abort signals, bytes to base64
+
+/**
+ * @param {number} ms
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<void>}
+ */
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * An AbortController that also aborts (with the same reason) when `parent` does.
+ * (AbortSignal.any is not in Node 18.)
+ * @param {AbortSignal | undefined} parent
+ */
+function linkedController(parent) {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(parent?.reason);
+  if (parent?.aborted) controller.abort(parent.reason);
+  else parent?.addEventListener("abort", onAbort, { once: true });
+  return { controller, release: () => parent?.removeEventListener("abort", onAbort) };
+}
+
+/** @param {Uint8Array} bytes */
+function base64(bytes) {
+  const B = /** @type {any} */ (globalThis).Buffer;
+  if (B) return B.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+/** @param {Uint8Array} b @returns {string} the image type from its magic bytes */
+function sniffImageType(b) {
+  const starts = (/** @type {number[]} */ sig, at = 0) => sig.every((x, i) => b[at + i] === x);
+  if (starts([0x89, 0x50, 0x4e, 0x47])) return "image/png";
+  if (starts([0xff, 0xd8, 0xff])) return "image/jpeg";
+  if (starts([0x47, 0x49, 0x46, 0x38])) return "image/gif";
+  if (starts([0x52, 0x49, 0x46, 0x46]) && starts([0x57, 0x45, 0x42, 0x50], 8)) return "image/webp";
+  return "image/png";
+}
+
+/**
+ * `image` as the API takes it: a base64 string or a data: URI (bytes are encoded here).
+ * @param {string | ArrayBuffer | ArrayBufferView | Blob} image
+ * @returns {Promise<string>}
+ */
+async function encodeImage(image) {
+  if (typeof image === "string") return image;
+  let type;
+  if (typeof Blob !== "undefined" && image instanceof Blob) {
+    type = image.type || undefined;
+    image = await image.arrayBuffer();
+  }
+  const bytes = ArrayBuffer.isView(image)
+    ? new Uint8Array(image.buffer, image.byteOffset, image.byteLength)
+    : new Uint8Array(/** @type {ArrayBuffer} */ (image));
+  return `data:${type ?? sniffImageType(bytes)};base64,${base64(bytes)}`;
+}
+
+/** camelCase parameter names to the API's; anything else is sent as given. */
+const PARAM_NAMES = new Map([
+  ["durationSeconds", "duration_seconds"],
+  ["aspectRatio", "aspect_ratio"],
+  ["imageUrl", "image_url"],
+  ["negativePrompt", "negative_prompt"],
+]);
+
+// ---------------------------------------------------------------------------
+// Server-Sent Events
+
+/**
+ * @typedef {object} SSEMessage
+ * @property {string} event  the event type ("message" when the server names none)
+ * @property {string} data
+ * @property {string} id  the last event id seen on the stream ("" before any)
+ * @property {number | undefined} retry  the server's reconnection delay, in ms
+ */
+
+/**
+ * Parse a text/event-stream body (the WHATWG algorithm: CR, LF or CRLF line ends,
+ * comments, multi-line data, ids that persist, `retry`). Cancels the stream when
+ * the caller stops early.
+ * @param {ReadableStream<Uint8Array>} stream
+ * @returns {AsyncGenerator<SSEMessage>}
+ */
+export async function* readSSE(stream) {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let first = true;
+  let type = "";
+  let data = "";
+  let lastId = "";
+  /** @type {number | undefined} */
+  let retry;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return; // an event without its blank line at EOF is dropped, per the spec
+      buffer += decoder.decode(value, { stream: true });
+      if (first && buffer.length > 0) {
+        if (buffer.charCodeAt(0) === 0xfeff) buffer = buffer.slice(1);
+        first = false;
+      }
+      // A trailing CR may be the first half of a CRLF: keep it for the next chunk.
+      const held = buffer.endsWith("\r") ? "\r" : "";
+      const lines = (held ? buffer.slice(0, -1) : buffer).split(/\r\n|\r|\n/);
+      buffer = /** @type {string} */ (lines.pop()) + held;
+      for (const line of lines) {
+        if (line === "") {
+          if (data) yield { event: type || "message", data: data.slice(0, -1), id: lastId, retry };
+          type = "";
+          data = "";
+          continue;
+        }
+        if (line.startsWith(":")) continue; // comment (keep-alive)
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        let val = colon < 0 ? "" : line.slice(colon + 1);
+        if (val.startsWith(" ")) val = val.slice(1);
+        if (field === "event") type = val;
+        else if (field === "data") data += `${val}\n`;
+        else if (field === "id" && !val.includes("\0")) lastId = val;
+        else if (field === "retry" && /^\d+$/.test(val)) retry = Number(val);
+      }
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The client
+
+/**
+ * How a request may be re-sent: "safe" (reads, cancel) after any network error or
+ * 5xx; "create" (a submission) only when it provably never reached a server that
+ * could have made the job (connection refused, DNS) or on 502/503/504 from a proxy
+ * or the rate limiter; "never".
+ * @typedef {"safe" | "create" | "never"} RetryPolicy
+ */
+
+export class Reelgate {
+  /** @param {ClientOptions} [options] */
+  constructor(options = {}) {
+    const env = /** @type {any} */ (globalThis).process?.env ?? {};
+    // In a page served by the gateway itself (the web studio), its own origin.
+    const origin = /** @type {any} */ (globalThis).location?.origin;
+    const baseUrl =
+      options.baseUrl ??
+      env.REELGATE_URL ??
+      (/^https?:/.test(origin ?? "") ? origin : "http://127.0.0.1:8000");
+    /** @type {string} */
+    this.baseUrl = String(baseUrl).replace(/\/+$/, "");
+    /** @type {string | undefined} */
+    this.apiKey = options.apiKey ?? env.REELGATE_API_KEY;
+    /** @type {typeof fetch} */
+    this._fetch = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    if (typeof this._fetch !== "function") {
+      throw new TypeError("No fetch available: use Node 18+ or pass options.fetch.");
+    }
+    this.maxRetries = options.maxRetries ?? 3;
+    this.retryDelayMs = options.retryDelayMs ?? 500;
+    this.maxRetryDelayMs = options.maxRetryDelayMs ?? 8000;
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.useEvents = options.useEvents ?? true;
+    this.pollIntervalMs = options.pollIntervalMs ?? 500;
+    this.maxPollIntervalMs = options.maxPollIntervalMs ?? 5000;
+    this.eventsIdleTimeoutMs = options.eventsIdleTimeoutMs ?? 45_000;
+  }
+
+  // -- the API -------------------------------------------------------------
+
+  /**
+   * The video models this gateway knows, with prices, allowedParams and whether
+   * this key can use each (`usable`).
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<Model[]>}
+   */
+  async models(options = {}) {
+    const page = await this._json("GET", "/v1/models", { ...options, query: { modality: "video" } });
+    return page.data;
+  }
+
+  /**
+   * Submit a video job; answers at once with the queued job (202).
+   * @param {SubmitParams & Record<string, unknown>} params  camelCase; other keys are sent as given
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<Job>}
+   */
+  async submit(params, options = {}) {
+    /** @type {Record<string, unknown>} */
+    const body = {};
+    for (const [key, value] of Object.entries(params ?? {})) {
+      if (value === undefined) continue;
+      const name = PARAM_NAMES.get(key) ?? key;
+      body[name] = name === "image" ? await encodeImage(/** @type {any} */ (value)) : value;
+    }
+    return this._json("POST", "/v1/videos", { ...options, body, retry: "create" });
+  }
+
+  /**
+   * @param {string} id
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<Job>}
+   */
+  async get(id, options = {}) {
+    return this._json("GET", `/v1/videos/${encodeURIComponent(id)}`, options);
+  }
+
+  /**
+   * One page of this key's jobs, newest first.
+   * @param {{status?: JobStatus, limit?: number, after?: string, order?: "asc" | "desc"}} [query]
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<JobPage>}
+   */
+  async list(query = {}, options = {}) {
+    return this._json("GET", "/v1/videos", { ...options, query });
+  }
+
+  /**
+   * Every job matching `query`, fetching pages as you iterate.
+   * @param {{status?: JobStatus, limit?: number, order?: "asc" | "desc"}} [query]
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {AsyncGenerator<Job>}
+   */
+  async *iterate(query = {}, options = {}) {
+    /** @type {string | undefined} */
+    let after;
+    for (;;) {
+      const page = await this.list({ ...query, after }, options);
+      yield* page.data;
+      if (!page.has_more || !page.last_id) return;
+      after = page.last_id;
+    }
+  }
+
+  /**
+   * Cancel a queued or running job. A queued job is `canceled` in the answer; a
+   * running one stays `in_progress` until the worker has stopped it upstream.
+   * @param {string} id
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<Job>}
+   */
+  async cancel(id, options = {}) {
+    return this._json("POST", `/v1/videos/${encodeURIComponent(id)}/cancel`, options);
+  }
+
+  /**
+   * Wait until the job is final; resolves with the job whatever its outcome
+   * (check `status`, or use `generate`, which rejects for failed jobs). Streams
+   * `/v1/videos/{id}/events` when the server offers it (reconnecting with
+   * Last-Event-ID), else polls with backoff.
+   * @param {string} id
+   * @param {WaitOptions} [options]
+   * @returns {Promise<Job>}
+   */
+  async wait(id, options = {}) {
+    const { onProgress, timeoutMs, signal } = options;
+    const { controller, release } = linkedController(signal);
+    const timer =
+      timeoutMs == null ? undefined : setTimeout(() => controller.abort(WAIT_TIMEOUT), timeoutMs);
+    /** @type {{job?: Job, last?: {status: string, progress: number}}} */
+    const seen = {};
+    /** @param {ProgressUpdate} update @returns {boolean} whether anything changed */
+    const report = (update) => {
+      if (update.job) seen.job = update.job;
+      const { last } = seen;
+      if (last && last.status === update.status && last.progress === update.progress) return false;
+      seen.last = { status: update.status, progress: update.progress };
+      onProgress?.(update);
+      return true;
+    };
+    try {
+      const s = controller.signal;
+      const job = this.useEvents ? await this._waitEvents(id, s, report) : null;
+      return job ?? (await this._waitPoll(id, s, report));
+    } catch (err) {
+      if (controller.signal.reason === WAIT_TIMEOUT && controller.signal.aborted) {
+        const status = seen.job?.status ?? "unfinished";
+        throw new WaitTimeoutError(
+          `Video job ${id} is still ${status} after ${timeoutMs} ms of waiting; it keeps ` +
+            "running on the gateway: wait again, or cancel it.",
+          { code: "wait_timeout", job: seen.job, details: { id, timeout_ms: timeoutMs } },
+        );
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      release();
+    }
+  }
+
+  /**
+   * Submit, then wait: resolves with the completed job, rejects with a
+   * `JobFailedError` (`RefusedError`, `QuotaError`, `JobTimeoutError`) or a
+   * `JobCanceledError` when the job ends without a video.
+   * @param {SubmitParams & Record<string, unknown>} params
+   * @param {WaitOptions} [options]
+   * @returns {Promise<Job>}
+   */
+  async generate(params, options = {}) {
+    const job = await this.submit(params, { signal: options.signal });
+    const final = await this.wait(job.id, options);
+    if (final.status !== "completed") throw jobError(final);
+    return final;
+  }
+
+  /**
+   * The finished video's bytes, fetched from its signed `result.url` (without the
+   * API key). `as: "response"` gives the raw Response to stream instead.
+   * @overload
+   * @param {string | Job} job
+   * @param {{as?: "arrayBuffer", signal?: AbortSignal, timeoutMs?: number}} [options]
+   * @returns {Promise<ArrayBuffer>}
+   */
+  /**
+   * @overload
+   * @param {string | Job} job
+   * @param {{as: "response", signal?: AbortSignal, timeoutMs?: number}} options
+   * @returns {Promise<Response>}
+   */
+  /**
+   * @param {string | Job} job
+   * @param {{as?: "arrayBuffer" | "response", signal?: AbortSignal, timeoutMs?: number}} [options]
+   * @returns {Promise<ArrayBuffer | Response>}
+   */
+  async download(job, options = {}) {
+    const { as = "arrayBuffer", signal, timeoutMs = 0 } = options;
+    // Always re-read the job: a signed URL from an old object may have expired.
+    const fresh = await this.get(typeof job === "string" ? job : job.id, { signal });
+    const url = fresh.result?.url;
+    if (fresh.status !== "completed" || !url) {
+      throw new ConflictError(
+        `Video job ${fresh.id} has no downloadable video (status ${fresh.status}).`,
+        { code: "video_not_ready", job: fresh, details: { status: fresh.status } },
+      );
+    }
+    const target = new URL(url, `${this.baseUrl}/`).href;
+    const read = as === "response" ? undefined : (/** @type {Response} */ r) => r.arrayBuffer();
+    return this._send(target, { method: "GET", signal }, { auth: false, timeoutMs, read });
+  }
+
+  // -- waiting -------------------------------------------------------------
+
+  /**
+   * Follow the job's event stream, reconnecting from the last event seen when it
+   * breaks off or goes silent. Resolves with the final job, or null when the
+   * server has no stream or it keeps breaking without news: the caller then polls.
+   * @param {string} id
+   * @param {AbortSignal} signal
+   * @param {(u: ProgressUpdate) => boolean} report
+   * @returns {Promise<Job | null>}
+   */
+  async _waitEvents(id, signal, report) {
+    const url = this._url(`/v1/videos/${encodeURIComponent(id)}/events`);
+    const stream = { lastId: "", retryMs: 1000 };
+    for (let breaks = 0; breaks <= 3; ) {
+      const got = await this._followEvents(url, stream, signal, report);
+      if (got === "unsupported") return null;
+      if (got.final) {
+        const { job } = got.final;
+        return job && FINAL.has(job.status) ? job : this.get(id, { signal });
+      }
+      breaks = got.heard ? 1 : breaks + 1;
+      await sleep(Math.min(stream.retryMs, this.maxRetryDelayMs), signal);
+    }
+    return null;
+  }
+
+  /**
+   * One connection to the event stream, until it ends, breaks, goes silent for
+   * `eventsIdleTimeoutMs` (the server sends keep-alives every 15 s) or brings the
+   * final event.
+   * @param {string} url
+   * @param {{lastId: string, retryMs: number}} stream  carried across reconnects
+   * @param {AbortSignal} signal
+   * @param {(u: ProgressUpdate) => boolean} report
+   * @returns {Promise<"unsupported" | {heard: boolean, final?: {job?: Job}}>}
+   */
+  async _followEvents(url, stream, signal, report) {
+    const { controller, release } = linkedController(signal);
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let idle;
+    let closed = false;
+    const touch = () => {
+      clearTimeout(idle);
+      // the pipe may still deliver a chunk after we stopped reading: no timer then
+      if (!closed) idle = setTimeout(() => controller.abort(STREAM_IDLE), this.eventsIdleTimeoutMs);
+    };
+    let heard = false;
+    try {
+      /** @type {Response} */
+      let res;
+      try {
+        const headers = { Accept: "text/event-stream" };
+        if (stream.lastId) Object.assign(headers, { "Last-Event-ID": stream.lastId });
+        res = await this._send(url, { method: "GET", headers, signal: controller.signal });
+      } catch (err) {
+        // No stream here (404/405/501), or it keeps failing (5xx after retries): poll instead.
+        const status = err instanceof ReelgateError ? (err.status ?? 0) : 0;
+        if ([404, 405, 501].includes(status) || status >= 500) return "unsupported";
+        throw err;
+      }
+      if (!res.body || !(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
+        await res.body?.cancel().catch(() => {});
+        return "unsupported";
+      }
+      touch();
+      const body = res.body.pipeThrough(
+        new TransformStream({
+          transform(chunk, out) {
+            touch();
+            out.enqueue(chunk);
+          },
+        }),
+      );
+      try {
+        for await (const message of readSSE(body)) {
+          if (message.retry !== undefined) stream.retryMs = message.retry;
+          stream.lastId = message.id || stream.lastId;
+          /** @type {any} */
+          let data;
+          try {
+            data = JSON.parse(message.data);
+          } catch {
+            continue; // garbled: the next event carries the whole job anyway
+          }
+          heard = true;
+          const job = data.job ?? undefined;
+          report({
+            status: data.status ?? job?.status,
+            progress: data.progress ?? job?.progress,
+            job,
+            event: message.event,
+            source: "events",
+          });
+          if (FINAL_EVENTS.has(message.event)) return { heard, final: { job } };
+        }
+      } catch {
+        if (signal.aborted) throw signal.reason;
+        // broke off or went silent: the caller reconnects from the last event seen
+      }
+      return { heard };
+    } finally {
+      closed = true;
+      clearTimeout(idle);
+      release();
+    }
+  }
+
+  /**
+   * Poll GET /v1/videos/{id}: quickly while the job moves, backing off while it doesn't.
+   * @param {string} id
+   * @param {AbortSignal} signal
+   * @param {(u: ProgressUpdate) => boolean} report
+   * @returns {Promise<Job>}
+   */
+  async _waitPoll(id, signal, report) {
+    let delay = this.pollIntervalMs;
+    for (;;) {
+      /** @type {Job} */
+      let job;
+      try {
+        job = await this.get(id, { signal });
+      } catch (err) {
+        if (!(err instanceof RateLimitError)) throw err;
+        await sleep(Math.max(delay, (err.retryAfter ?? 1) * 1000), signal);
+        continue;
+      }
+      const { status, progress } = job;
+      const moved = report({ status, progress, job, event: null, source: "poll" });
+      if (FINAL.has(job.status)) return job;
+      delay = moved ? this.pollIntervalMs : Math.min(this.maxPollIntervalMs, delay * 1.5);
+      await sleep(delay, signal);
+    }
+  }
+
+  // -- HTTP ----------------------------------------------------------------
+
+  /**
+   * @param {string} path
+   * @param {Record<string, unknown>} [query]
+   */
+  _url(path, query) {
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of Object.entries(query ?? {})) {
+      if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
+    }
+    return url.href;
+  }
+
+  /**
+   * A JSON request to the API.
+   * @param {string} method
+   * @param {string} path
+   * @param {{query?: Record<string, unknown>, body?: unknown, signal?: AbortSignal,
+   *   retry?: RetryPolicy}} [options]
+   * @returns {Promise<any>}
+   */
+  _json(method, path, options = {}) {
+    const { query, body, signal, retry = "safe" } = options;
+    /** @type {Record<string, string>} */
+    const headers = { Accept: "application/json" };
+    /** @type {RequestInit & {headers: Record<string, string>}} */
+    const init = { method, headers, signal };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const read = async (/** @type {Response} */ r) => (r.status === 204 ? undefined : r.json());
+    return this._send(this._url(path, query), init, { retry, read });
+  }
+
+  /** @param {number} attempt @returns {number} ms: exponential, capped, half jittered */
+  _backoff(attempt) {
+    const cap = Math.min(this.maxRetryDelayMs, this.retryDelayMs * 2 ** attempt);
+    return cap / 2 + (Math.random() * cap) / 2;
+  }
+
+  /**
+   * Send with retries; a non-2xx answer becomes a typed error. With `read`, the
+   * per-request timeout covers reading the body too and its result is returned;
+   * without, the Response is returned once its headers arrive.
+   * @template [T=Response]
+   * @param {string} url
+   * @param {RequestInit & {headers?: Record<string, string>}} init
+   * @param {{retry?: RetryPolicy, auth?: boolean, timeoutMs?: number,
+   *   read?: (r: Response) => Promise<T>}} [options]
+   * @returns {Promise<T>}
+   */
+  async _send(url, init, options = {}) {
+    const { retry = "safe", auth = true, timeoutMs = this.timeoutMs, read } = options;
+    const outer = init.signal ?? undefined;
+    /** @type {Record<string, string>} */
+    const headers = { ...init.headers };
+    if (auth && this.apiKey) headers.Authorization = `Bearer ${this.apiKey}`;
+    for (let attempt = 0; ; attempt++) {
+      const { controller, release } = linkedController(outer);
+      const timer = timeoutMs
+        ? setTimeout(() => controller.abort(REQUEST_TIMEOUT), timeoutMs)
+        : undefined;
+      let streaming = false;
+      /** @type {unknown} */
+      let failure;
+      try {
+        const res = await this._fetch(url, { ...init, headers, signal: controller.signal });
+        if (res.ok && !read) {
+          // The body is read later: keep `outer` linked so aborting it still ends the stream.
+          streaming = true;
+          return /** @type {any} */ (res);
+        }
+        if (res.ok) return await readBody(res, /** @type {(r: Response) => Promise<T>} */ (read));
+        const statusRetry =
+          res.status >= 500 &&
+          (retry === "safe" || (retry === "create" && [502, 503, 504].includes(res.status)));
+        const error = await errorFromResponse(res);
+        if (!statusRetry || attempt >= this.maxRetries) throw error;
+        failure = error;
+      } catch (err) {
+        if (outer?.aborted) throw outer.reason;
+        if (err instanceof ReelgateError) throw err;
+        const timedOut = controller.signal.reason === REQUEST_TIMEOUT;
+        const code = /** @type {any} */ (err)?.cause?.code;
+        const error = new ConnectionError(
+          timedOut
+            ? `No answer from ${new URL(url).origin} within ${timeoutMs} ms.`
+            : `Could not reach ${new URL(url).origin}: ${/** @type {any} */ (err)?.cause?.message ?? err}.`,
+          { code: timedOut ? "request_timeout" : "connection_error", cause: err },
+        );
+        const mayRetry = retry === "safe" || (retry === "create" && NOT_SENT.has(code));
+        if (!mayRetry || attempt >= this.maxRetries) throw error;
+        failure = error;
+      } finally {
+        clearTimeout(timer);
+        if (!streaming) release();
+      }
+      const after = failure instanceof ReelgateError ? failure.retryAfter : undefined;
+      const wait = Math.max(this._backoff(attempt), Math.min((after ?? 0) * 1000, 60_000));
+      await sleep(wait, outer);
+    }
+  }
+}
+
+export default Reelgate;

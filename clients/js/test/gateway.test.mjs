@@ -1,0 +1,183 @@
+// The client against a running reelgate, as a user drives it.
+//
+//   REELGATE_URL, REELGATE_API_KEY   a gateway with a worker (`reelgate serve`)
+//   REELGATE_NO_WORKER_URL           optional: a gateway with no worker (`reelgate api`
+//                                    alone, same key), where jobs stay queued, so
+//                                    cancel-while-queued and wait timeouts are certain
+//
+// Without REELGATE_URL these tests are skipped (the unit tests still run).
+// tests/integration/test_js_client.py starts both gateways and runs this file.
+import assert from "node:assert/strict";
+import { before, describe, test } from "node:test";
+
+import {
+  AuthenticationError,
+  InvalidRequestError,
+  Reelgate,
+  WaitTimeoutError,
+} from "../reelgate.mjs";
+
+const URL_ = process.env.REELGATE_URL;
+const KEY = process.env.REELGATE_API_KEY;
+const NO_WORKER_URL = process.env.REELGATE_NO_WORKER_URL;
+const skip = URL_ ? false : "set REELGATE_URL and REELGATE_API_KEY to run against a gateway";
+
+const SMALL = { model: "local", durationSeconds: 1, resolution: "360p", aspectRatio: "16:9" };
+
+/** Run `generate` and check what a progress bar relies on. */
+async function generateWatched(rg, prompt) {
+  const updates = [];
+  const job = await rg.generate(
+    { ...SMALL, prompt, metadata: { suite: "js-client" } },
+    { onProgress: (u) => updates.push(u), timeoutMs: 60_000 },
+  );
+  const progress = updates.map((u) => u.progress);
+  assert.ok(updates.length >= 2, `onProgress was called ${updates.length} time(s)`);
+  assert.deepEqual(progress, [...progress].sort((a, b) => a - b), `non-decreasing: ${progress}`);
+  assert.equal(progress.at(-1), 100);
+  assert.equal(updates.at(-1).status, "completed");
+  assert.equal(job.status, "completed");
+  assert.equal(job.delivered_by, "local");
+  assert.equal(job.seconds, "1");
+  assert.equal(job.size, "640x360");
+  assert.ok(job.cost && job.cost.millicredits >= 0, "a completed job has a cost");
+  assert.match(job.result.url, /^https?:\/\//);
+  return { job, updates };
+}
+
+function assertMp4(bytes) {
+  const head = new Uint8Array(bytes);
+  assert.ok(head.length > 1000, `a real video, not ${head.length} bytes`);
+  assert.equal(new TextDecoder().decode(head.subarray(4, 8)), "ftyp", "an MP4 starts with ftyp");
+}
+
+describe("against a running gateway", { skip }, () => {
+  /** @type {Reelgate} */
+  let rg;
+  before(() => {
+    rg = new Reelgate({ baseUrl: URL_, apiKey: KEY });
+  });
+
+  test("models() lists local as usable, with its allowedParams", async () => {
+    const models = await rg.models();
+    const local = models.find((m) => m.id === "local");
+    assert.ok(local, `local missing from ${models.map((m) => m.id)}`);
+    assert.equal(local.usable, true);
+    assert.ok(local.allowedParams.resolution.includes("360p"));
+    assert.ok(local.allowedParams.duration_seconds.includes(1));
+  });
+
+  test("generate() reports rising progress to 100 and the video downloads as MP4", async () => {
+    const { job, updates } = await generateWatched(rg, "a red fox running through snow");
+
+    // When the gateway offers the event stream, wait() must have used it.
+    const probe = await fetch(`${rg.baseUrl}/v1/videos/${job.id}/events`, {
+      headers: { Authorization: `Bearer ${KEY}` },
+    });
+    await probe.text(); // a finished job's stream replays its events and closes
+    const sources = new Set(updates.map((u) => u.source));
+    assert.deepEqual([...sources], [probe.status === 200 ? "events" : "poll"]);
+
+    assertMp4(await rg.download(job));
+    const direct = await fetch(job.result.url); // result.url needs no key
+    assert.equal(direct.status, 200);
+    assertMp4(await direct.arrayBuffer());
+    const res = await rg.download(job.id, { as: "response" });
+    assert.equal(res.headers.get("content-type"), "video/mp4");
+    assertMp4(await res.arrayBuffer());
+  });
+
+  test("generate() also works by polling (useEvents: false)", async () => {
+    const polling = new Reelgate({ baseUrl: URL_, apiKey: KEY, useEvents: false });
+    const { updates } = await generateWatched(polling, "a paper boat on a pond");
+    assert.ok(updates.every((u) => u.source === "poll"));
+  });
+
+  test("a 400 carries the server's code, param and allowed values", async () => {
+    const err = await rg
+      .submit({ ...SMALL, prompt: "x", resolution: "999p" })
+      .catch((e) => e);
+    assert.ok(err instanceof InvalidRequestError, err);
+    assert.equal(err.status, 400);
+    assert.equal(err.code, "invalid_parameter");
+    assert.equal(err.param, "resolution");
+    assert.deepEqual(err.details.allowed, ["360p", "480p", "720p", "1080p"]);
+    assert.match(err.message, /999p/);
+  });
+
+  test("a bad API key is a 401 AuthenticationError", async () => {
+    const bad = new Reelgate({ baseUrl: URL_, apiKey: "rg_not_a_real_key_0000000000000000" });
+    const err = await bad.models().catch((e) => e);
+    assert.ok(err instanceof AuthenticationError, err);
+    assert.equal(err.status, 401);
+    assert.equal(err.code, "invalid_api_key");
+  });
+
+  test("get() of an unknown id is a 404 not_found", async () => {
+    const err = await rg.get("video_does_not_exist").catch((e) => e);
+    assert.equal(err.status, 404);
+    assert.equal(err.code, "not_found");
+  });
+
+  test("cancel() of a queued job answers canceled, and wait() sees it", async () => {
+    const gw = new Reelgate({ baseUrl: NO_WORKER_URL ?? URL_, apiKey: KEY });
+    const job = await gw.submit({ ...SMALL, durationSeconds: 20, resolution: "1080p", prompt: "c" });
+    assert.equal(job.status, "queued");
+    const canceled = await gw.cancel(job.id);
+    if (NO_WORKER_URL) assert.equal(canceled.status, "canceled"); // nobody could claim it
+    const final = await gw.wait(job.id, { timeoutMs: 30_000 });
+    assert.equal(final.status, "canceled");
+    assert.equal(final.result, null);
+    assert.equal((await gw.get(job.id)).status, "canceled");
+  });
+
+  test("wait() gives up after timeoutMs with the job still queued", {
+    skip: NO_WORKER_URL ? false : "needs REELGATE_NO_WORKER_URL (a gateway with no worker)",
+  }, async () => {
+    const gw = new Reelgate({ baseUrl: NO_WORKER_URL, apiKey: KEY });
+    const job = await gw.submit({ ...SMALL, prompt: "never picked up" });
+    const started = Date.now();
+    const err = await gw.wait(job.id, { timeoutMs: 700 }).catch((e) => e);
+    assert.ok(err instanceof WaitTimeoutError, err);
+    assert.ok(Date.now() - started < 5000);
+    assert.equal(err.job.status, "queued");
+    await gw.cancel(job.id);
+  });
+
+  test("list() pages with limit/after; iterate() walks the same jobs", async () => {
+    const gw = new Reelgate({ baseUrl: NO_WORKER_URL ?? URL_, apiKey: KEY });
+    const mine = [];
+    for (const prompt of ["page a", "page b", "page c"]) {
+      mine.push((await gw.submit({ ...SMALL, prompt })).id);
+    }
+    try {
+      const seen = [];
+      let after;
+      for (let pages = 0; !mine.every((id) => seen.includes(id)); pages++) {
+        assert.ok(pages < 50, "the created jobs never showed up");
+        const page = await gw.list({ limit: 2, after });
+        assert.ok(page.data.length <= 2);
+        assert.equal(page.last_id, page.data.at(-1)?.id ?? null);
+        seen.push(...page.data.map((j) => j.id));
+        if (!mine.every((id) => seen.includes(id))) assert.equal(page.has_more, true);
+        after = page.last_id;
+      }
+      assert.equal(new Set(seen).size, seen.length, "no job on two pages");
+      // newest first: the three appear in reverse order of creation
+      assert.deepEqual(seen.filter((id) => mine.includes(id)), [...mine].reverse());
+
+      const walked = [];
+      for await (const j of gw.iterate({ limit: 2 })) {
+        walked.push(j.id);
+        if (walked.length === seen.length) break;
+      }
+      assert.deepEqual(walked, seen);
+      if (NO_WORKER_URL) {
+        const queued = await gw.list({ status: "queued", limit: 100 });
+        assert.ok(mine.every((id) => queued.data.some((j) => j.id === id)));
+      }
+    } finally {
+      await Promise.all(mine.map((id) => gw.cancel(id).catch(() => {})));
+    }
+  });
+});

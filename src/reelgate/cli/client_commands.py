@@ -1,0 +1,497 @@
+"""The client side of the ``reelgate`` command: generate, models, jobs, job, usage,
+cancel, balance. Each is a thin shell over ``reelgate.client.Client``.
+
+Results go to stdout (tables, or the gateway's JSON with ``--json``); progress,
+prompts and errors go to stderr, so ``--json`` output can be piped. An error
+prints the gateway's code and message and exits 1; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.prompt import Prompt
+from rich.table import Table
+from rich.text import Text
+
+from reelgate.client import (
+    APIConnectionError,
+    Client,
+    ConflictError,
+    InsufficientCreditsError,
+    ReelgateAPIError,
+    ReelgateClientError,
+    ValidationError,
+    Video,
+)
+
+__all__ = ["register_client_commands"]
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url", envvar="REELGATE_URL", help="Gateway URL (default: http://127.0.0.1:8000)."
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key", envvar="REELGATE_API_KEY", help="API key (rg_...).", show_default=False
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the gateway's JSON (for scripts).")]
+
+
+@contextlib.contextmanager
+def _client(url: str | None, api_key: str | None) -> Iterator[Client]:
+    """A client whose errors become one stderr line and exit code 1."""
+    try:
+        with Client(base_url=url, api_key=api_key) as client:
+            yield client
+    except APIConnectionError as exc:
+        err.print(f"[red]error[/]: cannot reach reelgate ({exc}). Set REELGATE_URL or --url.")
+        raise typer.Exit(1) from None
+    except ReelgateAPIError as exc:
+        _print_api_error(exc)
+        raise typer.Exit(1) from None
+    except ReelgateClientError as exc:
+        err.print(f"[red]error[/]: {exc}")
+        raise typer.Exit(1) from None
+
+
+def _print_api_error(exc: ReelgateAPIError) -> None:
+    status = f" (HTTP {exc.status})" if exc.status else ""
+    err.print(f"[red]error[/] [bold]{exc.code}[/]{status}: {exc.message}", markup=True)
+    if isinstance(exc, ValidationError) and exc.param:
+        allowed = f"; allowed: {', '.join(map(str, exc.allowed))}" if exc.allowed else ""
+        err.print(f"  parameter: {exc.param}{allowed}")
+    if isinstance(exc, InsufficientCreditsError) and exc.shortfall:
+        err.print(f"  needed {exc.hold_needed}, available {exc.available}, short {exc.shortfall}")
+
+
+def _print_json(value: object) -> None:
+    out.out(json.dumps(value, indent=2, ensure_ascii=False), highlight=False)
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone().strftime("%m-%d %H:%M") if value else ""
+
+
+def _table(title: str | None = None, *, show_header: bool = True) -> Table:
+    return Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_header=show_header,
+        title_justify="left",
+        pad_edge=False,
+    )
+
+
+@dataclass(frozen=True)
+class _Col:
+    header: str
+    drop: int = 0
+    """0: always shown; otherwise columns with the highest number go first when
+    the terminal is too narrow (rather than folding every cell into slivers)."""
+    wraps: bool = False
+    """Free text that may wrap (it then needs only a little width)."""
+
+
+def _fitted(title: str, cols: Sequence[_Col], rows: Sequence[Sequence[str]]) -> Table:
+    def width(i: int) -> int:
+        cells = [Text.from_markup(r[i]).cell_len for r in rows]
+        natural = max([len(cols[i].header), *cells])
+        return min(natural, 16) if cols[i].wraps else natural
+
+    keep = list(range(len(cols)))
+    for i in sorted(keep, key=lambda i: -cols[i].drop):
+        if sum(width(j) + 3 for j in keep) - 1 <= out.width or cols[i].drop == 0:
+            break
+        keep.remove(i)
+    table = _table(title)
+    for i in keep:
+        table.add_column(cols[i].header, no_wrap=not cols[i].wraps, overflow="fold")
+    for r in rows:
+        table.add_row(*(r[i] for i in keep))
+    return table
+
+
+def _cost(video: Video) -> str:
+    return f"{video.cost.credits} credits" if video.cost else "-"
+
+
+def _model_text(video: Video) -> str:
+    if video.delivered_by and video.delivered_by != video.model:
+        return f"{video.delivered_by} (fallback from {video.model})"
+    return video.model
+
+
+def _status_text(video: Video) -> str:
+    current = video.attempts[-1].model if video.attempts else video.model
+    text = video.status.replace("_", " ")
+    if current != video.model and not video.is_final:
+        text += f" on {current} (fallback)"
+    return text
+
+
+# -- generate ------------------------------------------------------------------
+
+
+def _wait_with_progress(client: Client, video: Video, timeout: float | None) -> Video:
+    """Wait for the job under a live progress bar (status, %, elapsed)."""
+    progress = Progress(
+        TextColumn("[bold]{task.fields[status]:<26}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )
+    task = progress.add_task("generate", total=100, status=_status_text(video))
+
+    def update(v: Video) -> None:
+        progress.update(task, completed=v.progress, status=_status_text(v))
+
+    with progress:
+        return client.wait(video.id, on_progress=update, timeout=timeout)
+
+
+def _interrupted(client: Client, video_id: str) -> None:
+    err.print(f"\nInterrupted while waiting for video job [bold]{video_id}[/].")
+    try:
+        choice = Prompt.ask(
+            "Cancel the job, or leave it running?",
+            choices=["cancel", "leave"],
+            default="leave",
+            console=err,
+        )
+    except (KeyboardInterrupt, EOFError):
+        choice = "leave"
+    if choice == "cancel":
+        try:
+            _print_canceled(client.cancel(video_id))
+        except ConflictError as exc:  # it finished while we asked
+            out.print(f"{video_id} was not canceled: {exc.message}")
+    else:
+        out.print(f"left {video_id} running; check on it with: reelgate job {video_id}")
+
+
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What the video shows (describe the motion).")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="A model id (see `reelgate models`).")
+    ],
+    duration: Annotated[int | None, typer.Option("--duration", "-d", help="Seconds.")] = None,
+    aspect: Annotated[str | None, typer.Option("--aspect", "-a", help="e.g. 16:9, 9:16.")] = None,
+    resolution: Annotated[str | None, typer.Option("--resolution", "-r", help="e.g. 720p.")] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option("--image", exists=True, dir_okay=False, help="A still to animate."),
+    ] = None,
+    image_url: Annotated[str | None, typer.Option("--image-url", help="A still, by URL.")] = None,
+    fallback: Annotated[
+        list[str] | None,
+        typer.Option("--fallback", "-f", help="A model to fall back to on quota (repeatable)."),
+    ] = None,
+    negative_prompt: Annotated[str | None, typer.Option("--negative-prompt")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where to save (default: <job id>.mp4).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")
+    ] = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Generate a video, show its progress, and save it.
+
+    Ctrl-C while waiting asks whether to cancel the job or leave it running.
+    """
+    with _client(url, api_key) as client:
+        video = client.submit(
+            model,
+            prompt,
+            fallback=fallback or None,
+            duration_seconds=duration,
+            resolution=resolution,
+            aspect_ratio=aspect,
+            image=image,
+            image_url=image_url,
+            negative_prompt=negative_prompt,
+            seed=seed,
+        )
+        try:
+            err.print(
+                f"video job [bold]{video.id}[/] queued on {video.model} "
+                f"({video.seconds} s, {video.size})"
+            )
+            final = _wait_with_progress(client, video, timeout)
+        except KeyboardInterrupt:
+            _interrupted(client, video.id)
+            raise typer.Exit(130) from None
+        try:
+            path = client.download(final, out_path or Path(f"{final.id}.mp4"))
+        except KeyboardInterrupt:
+            err.print(f"\nDownload interrupted; the video is ready: reelgate job {final.id}")
+            raise typer.Exit(130) from None
+        if as_json:
+            _print_json({**final.raw, "path": str(path)})
+            return
+        seconds = final.units_consumed if final.units_consumed is not None else final.seconds
+        out.print(f"saved {path}")
+        out.print(f"  {seconds} s, {final.size}, {_cost(final)}, by {_model_text(final)}")
+        out.print(f"  job {final.id}")
+
+
+# -- reading -----------------------------------------------------------------------
+
+
+def models(url: Url = None, api_key: ApiKey = None, as_json: AsJson = False) -> None:
+    """The models this gateway offers: strengths, limits, price, and whether you can use them."""
+    with _client(url, api_key) as client:
+        found = client.models()
+    if as_json:
+        _print_json([dict(m.raw) for m in found])
+        return
+    cols = [
+        _Col("id"),
+        _Col("strong for", drop=3, wraps=True),
+        _Col("max s"),
+        _Col("credits/s"),
+        _Col("resolutions", drop=2),
+        _Col("aspect", drop=1),
+        _Col("usable"),
+    ]
+    rows, notes = [], []
+    for m in found:
+        usable = "[green]yes[/]" if m.usable else "[red]no[/]"
+        if m.emulated:
+            usable += " (emulated)"
+        if not m.usable and m.not_usable_reason:
+            notes.append(f"{m.id}: {m.not_usable_reason}")
+        rows.append(
+            [
+                m.id,
+                m.strengths,
+                str(m.max_duration_seconds or ""),
+                m.price.credits_per_second,
+                " ".join(m.allowed.resolution),
+                " ".join(m.allowed.aspect_ratio),
+                usable,
+            ]
+        )
+    table = _fitted("Models", cols, rows)
+    out.print(table)
+    for note in notes:
+        out.print(f"[dim]{note}[/]", overflow="fold")
+
+
+def _jobs_table(videos: Sequence[Video]) -> Table:
+    cols = [
+        _Col("id"),
+        _Col("model"),
+        _Col("status"),
+        _Col("s", drop=2),
+        _Col("cost"),
+        _Col("created", drop=3),
+        _Col("prompt", drop=4, wraps=True),
+    ]
+    rows = [
+        [
+            v.id,
+            _model_text(v),
+            v.status if v.is_final else f"{v.status} {v.progress}%",
+            v.seconds,
+            v.cost.credits if v.cost else "",
+            _when(v.created_at),
+            v.prompt if len(v.prompt) <= 60 else v.prompt[:59] + "…",
+        ]
+        for v in videos
+    ]
+    return _fitted("Video jobs", cols, rows)
+
+
+def jobs(
+    status: Annotated[
+        str | None,
+        typer.Option(help="queued, in_progress, completed, failed or canceled."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    url: Url = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Your recent video jobs, newest first."""
+    with _client(url, api_key) as client:
+        page = client.list(status=status, limit=limit)
+    if as_json:
+        _print_json([dict(v.raw) for v in page.data])
+        return
+    out.print(_jobs_table(page.data))
+    if page.has_more:
+        err.print("(more jobs: raise --limit, up to 100)")
+
+
+def _detail_rows(v: Video) -> Iterator[tuple[str, str]]:
+    yield "id", v.id
+    yield "status", f"{v.status} ({v.progress}%)"
+    yield "model", _model_text(v)
+    yield "prompt", v.prompt
+    p = v.params
+    yield "params", f"{v.seconds} s, {p.resolution} {p.aspect_ratio} ({v.size})"
+    if v.fallback:
+        yield "fallback", ", ".join(v.fallback)
+    yield "created", _when(v.created_at)
+    if v.completed_at:
+        yield "completed", _when(v.completed_at)
+    if v.cost:
+        yield "cost", f"{_cost(v)} for {v.units_consumed} s"
+    if v.result:
+        r = v.result
+        yield (
+            "video",
+            (
+                f"{r.duration_seconds} s, {r.width}x{r.height}, {r.bytes} bytes, "
+                f"mirror {r.mirror_status}"
+            ),
+        )
+        yield "url", v.result.url or ""
+    if v.error:
+        yield "error", f"{v.error.code}: {v.error.message}"
+    for i, a in enumerate(v.attempts, 1):
+        error = f" ({a.error.get('code')})" if a.error else ""
+        yield f"attempt {i}", f"{a.model}: {a.outcome or 'running'}{error}"
+    for key, value in v.metadata.items():
+        yield f"metadata.{key}", value
+
+
+def job(
+    video_id: Annotated[str, typer.Argument(help="The job id (video_...).")],
+    url: Url = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """One video job in detail: status, attempts, cost, result."""
+    with _client(url, api_key) as client:
+        v = client.get(video_id)
+    if as_json:
+        _print_json(dict(v.raw))
+        return
+    table = _table(f"Video job {v.id}", show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in _detail_rows(v):
+        table.add_row(key, value)
+    out.print(table)
+
+
+def usage(
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    status: Annotated[str | None, typer.Option()] = None,
+    model: Annotated[str | None, typer.Option()] = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Recent requests (job, model, status, seconds, cost, time) and your balance."""
+    with _client(url, api_key) as client:
+        page = client.usage.recent(limit=limit, status=status, model=model)
+        bal = client.balance()
+    if as_json:
+        _print_json({"data": [dict(r.raw) for r in page.data], "balance": dict(bal.raw)})
+        return
+    cols = [
+        _Col("job id"),
+        _Col("model"),
+        _Col("status"),
+        _Col("s", drop=1),
+        _Col("cost"),
+        _Col("time", drop=2),
+        _Col("error", drop=3, wraps=True),
+    ]
+    rows = []
+    for r in page.data:
+        by = r.delivered_by if r.delivered_by and r.delivered_by != r.model else ""
+        rows.append(
+            [
+                r.job_id,
+                r.model + (f" → {by}" if by else ""),
+                r.status,
+                "" if r.seconds is None else str(r.seconds),
+                r.cost or "",
+                _when(r.created_at),
+                r.error_code or "",
+            ]
+        )
+    table = _fitted("Recent requests", cols, rows)
+    out.print(table)
+    out.print(f"balance {bal.balance} credits ({bal.held} held, {bal.available} available)")
+
+
+def cancel(
+    video_id: Annotated[str, typer.Argument(help="The job id (video_...).")],
+    url: Url = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Cancel a job (a running one stops at the provider where it can)."""
+    with _client(url, api_key) as client:
+        v = client.cancel(video_id)
+    if as_json:
+        _print_json(dict(v.raw))
+    else:
+        _print_canceled(v)
+
+
+def _print_canceled(v: Video) -> None:
+    if v.status == "canceled":
+        out.print(f"canceled {v.id}")
+    elif v.is_final:
+        out.print(f"{v.id} had already ended ({v.status}); nothing to cancel")
+    else:
+        out.print(f"cancel requested for {v.id}: it stops at its next step (now {v.status})")
+
+
+def balance(url: Url = None, api_key: ApiKey = None, as_json: AsJson = False) -> None:
+    """Your credits: balance, held by jobs in flight, available."""
+    with _client(url, api_key) as client:
+        bal = client.balance()
+    if as_json:
+        _print_json(dict(bal.raw))
+        return
+    table = _table("Credits")
+    for name in ("balance", "held", "available"):
+        table.add_column(name, justify="right")
+    table.add_row(bal.balance, bal.held, bal.available)
+    out.print(table)
+
+
+_COMMANDS: Mapping[str, Any] = {
+    "generate": generate,
+    "models": models,
+    "jobs": jobs,
+    "job": job,
+    "usage": usage,
+    "cancel": cancel,
+    "balance": balance,
+}
+
+
+def register_client_commands(app: typer.Typer) -> None:
+    """Add the client commands to the ``reelgate`` app."""
+    for name, command in _COMMANDS.items():
+        app.command(name)(command)

@@ -1,0 +1,95 @@
+"""The reelgate Python SDK: ``Client`` (blocking) and ``AsyncClient`` (asyncio).
+
+    from reelgate.client import Client
+
+    with Client() as rg:  # REELGATE_URL, REELGATE_API_KEY
+        video = rg.generate("local", "a red fox running through snow", duration_seconds=4,
+                            on_progress=lambda v: print(v.status, v.progress))
+        rg.download(video, "fox.mp4")
+
+It talks to a gateway over HTTP only; it never imports the server's internals.
+"""
+
+from reelgate.client._async import AsyncClient, AsyncUsage
+from reelgate.client._sync import Client, Usage
+from reelgate.client.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    ConflictError,
+    DownloadError,
+    InsufficientCreditsError,
+    JobCanceledError,
+    JobFailedError,
+    JobTimeoutError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaError,
+    RateLimitError,
+    ReelgateAPIError,
+    ReelgateClientError,
+    RefusedError,
+    ServerError,
+    ValidationError,
+    WaitTimeout,
+)
+from reelgate.client.models import (
+    FINAL_STATUSES,
+    AllowedParams,
+    Attempt,
+    Balance,
+    Cost,
+    JobError,
+    Model,
+    ModelDefaults,
+    Page,
+    Price,
+    UsageDay,
+    UsageRow,
+    UsageSummary,
+    Video,
+    VideoEvent,
+    VideoParams,
+    VideoResult,
+)
+
+__all__ = [
+    "FINAL_STATUSES",
+    "APIConnectionError",
+    "AllowedParams",
+    "AsyncClient",
+    "AsyncUsage",
+    "Attempt",
+    "AuthenticationError",
+    "Balance",
+    "Client",
+    "ConflictError",
+    "Cost",
+    "DownloadError",
+    "InsufficientCreditsError",
+    "JobCanceledError",
+    "JobError",
+    "JobFailedError",
+    "JobTimeoutError",
+    "Model",
+    "ModelDefaults",
+    "NotFoundError",
+    "Page",
+    "PermissionDeniedError",
+    "Price",
+    "QuotaError",
+    "RateLimitError",
+    "ReelgateAPIError",
+    "ReelgateClientError",
+    "RefusedError",
+    "ServerError",
+    "Usage",
+    "UsageDay",
+    "UsageRow",
+    "UsageSummary",
+    "ValidationError",
+    "Video",
+    "VideoEvent",
+    "VideoParams",
+    "VideoResult",
+    "WaitTimeout",
+]

@@ -1,0 +1,474 @@
+"""``reelgate.client.AsyncClient``: the asyncio client (httpx). Rules live in ``_core``.
+
+It mirrors ``_sync.Client`` method for method; keep the two in step."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import hashlib
+import inspect
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from reelgate.client import _core as core
+from reelgate.client._sse import SSEDecoder
+from reelgate.client.errors import APIConnectionError
+from reelgate.client.models import (
+    Balance,
+    Model,
+    Page,
+    UsageRow,
+    UsageSummary,
+    Video,
+    VideoEvent,
+)
+
+__all__ = ["AsyncClient", "AsyncUsage"]
+
+ProgressCallback = Callable[[Video], object]
+"""Called with the video on each change; may be a coroutine function."""
+
+
+class AsyncUsage:
+    """``client.usage``: the recent-requests log and the daily summary."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def recent(
+        self,
+        *,
+        limit: int = 20,
+        status: str | None = None,
+        model: str | None = None,
+        after: str | None = None,
+    ) -> Page[UsageRow]:
+        params = {"limit": limit, "status": status, "model": model, "after": after}
+        body = await self._client._json("GET", "/v1/usage/recent", params=params)
+        return Page(
+            data=tuple(UsageRow.from_wire(r) for r in body.get("data", [])),
+            has_more=bool(body.get("has_more")),
+            last_id=body.get("last_id"),
+        )
+
+    async def summary(
+        self, start: date | str | None = None, end: date | str | None = None
+    ) -> UsageSummary:
+        """Per UTC day and delivering model; the last 30 days unless told otherwise."""
+        params = core.summary_range(start, end)
+        body = await self._client._json("GET", "/v1/usage/summary", params=params)
+        return UsageSummary.from_wire(body)
+
+
+class AsyncClient:
+    """An asyncio reelgate client (the same surface as ``Client``, awaited).
+
+    ``base_url`` and ``api_key`` default to ``REELGATE_URL`` (else
+    http://127.0.0.1:8000) and ``REELGATE_API_KEY``. Connection errors and 5xx
+    are retried ``max_retries`` times with backoff (429 after its Retry-After);
+    other 4xx raise at once. Pass ``http_client`` to bring your own
+    ``httpx.AsyncClient`` (proxies, transports); it is then yours to close.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = core.DEFAULT_TIMEOUT,
+        max_retries: int = core.DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._config = core.ClientConfig.resolve(base_url, api_key, timeout, max_retries)
+        self._http = http_client or httpx.AsyncClient(timeout=self._config.timeout)
+        self._owns_http = http_client is None
+        self._events_supported: bool | None = None
+        self.usage = AsyncUsage(self)
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- transport ---------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return self._config.base_url + path
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotency_key: str | None = None,
+    ) -> httpx.Response:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = self._config.headers()
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    method, self._url(path), params=query, json=json, headers=headers
+                )
+            except httpx.TransportError as exc:
+                delay = core.retry_delay(attempt, self._config.max_retries, error=exc)
+                if delay is None:
+                    raise APIConnectionError(
+                        f"Could not reach reelgate at {self.base_url}: {exc!r}"
+                    ) from exc
+            else:
+                if response.status_code < 400:
+                    return response
+                delay = core.retry_delay(attempt, self._config.max_retries, response=response)
+                if delay is None:
+                    raise core.api_error(response)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body = (await self._send(method, path, **kwargs)).json()
+        return body if isinstance(body, dict) else {}
+
+    # -- the API -----------------------------------------------------------
+
+    async def models(self, *, modality: str | None = "video") -> builtins.list[Model]:
+        body = await self._json("GET", "/v1/models", params={"modality": modality})
+        return [Model.from_wire(m) for m in body.get("data", [])]
+
+    async def submit(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        fallback: str | Sequence[str] | None = None,
+        duration_seconds: int | None = None,
+        resolution: str | None = None,
+        aspect_ratio: str | None = None,
+        image: core.ImageInput | None = None,
+        image_url: str | None = None,
+        negative_prompt: str | None = None,
+        seed: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Video:
+        """Queue a video job; returns at once (status "queued").
+
+        ``image`` is a path, raw bytes or a ``data:`` URI, sent inline;
+        ``image_url`` is fetched by the gateway. Retries reuse one
+        Idempotency-Key, so a retried submit never makes a second job; pass
+        your own ``idempotency_key`` to extend that across restarts of your
+        program (the gateway keeps keys 24 h).
+        """
+        body = core.submit_body(
+            model,
+            prompt,
+            fallback=fallback,
+            duration_seconds=duration_seconds,
+            resolution=resolution,
+            aspect_ratio=aspect_ratio,
+            image=image,
+            image_url=image_url,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            metadata=metadata,
+        )
+        key = idempotency_key or core.new_idempotency_key()
+        return Video.from_wire(
+            await self._json("POST", "/v1/videos", json=body, idempotency_key=key)
+        )
+
+    async def get(self, video_id: str) -> Video:
+        return Video.from_wire(await self._json("GET", core.job_path(video_id)))
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 20,
+        after: str | None = None,
+        order: str = "desc",
+    ) -> Page[Video]:
+        """One page of jobs, newest first; ``after`` = the previous page's ``last_id``."""
+        params = {"status": status, "limit": limit, "after": after, "order": order}
+        body = await self._json("GET", "/v1/videos", params=params)
+        return Page(
+            data=tuple(Video.from_wire(v) for v in body.get("data", [])),
+            has_more=bool(body.get("has_more")),
+            last_id=body.get("last_id"),
+        )
+
+    async def iter_videos(
+        self, *, status: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[Video]:
+        """Every job, page after page."""
+        after: str | None = None
+        while True:
+            page = await self.list(status=status, limit=page_size, after=after)
+            for video in page.data:
+                yield video
+            if not page.has_more or not page.last_id:
+                return
+            after = page.last_id
+
+    async def cancel(self, video_id: str) -> Video:
+        path = core.job_path(video_id, "/cancel")
+        key = core.new_idempotency_key()
+        return Video.from_wire(await self._json("POST", path, idempotency_key=key))
+
+    async def retry_mirror(self, video_id: str) -> Video:
+        """Copy a finished video into the gateway's storage again (after mirror_status "failed")."""
+        path = core.job_path(video_id, "/mirror")
+        key = core.new_idempotency_key()
+        return Video.from_wire(await self._json("POST", path, idempotency_key=key))
+
+    async def balance(self) -> Balance:
+        return Balance.from_wire(await self._json("GET", "/v1/balance"))
+
+    # -- live events and waiting ---------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _open_events(
+        self, video_id: str, last_event_id: str, remaining: float | None
+    ) -> AsyncIterator[httpx.Response]:
+        async with self._http.stream(
+            "GET",
+            self._url(core.job_path(video_id, "/events")),
+            headers=core.events_headers(self._config, last_event_id),
+            timeout=core.stream_timeout(self._config, remaining),
+        ) as response:
+            if not core.is_event_stream(response):
+                await response.aread()
+                core.check_events_response(response)
+            self._events_supported = True
+            yield response
+
+    async def _follow(
+        self, video_id: str, state: core.WaitState, last_event_id: str = "0"
+    ) -> AsyncGenerator[VideoEvent, None]:
+        """The job's events until its final one, reconnecting with Last-Event-ID."""
+        decoder = SSEDecoder(last_event_id)
+        failures = 0
+        while True:
+            if state.expired():
+                raise state.timeout_error()
+            try:
+                async with self._open_events(
+                    video_id, decoder.last_event_id, state.remaining()
+                ) as resp:
+                    async for line in resp.aiter_lines():
+                        sse = decoder.feed(line)
+                        event = core.parse_event(sse) if sse is not None else None
+                        if event is None:
+                            continue
+                        failures = 0
+                        yield event
+                        if event.is_final:
+                            return
+                        if state.expired():
+                            raise state.timeout_error()
+            except (httpx.TransportError, core.StreamBroken) as exc:
+                if state.expired():
+                    raise state.timeout_error() from None
+                error: Exception = exc
+            else:
+                error = core.StreamBroken("the events stream ended before the job did")
+            failures += 1
+            if failures > self._config.max_retries:
+                raise APIConnectionError(f"Lost the events stream of {video_id}: {error}")
+            await asyncio.sleep(state.sleep_for(core.reconnect_delay(decoder.retry_ms, failures)))
+
+    async def events(self, video_id: str, *, after: int = 0) -> AsyncGenerator[VideoEvent, None]:
+        """The job's live events (Server-Sent Events) after event number ``after``,
+        ending with its final event."""
+        try:
+            state = core.WaitState(video_id, None)
+            async with contextlib.aclosing(self._follow(video_id, state, str(after))) as events:
+                async for event in events:
+                    yield event
+        except core.EventsUnsupported:
+            raise core.events_unsupported_error(video_id) from None
+
+    async def wait(
+        self,
+        video_id: str | Video,
+        *,
+        on_progress: ProgressCallback | None = None,
+        # the deadline is the SDK's own: on expiry WaitTimeout carries the job's last state
+        timeout: float | None = None,  # noqa: ASYNC109
+        poll_interval: float = 0.5,
+    ) -> Video:
+        """Until the job is final; return the completed video.
+
+        Follows the live events stream when the gateway offers it, else polls
+        (``poll_interval``, growing 1.5-fold up to 5 s). ``on_progress`` gets the video
+        each time its status or progress changes. A failed or canceled job
+        raises its typed error (RefusedError, QuotaError, JobTimeoutError, ...);
+        running out of ``timeout`` raises WaitTimeout and leaves the job running.
+        """
+        vid = core.video_id_of(video_id)
+        state = core.WaitState(vid, timeout)
+        if self._events_supported is not False:
+            try:
+                async with contextlib.aclosing(self._follow(vid, state)) as events:
+                    async for event in events:
+                        video = event.video or await self.get(vid)
+                        await self._report(state, video, on_progress)
+                        if event.is_final and not video.is_final:
+                            video = await self._report(state, await self.get(vid), on_progress)
+                        if video.is_final:
+                            return core.outcome(video)
+            except core.EventsUnsupported:
+                self._events_supported = False
+            except APIConnectionError:
+                pass  # the stream keeps breaking: polling retries (and raises) on its own
+        return core.outcome(await self._poll(vid, state, on_progress, poll_interval))
+
+    @staticmethod
+    async def _report(
+        state: core.WaitState, video: Video, on_progress: ProgressCallback | None
+    ) -> Video:
+        if state.observe(video) and on_progress is not None:
+            result = on_progress(video)
+            if inspect.isawaitable(result):
+                await result
+        return video
+
+    async def _poll(
+        self,
+        video_id: str,
+        state: core.WaitState,
+        on_progress: ProgressCallback | None,
+        poll_interval: float,
+    ) -> Video:
+        for delay in core.poll_delays(poll_interval):
+            video = await self._report(state, await self.get(video_id), on_progress)
+            if video.is_final:
+                return video
+            if state.expired():
+                raise state.timeout_error()
+            await asyncio.sleep(state.sleep_for(delay))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def generate(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        fallback: str | Sequence[str] | None = None,
+        duration_seconds: int | None = None,
+        resolution: str | None = None,
+        aspect_ratio: str | None = None,
+        image: core.ImageInput | None = None,
+        image_url: str | None = None,
+        negative_prompt: str | None = None,
+        seed: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (see wait)
+    ) -> Video:
+        """``submit`` then ``wait``: the completed video, or the job's typed error."""
+        video = await self.submit(
+            model,
+            prompt,
+            fallback=fallback,
+            duration_seconds=duration_seconds,
+            resolution=resolution,
+            aspect_ratio=aspect_ratio,
+            image=image,
+            image_url=image_url,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+        return await self.wait(video.id, on_progress=on_progress, timeout=timeout)
+
+    # -- download ----------------------------------------------------------
+
+    async def download(
+        self, video: Video | str, path: str | os.PathLike[str], *, chunk_size: int = 1 << 20
+    ) -> Path:
+        """Stream the job's video to ``path`` (a file, or a folder for ``<id>.mp4``).
+
+        Written to a temp file beside it and renamed into place only when whole,
+        so ``path`` never holds half a video. Pass the ``Video`` (not just its
+        id) to have its size and sha256 checked too.
+        """
+        vid = core.video_id_of(video)
+        target = await asyncio.to_thread(core.download_target, path, vid)
+        attempt = 0
+        while True:
+            part, fd = await asyncio.to_thread(core.open_part_file, target)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    delay = await self._download_once(vid, fh, chunk_size, attempt, video)
+                if delay is None:
+                    await asyncio.to_thread(os.replace, part, target)
+                    return target
+            finally:
+                part.unlink(missing_ok=True)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _download_once(
+        self, vid: str, fh: Any, chunk_size: int, attempt: int, expected: Video | str
+    ) -> float | None:
+        """Write the video into ``fh``; None when done, else the delay before a retry."""
+        max_retries = self._config.max_retries
+        headers = {**self._config.headers(), **core.DOWNLOAD_HEADERS}
+        url = self._url(core.job_path(vid, "/content"))
+        try:
+            async with self._http.stream(
+                "GET", url, headers=headers, follow_redirects=True
+            ) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    delay = core.retry_delay(attempt, max_retries, response=resp)
+                    if delay is None:
+                        raise core.api_error(resp)
+                    return delay
+                digest, size = hashlib.sha256(), 0
+                async for chunk in resp.aiter_bytes(chunk_size):
+                    await asyncio.to_thread(fh.write, chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+        except httpx.TransportError as exc:
+            delay = core.retry_delay(attempt, max_retries, error=exc)
+            if delay is None:
+                raise APIConnectionError(f"Download of {vid} failed: {exc!r}") from exc
+            return delay
+        await asyncio.to_thread(_flush, fh)
+        core.verify_download(expected, size, digest.hexdigest())
+        return None
+
+
+def _flush(fh: Any) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())

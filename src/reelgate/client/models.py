@@ -1,0 +1,531 @@
+"""Typed values for what the gateway answers: frozen dataclasses built from its JSON.
+
+Each value keeps the JSON it was built from in ``raw`` (fields a newer gateway
+adds are there before the SDK learns them). Times become timezone-aware UTC
+``datetime``; money stays exact: integer millicredits beside the gateway's
+decimal string. Parsing is lenient about missing fields and never does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "FINAL_STATUSES",
+    "AllowedParams",
+    "Attempt",
+    "Balance",
+    "Cost",
+    "JobError",
+    "Model",
+    "ModelDefaults",
+    "Page",
+    "Price",
+    "UsageDay",
+    "UsageRow",
+    "UsageSummary",
+    "Video",
+    "VideoEvent",
+    "VideoParams",
+    "VideoResult",
+]
+
+FINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
+"""A job in one of these statuses never changes again."""
+
+T = TypeVar("T")
+Json = Mapping[str, Any]
+
+
+def _map(value: object) -> Json:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _opt_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _opt_float(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _strs(value: object) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
+
+
+def _time(value: object) -> datetime | None:
+    """Unix seconds (the job object) or ISO 8601 (the usage log) to aware UTC."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a finished job was charged: ``credits`` as the gateway's exact decimal
+    string, ``millicredits`` as an integer (1 credit = 1000 millicredits)."""
+
+    credits: str
+    millicredits: int
+
+    @classmethod
+    def from_wire(cls, data: object) -> Cost | None:
+        d = _map(data)
+        if not d:
+            return None
+        return cls(
+            credits=str(d.get("credits", "0.000")), millicredits=int(d.get("millicredits") or 0)
+        )
+
+
+@dataclass(frozen=True)
+class JobError:
+    code: str
+    message: str
+
+    @classmethod
+    def from_wire(cls, data: object) -> JobError | None:
+        d = _map(data)
+        if not d:
+            return None
+        return cls(code=str(d.get("code") or "failed"), message=str(d.get("message") or ""))
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """The finished video. ``url`` is a signed, expiring link (fetch a fresh one
+    with ``get``); ``mirror_status`` is "stored" once the gateway holds a copy."""
+
+    url: str | None
+    mirror_status: str | None
+    duration_seconds: float | None
+    width: int | None
+    height: int | None
+    bytes: int | None
+    content_type: str | None
+    sha256: str | None
+    has_audio: bool | None
+    url_expires_in: int | None
+
+    @classmethod
+    def from_wire(cls, data: object) -> VideoResult | None:
+        d = _map(data)
+        if not d:
+            return None
+        audio = d.get("has_audio")
+        return cls(
+            url=_opt_str(d.get("url")),
+            mirror_status=_opt_str(d.get("mirror_status")),
+            duration_seconds=_opt_float(d.get("duration_seconds")),
+            width=_opt_int(d.get("width")),
+            height=_opt_int(d.get("height")),
+            bytes=_opt_int(d.get("bytes")),
+            content_type=_opt_str(d.get("content_type")),
+            sha256=_opt_str(d.get("sha256")),
+            has_audio=audio if isinstance(audio, bool) else None,
+            url_expires_in=_opt_int(d.get("url_expires_in")),
+        )
+
+
+@dataclass(frozen=True)
+class VideoParams:
+    duration_seconds: int | None
+    resolution: str | None
+    aspect_ratio: str | None
+    negative_prompt: str | None = None
+    seed: int | None = None
+    image_url: str | None = None
+    image: bool = False
+
+    @classmethod
+    def from_wire(cls, data: object) -> VideoParams:
+        d = _map(data)
+        return cls(
+            duration_seconds=_opt_int(d.get("duration_seconds")),
+            resolution=_opt_str(d.get("resolution")),
+            aspect_ratio=_opt_str(d.get("aspect_ratio")),
+            negative_prompt=_opt_str(d.get("negative_prompt")),
+            seed=_opt_int(d.get("seed")),
+            image_url=_opt_str(d.get("image_url")),
+            image=bool(d.get("image")),
+        )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One model tried for the job, in order: its outcome and error, if any."""
+
+    model: str
+    upstream_id: str | None
+    outcome: str | None
+    error: Json | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+    @classmethod
+    def from_wire(cls, data: object) -> Attempt:
+        d = _map(data)
+        error = d.get("error")
+        return cls(
+            model=str(d.get("model") or ""),
+            upstream_id=_opt_str(d.get("upstream_id")),
+            outcome=_opt_str(d.get("outcome")),
+            error=error if isinstance(error, Mapping) else None,
+            started_at=_time(d.get("started_at")),
+            ended_at=_time(d.get("ended_at")),
+        )
+
+
+@dataclass(frozen=True)
+class Video:
+    """A video job as the gateway reports it (``GET /v1/videos/{id}``)."""
+
+    id: str
+    model: str
+    status: str
+    """queued, in_progress, completed, failed or canceled."""
+    progress: int
+    prompt: str
+    created_at: datetime | None
+    completed_at: datetime | None
+    seconds: str
+    size: str
+    params: VideoParams
+    fallback: tuple[str, ...]
+    delivered_by: str | None
+    result: VideoResult | None
+    error: JobError | None
+    attempts: tuple[Attempt, ...]
+    units_consumed: int | None
+    cost: Cost | None
+    metadata: Mapping[str, str]
+    raw: Json = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status == "completed"
+
+    @classmethod
+    def from_wire(cls, data: object) -> Video:
+        d = _map(data)
+        metadata = _map(d.get("metadata"))
+        attempts = d.get("attempts")
+        return cls(
+            id=str(d.get("id") or ""),
+            model=str(d.get("model") or ""),
+            status=str(d.get("status") or ""),
+            progress=_opt_int(d.get("progress")) or 0,
+            prompt=str(d.get("prompt") or ""),
+            created_at=_time(d.get("created_at")),
+            completed_at=_time(d.get("completed_at")),
+            seconds=str(d.get("seconds") or ""),
+            size=str(d.get("size") or ""),
+            params=VideoParams.from_wire(d.get("params")),
+            fallback=_strs(d.get("fallback")),
+            delivered_by=_opt_str(d.get("delivered_by")),
+            result=VideoResult.from_wire(d.get("result")),
+            error=JobError.from_wire(d.get("error")),
+            attempts=tuple(Attempt.from_wire(a) for a in attempts)
+            if isinstance(attempts, list)
+            else (),
+            units_consumed=_opt_int(d.get("units_consumed")),
+            cost=Cost.from_wire(d.get("cost")),
+            metadata={str(k): str(v) for k, v in metadata.items()},
+            raw=d,
+        )
+
+
+@dataclass(frozen=True)
+class VideoEvent:
+    """One event from ``GET /v1/videos/{id}/events``: numbered per job from 1, with
+    the job as it stood when the event was sent."""
+
+    seq: int
+    type: str
+    """video.queued, video.in_progress, video.progress, video.completed, video.failed
+    or video.canceled."""
+    status: str
+    progress: int
+    created_at: datetime | None
+    video: Video | None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @classmethod
+    def from_wire(cls, data: object, *, event_type: str = "", event_id: str = "") -> VideoEvent:
+        d = _map(data)
+        job = d.get("job")
+        return cls(
+            seq=_opt_int(d.get("seq")) or _opt_int(event_id) or 0,
+            type=str(d.get("type") or event_type),
+            status=str(d.get("status") or ""),
+            progress=_opt_int(d.get("progress")) or 0,
+            created_at=_time(d.get("created_at")),
+            video=Video.from_wire(job) if isinstance(job, Mapping) else None,
+        )
+
+
+@dataclass(frozen=True)
+class AllowedParams:
+    """What a model accepts: submit only these values."""
+
+    resolution: tuple[str, ...]
+    aspect_ratio: tuple[str, ...]
+    duration_seconds: tuple[int, ...]
+    duration_seconds_by_resolution: Mapping[str, tuple[int, ...]]
+    image_input: bool
+    negative_prompt: bool
+    seed: bool
+
+    @classmethod
+    def from_wire(cls, data: object) -> AllowedParams:
+        d = _map(data)
+        by_res = _map(d.get("duration_seconds_by_resolution"))
+        durations = d.get("duration_seconds")
+        return cls(
+            resolution=_strs(d.get("resolution")),
+            aspect_ratio=_strs(d.get("aspect_ratio")),
+            duration_seconds=tuple(int(x) for x in durations)
+            if isinstance(durations, list)
+            else (),
+            duration_seconds_by_resolution={
+                str(k): tuple(int(x) for x in v) for k, v in by_res.items() if isinstance(v, list)
+            },
+            image_input=bool(d.get("image_input")),
+            negative_prompt=bool(d.get("negative_prompt")),
+            seed=bool(d.get("seed")),
+        )
+
+
+@dataclass(frozen=True)
+class Price:
+    credits_per_second: str
+    millicredits_per_second: int
+    by_resolution: Mapping[str, str]
+
+    @classmethod
+    def from_wire(cls, data: object) -> Price:
+        d = _map(data)
+        return cls(
+            credits_per_second=str(d.get("credits_per_second") or "0.000"),
+            millicredits_per_second=_opt_int(d.get("millicredits_per_second")) or 0,
+            by_resolution={str(k): str(v) for k, v in _map(d.get("by_resolution")).items()},
+        )
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    duration_seconds: int | None
+    resolution: str | None
+    aspect_ratio: str | None
+
+    @classmethod
+    def from_wire(cls, data: object) -> ModelDefaults:
+        d = _map(data)
+        return cls(
+            duration_seconds=_opt_int(d.get("duration_seconds")),
+            resolution=_opt_str(d.get("resolution")),
+            aspect_ratio=_opt_str(d.get("aspect_ratio")),
+        )
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model from ``GET /v1/models``: what it is good for, what it costs, what it
+    accepts, and whether this key can use it on this gateway now."""
+
+    id: str
+    display_name: str
+    provider: str
+    strengths: str
+    notes: str
+    max_duration_seconds: int | None
+    price: Price
+    allowed: AllowedParams
+    defaults: ModelDefaults
+    fallback: tuple[str, ...]
+    available: bool
+    usable: bool
+    not_usable_reason: str | None
+    emulated: bool
+    deprecated: bool
+    raw: Json = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: object) -> Model:
+        d = _map(data)
+        return cls(
+            id=str(d.get("id") or ""),
+            display_name=str(d.get("display_name") or d.get("id") or ""),
+            provider=str(d.get("provider") or ""),
+            strengths=str(d.get("strengths") or ""),
+            notes=str(d.get("notes") or ""),
+            max_duration_seconds=_opt_int(d.get("max_duration_seconds")),
+            price=Price.from_wire(d.get("price")),
+            allowed=AllowedParams.from_wire(d.get("allowedParams")),
+            defaults=ModelDefaults.from_wire(d.get("defaults")),
+            fallback=_strs(d.get("fallback")),
+            available=bool(d.get("available")),
+            usable=bool(d.get("usable")),
+            not_usable_reason=_opt_str(d.get("not_usable_reason")),
+            emulated=bool(d.get("emulated")),
+            deprecated=bool(d.get("deprecated")),
+            raw=d,
+        )
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One line of Settings → Usage → Recent requests."""
+
+    job_id: str
+    model: str
+    delivered_by: str | None
+    status: str
+    seconds: int | None
+    requested_seconds: int | None
+    cost: str | None
+    cost_millicredits: int | None
+    created_at: datetime | None
+    completed_at: datetime | None
+    latency_seconds: float | None
+    error_code: str | None
+    raw: Json = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: object) -> UsageRow:
+        d = _map(data)
+        return cls(
+            job_id=str(d.get("job_id") or ""),
+            model=str(d.get("model") or ""),
+            delivered_by=_opt_str(d.get("delivered_by")),
+            status=str(d.get("status") or ""),
+            seconds=_opt_int(d.get("seconds")),
+            requested_seconds=_opt_int(d.get("requested_seconds")),
+            cost=_opt_str(d.get("cost")),
+            cost_millicredits=_opt_int(d.get("cost_millicredits")),
+            created_at=_time(d.get("created_at")),
+            completed_at=_time(d.get("completed_at")),
+            latency_seconds=_opt_float(d.get("latency_seconds")),
+            error_code=_opt_str(d.get("error_code")),
+            raw=d,
+        )
+
+
+@dataclass(frozen=True)
+class UsageDay:
+    date: date
+    model: str | None
+    jobs: int
+    seconds: int
+    cost: str
+    cost_millicredits: int
+
+    @classmethod
+    def from_wire(cls, data: object) -> UsageDay:
+        d = _map(data)
+        return cls(
+            date=date.fromisoformat(str(d.get("date"))),
+            model=_opt_str(d.get("model")),
+            jobs=_opt_int(d.get("jobs")) or 0,
+            seconds=_opt_int(d.get("seconds")) or 0,
+            cost=str(d.get("cost") or "0.000"),
+            cost_millicredits=_opt_int(d.get("cost_millicredits")) or 0,
+        )
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """Seconds delivered and credits charged per delivering model per UTC day."""
+
+    start: date
+    end: date
+    days: tuple[UsageDay, ...]
+    total_seconds: int
+    total_cost: str
+    raw: Json = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: object) -> UsageSummary:
+        d = _map(data)
+        rows = d.get("data")
+        return cls(
+            start=date.fromisoformat(str(d.get("start"))),
+            end=date.fromisoformat(str(d.get("end"))),
+            days=tuple(UsageDay.from_wire(r) for r in rows) if isinstance(rows, list) else (),
+            total_seconds=_opt_int(d.get("total_seconds")) or 0,
+            total_cost=str(d.get("total_cost") or "0.000"),
+            raw=d,
+        )
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Credits: ``available`` = ``balance`` minus ``held`` (holds cover jobs in flight).
+    Strings are the gateway's exact decimals; ``*_millicredits`` are integers."""
+
+    balance: str
+    held: str
+    available: str
+    balance_millicredits: int
+    held_millicredits: int
+    available_millicredits: int
+    raw: Json = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: object) -> Balance:
+        d = _map(data)
+        milli = _map(d.get("millicredits"))
+        return cls(
+            balance=str(d.get("balance") or "0.000"),
+            held=str(d.get("held") or "0.000"),
+            available=str(d.get("available") or "0.000"),
+            balance_millicredits=_opt_int(milli.get("balance")) or 0,
+            held_millicredits=_opt_int(milli.get("held")) or 0,
+            available_millicredits=_opt_int(milli.get("available")) or 0,
+            raw=d,
+        )
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list. Pass ``last_id`` as ``after`` for the next page."""
+
+    data: tuple[T, ...]
+    has_more: bool
+    last_id: str | None
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
