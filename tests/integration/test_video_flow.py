@@ -95,7 +95,7 @@ async def test_submit_rejects_values_outside_allowed_params_with_the_allowed_val
 @pytest.mark.parametrize(
     ("body", "code", "param"),
     [
-        ({"prompt": "x"}, "invalid_parameter", "model"),
+        ({"model": 5, "prompt": "x"}, "invalid_parameter", "model"),
         ({"model": "local", "prompt": "  "}, "invalid_parameter", "prompt"),
         (
             {"model": "local", "prompt": "x", "duration_seconds": "4"},

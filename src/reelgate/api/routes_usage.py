@@ -85,6 +85,7 @@ async def recent(
             after=after,
             states=_STATES[status] if status else None,
             model=model,
+            include_deleted=True,
         )
     page = rows[:limit]
     return {

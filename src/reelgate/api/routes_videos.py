@@ -10,11 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.api.auth import require_read, require_write, runtime
 from reelgate.api.idempotency import Idempotency, idempotent
+from reelgate.api.openai_compat import openai_params, parse_create
 from reelgate.api.schemas import VideoCreate, decode_image
 from reelgate.api.serialize import job_to_wire
 from reelgate.catalog.availability import access_denied
 from reelgate.catalog.validate import Submission, validate_submission
-from reelgate.engine.commands import NewJob, request_cancel, retry_mirror, submit_job
+from reelgate.engine.commands import (
+    NewJob,
+    delete_job,
+    request_cancel,
+    retry_mirror,
+    submit_job,
+)
 from reelgate.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from reelgate.netsafe import check_url
 from reelgate.runtime import Runtime
@@ -66,14 +73,36 @@ async def _owned(rt: Runtime, key: KeyInfo, job_id: str) -> Job:
     return job
 
 
-@router.post("", status_code=202)
+@router.post(
+    "",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": VideoCreate.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "description": "OpenAI style: the same fields as form fields, plus "
+                        "input_reference (an image file) for image-to-video.",
+                    }
+                },
+            },
+        }
+    },
+)
 async def create_video(
-    body: VideoCreate,
     request: Request,
     key: KeyInfo = Depends(require_write),
     rt: Runtime = Depends(runtime),
 ) -> JSONResponse:
-    return await idempotent(request, rt, key.account_id, lambda idem: _create(rt, key, body, idem))
+    """Submit a job; answers 202 at once. JSON (native) or multipart (OpenAI's SDK)."""
+
+    async def handler(idem: Idempotency | None) -> JSONResponse:
+        return await _create(rt, key, await parse_create(request), idem)
+
+    return await idempotent(request, rt, key.account_id, handler)
 
 
 async def _create(
@@ -81,14 +110,15 @@ async def _create(
 ) -> JSONResponse:
     if body.image and body.image_url:
         raise ValidationFailed("Send either image or image_url, not both.", param="image")
+    duration, resolution, aspect = openai_params(rt.catalog.get(body.model), body)
     checked = validate_submission(
         rt.catalog,
         Submission(
             model=body.model,
             fallback=tuple(body.fallback),
-            duration_seconds=body.duration_seconds,
-            resolution=body.resolution,
-            aspect_ratio=body.aspect_ratio,
+            duration_seconds=duration,
+            resolution=resolution,
+            aspect_ratio=aspect,
             has_image=bool(body.image or body.image_url),
             negative_prompt=body.negative_prompt,
             seed=body.seed,
@@ -182,6 +212,15 @@ async def mirror_video(
         return JSONResponse(await job_to_wire(rt, job), status_code=202)
 
     return await idempotent(request, rt, key.account_id, handler)
+
+
+@router.delete("/{video_id}")
+async def delete_video(
+    video_id: str, key: KeyInfo = Depends(require_write), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    """OpenAI's delete: the stored file goes; the job leaves listings (usage keeps it)."""
+    await delete_job(rt, key.account_id, video_id)
+    return {"id": video_id, "object": "video.deleted", "deleted": True}
 
 
 @router.get("/{video_id}/content")

@@ -19,10 +19,16 @@ _MAX_IMAGE_B64_CHARS = (MAX_IMAGE_BYTES * 4) // 3 + 8
 class VideoCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: StrictStr = Field(description="A model id from GET /v1/models.")
+    model: StrictStr = Field(
+        default="sora-2", description="A model id from GET /v1/models (OpenAI's default: sora-2)."
+    )
     prompt: StrictStr = Field(min_length=1, max_length=4000)
     fallback: list[StrictStr] = Field(default_factory=list, max_length=8)
     duration_seconds: StrictInt | None = None
+    seconds: StrictStr | None = Field(
+        default=None, description='OpenAI style duration, a string: "4".'
+    )
+    size: StrictStr | None = Field(default=None, description='OpenAI style size: "1280x720".')
     resolution: StrictStr | None = None
     aspect_ratio: StrictStr | None = None
     image_url: StrictStr | None = Field(default=None, max_length=2048)

@@ -100,6 +100,8 @@ async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
         "prompt": job.prompt,
         "created_at": _seconds(job.created_at),
         "completed_at": _seconds(job.completed_at) if status in FINAL else None,
+        "expires_at": None,
+        "remixed_from_video_id": None,
         "seconds": str(p["duration_seconds"]),
         "size": f"{p['width']}x{p['height']}",
         "params": params,

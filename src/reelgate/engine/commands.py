@@ -26,7 +26,7 @@ from reelgate.runtime import Runtime
 from reelgate.store.jobs import Job, get_job, insert_job, now_ms
 from reelgate.store.schema import ACTIVE_STATES, jobs
 
-__all__ = ["NewJob", "OnCreated", "request_cancel", "retry_mirror", "submit_job"]
+__all__ = ["NewJob", "OnCreated", "delete_job", "request_cancel", "retry_mirror", "submit_job"]
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,26 @@ async def request_cancel(rt: Runtime, account_id: str, job_id: str) -> Job:
             status=job.state,
         )
     return job
+
+
+async def delete_job(rt: Runtime, account_id: str, job_id: str) -> None:
+    """Remove a finished job's stored video and hide the job. The row, its events and
+    its ledger entries stay: billing history is never deleted."""
+    job = await _load(rt, job_id, account_id)
+    if not job.is_final:
+        raise Conflict(
+            f"Video job {job_id} is still {job.state}; cancel it first, then delete it.",
+            code="video_not_final",
+        )
+    for key in ((job.result or {}).get("key"), job.params.get("image_key")):
+        if key:
+            await rt.storage.delete(key)
+    async with rt.db.begin() as conn:
+        await conn.execute(
+            jobs.update()
+            .where(jobs.c.id == job_id, jobs.c.account_id == account_id)
+            .values(deleted_at=now_ms(), updated_at=now_ms())
+        )
 
 
 async def retry_mirror(rt: Runtime, account_id: str, job_id: str) -> Job:

@@ -70,6 +70,7 @@ class Job:
     units_consumed: int | None = None
     cost: int | None = None
     event_seq: int = 0
+    deleted_at: int | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
@@ -88,8 +89,16 @@ async def insert_job(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
     await conn.execute(jobs.insert().values(**values))
 
 
-async def get_job(conn: AsyncConnection, job_id: str, account_id: str | None = None) -> Job | None:
+async def get_job(
+    conn: AsyncConnection,
+    job_id: str,
+    account_id: str | None = None,
+    *,
+    include_deleted: bool = False,
+) -> Job | None:
     query = sa.select(jobs).where(jobs.c.id == job_id)
+    if not include_deleted:
+        query = query.where(jobs.c.deleted_at.is_(None))
     if account_id is not None:
         # Object-level authorization lives in the query: another account's job
         # is indistinguishable from a missing one.
@@ -107,9 +116,12 @@ async def list_jobs(
     states: Sequence[str] | None = None,
     model: str | None = None,
     order: str = "desc",
+    include_deleted: bool = False,
 ) -> list[Job]:
     """Newest first by default; ids sort by creation time, so the id is the cursor."""
     query = sa.select(jobs).where(jobs.c.account_id == account_id)
+    if not include_deleted:
+        query = query.where(jobs.c.deleted_at.is_(None))
     if states:
         query = query.where(jobs.c.state.in_(states))
     if model:

@@ -93,6 +93,8 @@ jobs = sa.Table(
     sa.Column("cost", sa.BigInteger, nullable=True),
     # how many events the job has had (the last job_events.seq)
     sa.Column("event_seq", sa.Integer, nullable=False, server_default="0"),
+    # DELETE /v1/videos/{id}: file removed, job hidden; kept for usage and ledger
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),
     # The claim query reads only jobs with a wake-up; finished jobs have none,
     # so this index stays the size of the work in flight.
     sa.Index(
