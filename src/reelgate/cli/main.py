@@ -50,6 +50,7 @@ def _banner(public_url: str, key: str) -> str:
     return f"""
 reelgate is running at {public_url}   (API reference: {public_url}/docs)
 dev API key: {key}
+Open the studio: {public_url}/?key={key}
 
 Submit a job:
   curl -s {public_url}/v1/videos -H "Authorization: Bearer {key}" \\

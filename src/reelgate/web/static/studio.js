@@ -1,0 +1,498 @@
+// The studio view: compose a request from GET /v1/models (controls built from each
+// model's allowedParams), submit it, follow the job live, play the result.
+
+import { api, ApiError, FINAL, followJob } from "./api.js";
+import {
+  $, bytes, creditsLabel, credits, el, elapsed, fromMillicredits, millicredits, seconds,
+  STATUS_LABELS,
+} from "./format.js";
+import { alert, explainApiError, explainJob } from "./messages.js";
+
+const MODEL_STORAGE = "reelgate.model";
+const EXAMPLE_PROMPT =
+  "A vibrant tropical coral reef in crystal-clear turquoise water, colorful fish darting " +
+  "between coral, soft golden sunlight streaming down, slow cinematic dolly-in, rich " +
+  "saturated colors.";
+
+const state = {
+  models: [],
+  byId: new Map(),
+  model: null, // the selected model object
+  fallback: [], // model ids, in the order picked
+  image: null, // data: URI of the chosen start image
+  jobId: null, // the job shown in the output panel
+  follow: null, // AbortController of the live follow
+  tick: null, // elapsed-time timer
+  onFinal: () => {},
+};
+
+// ───────────────────────────── models and controls ─────────────────────────────
+
+/** Durations the model offers at this resolution (the only ones the select shows). */
+export function durationsFor(model, resolution) {
+  const a = model.allowedParams;
+  const base = a.duration_seconds || [];
+  const byRes = (a.duration_seconds_by_resolution || {})[resolution];
+  const max = model.max_duration_seconds || Infinity;
+  return base.filter((d) => (!byRes || byRes.includes(d)) && d <= max);
+}
+
+function priceFor(model, resolution) {
+  const byRes = model.price.by_resolution || {};
+  return byRes[resolution] || model.price.credits_per_second;
+}
+
+const perSecond = (value) => `${credits(value)} ${credits(value) === "1" ? "credit" : "credits"}/s`;
+
+function modelCard(m) {
+  const usable = m.usable !== false;
+  const tags = [
+    m.emulated ? el("span", { class: "tag emulated", title: "Served by a local emulator of the provider's API" }, "emulated") : null,
+    m.deprecated ? el("span", { class: "tag deprecated", title: m.deprecated }, "deprecated") : null,
+    !usable ? el("span", { class: "tag off" }, m.available === false ? "unavailable" : "not enabled") : null,
+  ];
+  const input = el("input", {
+    type: "radio", name: "model", value: m.id, disabled: !usable, "aria-describedby": `model-${m.id}-desc`,
+  });
+  input.addEventListener("change", () => selectModel(m.id));
+  return el(
+    "label",
+    { class: `model-card${usable ? "" : " disabled"}`, dataset: { model: m.id } },
+    input,
+    el("span", { class: "model-name" }, m.display_name || m.id),
+    el("div", { class: "model-sub" }, el("code", { class: "model-id" }, m.id), el("span", { class: "tags" }, tags)),
+    el("p", { class: "model-strengths", id: `model-${m.id}-desc` }, m.strengths || ""),
+    el("div", { class: "model-facts" },
+      el("span", { title: "Longest clip" }, `up to ${m.max_duration_seconds} s`),
+      el("span", { title: "Price per second of delivered video" }, perSecond(m.price.credits_per_second)),
+      m.allowedParams.image_input ? el("span", { title: "Accepts a start image" }, "image → video") : null),
+    m.notes ? el("p", { class: "model-notes" }, m.notes) : null,
+    !usable && m.not_usable_reason ? el("p", { class: "model-reason" }, m.not_usable_reason) : null,
+  );
+}
+
+export async function loadModels() {
+  $("models-state").textContent = "loading…";
+  let body;
+  try {
+    body = await api.models();
+  } catch (err) {
+    $("models-state").textContent = "";
+    $("model-list").replaceChildren(explainApiError(err));
+    return false;
+  }
+  const models = body.data.filter((m) => !m.modality || m.modality === "video");
+  // usable ones first, catalog order otherwise
+  models.sort((a, b) => Number(b.usable !== false) - Number(a.usable !== false));
+  state.models = models;
+  state.byId = new Map(models.map((m) => [m.id, m]));
+  const usable = models.filter((m) => m.usable !== false);
+  $("models-state").textContent = `${usable.length} of ${models.length} usable here`;
+  $("model-list").replaceChildren(...models.map(modelCard));
+  const stored = localStorage.getItem(MODEL_STORAGE);
+  const pick = state.byId.get(stored)?.usable !== false && state.byId.has(stored) ? stored : usable[0]?.id;
+  if (pick) selectModel(pick);
+  return true;
+}
+
+function fillSelect(select, values, chosen, label = (v) => String(v)) {
+  const keep = values.map(String).includes(String(chosen)) ? String(chosen) : String(values[0] ?? "");
+  select.replaceChildren(...values.map((v) => el("option", { value: v }, label(v))));
+  select.value = keep;
+  select.disabled = values.length <= 1;
+}
+
+export function selectModel(id) {
+  const m = state.byId.get(id);
+  if (!m || m.usable === false) return;
+  const changed = state.model?.id !== id;
+  state.model = m;
+  localStorage.setItem(MODEL_STORAGE, id);
+  for (const card of document.querySelectorAll(".model-card")) {
+    const on = card.dataset.model === id;
+    card.classList.toggle("selected", on);
+    card.querySelector("input").checked = on;
+  }
+  const a = m.allowedParams;
+  const d = m.defaults || {};
+  fillSelect($("resolution"), a.resolution, changed ? d.resolution : $("resolution").value);
+  fillSelect($("aspect"), a.aspect_ratio, changed ? d.aspect_ratio : $("aspect").value);
+  refreshDurations(changed ? d.duration_seconds : Number($("duration").value));
+  $("field-negative").hidden = !a.negative_prompt;
+  $("field-seed").hidden = !a.seed;
+  $("field-image").hidden = !a.image_input;
+  state.fallback = state.fallback.filter((f) => f !== id);
+  refreshDependents();
+}
+
+function refreshDurations(preferred) {
+  const m = state.model;
+  const values = durationsFor(m, $("resolution").value);
+  fillSelect($("duration"), values, preferred, (v) => `${v} s`);
+}
+
+/** The request's parameters as the form stands now. */
+function currentParams() {
+  const m = state.model;
+  const a = m.allowedParams;
+  const seed = $("seed").value.trim();
+  return {
+    duration: Number($("duration").value),
+    resolution: $("resolution").value,
+    aspect: $("aspect").value,
+    image: a.image_input ? state.image : null,
+    negative: a.negative_prompt ? $("negative-prompt").value.trim() : "",
+    seed: a.seed && seed !== "" ? Number(seed) : null,
+  };
+}
+
+/** Why model `f` cannot be a fallback for these parameters (null: it can). */
+function fallbackProblem(f, p) {
+  if (f.usable === false) return f.not_usable_reason || "not usable here";
+  const a = f.allowedParams;
+  if (!a.resolution.includes(p.resolution)) return `no ${p.resolution}`;
+  if (!a.aspect_ratio.includes(p.aspect)) return `no ${p.aspect}`;
+  if (!durationsFor(f, p.resolution).includes(p.duration)) return `no ${p.duration} s at ${p.resolution}`;
+  if (p.image && !a.image_input) return "no start image";
+  if (p.negative && !a.negative_prompt) return "no negative prompt";
+  if (p.seed !== null && !a.seed) return "no seed";
+  return null;
+}
+
+function renderFallbacks() {
+  const m = state.model;
+  const p = currentParams();
+  const others = state.models.filter((f) => f.id !== m.id && f.usable !== false);
+  state.fallback = state.fallback.filter((id) => !fallbackProblem(state.byId.get(id), p));
+  const chips = others.map((f) => {
+    const problem = fallbackProblem(f, p);
+    const order = state.fallback.indexOf(f.id);
+    const input = el("input", { type: "checkbox", value: f.id, disabled: Boolean(problem), checked: order >= 0 });
+    input.addEventListener("change", () => {
+      state.fallback = input.checked ? [...state.fallback, f.id] : state.fallback.filter((x) => x !== f.id);
+      renderFallbacks();
+    });
+    return el(
+      "label",
+      { class: `chip${problem ? " disabled" : ""}${order >= 0 ? " on" : ""}`, title: problem ? `Cannot take this request: ${problem}` : f.strengths },
+      input,
+      order >= 0 ? el("span", { class: "chip-order" }, String(order + 1)) : null,
+      el("span", {}, f.id),
+      problem ? el("span", { class: "chip-why" }, problem) : null,
+    );
+  });
+  const defaults = (m.fallback || []).filter((id) => id !== m.id);
+  $("fallback-help").textContent =
+    "If the model is out of quota upstream, the job moves on to these, in the order you pick them." +
+    (defaults.length ? ` With none picked, the gateway's default applies: ${defaults.join(" → ")}.` : "");
+  $("fallback-list").replaceChildren(...(chips.length ? chips : [el("span", { class: "muted small" }, "No other usable model.")]));
+}
+
+function renderEstimate() {
+  const m = state.model;
+  const p = currentParams();
+  const rate = millicredits(priceFor(m, p.resolution));
+  const total = fromMillicredits(rate * p.duration);
+  $("estimate").replaceChildren(
+    el("span", { class: "muted" }, "Estimated cost "),
+    el("strong", {}, creditsLabel(total)),
+    el("span", { class: "muted" }, ` · ${p.duration} s × ${perSecond(fromMillicredits(rate))}`),
+  );
+  const size = `${p.resolution} · ${p.aspect}`;
+  $("settings-hint").textContent = `${m.id}: ${size}`;
+}
+
+function refreshDependents() {
+  if (!state.model) return;
+  renderFallbacks();
+  renderEstimate();
+}
+
+// ───────────────────────────── image input ─────────────────────────────
+
+function readAsDataUri(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+async function onImageChosen() {
+  const file = $("image").files[0];
+  if (!file) return clearImage();
+  state.image = await readAsDataUri(file);
+  $("image-preview").src = state.image;
+  $("image-preview").hidden = false;
+  $("image-clear").hidden = false;
+  refreshDependents();
+}
+
+function clearImage() {
+  state.image = null;
+  $("image").value = "";
+  $("image-preview").hidden = true;
+  $("image-preview").removeAttribute("src");
+  $("image-clear").hidden = true;
+  refreshDependents();
+}
+
+// ───────────────────────────── submit ─────────────────────────────
+
+function buildRequest() {
+  const p = currentParams();
+  const body = {
+    model: state.model.id,
+    prompt: $("prompt").value.trim(),
+    duration_seconds: p.duration,
+    resolution: p.resolution,
+    aspect_ratio: p.aspect,
+  };
+  if (state.fallback.length) body.fallback = [...state.fallback];
+  if (p.image) body.image = p.image;
+  if (p.negative) body.negative_prompt = p.negative;
+  if (p.seed !== null) body.seed = p.seed;
+  return body;
+}
+
+async function onSubmit(event) {
+  event.preventDefault();
+  const messages = $("form-messages");
+  messages.replaceChildren();
+  if (!state.model) {
+    messages.append(alert("error", "Pick a model first", "No usable model is selected."));
+    return;
+  }
+  if (!$("prompt").value.trim()) {
+    messages.append(alert("error", "Describe the video", "The prompt is empty."));
+    $("prompt").focus();
+    return;
+  }
+  const button = $("submit");
+  button.disabled = true;
+  button.textContent = "Submitting…";
+  try {
+    const job = await api.submit(buildRequest());
+    window.history.pushState(null, "", `#/jobs/${encodeURIComponent(job.id)}`);
+    showJob(job);
+  } catch (err) {
+    messages.append(explainApiError(err));
+  } finally {
+    button.disabled = false;
+    button.textContent = "Generate video";
+  }
+}
+
+// ───────────────────────────── the job panel ─────────────────────────────
+
+function setProgress(value) {
+  const v = Math.max(0, Math.min(100, Math.round(Number(value) || 0)));
+  const bar = $("progress");
+  if (bar.getAttribute("aria-valuenow") !== String(v)) bar.setAttribute("aria-valuenow", String(v));
+  $("progress-fill").style.setProperty("--p", `${v}%`);
+  $("progress-pct").textContent = `${v}%`;
+}
+
+function statusText(status, progress, job) {
+  const model = job?.attempts?.length ? job.attempts[job.attempts.length - 1].model : job?.model;
+  switch (status) {
+    case "queued":
+      return job?.attempts?.length ? `Queued for ${model}` : "Queued — waiting for a worker";
+    case "in_progress":
+      if (progress >= 90) return "Storing the video…";
+      if (progress < 5) return `Submitting to ${model}…`;
+      return `Rendering on ${model}…`;
+    case "completed":
+      return "Done — your video is ready";
+    case "failed":
+      return "Failed";
+    case "canceled":
+      return "Canceled";
+    default:
+      return status;
+  }
+}
+
+function stopTick() {
+  if (state.tick) clearInterval(state.tick);
+  state.tick = null;
+}
+
+function startTick(job) {
+  stopTick();
+  const started = job.created_at * 1000;
+  const update = () => { $("job-elapsed").textContent = `elapsed ${elapsed((Date.now() - started) / 1000)}`; };
+  update();
+  state.tick = setInterval(update, 1000);
+}
+
+function renderResult(job) {
+  const r = job.result;
+  const box = $("result");
+  if (job.status !== "completed" || !r || !r.url) {
+    box.hidden = true;
+    return;
+  }
+  const video = $("video");
+  if (video.dataset.src !== r.url) {
+    video.dataset.src = r.url;
+    video.src = r.url;
+    video.play().catch(() => {
+      // browsers refuse unmuted autoplay without a gesture: play muted instead
+      video.muted = true;
+      video.play().catch(() => {});
+    });
+  }
+  $("meta-cost").textContent = job.cost ? creditsLabel(job.cost.credits) : "—";
+  $("meta-duration").textContent = seconds(r.duration_seconds ?? job.seconds);
+  $("meta-model").textContent = job.delivered_by || job.model;
+  $("meta-size").replaceChildren(
+    r.width ? `${r.width}×${r.height}` : job.size,
+    r.bytes ? el("span", { class: "sub" }, bytes(r.bytes)) : "",
+  );
+  const dl = $("download");
+  dl.href = r.url;
+  dl.setAttribute("download", `${job.id}.mp4`);
+  box.hidden = false;
+}
+
+function renderStage(status, job) {
+  const stage = $("stage");
+  stage.hidden = FINAL.has(status);
+  if (stage.hidden || !job) return;
+  const [w, h] = String(job.size || "16x9").split("x").map(Number);
+  if (w && h) stage.style.aspectRatio = `${w} / ${h}`;
+  const p = job.params || {};
+  const what = [`${job.seconds} s`, p.resolution, p.aspect_ratio].filter(Boolean).join(" · ");
+  $("stage-text").textContent = status === "queued" ? `Waiting to render ${what}` : `Rendering ${what}`;
+}
+
+function renderJob(status, progress, job) {
+  $("job-badge").textContent = STATUS_LABELS[status] || status;
+  $("job-badge").className = `badge ${status}`;
+  setProgress(progress);
+  $("progress").classList.toggle("done", status === "completed");
+  $("progress").classList.toggle("bad", status === "failed" || status === "canceled");
+  $("progress").classList.toggle("live", !FINAL.has(status));
+  $("status-text").textContent = statusText(status, progress, job);
+  $("cancel-btn").hidden = FINAL.has(status);
+  renderStage(status, job);
+  if (!job) return;
+  $("job-prompt").textContent = job.prompt;
+  const note = explainJob({ ...job, status });
+  $("job-messages").replaceChildren(...(note ? [note] : []));
+  renderResult(job);
+  if (FINAL.has(status)) {
+    stopTick();
+    if (job.completed_at) {
+      $("job-elapsed").textContent = `took ${elapsed(job.completed_at - job.created_at)}`;
+    }
+  }
+}
+
+function resetOutput(job) {
+  state.follow?.abort();
+  stopTick();
+  state.jobId = job.id;
+  $("output-empty").hidden = true;
+  $("job-view").hidden = false;
+  $("job-id").textContent = job.id;
+  $("job-messages").replaceChildren();
+  $("result").hidden = true;
+  const video = $("video");
+  video.pause();
+  video.removeAttribute("src");
+  delete video.dataset.src;
+  video.load();
+  setProgress(0);
+}
+
+/** Show a job and, unless it is final, follow it live. */
+export function showJob(job) {
+  resetOutput(job);
+  renderJob(job.status, job.progress, job);
+  if (FINAL.has(job.status)) return;
+  startTick(job);
+  const ctrl = new AbortController();
+  state.follow = ctrl;
+  let last = job;
+  followJob(
+    job.id,
+    (u) => {
+      if (ctrl.signal.aborted) return;
+      last = u.job || last;
+      renderJob(u.status, u.progress, last);
+    },
+    ctrl.signal,
+  )
+    .then((final) => {
+      if (ctrl.signal.aborted || !final) return;
+      renderJob(final.status, final.progress, final);
+      state.onFinal(final);
+    })
+    .catch((err) => {
+      if (ctrl.signal.aborted) return;
+      stopTick();
+      $("job-messages").replaceChildren(explainApiError(err));
+    });
+}
+
+/** Open a job by id (from a link such as #/jobs/video_…). */
+export async function openJob(id) {
+  if (state.jobId === id) return;
+  state.jobId = id;
+  try {
+    showJob(await api.job(id));
+  } catch (err) {
+    state.jobId = null;
+    $("output-empty").hidden = true;
+    $("job-view").hidden = false;
+    $("job-id").textContent = id;
+    $("job-messages").replaceChildren(
+      err instanceof ApiError && err.status === 404
+        ? alert("error", "No such job", `No video job ${id} on this key's account.`)
+        : explainApiError(err),
+    );
+  }
+}
+
+function editAgain() {
+  $("prompt").focus();
+  $("create-form").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+async function onCancel() {
+  if (!state.jobId) return;
+  $("cancel-btn").disabled = true;
+  try {
+    await api.cancel(state.jobId);
+  } catch (err) {
+    $("job-messages").replaceChildren(explainApiError(err));
+  } finally {
+    $("cancel-btn").disabled = false;
+  }
+}
+
+export function initStudio({ onFinal }) {
+  state.onFinal = onFinal;
+  $("create-form").addEventListener("submit", onSubmit);
+  $("resolution").addEventListener("change", () => {
+    refreshDurations(Number($("duration").value));
+    refreshDependents();
+  });
+  for (const id of ["duration", "aspect", "seed", "negative-prompt"]) {
+    $(id).addEventListener("change", refreshDependents);
+  }
+  $("image").addEventListener("change", onImageChosen);
+  $("image-clear").addEventListener("click", clearImage);
+  $("prompt").addEventListener("input", () => {
+    $("prompt-count").textContent = `${$("prompt").value.length} / 4000`;
+  });
+  $("example-btn").addEventListener("click", () => {
+    $("prompt").value = EXAMPLE_PROMPT;
+    $("prompt").dispatchEvent(new Event("input"));
+  });
+  $("again-btn").addEventListener("click", editAgain);
+  $("cancel-btn").addEventListener("click", onCancel);
+}

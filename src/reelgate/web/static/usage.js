@@ -1,0 +1,65 @@
+// The usage view: balance from GET /v1/balance and the recent-requests log from
+// GET /v1/usage/recent, each job linking back to the studio.
+
+import { api } from "./api.js";
+import { $, credits, el, grouped, relativeTime, STATUS_LABELS } from "./format.js";
+import { explainApiError } from "./messages.js";
+
+const page = { after: null };
+
+function row(r) {
+  const created = r.created_at ? new Date(r.created_at) : null;
+  const fellBack = r.delivered_by && r.delivered_by !== r.model;
+  return el(
+    "tr",
+    { dataset: { job: r.job_id } },
+    el("td", {}, el("a", { class: "job-link", href: `#/jobs/${encodeURIComponent(r.job_id)}` }, r.job_id)),
+    el("td", {}, el("code", {}, r.model)),
+    el("td", {}, r.delivered_by ? el("code", { class: fellBack ? "fell-back" : "", title: fellBack ? "A fallback model delivered this job" : "" }, r.delivered_by) : el("span", { class: "muted" }, "—")),
+    el("td", {}, el("span", { class: `badge ${r.status}`, title: r.error_code || "" }, STATUS_LABELS[r.status] || r.status),
+      r.error_code ? el("span", { class: "muted small err-code" }, r.error_code) : null),
+    el("td", { class: "num" }, r.seconds ?? el("span", { class: "muted" }, `(${r.requested_seconds ?? "—"})`)),
+    el("td", { class: "num cost" }, r.cost !== null && r.cost !== undefined ? credits(r.cost) : "—"),
+    el("td", { title: r.created_at || "" }, created ? relativeTime(created) : "—",
+      r.latency_seconds ? el("span", { class: "muted small" }, ` · ${r.latency_seconds.toFixed(1)} s`) : null),
+  );
+}
+
+export async function loadBalance() {
+  const b = await api.balance();
+  $("bal-balance").textContent = grouped(b.balance);
+  $("bal-held").textContent = grouped(b.held);
+  $("bal-available").textContent = grouped(b.available);
+  $("balance-chip-text").textContent = `${grouped(b.available)} credits`;
+  $("balance-chip").classList.toggle("low", Number(b.available) <= 0);
+  return b;
+}
+
+async function loadRows(append) {
+  const status = $("usage-status").value;
+  const body = await api.recent({ limit: 25, status, after: append ? page.after : undefined });
+  const rows = body.data.map(row);
+  if (append) $("usage-rows").append(...rows);
+  else $("usage-rows").replaceChildren(...rows);
+  page.after = body.last_id;
+  $("usage-more").hidden = !body.has_more;
+  $("usage-empty").hidden = $("usage-rows").children.length > 0;
+}
+
+export async function loadUsage(append = false) {
+  $("usage-messages").replaceChildren();
+  $("usage-table").classList.add("loading");
+  try {
+    await Promise.all([loadBalance(), loadRows(append)]);
+  } catch (err) {
+    $("usage-messages").replaceChildren(explainApiError(err));
+  } finally {
+    $("usage-table").classList.remove("loading");
+  }
+}
+
+export function initUsage() {
+  $("usage-refresh").addEventListener("click", () => loadUsage());
+  $("usage-status").addEventListener("change", () => loadUsage());
+  $("usage-more").addEventListener("click", () => loadUsage(true));
+}
