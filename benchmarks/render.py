@@ -1,0 +1,120 @@
+"""The local renderer: CPU seconds per second of 720p video.
+
+Renders in a fresh child process and counts that process's CPU time (all
+threads: x264 encodes on several) around ``render_video`` alone, so imports
+and the other sections do not count. CPU time, unlike wall time, hardly
+moves when the machine is busy, which makes it the figure to hold a target to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import resource
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from benchmarks.common import Section, fmt
+from reelgate.media.render import RenderSpec, render_video
+
+__all__ = ["RenderRun", "render_section", "run_render"]
+
+PROMPT = "a red fox running through snow, cinematic, golden hour"
+
+
+@dataclass(frozen=True)
+class RenderRun:
+    label: str
+    width: int
+    height: int
+    video_seconds: int
+    cpu_seconds: float
+    wall_seconds: float
+    file_bytes: int
+
+    @property
+    def cpu_per_video_second(self) -> float:
+        return self.cpu_seconds / self.video_seconds
+
+    @property
+    def wall_per_video_second(self) -> float:
+        return self.wall_seconds / self.video_seconds
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _render(label: str, width: int, height: int, seconds: int, out_dir: str) -> RenderRun:
+    # Warm-up: the first frame pays for fonts, codecs and numpy.
+    render_video(RenderSpec(PROMPT, 0, 1, 160, 90), Path(out_dir) / "warm.mp4")
+    path = Path(out_dir) / f"{label}.mp4"
+    spec = RenderSpec(PROMPT, seed=7, duration_seconds=seconds, width=width, height=height)
+    cpu, wall = _cpu(), time.perf_counter()
+    render_video(spec, path)
+    wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+    return RenderRun(label, width, height, seconds, cpu, wall, path.stat().st_size)
+
+
+def _child(args: tuple[str, int, int, int, str], out: Connection) -> None:
+    try:
+        out.send(_render(*args))
+    except BaseException as exc:
+        out.send(RuntimeError(f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+def _in_child(args: tuple[str, int, int, int, str]) -> RenderRun:
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_child, args=(args, child), name="bench-render")
+    process.start()
+    child.close()
+    try:
+        if not parent.poll(600):
+            raise RuntimeError("the render child did not answer within 600 s")
+        answer = parent.recv()
+    except EOFError as exc:
+        raise RuntimeError(f"the render child died (exit code {process.exitcode})") from exc
+    finally:
+        process.join(30)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    if isinstance(answer, BaseException):
+        raise answer
+    assert isinstance(answer, RenderRun)
+    return answer
+
+
+async def run_render(out_dir: Path, seconds: int) -> list[RenderRun]:
+    runs = []
+    for label, width, height in (("720p", 1280, 720), ("360p", 640, 360)):
+        args = (label, width, height, seconds, str(out_dir))
+        runs.append(await asyncio.to_thread(_in_child, args))
+    return runs
+
+
+def render_section(runs: list[RenderRun]) -> Section:
+    section = Section(
+        "4. Local renderer (media.render: H.264 veryfast crf 28 + AAC, 24 fps)", ["figure", "value"]
+    )
+    for run in runs:
+        name = f"{run.label} {run.width}x{run.height}"
+        section.row(f"{name}: CPU s per video s", fmt(run.cpu_per_video_second))
+        section.row(f"{name}: wall s per video s", fmt(run.wall_per_video_second))
+        section.row(
+            f"{name}: frames per wall second", fmt(run.video_seconds * 24 / run.wall_seconds)
+        )
+        section.row(
+            f"{name}: file size (KiB per video s)", fmt(run.file_bytes / 1024 / run.video_seconds)
+        )
+    if runs:
+        section.notes.append(
+            f"{runs[0].video_seconds} s clips, each in a fresh process after a 1 s warm-up; "
+            "CPU counts every thread of the rendering process"
+        )
+    return section

@@ -1,0 +1,112 @@
+"""The targets ``make bench`` holds reelgate to; docs/benchmarks.md says why each limit.
+
+Absolute limits are set with room for a slow, shared 2-core machine: a FAIL
+should mean reelgate got slower, not that the machine was busy. Ratios are
+measured side by side in one run, so they carry the sharper limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from benchmarks.common import BACKENDS, Target, fmt, ratio
+from benchmarks.engine import EngineFigures, count_label
+from benchmarks.mirror import MIB, MirrorRun, live_growth_ratio
+from benchmarks.render import RenderRun
+from benchmarks.submit import SubmitFigures
+
+__all__ = ["Results", "targets"]
+
+POST_P50_MS = 50.0
+GET_P50_MS = 25.0
+POST_TAIL_RATIO = 6.0
+POST_RPS_CONCURRENT = 20.0
+PG_OVER_SQLITE_POST = 2.0
+ENGINE_JOBS_PER_S = 5.0
+ENGINE_OVERHEAD_MS = 50.0
+FLAT_RATIO = 1.5
+MIRROR_GROWTH_RATIO = 1.5
+MIRROR_LIVE_MIB = 64.0
+RENDER_CPU_PER_S = 1.5
+
+
+@dataclass
+class Results:
+    submit: SubmitFigures | None = None
+    engine: EngineFigures | None = None
+    mirror: list[MirrorRun] = field(default_factory=list)
+    render: list[RenderRun] = field(default_factory=list)
+
+
+def _submit(figures: SubmitFigures) -> list[Target]:
+    out: list[Target] = []
+    lite, pg = figures.get("sqlite"), figures.get("postgresql")
+    c = figures.load.concurrency
+    for name, f in (("sqlite", lite), ("postgresql", pg)):
+        p50 = f.post_c1.pct_ms(50) if f else None
+        out.append(Target(f"POST /v1/videos p50, c=1, {name}", p50, POST_P50_MS, "ms"))
+    for name, f in (("sqlite", lite), ("postgresql", pg)):
+        p50 = f.get_c1.pct_ms(50) if f else None
+        out.append(Target(f"GET /v1/videos/{{id}} p50, c=1, {name}", p50, GET_P50_MS, "ms"))
+    for name, f in (("sqlite", lite), ("postgresql", pg)):
+        rps = f.cn_rps if f else None
+        limit = POST_RPS_CONCURRENT
+        out.append(Target(f"POST throughput, c={c}, {name}", rps, limit, "req/s", at_most=False))
+    for name, f in (("sqlite", lite), ("postgresql", pg)):
+        tail = f.tail_ratio if f else None
+        out.append(Target(f"POST p95 / p50, c={c}, {name}", tail, POST_TAIL_RATIO, "x"))
+    done = f"{figures.load.history // 1000}k"
+    for name, f in (("sqlite", lite), ("postgresql", pg)):
+        flat = f.history_ratio if f else None
+        out.append(Target(f"POST p50, {done} done / 0 done, {name}", flat, FLAT_RATIO, "x"))
+    pg_lite = ratio(pg.post_c1.pct_ms(50), lite.post_c1.pct_ms(50)) if lite and pg else None
+    out.append(Target("PostgreSQL / SQLite POST p50, c=1", pg_lite, PG_OVER_SQLITE_POST, "x"))
+    return out
+
+
+def _engine(figures: EngineFigures) -> list[Target]:
+    out: list[Target] = []
+    c = figures.load.concurrency
+    for name in BACKENDS:
+        e = figures.backends.get(name)
+        jps = e.parallel.jobs_per_second if e else None
+        limit = ENGINE_JOBS_PER_S
+        out.append(Target(f"engine throughput, c={c}, {name}", jps, limit, "jobs/s", at_most=False))
+        overhead = e.serial.overhead_ms_per_step if e else None
+        out.append(
+            Target(f"engine overhead per step, c=1, {name}", overhead, ENGINE_OVERHEAD_MS, "ms")
+        )
+    done = count_label(figures.load.finished)
+    for name in BACKENDS:
+        e = figures.backends.get(name)
+        for query in ("claim_due", "next_wakeup"):
+            flat = e.flatness(query) if e else None
+            out.append(Target(f"{query} p50, {done} done / 0 done, {name}", flat, FLAT_RATIO, "x"))
+    return out
+
+
+def _mirror(runs: list[MirrorRun]) -> list[Target]:
+    growth, files = live_growth_ratio(runs)
+    name = f"mirror live RSS growth ratio (file ratio {fmt(files)})"
+    out = [Target(name, growth, MIRROR_GROWTH_RATIO, "x")]
+    live = [m for m in runs if m.allocator == "live"]
+    if live:
+        large = max(live, key=lambda m: m.file_bytes)
+        name = f"mirror live peak RSS growth, {large.file_bytes // MIB} MiB file"
+        out.append(Target(name, large.growth_mib, MIRROR_LIVE_MIB, "MiB"))
+    return out
+
+
+def targets(res: Results) -> list[Target]:
+    out: list[Target] = []
+    if res.submit is not None:
+        out += _submit(res.submit)
+    if res.engine is not None:
+        out += _engine(res.engine)
+    if res.mirror:
+        out += _mirror(res.mirror)
+    for clip in res.render:
+        if clip.label == "720p":
+            cpu = clip.cpu_per_video_second
+            out.append(Target("local renderer, 720p", cpu, RENDER_CPU_PER_S, "CPU s per video s"))
+    return out
