@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reelgate.billing import Balance, get_balance, grant
 from reelgate.errors import NotFound, ValidationFailed
 from reelgate.store.accounts import ALL_SCOPES, create_account, create_key, hash_key, set_flags
+from reelgate.store.db import reading
 from reelgate.store.jobs import now_ms
 from reelgate.store.schema import accounts, api_keys
 
@@ -140,7 +141,7 @@ _KEY_COLUMNS = [api_keys.c[f] for f in KeyRow.__dataclass_fields__]
 
 async def list_keys(db: AsyncEngine, account_id: str) -> list[KeyRow]:
     cols = _KEY_COLUMNS
-    async with db.connect() as conn:
+    async with reading(db) as conn:
         await _require_account(conn, account_id)
         rows = (
             (

@@ -8,6 +8,7 @@ from reelgate.errors import Forbidden, Unauthorized
 from reelgate.limits import enforce
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo, lookup_key
+from reelgate.store.db import reading
 
 __all__ = ["require_admin", "require_read", "require_write", "runtime"]
 
@@ -25,7 +26,7 @@ async def _authenticate(request: Request) -> KeyInfo:
             "Missing API key: send 'Authorization: Bearer <your rg_ key>'.",
             code="missing_api_key",
         )
-    async with runtime(request).db.connect() as conn:
+    async with reading(runtime(request).db) as conn:
         info = await lookup_key(conn, token.strip())
     if info is None:
         raise Unauthorized(

@@ -25,6 +25,7 @@ from reelgate.engine.events import FINAL_TYPES
 from reelgate.errors import NotFound, ValidationFailed
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
+from reelgate.store.db import reading
 from reelgate.store.jobs import get_job
 from reelgate.store.schema import job_events
 
@@ -51,7 +52,7 @@ def _last_event_id(request: Request) -> int:
 async def _read(
     rt: Runtime, job_id: str, account_id: str, last: int
 ) -> tuple[Sequence[Row[Any]], dict[str, Any] | None]:
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         rows = (
             await conn.execute(
                 sa.select(job_events)
@@ -112,7 +113,7 @@ async def video_events(
     rt: Runtime = Depends(runtime),
 ) -> StreamingResponse:
     last = _last_event_id(request)
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         if await get_job(conn, video_id, key.account_id) is None:
             raise NotFound(f"No video job {video_id!r}.", param="id")
     return StreamingResponse(

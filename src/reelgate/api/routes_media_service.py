@@ -30,6 +30,7 @@ from reelgate.engine.commands import NewJob, submit_job
 from reelgate.errors import NotFound
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
+from reelgate.store.db import reading
 from reelgate.store.jobs import Job, get_job
 
 __all__ = ["SERVICE", "router"]
@@ -163,7 +164,7 @@ async def create(
 async def get_job_document(
     job_id: str, key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         job = await get_job(conn, job_id, key.account_id)
     if job is None:
         raise NotFound(f"No job {job_id!r}.", param="job_id")

@@ -12,6 +12,7 @@ from reelgate.catalog import ModelSpec
 from reelgate.catalog.availability import access_denied
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo, get_flags
+from reelgate.store.db import reading
 
 __all__ = ["model_to_wire", "router"]
 
@@ -66,6 +67,6 @@ async def list_models(
     key: KeyInfo = Depends(require_read),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         flags = await get_flags(conn, key.account_id)
     return {"object": "list", "data": [model_to_wire(rt, spec, flags) for spec in rt.catalog]}

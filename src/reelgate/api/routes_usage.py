@@ -14,6 +14,7 @@ from reelgate.billing import format_credits, get_balance
 from reelgate.errors import ValidationFailed
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
+from reelgate.store.db import reading
 from reelgate.store.jobs import Job, list_jobs
 from reelgate.store.schema import jobs
 
@@ -62,7 +63,7 @@ def _usage_row(job: Job) -> dict[str, Any]:
 async def balance(
     key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         current = await get_balance(conn, key.account_id)
     return {"object": "balance", "account_id": key.account_id, **current.to_wire()}
 
@@ -77,7 +78,7 @@ async def recent(
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     """Settings → Usage → Recent requests: newest first."""
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         rows = await list_jobs(
             conn,
             key.account_id,
@@ -130,7 +131,7 @@ async def summary(
         .group_by(day, jobs.c.delivered_by)
         .order_by(day, jobs.c.delivered_by)
     )
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         rows = (await conn.execute(query)).all()
     data = [
         {

@@ -26,6 +26,7 @@ from reelgate.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from reelgate.netsafe import check_url
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo, get_flags
+from reelgate.store.db import reading
 from reelgate.store.jobs import Job, get_job, list_jobs
 
 __all__ = ["router"]
@@ -42,7 +43,7 @@ _STATUS_STATES = {
 
 
 async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         flags = await get_flags(conn, key.account_id)
     for model_id in chain:
         spec = rt.catalog.get(model_id)
@@ -66,7 +67,7 @@ async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
 
 
 async def _owned(rt: Runtime, key: KeyInfo, job_id: str) -> Job:
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         job = await get_job(conn, job_id, key.account_id)
     if job is None:
         raise NotFound(f"No video job {job_id!r}.", param="id")
@@ -164,7 +165,7 @@ async def list_videos(
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     states = _STATUS_STATES[status] if status else None
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         rows = await list_jobs(
             conn, key.account_id, limit=limit + 1, after=after, states=states, order=order
         )

@@ -23,6 +23,7 @@ from reelgate.engine.wakeup import notify_in_transaction
 from reelgate.errors import Conflict, NotFound, TooManyInFlight
 from reelgate.ids import new_job_id
 from reelgate.runtime import Runtime
+from reelgate.store.db import reading
 from reelgate.store.jobs import Job, get_job, insert_job, now_ms
 from reelgate.store.schema import ACTIVE_STATES, jobs
 
@@ -119,7 +120,8 @@ async def _check_in_flight(
             sa.select(
                 sa.func.count(),
                 sa.func.coalesce(sa.func.sum(jobs.c.params["duration_seconds"].as_integer()), 0),
-            ).where(jobs.c.account_id == account_id, jobs.c.state.in_(ACTIVE_STATES))
+                # unfinished jobs are exactly those with a wake-up (ix_jobs_active_account)
+            ).where(jobs.c.account_id == account_id, jobs.c.next_run_at.is_not(None))
         )
     ).one()
     count, in_flight = int(row[0]), int(row[1])
@@ -144,7 +146,7 @@ async def _check_in_flight(
 
 
 async def _load(rt: Runtime, job_id: str, account_id: str) -> Job:
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         job = await get_job(conn, job_id, account_id)
     if job is None:
         raise NotFound(f"No video job {job_id!r}.", param="id")

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reelgate.store.db import reading
 from reelgate.store.jobs import now_ms
 from reelgate.store.schema import provider_cooldowns
 
@@ -40,7 +41,7 @@ async def start_cooldown(engine: AsyncEngine, deployment: str, until: int, reaso
 async def cooling_until(engine: AsyncEngine, deployment: str, now: int | None = None) -> int | None:
     """When the deployment's cooldown ends, or None if it is not cooling down."""
     now = now_ms() if now is None else now
-    async with engine.connect() as conn:
+    async with reading(engine) as conn:
         until = await conn.scalar(
             sa.select(provider_cooldowns.c.until_at).where(
                 provider_cooldowns.c.deployment == deployment,

@@ -7,13 +7,15 @@ processes can share one file; writers that claim jobs use ``BEGIN IMMEDIATE``
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["async_url", "create_engine", "is_postgres", "is_sqlite"]
+__all__ = ["async_url", "create_engine", "is_postgres", "is_sqlite", "reading"]
 
 
 def async_url(url: str) -> str:
@@ -47,10 +49,25 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    # Every write transaction takes the write lock up front: a deferred
-    # transaction that reads then writes can fail with SQLITE_BUSY instead of
-    # waiting, which would turn a contended claim into an error.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Write transactions take the write lock up front: a deferred transaction
+    # that reads then writes can fail with SQLITE_BUSY instead of waiting, which
+    # would turn a contended claim into an error. Reads (``reading()``) begin
+    # deferred, so in WAL mode they run beside the writer instead of queueing.
+    if conn.get_execution_options().get(_READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_READ_ONLY = "reelgate_read_only"
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads only: never takes SQLite's write lock."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{_READ_ONLY: True})
+        yield conn
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

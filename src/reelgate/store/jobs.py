@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from reelgate.store.db import reading
 from reelgate.store.schema import ACTIVE_STATES, jobs
 
 __all__ = [
@@ -234,10 +235,14 @@ async def release_leases(engine: AsyncEngine, worker_id: str) -> int:
 async def next_wakeup(engine: AsyncEngine) -> int | None:
     """The earliest time any job may need a worker: a free job's wake-up, or a
     held job's lease running out (its worker may have died)."""
-    async with engine.connect() as conn:
+    async with reading(engine) as conn:
         free = (
             await conn.execute(
-                sa.select(sa.func.min(jobs.c.next_run_at)).where(jobs.c.lease_owner.is_(None))
+                # `next_run_at IS NOT NULL` lets SQLite use the partial index
+                # instead of scanning every finished job
+                sa.select(sa.func.min(jobs.c.next_run_at)).where(
+                    jobs.c.next_run_at.is_not(None), jobs.c.lease_owner.is_(None)
+                )
             )
         ).scalar()
         held = (
@@ -252,6 +257,6 @@ async def next_wakeup(engine: AsyncEngine) -> int | None:
 
 
 async def count_active(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
+    async with reading(engine) as conn:
         query = sa.select(sa.func.count()).select_from(jobs).where(jobs.c.next_run_at.is_not(None))
         return int((await conn.execute(query)).scalar_one())

@@ -104,6 +104,13 @@ jobs = sa.Table(
         sqlite_where=sa.text("next_run_at IS NOT NULL"),
     ),
     sa.Index("ix_jobs_account_id_id", "account_id", "id"),
+    # the submit-time in-flight caps count an account's unfinished jobs
+    sa.Index(
+        "ix_jobs_active_account",
+        "account_id",
+        postgresql_where=sa.text("next_run_at IS NOT NULL"),
+        sqlite_where=sa.text("next_run_at IS NOT NULL"),
+    ),
 )
 
 # A deployment (provider kind + upstream model) that answered "quota" is
