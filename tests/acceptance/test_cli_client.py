@@ -177,7 +177,7 @@ def test_ctrl_c_asks_whether_to_cancel_and_leave_keeps_the_job_running(
 ) -> None:
     out = tmp_path / "interrupted.mp4"
     args = [*REELGATE, "generate", "interrupted, then left running", "--model", "local"]
-    args += ["--duration", "4", "--resolution", "720p", "--out", str(out)]
+    args += ["--duration", "12", "--resolution", "720p", "--out", str(out)]
     term = Terminal(args, served.env)
     try:
         job_id = term.expect(r"video job (video_[0-9a-f]{32}) queued").group(1)

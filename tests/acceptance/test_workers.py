@@ -37,6 +37,8 @@ def _settings(tmp_path: Path, db_url: str) -> Settings:
         storage_url=(tmp_path / "videos").as_uri(),
         local_work_dir=tmp_path / "renders",
         lease_seconds=3.0,
+        max_jobs_in_flight=10_000,
+        max_seconds_in_flight=100_000,
     )
 
 
