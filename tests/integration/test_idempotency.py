@@ -97,3 +97,29 @@ async def test_cancel_with_a_key_is_idempotent(client: httpx.AsyncClient) -> Non
     second = await client.post(f"/v1/videos/{job['id']}/cancel", headers=h)
     assert first.json() == second.json()
     assert second.headers["idempotent-replayed"] == "true"
+
+
+async def test_admin_posts_are_idempotent_and_never_replay_a_secret(
+    client: httpx.AsyncClient,
+) -> None:
+    h = {"Idempotency-Key": "new-customer"}
+    first = await client.post(
+        "/v1/admin/accounts", json={"name": "acme", "credits": "5"}, headers=h
+    )
+    again = await client.post(
+        "/v1/admin/accounts", json={"name": "acme", "credits": "5"}, headers=h
+    )
+    assert first.json() == again.json()
+    account = first.json()["id"]
+    kh = {"Idempotency-Key": "key-for-acme"}
+    key1 = await client.post(f"/v1/admin/accounts/{account}/keys", json={}, headers=kh)
+    key2 = await client.post(f"/v1/admin/accounts/{account}/keys", json={}, headers=kh)
+    assert key1.json()["key"].startswith("rg_")
+    assert key2.json()["key"] is None and key2.json()["id"] == key1.json()["id"]
+    keys = (await client.get(f"/v1/admin/accounts/{account}/keys")).json()["data"]
+    assert len(keys) == 1
+    gh = {"Idempotency-Key": "grant-1"}
+    for _ in range(2):
+        await client.post(f"/v1/admin/accounts/{account}/credits", json={"amount": "1"}, headers=gh)
+    bal = await client.post(f"/v1/admin/accounts/{account}/credits", json={"amount": "0"})
+    assert bal.json()["balance"] == "6.000"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from reelgate.accounts import admin
 from reelgate.api.auth import require_admin, runtime
+from reelgate.api.idempotency import Idempotency, idempotent
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import ALL_SCOPES, KeyInfo
 
@@ -44,21 +47,42 @@ class CreditGrant(BaseModel):
     note: StrictStr = ""
 
 
+async def _once(
+    request: Request,
+    rt: Runtime,
+    key: KeyInfo,
+    status: int,
+    work: Callable[[Idempotency | None], Awaitable[dict[str, Any]]],
+) -> JSONResponse:
+    """Every admin POST honours Idempotency-Key like the rest of the API."""
+
+    async def handler(idem: Idempotency | None) -> JSONResponse:
+        return JSONResponse(await work(idem), status_code=status)
+
+    return await idempotent(request, rt, key.account_id, handler)
+
+
 @router.post("/accounts", status_code=201)
 async def create_account(
-    body: AccountCreate, _key: KeyInfo = Depends(require_admin), rt: Runtime = Depends(runtime)
-) -> dict[str, Any]:
-    flags = {"allowed_models": body.allowed_models, "prc_opt_in": body.prc_opt_in}
-    account_id, balance = await admin.create_account_with(
-        rt.db, body.name, credits=admin.parse_credits(body.credits), flags=flags
-    )
-    return {
-        "object": "account",
-        "id": account_id,
-        "name": body.name,
-        "flags": flags,
-        **balance.to_wire(),
-    }
+    body: AccountCreate,
+    request: Request,
+    key: KeyInfo = Depends(require_admin),
+    rt: Runtime = Depends(runtime),
+) -> JSONResponse:
+    async def work(_idem: Idempotency | None) -> dict[str, Any]:
+        flags = {"allowed_models": body.allowed_models, "prc_opt_in": body.prc_opt_in}
+        account_id, balance = await admin.create_account_with(
+            rt.db, body.name, credits=admin.parse_credits(body.credits), flags=flags
+        )
+        return {
+            "object": "account",
+            "id": account_id,
+            "name": body.name,
+            "flags": flags,
+            **balance.to_wire(),
+        }
+
+    return await _once(request, rt, key, 201, work)
 
 
 @router.patch("/accounts/{account_id}")
@@ -77,31 +101,55 @@ async def update_account(
 async def grant_credits(
     account_id: str,
     body: CreditGrant,
-    _key: KeyInfo = Depends(require_admin),
+    request: Request,
+    key: KeyInfo = Depends(require_admin),
     rt: Runtime = Depends(runtime),
-) -> dict[str, Any]:
-    balance = await admin.grant_credits(
-        rt.db, account_id, admin.parse_credits(body.amount), body.note
-    )
-    return {"object": "balance", "account_id": account_id, **balance.to_wire()}
+) -> JSONResponse:
+    async def work(_idem: Idempotency | None) -> dict[str, Any]:
+        balance = await admin.grant_credits(
+            rt.db, account_id, admin.parse_credits(body.amount), body.note
+        )
+        return {"object": "balance", "account_id": account_id, **balance.to_wire()}
+
+    return await _once(request, rt, key, 200, work)
 
 
 @router.post("/accounts/{account_id}/keys", status_code=201)
 async def create_key(
     account_id: str,
     body: KeyCreate,
-    _key: KeyInfo = Depends(require_admin),
+    request: Request,
+    key: KeyInfo = Depends(require_admin),
     rt: Runtime = Depends(runtime),
-) -> dict[str, Any]:
-    key, row = await admin.issue_key(
-        rt.db, account_id, scopes=body.scopes, name=body.name, expires_in_days=body.expires_in_days
-    )
-    return {
-        **row.to_wire(),
-        "object": "api_key",
-        "key": key,
-        "note": "This is the only time the key is shown; store it now.",
-    }
+) -> JSONResponse:
+    async def work(idem: Idempotency | None) -> dict[str, Any]:
+        secret, row = await admin.issue_key(
+            rt.db,
+            account_id,
+            scopes=body.scopes,
+            name=body.name,
+            expires_in_days=body.expires_in_days,
+        )
+        shown = {**row.to_wire(), "object": "api_key"}
+        if idem is not None:
+            # A replay must not hand the key out again, and it is never stored in clear.
+            async with rt.db.begin() as conn:
+                await idem.complete(
+                    conn,
+                    201,
+                    {
+                        **shown,
+                        "key": None,
+                        "note": "The key was shown once, in the first answer to this request.",
+                    },
+                )
+        return {
+            **shown,
+            "key": secret,
+            "note": "This is the only time the key is shown; store it now.",
+        }
+
+    return await _once(request, rt, key, 201, work)
 
 
 @router.get("/accounts/{account_id}/keys")
@@ -114,7 +162,13 @@ async def list_keys(
 
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(
-    key_id: str, _key: KeyInfo = Depends(require_admin), rt: Runtime = Depends(runtime)
-) -> dict[str, Any]:
-    await admin.revoke_key(rt.db, key_id)
-    return {"object": "api_key", "id": key_id, "revoked": True}
+    key_id: str,
+    request: Request,
+    key: KeyInfo = Depends(require_admin),
+    rt: Runtime = Depends(runtime),
+) -> JSONResponse:
+    async def work(_idem: Idempotency | None) -> dict[str, Any]:
+        await admin.revoke_key(rt.db, key_id)
+        return {"object": "api_key", "id": key_id, "revoked": True}
+
+    return await _once(request, rt, key, 200, work)
