@@ -5,6 +5,7 @@ Nothing below the CLI and the app factory reads the environment.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -56,6 +57,10 @@ class Settings(BaseSettings):
     # providers: a provider is enabled when its key is set. Base URLs are
     # overridable so emulators or an operator's proxy can stand in.
     provider_timeout_seconds: float = Field(default=30.0, gt=0)
+    provider_timeouts: dict[str, float] = Field(default_factory=dict)
+    """Per provider kind, overriding provider_timeout_seconds (e.g. {"veo": 60})."""
+    provider_max_concurrent: dict[str, int] = Field(default_factory=dict)
+    """Per provider kind: jobs submitted upstream at once; more wait their turn."""
     gemini_api_key: SecretStr | None = None
     gemini_base_url: str = "https://generativelanguage.googleapis.com/v1beta"
     vertex_access_token: SecretStr | None = None
@@ -78,6 +83,9 @@ class Settings(BaseSettings):
     video_gateway_auth_scheme: str = "Bearer"
     """"" sends the bare key (for ``X-API-Key``-style upstreams)."""
 
+    def timeout_for(self, kind: str) -> float:
+        return self.provider_timeouts.get(kind, self.provider_timeout_seconds)
+
     def net_policy(self) -> NetPolicy:
         return NetPolicy(
             allow_private=tuple(self.fetch_allow_private),
@@ -96,3 +104,53 @@ class Settings(BaseSettings):
 
     def resolved_local_work_dir(self) -> Path:
         return self.local_work_dir or self.data_dir / "local-renders"
+
+
+# [providers.<kind>] in the config file -> the settings that configure that kind
+_PROVIDER_FIELDS = {
+    "veo": ("gemini_api_key", "gemini_base_url"),
+    "sora": ("openai_api_key", "openai_base_url"),
+    "wan": ("dashscope_api_key", "dashscope_base_url"),
+    "grok": ("xai_api_key", "xai_base_url"),
+    "video_gateway": ("video_gateway_api_key", "video_gateway_base_url"),
+}
+
+
+def with_config_file(settings: Settings) -> Settings:
+    """Provider deployments from the config file, under what the environment sets::
+
+    [providers.veo]
+    api_key = "..."            # REELGATE_GEMINI_API_KEY wins if set
+    base_url = "https://..."
+    timeout_seconds = 60
+    max_concurrent_jobs = 4
+    """
+    if settings.config_file is None:
+        return settings
+    data = tomllib.loads(settings.config_file.read_text()).get("providers", {})
+    update: dict[str, object] = {}
+    for kind, values in data.items():
+        if kind not in _PROVIDER_FIELDS:
+            raise ValueError(
+                f"config file: unknown provider {kind!r}; one of {sorted(_PROVIDER_FIELDS)}"
+            )
+        key_field, url_field = _PROVIDER_FIELDS[kind]
+        if "api_key" in values and getattr(settings, key_field) is None:
+            update[key_field] = values["api_key"]
+        if "base_url" in values and url_field not in settings.model_fields_set:
+            update[url_field] = values["base_url"]
+        if "timeout_seconds" in values:
+            update["provider_timeouts"] = {
+                **settings.provider_timeouts,
+                **dict(update.get("provider_timeouts", {})),  # type: ignore[call-overload]
+                kind: float(values["timeout_seconds"]),
+            }
+        if "max_concurrent_jobs" in values:
+            update["provider_max_concurrent"] = {
+                **settings.provider_max_concurrent,
+                **dict(update.get("provider_max_concurrent", {})),  # type: ignore[call-overload]
+                kind: int(values["max_concurrent_jobs"]),
+            }
+    if not update:
+        return settings
+    return type(settings).model_validate({**settings.model_dump(), **update})

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelgate.catalog import Catalog, load_catalog
-from reelgate.config import Settings
+from reelgate.config import Settings, with_config_file
 from reelgate.engine.events import EventHub
 from reelgate.engine.wakeup import InProcessWakeup, PostgresWakeup, Wakeup
 from reelgate.limits import RateLimiter
@@ -65,6 +65,7 @@ async def build_runtime(
     emulated: frozenset[str] = frozenset(),
 ) -> Runtime:
     """``listen``: start the cross-process wake-up listener (workers and SSE need it)."""
+    settings = with_config_file(settings)
     db_url = settings.resolved_database_url()
     secret = load_signing_secret(settings)
     limiter = None

@@ -18,6 +18,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.billing import billable_seconds, capture_hold, charge_for, release_hold
@@ -45,13 +46,15 @@ from reelgate.errors import (
 from reelgate.providers.base import GenerationRequest, Provider, ResultLocation, UpstreamState
 from reelgate.runtime import Runtime
 from reelgate.store.cooldowns import cooling_until, start_cooldown
-from reelgate.store.jobs import Job, fenced_update, now_ms
+from reelgate.store.jobs import Job, count_occupying, fenced_update, now_ms
 
 __all__ = ["MAX_MIRROR_RETRIES", "Stepper", "storage_key"]
 
 log = logging.getLogger(__name__)
 MAX_MIRROR_RETRIES = 3
 DEFAULT_COOLDOWN_SECONDS = 60.0
+CAPACITY_WAIT_MS = 1000
+"""How soon a job waiting for a capped deployment looks again."""
 """How long a deployment is skipped after a quota answer that gave no Retry-After."""
 
 
@@ -136,7 +139,7 @@ class Stepper:
         """Write a final state and settle the job's hold in one transaction: capture
         ``charge`` (completed) or release it all (charge 0). If the lease was lost,
         neither happens; if the hold was already settled, it is not settled again."""
-        values = {**values, "cost": charge, "next_run_at": None}
+        values = {**values, "cost": charge, "next_run_at": None, "active_provider": None}
         async with self.rt.db.begin() as conn:
             ok = await self._fenced(conn, job, values, release=True)
             if ok and job.hold_id:
@@ -227,6 +230,26 @@ class Stepper:
         await self._on_error(job, error, cooldown=False)
         return True
 
+    async def _take_slot(self, job: Job, spec: ModelSpec, values: dict[str, Any]) -> bool | None:
+        """Move to ``submitting`` only if the deployment has a free slot (its
+        ``provider_max_concurrent`` cap), atomically: the count and the write share one
+        transaction, serialised per provider (an advisory lock on PostgreSQL; SQLite
+        has one writer). False: at capacity, the job looks again shortly. None: lease lost."""
+        limit = self.rt.settings.provider_max_concurrent.get(spec.provider)
+        async with self.rt.db.begin() as conn:
+            if limit:
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(
+                        sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(spec.provider)))
+                    )
+                busy = await count_occupying(conn, spec.provider, job.id)
+                if busy >= limit:
+                    wait = {"next_run_at": min(now_ms() + CAPACITY_WAIT_MS, job.deadline_at)}
+                    ok = await self._fenced(conn, job, wait, release=True)
+                    return False if ok else None
+            ok = await self._fenced(conn, job, values, release=False)
+        return True if self._after(job, ok) else None
+
     async def _submit(self, job: Job) -> None:
         spec = self._spec(job)
         now = now_ms()
@@ -246,11 +269,12 @@ class Stepper:
             ]
             values = {
                 "state": "submitting",
+                "active_provider": spec.provider,
                 "attempt_no": job.attempt_no + 1,
                 "attempts": attempts,
                 "progress": prog.forward(job.progress, 1),
             }
-            if not await self._write(job, values, release=False):
+            if not await self._take_slot(job, spec, values):
                 return
             job = replace(job, **values)  # type: ignore[arg-type]
         elif not job.attempts[-1].get("last_error") and not self._idempotent(job):
@@ -444,6 +468,7 @@ class Stepper:
                 job,
                 {
                     "state": "queued",
+                    "active_provider": None,
                     "chain_index": job.chain_index + 1,
                     "upstream_id": None,
                     "running_since": None,

@@ -225,7 +225,7 @@ def from_settings(settings: Settings) -> GrokProvider | None:
         HttpDeployment(
             base_url=settings.xai_base_url,
             api_key=key,
-            timeout_seconds=settings.provider_timeout_seconds,
+            timeout_seconds=settings.timeout_for("grok"),
         )
     )
 

@@ -194,7 +194,7 @@ def from_settings(settings: Settings) -> SoraProvider | None:
     deployment = HttpDeployment(
         base_url=settings.openai_base_url,
         api_key=key,
-        timeout_seconds=settings.provider_timeout_seconds,
+        timeout_seconds=settings.timeout_for("sora"),
     )
     style: ApiStyle = "azure" if settings.openai_api_style == "azure" else "openai"
     return SoraProvider(deployment, api_style=style)

@@ -536,7 +536,7 @@ def _image(image: ImageInput) -> dict[str, str]:
 def from_settings(settings: Settings) -> VeoProvider | None:
     """The Gemini API deployment when its key is set, else Vertex AI when a token and a
     project are set, else None (the registry then lists the Veo models as unavailable)."""
-    timeout = settings.provider_timeout_seconds
+    timeout = settings.timeout_for("veo")
     gemini_key = settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else ""
     if gemini_key:
         return VeoProvider(HttpDeployment(settings.gemini_base_url, gemini_key, timeout))

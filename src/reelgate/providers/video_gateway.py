@@ -386,7 +386,7 @@ def from_settings(settings: Settings) -> VideoGatewayProvider | None:
     deployment = HttpDeployment(
         base_url=settings.video_gateway_base_url,
         api_key=secret,
-        timeout_seconds=settings.provider_timeout_seconds,
+        timeout_seconds=settings.timeout_for("video_gateway"),
     )
     return VideoGatewayProvider(
         deployment,

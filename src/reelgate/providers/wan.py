@@ -445,6 +445,6 @@ def from_settings(settings: Settings) -> WanProvider | None:
     deployment = HttpDeployment(
         base_url=settings.dashscope_base_url,
         api_key=key,
-        timeout_seconds=settings.provider_timeout_seconds,
+        timeout_seconds=settings.timeout_for("wan"),
     )
     return WanProvider(deployment)

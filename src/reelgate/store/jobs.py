@@ -22,6 +22,7 @@ __all__ = [
     "Job",
     "claim_due",
     "count_active",
+    "count_occupying",
     "fenced_update",
     "get_job",
     "insert_job",
@@ -72,6 +73,7 @@ class Job:
     cost: int | None = None
     event_seq: int = 0
     deleted_at: int | None = None
+    active_provider: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
@@ -254,6 +256,16 @@ async def next_wakeup(engine: AsyncEngine) -> int | None:
         ).scalar()
     times = [t for t in (free, held) if t is not None]
     return min(times) if times else None
+
+
+async def count_occupying(conn: AsyncConnection, provider: str, except_job: str) -> int:
+    """Jobs currently submitted to ``provider`` (for per-deployment caps)."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(jobs)
+        .where(jobs.c.active_provider == provider, jobs.c.id != except_job)
+    )
+    return int((await conn.execute(query)).scalar_one())
 
 
 async def count_active(engine: AsyncEngine) -> int:

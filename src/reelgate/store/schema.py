@@ -95,6 +95,9 @@ jobs = sa.Table(
     sa.Column("event_seq", sa.Integer, nullable=False, server_default="0"),
     # DELETE /v1/videos/{id}: file removed, job hidden; kept for usage and ledger
     sa.Column("deleted_at", sa.BigInteger, nullable=True),
+    # the provider kind this job occupies while submitted upstream (submitting,
+    # running): per-deployment concurrency caps count these
+    sa.Column("active_provider", sa.String(32), nullable=True),
     # The claim query reads only jobs with a wake-up; finished jobs have none,
     # so this index stays the size of the work in flight.
     sa.Index(
@@ -104,6 +107,12 @@ jobs = sa.Table(
         sqlite_where=sa.text("next_run_at IS NOT NULL"),
     ),
     sa.Index("ix_jobs_account_id_id", "account_id", "id"),
+    sa.Index(
+        "ix_jobs_active_provider",
+        "active_provider",
+        postgresql_where=sa.text("active_provider IS NOT NULL"),
+        sqlite_where=sa.text("active_provider IS NOT NULL"),
+    ),
     # the submit-time in-flight caps count an account's unfinished jobs
     sa.Index(
         "ix_jobs_active_account",
