@@ -94,3 +94,40 @@ def test_every_provider_through_its_emulator_and_a_429_fallback(
         ("veo-3-1-fast", "quota"),
         ("grok-video", "completed"),
     ]
+
+
+def test_emulate_runs_one_provider_and_prints_how_to_point_reelgate_at_it(
+    tmp_path: Path, procs: Procs
+) -> None:
+    port = _free_port()
+    procs.env = process_env(data_dir=str(tmp_path / "data"))
+    procs.start(
+        "emulate",
+        "wan",
+        "--port",
+        str(port),
+        "--api-key",
+        "dash-key",
+        "--job-seconds",
+        "1",
+        name="emulate",
+    )
+    deadline = time.monotonic() + 60
+    while "REELGATE_DASHSCOPE_BASE_URL" not in procs.log("emulate"):
+        assert time.monotonic() < deadline, procs.log("emulate")
+        time.sleep(0.2)
+    assert f"REELGATE_DASHSCOPE_BASE_URL=http://127.0.0.1:{port}/api/v1" in procs.log("emulate")
+    base = f"http://127.0.0.1:{port}/api/v1"
+    denied = httpx.post(f"{base}/services/aigc/video-generation/video-synthesis", json={})
+    assert denied.status_code == 401
+    created = httpx.post(
+        f"{base}/services/aigc/video-generation/video-synthesis",
+        headers={"Authorization": "Bearer dash-key", "X-DashScope-Async": "enable"},
+        json={
+            "model": "wan2.1-t2v-turbo",
+            "input": {"prompt": "a fox"},
+            "parameters": {"size": "1280*720", "duration": 5},
+        },
+    )
+    assert created.status_code == 200, created.text
+    assert created.json()["output"]["task_status"] == "PENDING"
