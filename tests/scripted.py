@@ -4,7 +4,8 @@ It exists to drive the engine's decisions (fallback, refusal, retry, timeout,
 cancel, mirror failure) through the real Provider Protocol. It is not a
 stand-in for any real upstream: those get faithful emulators (issue 3).
 Keywords: ``quota``, ``refuse``, ``flaky`` (two 503s at create), ``never``
-(never finishes), ``notavideo`` (the result is not a video), ``slowpoll``.
+(never finishes), ``jobfails`` (the upstream job ends failed), ``notavideo``
+(the result is not a video), ``slowpoll``.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class ScriptedProvider:
         n = self.polls.get(upstream_id, 0) + 1
         self.polls[upstream_id] = n
         prompt = self._prompts[upstream_id]
+        if "jobfails" in prompt:
+            raise TransientError("the upstream job failed: internal error", job_failed=True)
         if "never" in prompt or ("slowpoll" in prompt and n < 4):
             return UpstreamStatus(UpstreamState.RUNNING, progress=min(90, 10 * n))
         return UpstreamStatus(

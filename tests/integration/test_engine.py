@@ -73,6 +73,20 @@ async def test_quota_cools_the_deployment_down_for_every_worker(
     assert "fallback" in alone["error"]["message"]
 
 
+async def test_an_upstream_job_that_failed_is_not_polled_again_but_falls_back(
+    client: httpx.AsyncClient, worker: Worker, scripted: ScriptedProvider
+) -> None:
+    job = await _run_until_final(
+        client, worker, {"model": "s-primary", "prompt": "jobfails", "fallback": ["s-backup"]}
+    )
+    assert [(a["model"], a["outcome"]) for a in job["attempts"]] == [
+        ("s-primary", "transient"),
+        ("s-backup", "transient"),
+    ]
+    assert job["status"] == "failed"
+    assert all(n == 1 for n in scripted.polls.values()), scripted.polls
+
+
 async def test_refusal_fails_at_once_without_fallback(
     client: httpx.AsyncClient, worker: Worker, scripted: ScriptedProvider
 ) -> None:

@@ -28,6 +28,7 @@ from reelgate.engine.events import event_for, record_event
 from reelgate.engine.inputs import load_image
 from reelgate.engine.mirror import mirror_result
 from reelgate.engine.policy import (
+    MAX_TRANSIENT_RETRIES,
     Fail,
     FallBack,
     Retry,
@@ -425,9 +426,12 @@ class Stepper:
                 self.rt.db, _deployment(spec), now + int(pause * 1000), exc.message
             )
         has_next = job.chain_index + 1 < len(job.chain)
+        # An upstream job that itself ended failed cannot succeed on another poll:
+        # skip the retries of this step and go straight to the fallback (or fail).
+        finished = job.state == "running" and bool(exc.details.get("job_failed"))
         decision = decide(
             exc,
-            retries=job.retries,
+            retries=MAX_TRANSIENT_RETRIES if finished else job.retries,
             has_next=has_next,
             model=job.current_model,
             may_duplicate=job.state == "submitting"

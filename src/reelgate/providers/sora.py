@@ -333,7 +333,11 @@ def _failure(error: Any, video_id: str) -> ProviderError:
             message, upstream_code=code, upstream_id=video_id, **_flagged(fields.get("param"), None)
         )
     return TransientError(
-        message, code="upstream_failed", upstream_code=code or None, upstream_id=video_id
+        message,
+        code="upstream_failed",
+        upstream_code=code or None,
+        upstream_id=video_id,
+        job_failed=True,
     )
 
 

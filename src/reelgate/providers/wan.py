@@ -303,7 +303,7 @@ class WanProvider:
         if not isinstance(source, dict) or "code" not in source:
             source = answer if isinstance(answer, dict) else {}
         code, message = _code_and_message(source)
-        details: dict[str, Any] = {"upstream_id": task_id} if task_id else {}
+        details: dict[str, Any] = {"upstream_id": task_id, "job_failed": True} if task_id else {}
         if code is None:
             what = "a FAILED task without an error code" if task_id else "no task id and no error"
             return TransientError(f"DashScope answered {what}", **details)
