@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     video_gateway_auth_scheme: str = "Bearer"
     """"" sends the bare key (for ``X-API-Key``-style upstreams)."""
 
+    def updated(self, **changes: object) -> Settings:
+        """A copy with ``changes`` validated like any setting (keys become secrets)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
     def timeout_for(self, kind: str) -> float:
         return self.provider_timeouts.get(kind, self.provider_timeout_seconds)
 
@@ -153,4 +157,4 @@ def with_config_file(settings: Settings) -> Settings:
             }
     if not update:
         return settings
-    return type(settings).model_validate({**settings.model_dump(), **update})
+    return settings.updated(**update)

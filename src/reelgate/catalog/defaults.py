@@ -22,6 +22,16 @@ _VEO_PARAMS = AllowedParams(
     durations_by_resolution={"1080p": (8,)},
 )
 
+# The media-video-from-text upstream's exact choices ("512P"/"1080P", "4s"/"8s").
+_GATEWAY_PARAMS = AllowedParams(
+    resolutions=("512p", "1080p"),
+    aspect_ratios=("16:9", "9:16"),
+    durations=(4, 8),
+    image_input=False,
+    negative_prompt=False,
+    seed=False,
+)
+
 DEFAULT_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         id="veo-3-1",
@@ -140,14 +150,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         display_name="veo (Audio) — media-video-from-text",
         strengths="Video with generated audio",
         notes="Default of the media-video-from-text service; 600 s deadline",
-        allowed=AllowedParams(
-            resolutions=("512p", "1080p"),
-            aspect_ratios=("16:9", "9:16"),
-            durations=(4, 8),
-            image_input=False,
-            negative_prompt=False,
-            seed=False,
-        ),
+        allowed=_GATEWAY_PARAMS,
         price_per_second=1_500,
         default_resolution="1080p",
         default_aspect_ratio="16:9",
@@ -163,14 +166,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         display_name="veo fast (Audio) — media-video-from-text",
         strengths="Faster video with generated audio",
         notes="media-video-from-text service; 600 s deadline",
-        allowed=AllowedParams(
-            resolutions=("512p", "1080p"),
-            aspect_ratios=("16:9", "9:16"),
-            durations=(4, 8),
-            image_input=False,
-            negative_prompt=False,
-            seed=False,
-        ),
+        allowed=_GATEWAY_PARAMS,
         price_per_second=1_500,
         default_resolution="1080p",
         default_aspect_ratio="16:9",

@@ -66,5 +66,4 @@ def emulated_settings(settings: Settings, servers: dict[str, EmulatorServer]) ->
     }
     for kind, server in servers.items():
         update |= settings_for(kind, server.url, f"emulator-{kind}")
-    # validated (not model_copy), so keys become SecretStr like any configured key
-    return type(settings).model_validate({**settings.model_dump(), **update})
+    return settings.updated(**update)

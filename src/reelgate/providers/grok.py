@@ -27,7 +27,6 @@ message (xAI echoes a fragment of the key) into an error.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -97,9 +96,6 @@ class GrokProvider:
         auth = {"Authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}
         self._client = new_client(deployment, auth)
         self._files = new_client(deployment, {})
-        self._semaphore = (
-            asyncio.Semaphore(deployment.max_concurrent) if deployment.max_concurrent else None
-        )
 
     def __repr__(self) -> str:
         return f"GrokProvider({self._deployment!r})"
@@ -153,9 +149,7 @@ class GrokProvider:
             return _classify(status, body)
 
         try:
-            return await request_json(
-                self._client, method, path, classify=classify, semaphore=self._semaphore, **kwargs
-            )
+            return await request_json(self._client, method, path, classify=classify, **kwargs)
         except (QuotaExceeded, TransientError) as exc:
             if seen and seen[-1] and exc.message.startswith("HTTP "):
                 exc.message = f"{seen[-1]} ({exc.message})"

@@ -16,7 +16,6 @@ the adapter's ``classify`` callback before the defaults apply.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
 import time
@@ -55,7 +54,8 @@ class HttpDeployment:
     base_url: str
     api_key: str
     timeout_seconds: float = 30.0
-    max_concurrent: int | None = None
+    """Concurrency caps are not here: they hold across workers, in the engine
+    (``Settings.provider_max_concurrent``)."""
 
     def __repr__(self) -> str:
         return f"HttpDeployment(base_url={self.base_url!r}, api_key=***)"
@@ -146,16 +146,11 @@ async def request_json(
     url: str,
     *,
     classify: Classifier | None = None,
-    semaphore: asyncio.Semaphore | None = None,
     **kwargs: Any,
 ) -> Any:
     """One API call; returns the parsed JSON body of a 2xx answer or raises classified."""
     try:
-        if semaphore is not None:
-            async with semaphore:
-                resp = await client.request(method, url, **kwargs)
-        else:
-            resp = await client.request(method, url, **kwargs)
+        resp = await client.request(method, url, **kwargs)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         # nothing reached the upstream: safe to send again
         raise TransientError(f"upstream unreachable ({type(exc).__name__})") from exc

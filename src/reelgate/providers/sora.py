@@ -86,9 +86,6 @@ class SoraProvider:
         )
         self._client = new_client(deployment, auth)
         self._client.event_hooks = {"request": [self._strip_foreign_credentials]}
-        self._semaphore = (
-            asyncio.Semaphore(deployment.max_concurrent) if deployment.max_concurrent else None
-        )
 
     def __repr__(self) -> str:
         return f"SoraProvider({self._deployment!r}, api_style={self._style!r})"
@@ -160,9 +157,7 @@ class SoraProvider:
     async def _call(
         self, method: str, path: str, classify: Classifier, **kwargs: Any
     ) -> dict[str, Any]:
-        body = await request_json(
-            self._client, method, path, classify=classify, semaphore=self._semaphore, **kwargs
-        )
+        body = await request_json(self._client, method, path, classify=classify, **kwargs)
         if not isinstance(body, dict):
             raise TransientError("the answer is not a JSON object", code="malformed")
         return body

@@ -23,7 +23,6 @@ redirect targets included. Nothing here logs or formats a credential.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
@@ -184,8 +183,6 @@ class VeoProvider:
         self._client = new_client(deployment, self._credential_headers())
         guard = _credential_guard(self._trusted_origins(), self._credential_header)
         self._client.event_hooks = {"request": [guard], "response": []}
-        limit = deployment.max_concurrent
-        self._semaphore = asyncio.Semaphore(limit) if limit else None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._deployment!r})"
@@ -305,7 +302,6 @@ class VeoProvider:
             method,
             path,
             classify=self._classify,
-            semaphore=self._semaphore,
             **kwargs,
         )
 

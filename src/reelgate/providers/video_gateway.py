@@ -25,7 +25,6 @@ redirects included).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -248,9 +247,6 @@ class VideoGatewayProvider:
         self._client = new_client(deployment, {auth_header: credential})
         self._client.event_hooks["request"].append(self._keep_credentials_home)
         self._home = _origin(self._client.base_url)
-        self._semaphore = (
-            asyncio.Semaphore(deployment.max_concurrent) if deployment.max_concurrent else None
-        )
 
     def __repr__(self) -> str:
         return f"VideoGatewayProvider(base_url={str(self._client.base_url)!r}, api_key=***)"
@@ -317,7 +313,6 @@ class VideoGatewayProvider:
                 method,
                 path,
                 classify=classify,
-                semaphore=self._semaphore,
                 **kwargs,
             )
         except (QuotaExceeded, TransientError) as exc:

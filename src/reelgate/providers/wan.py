@@ -25,7 +25,6 @@ This module never logs the API key and never puts it in a message or a URL.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -161,9 +160,6 @@ class WanProvider:
         self._prompt_extend = prompt_extend
         self._api = new_client(deployment, {"Authorization": f"Bearer {deployment.api_key}"})
         self._files = new_client(deployment, {})  # result links are pre-signed: no key
-        self._semaphore = (
-            asyncio.Semaphore(deployment.max_concurrent) if deployment.max_concurrent else None
-        )
         self._classify = _classifier(deployment.api_key)
 
     def __repr__(self) -> str:
@@ -179,7 +175,6 @@ class WanProvider:
                 json=body,
                 headers={"X-DashScope-Async": "enable"},
                 classify=self._classify,
-                semaphore=self._semaphore,
             )
         except Refused as exc:
             _default_flag(exc, had_image=request.image is not None)
@@ -230,7 +225,6 @@ class WanProvider:
             "GET",
             f"/tasks/{quote(upstream_id, safe='')}",
             classify=self._classify,
-            semaphore=self._semaphore,
         )
         output = answer.get("output") if isinstance(answer, dict) else None
         if not isinstance(output, dict) or not isinstance(output.get("task_status"), str):
@@ -282,7 +276,6 @@ class WanProvider:
             "POST",
             f"/tasks/{quote(upstream_id, safe='')}/cancel",
             classify=self._classify,
-            semaphore=self._semaphore,
         )
 
     async def download(self, result: ResultLocation) -> AsyncIterator[bytes]:
