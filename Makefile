@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench clean venv system-deps
+.PHONY: run test lint fmt bench clean venv system-deps screenshots
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# make run PORT=8080 HOST=0.0.0.0 (or REELGATE_PORT / REELGATE_HOST in the environment)
 run: $(STAMP)
 	$(BIN)/reelgate db upgrade
-	$(BIN)/reelgate serve
+	$(BIN)/reelgate serve $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
 # The browser test drives Debian's Chromium (never a downloaded browser) and the
 # JavaScript client's tests need Node.js 18+: install them when missing and we
@@ -35,6 +36,10 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Refresh the pictures in docs/screenshots/ (make test takes them into a temp folder).
+screenshots: $(STAMP) system-deps
+	REELGATE_TEST_SCREENSHOTS=docs $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -41,11 +41,30 @@ class Settings(BaseSettings):
     max_seconds_in_flight: int = Field(default=2000, ge=1)
     """Per account: seconds of video requested by jobs queued or in progress."""
 
+    # requests
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """The largest JSON body accepted (inline images and uploads have their own cap on top)."""
+    idempotency_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """How long a request holds its Idempotency-Key before a retry may take it over (if
+    the first never finished: a crash, a lost database)."""
+    database_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    """The longest any one wait on the database may take; past it, 503 / back off."""
+
     # engine
     worker_concurrency: int = Field(default=8, ge=1, le=1024)
     lease_seconds: float = Field(default=30.0, gt=1)
     idle_poll_seconds: float = Field(default=5.0, gt=0)
     default_deadline_seconds: int = Field(default=3600, gt=0)
+    lost_create_settle_seconds: float = Field(default=5.0, ge=0)
+    """After a create's answer is lost, wait the provider's timeout plus this long before
+    searching its job list, so a create it did receive is surely listed."""
+    mirror_quick_retries: int = Field(default=3, ge=0, le=20)
+    """Mirror retries (seconds apart) before the video is delivered unmirrored."""
+    mirror_background_retries: int = Field(default=6, ge=0, le=50)
+    """After the first quick retries fail, the job is delivered unmirrored and the copy
+    is tried this many more times, each wait 4x the last (from mirror_retry_base_seconds,
+    at most 2 h), while the upstream's link lasts."""
+    mirror_retry_base_seconds: float = Field(default=30.0, gt=0)
     mirror_max_bytes: int = Field(default=2 * 1024**3, gt=0)
     mirror_timeout_seconds: float = Field(default=900.0, gt=0)
 

@@ -8,8 +8,13 @@
     │   ├── PaymentRequired            402 insufficient_credits
     │   ├── NotFound                   404 not_found
     │   ├── Conflict                   409 conflict
+    │   ├── Gone                       410 gone (an upstream's result that expired)
     │   ├── PayloadTooLarge            413 payload_too_large
+    │   ├── UnsupportedMediaType       415 unsupported_media_type
     │   └── TooManyInFlight            429 too_many_jobs_in_flight / too_many_seconds_in_flight
+    ├── ServiceUnavailable             503: reelgate itself cannot serve now; retry
+    │   ├── DatabaseUnavailable        503 database_unavailable (refused, cut, frozen, locked)
+    │   └── BadGateway                 502 upstream_unavailable (streaming from a provider)
     ├── ProviderError                  an upstream outcome, classified (see ErrorClass)
     │   ├── Refused                    safety / moderation: fail, never fall back
     │   ├── QuotaExceeded              429 and throttling: cool down, fall back
@@ -30,9 +35,12 @@ from typing import Any
 
 __all__ = [
     "ApiError",
+    "BadGateway",
     "Conflict",
+    "DatabaseUnavailable",
     "ErrorClass",
     "Forbidden",
+    "Gone",
     "InvalidRequest",
     "NotAVideo",
     "NotFound",
@@ -42,10 +50,12 @@ __all__ = [
     "QuotaExceeded",
     "ReelgateError",
     "Refused",
+    "ServiceUnavailable",
     "StorageError",
     "TooManyInFlight",
     "TransientError",
     "Unauthorized",
+    "UnsupportedMediaType",
     "UpstreamTimeout",
     "ValidationFailed",
 ]
@@ -101,14 +111,45 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class Gone(ApiError):
+    http_status = 410
+    code = "gone"
+
+
 class PayloadTooLarge(ApiError):
     http_status = 413
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(ApiError):
+    http_status = 415
+    code = "unsupported_media_type"
+
+
 class TooManyInFlight(ApiError):
     http_status = 429
     code = "too_many_jobs_in_flight"
+
+
+class ServiceUnavailable(ReelgateError):
+    """reelgate cannot serve this now but will again: the client should retry after
+    ``retry_after`` seconds. Nothing the client sent was kept."""
+
+    http_status = 503
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float = 2.0, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+
+
+class BadGateway(ServiceUnavailable):
+    http_status = 502
+    code = "upstream_unavailable"
 
 
 class ErrorClass(enum.StrEnum):

@@ -82,7 +82,7 @@ async def build_runtime(
     return Runtime(
         settings=settings,
         catalog=load_catalog(settings.config_file),
-        db=create_engine(db_url),
+        db=create_engine(db_url, timeout=settings.database_timeout_seconds),
         storage=open_storage(
             settings.resolved_storage_url(),
             public_base_url=public_url,

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,14 @@ if TYPE_CHECKING:
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DEV_KEY = "rg_browser_test_key_0123456789abcdefghijkl"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# `make screenshots` refreshes the pictures in docs/; `make test` only takes them (to
+# prove the pages render) into a temporary folder, so it leaves the checkout clean.
+SCREENSHOTS = (
+    DOCS_SCREENSHOTS
+    if os.environ.get("REELGATE_TEST_SCREENSHOTS") == "docs"
+    else Path(tempfile.gettempdir()) / "reelgate-screenshots"
+)
 
 
 @dataclass(frozen=True)
@@ -170,7 +178,8 @@ def account_without_credits(server: Server) -> str:
 
 
 def screenshot(tab: Page, name: str) -> Path:
-    """Save the viewport, scrolled to the top, as docs/screenshots/<name>.png."""
+    """Save the viewport, scrolled to the top, as <name>.png (in docs/screenshots/ under
+    ``make screenshots``)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     tab.evaluate("() => window.scrollTo(0, 0)")

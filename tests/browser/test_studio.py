@@ -1,5 +1,6 @@
 """The web studio clicked through in Chromium, as a person would use it, against a
-real ``reelgate serve``. Screenshots of each page land in docs/screenshots/."""
+real ``reelgate serve``. Screenshots of each page land in docs/screenshots/ under
+``make screenshots``."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from reelgate.config import Settings
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import create_key
 from reelgate.store.jobs import now_ms
@@ -117,11 +118,15 @@ def test_every_route_with_an_id_is_in_the_sweep() -> None:
         "/v1/videos/{video_id}/mirror",
         "/v1/videos/{video_id}/content",
         "/v1/videos/{video_id}/events",
+        # no API key: a signed link bound to the job id (test_unmirrored_delivery proves a
+        # link for one job opens no other)
+        "/v1/videos/{video_id}/stream",
     }
 
     class _Rt:
         storage = None
         signing_secret = b""
+        settings = Settings()
 
     app = create_app(_Rt())  # type: ignore[arg-type]
     with_ids = {p for p in app.openapi()["paths"] if "{video_id}" in p}

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from reelgate.runtime import Runtime
@@ -123,3 +127,103 @@ async def test_admin_posts_are_idempotent_and_never_replay_a_secret(
         await client.post(f"/v1/admin/accounts/{account}/credits", json={"amount": "1"}, headers=gh)
     bal = await client.post(f"/v1/admin/accounts/{account}/credits", json={"amount": "0"})
     assert bal.json()["balance"] == "6.000"
+
+
+# -- through failures: leases, takeovers, fences ----------------------------------------
+
+
+async def _abandon(rt: Runtime, key: str, body: dict[str, object], *, lease_ms: int) -> None:
+    """What a crashed API leaves behind: the key claimed, nothing committed with it."""
+    from reelgate.api.idempotency import IDEMPOTENCY_TTL_MS
+    from reelgate.store.accounts import DEV_ACCOUNT_ID
+    from reelgate.store.idempotency import claim_key
+    from reelgate.store.jobs import now_ms
+
+    digest = hashlib.sha256(b"POST /v1/videos\n" + json.dumps(body).encode()).hexdigest()
+    async with rt.db.begin() as conn:
+        taken = await claim_key(
+            conn,
+            DEV_ACCOUNT_ID,
+            key,
+            digest,
+            owner="crashed-handler",
+            now=now_ms(),
+            lease_ms=lease_ms,
+            ttl_ms=IDEMPOTENCY_TTL_MS,
+        )
+    assert taken is None
+
+
+async def test_a_key_left_in_flight_by_a_crash_is_taken_over_after_its_lease(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
+    await _abandon(rt, "crashed-1", BODY, lease_ms=1500)
+    h = {"Idempotency-Key": "crashed-1", "Content-Type": "application/json"}
+    content = json.dumps(BODY)
+    early = await client.post("/v1/videos", content=content, headers=h)
+    assert early.status_code == 409
+    assert early.json()["error"]["code"] == "idempotency_in_progress"
+    assert 1 <= int(early.headers["retry-after"]) <= 2
+    await asyncio.sleep(1.6)
+    late = await client.post("/v1/videos", content=content, headers=h)
+    assert late.status_code == 202, late.text
+    again = await client.post("/v1/videos", content=content, headers=h)
+    assert again.json()["id"] == late.json()["id"]
+    assert await _counts(rt) == (1, 1)
+
+
+async def test_a_handler_that_outlived_its_lease_is_fenced_out(rt: Runtime) -> None:
+    from reelgate.api.idempotency import Idempotency
+    from reelgate.errors import Conflict
+    from reelgate.store.accounts import DEV_ACCOUNT_ID
+
+    await _abandon(rt, "slow-1", BODY, lease_ms=0)
+    await asyncio.sleep(0.01)
+    await _abandon(rt, "slow-1", BODY, lease_ms=60_000)  # a retry took the key over
+    stale = Idempotency(DEV_ACCOUNT_ID, "slow-1", owner="crashed-handler-before")
+    with pytest.raises(Conflict):
+        async with rt.db.begin() as conn:
+            await stale.complete(conn, 202, {"id": "video_stale"})
+
+
+async def test_an_error_after_the_commit_never_invites_a_second_job(
+    client: httpx.AsyncClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old bug: the job, its hold and its key committed, then something failed and
+    the catch-all deleted the key, so the retry made a second job and a second charge."""
+    from reelgate.api import routes_videos
+
+    calls = 0
+    to_wire = routes_videos.job_to_wire
+
+    async def explode_after_commit(rt: Runtime, job: Any) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1  # 1: the stored answer, inside the transaction; 2: after the commit
+        if calls == 2:
+            raise RuntimeError("something broke right after the commit")
+        return await to_wire(rt, job)
+
+    monkeypatch.setattr(routes_videos, "job_to_wire", explode_after_commit)
+    h = {"Idempotency-Key": "after-commit"}
+    first = await client.post("/v1/videos", json=BODY, headers=h)
+    assert first.status_code == 500
+    assert first.json()["error"]["code"] == "internal_error"
+    retry = await client.post("/v1/videos", json=BODY, headers=h)
+    assert retry.status_code == 202
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert await _counts(rt) == (1, 1)
+
+
+async def test_a_retryable_refusal_is_not_stored(
+    client: httpx.AsyncClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """429 (too much in flight) is "try later", not an answer: the same key succeeds
+    once the account has room."""
+    monkeypatch.setattr(rt.settings, "max_jobs_in_flight", 1)
+    assert (await client.post("/v1/videos", json=BODY)).status_code == 202
+    h = {"Idempotency-Key": "busy-account"}
+    busy = await client.post("/v1/videos", json=BODY, headers=h)
+    assert busy.status_code == 429
+    monkeypatch.setattr(rt.settings, "max_jobs_in_flight", 2)
+    later = await client.post("/v1/videos", json=BODY, headers=h)
+    assert later.status_code == 202

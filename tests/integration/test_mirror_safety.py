@@ -104,10 +104,19 @@ async def test_hostile_image_urls_are_refused_at_submit(
 
 
 async def test_an_oversized_inline_image_is_413_before_decoding(client: httpx.AsyncClient) -> None:
-    huge = "A" * (15 * 1024 * 1024)
-    resp = await client.post("/v1/videos", json={"model": "local", "prompt": "x", "image": huge})
+    from reelgate.engine.inputs import MAX_IMAGE_BYTES
+
+    # just over the image's own cap, within the body cap: the image check answers
+    over = "A" * ((MAX_IMAGE_BYTES * 4) // 3 + 64)
+    resp = await client.post("/v1/videos", json={"model": "local", "prompt": "x", "image": over})
     assert resp.status_code == 413
     assert resp.json()["error"]["code"] == "image_too_large"
+    # far over: the body cap answers before the body is even parsed
+    huge = "A" * (20 * 1024 * 1024)
+    resp = await client.post("/v1/videos", json={"model": "local", "prompt": "x", "image": huge})
+    assert resp.status_code == 413
+    assert resp.json()["error"]["code"] == "payload_too_large"
+    assert "image_url" in resp.json()["error"]["message"]
 
 
 def test_the_registry_installs_the_operators_allow_list(tmp_path: Path) -> None:

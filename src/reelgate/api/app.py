@@ -14,8 +14,12 @@ from reelgate.api import (
     routes_usage,
     routes_videos,
 )
+from reelgate.api.auth import require_admin, require_read, require_write
 from reelgate.api.errors import install_error_handlers
 from reelgate.api.files import make_files_router
+from reelgate.api.middleware import ErrorBoundary, RequestGuard
+from reelgate.api.openapi import install_openapi
+from reelgate.engine.inputs import MAX_IMAGE_BYTES
 from reelgate.runtime import Runtime
 from reelgate.storage import local_root
 from reelgate.web import mount_web
@@ -46,4 +50,12 @@ def create_app(rt: Runtime) -> FastAPI:
         return JSONResponse({"status": "ok", "version": __version__})
 
     mount_web(app)
+    install_openapi(app, auth={require_read, require_write, require_admin})
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=rt.settings.max_body_bytes,
+        inline_image_bytes=MAX_IMAGE_BYTES,
+        upload_bytes=MAX_IMAGE_BYTES,
+    )
+    app.add_middleware(ErrorBoundary)  # added last: the outermost
     return app

@@ -1,13 +1,12 @@
 """One error shape for every answer: ``{"error": {"code", "message", ...details}}``.
 
 Stack traces and secrets never reach a client: unexpected exceptions become
-a 500 with a request id the operator can find in the log.
+a 500 with a request id the operator can find in the log, and a database
+outage a 503 (both in ``api.middleware.ErrorBoundary``).
 """
 
 from __future__ import annotations
 
-import logging
-import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,8 +18,6 @@ from reelgate.errors import ReelgateError
 from reelgate.limits import retry_after_header
 
 __all__ = ["error_response", "install_error_handlers"]
-
-log = logging.getLogger(__name__)
 
 
 def error_response(
@@ -58,6 +55,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     elif first.get("type") == "json_invalid":
         message = "The request body is not valid JSON."
         code = "invalid_json"
+        param = "body"  # FastAPI's loc holds a character offset here
     else:
         message = f"{param}: {first.get('msg', 'invalid value')}"
         code = "invalid_parameter"
@@ -77,19 +75,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, dict(exc.headers or {}))
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    request_id = uuid.uuid4().hex[:12]
-    log.error("unhandled error (request %s)", request_id, exc_info=exc)
-    return error_response(
-        500,
-        "internal_error",
-        f"reelgate hit an unexpected error; nothing was lost. Reference: {request_id}.",
-        request_id=request_id,
-    )
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ReelgateError, _reelgate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from fastapi import Request
@@ -18,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from reelgate.api.middleware import bad_text, text_error
 from reelgate.api.schemas import VideoCreate
 from reelgate.catalog import ModelSpec, resolution_dims
 from reelgate.engine.inputs import MAX_IMAGE_BYTES
@@ -26,6 +28,8 @@ from reelgate.errors import PayloadTooLarge, ValidationFailed
 __all__ = ["openai_params", "parse_create"]
 
 _INT_FIELDS = ("duration_seconds", "seed")
+_DIGITS = re.compile(r"[0-9]{1,10}")
+"""ASCII digits only: str.isdigit() and int() also take superscript and fullwidth digits."""
 
 
 async def _form_fields(request: Request) -> dict[str, Any]:
@@ -44,12 +48,22 @@ async def _form_fields(request: Request) -> dict[str, Any]:
             data["image"] = f"data:{mime};base64,{base64.b64encode(raw).decode()}"
         elif name == "fallback":
             data.setdefault("fallback", []).append(value)
-        elif name in _INT_FIELDS and value.lstrip("-").isdigit():
+        elif name in _INT_FIELDS and _DIGITS.fullmatch(value):
             data[name] = int(value)
         elif name == "metadata":
-            data[name] = json.loads(value)
+            try:
+                data[name] = json.loads(value)
+            except (json.JSONDecodeError, RecursionError, ValueError):
+                raise ValidationFailed(
+                    'metadata must be a JSON object, like {"order": "42"}.',
+                    code="invalid_parameter",
+                    param="metadata",
+                ) from None
         else:
             data[name] = value
+    found = bad_text(data)
+    if found is not None:
+        raise text_error(*found)
     return data
 
 
@@ -85,7 +99,7 @@ def openai_params(spec: ModelSpec, body: VideoCreate) -> tuple[int | None, str |
     """(duration_seconds, resolution, aspect_ratio), from native or OpenAI names."""
     duration, resolution, aspect = body.duration_seconds, body.resolution, body.aspect_ratio
     if body.seconds is not None:
-        if not body.seconds.isdigit():
+        if not _DIGITS.fullmatch(body.seconds):
             raise ValidationFailed(
                 f'seconds must be a whole number as a string, like "4"; got {body.seconds!r}.',
                 param="seconds",

@@ -20,12 +20,13 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Row
 
 from reelgate.api.auth import require_read, runtime
+from reelgate.api.openapi import errors
 from reelgate.api.serialize import job_to_wire
 from reelgate.engine.events import FINAL_TYPES
 from reelgate.errors import NotFound, ValidationFailed
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
-from reelgate.store.db import reading
+from reelgate.store.db import is_unavailable, reading
 from reelgate.store.jobs import get_job
 from reelgate.store.schema import job_events
 
@@ -36,6 +37,7 @@ router = APIRouter(prefix="/v1/videos", tags=["videos"])
 KEEPALIVE_SECONDS = 15.0
 _RECHECK_SECONDS = 1.0
 """Re-read even without a wake-up: covers SQLite workers in other processes."""
+_OUTAGE_WAIT_SECONDS = 2.0
 
 
 def _last_event_id(request: Request) -> int:
@@ -76,7 +78,16 @@ async def _stream(
             # Shielded: a client that disconnects cancels this generator, and a read
             # cancelled inside its transaction would leave the SQLite connection (and
             # its lock) to the garbage collector. The read always finishes cleanly.
-            rows, wire = await asyncio.shield(_read(rt, job_id, account_id, last))
+            try:
+                rows, wire = await asyncio.shield(_read(rt, job_id, account_id, last))
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                # Keep the stream open through a database outage and pick up where
+                # it left off; a comment line tells the client why it is quiet.
+                yield ": database unavailable; waiting\n\n"
+                await asyncio.sleep(_OUTAGE_WAIT_SECONDS)
+                continue
             for row in rows:
                 data = {
                     "seq": row.seq,
@@ -105,7 +116,7 @@ async def _stream(
         rt.events.unsubscribe(job_id, waiter)
 
 
-@router.get("/{video_id}/events")
+@router.get("/{video_id}/events", responses=errors(404))
 async def video_events(
     video_id: str,
     request: Request,

@@ -19,12 +19,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from reelgate.api.auth import require_read, require_write, runtime
 from reelgate.api.idempotency import Idempotency, idempotent
+from reelgate.api.openapi import errors
 from reelgate.api.routes_videos import check_available
-from reelgate.api.serialize import public_status
+from reelgate.api.schemas import Prompt, not_blank
+from reelgate.api.serialize import public_status, result_url
 from reelgate.catalog.validate import Submission, validate_submission
 from reelgate.engine.commands import NewJob, submit_job
 from reelgate.errors import NotFound
@@ -42,11 +44,16 @@ router = APIRouter(tags=["media-video-from-text"])
 class MediaVideoRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    prompt: StrictStr = Field(min_length=1, max_length=4000)
+    prompt: Prompt
     model: Literal["veo (Audio)", "veo fast (Audio)"] = "veo (Audio)"
     resolution: Literal["512P", "1080P"] = "1080P"
     duration: Literal["4s", "8s"] = "4s"
     aspect_ratio: Literal["16:9", "9:16"] = "16:9"
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        return not_blank(value)
 
 
 def _iso(ms: int | None) -> str | None:
@@ -73,11 +80,7 @@ async def _job_document(rt: Runtime, job: Job) -> dict[str, Any]:
     status = public_status(job)
     result = job.result or {}
     stored = status == "completed"
-    url = None
-    if stored and result.get("mirror_status") == "stored" and result.get("key"):
-        url = await rt.storage.signed_url(result["key"], rt.settings.signed_url_ttl_seconds)
-    elif stored:
-        url = result.get("upstream_url")
+    url = await result_url(rt, job)
     resolution = str(job.params["resolution"]).upper()
     document: dict[str, Any] = {
         "id": job.id,
@@ -90,6 +93,8 @@ async def _job_document(rt: Runtime, job: Job) -> dict[str, Any]:
         "result_data": {
             "status": "success",
             "video_url": url,
+            # the upstream's own report (the brief: result_data comes from the upstream);
+            # what reelgate measured of its copy is in the native job's result
             "duration_seconds": float(
                 result.get("duration_seconds") or job.params["duration_seconds"]
             ),
@@ -107,7 +112,7 @@ async def _job_document(rt: Runtime, job: Job) -> dict[str, Any]:
     return document
 
 
-@router.post("/v1/proxy/media-video-from-text", status_code=202)
+@router.post("/v1/proxy/media-video-from-text", status_code=202, responses=errors(402))
 async def create(
     body: MediaVideoRequest,
     request: Request,
@@ -160,7 +165,7 @@ async def create(
     return await idempotent(request, rt, key.account_id, handler)
 
 
-@router.get("/v2/jobs/{job_id}")
+@router.get("/v2/jobs/{job_id}", responses=errors(404))
 async def get_job_document(
     job_id: str, key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:

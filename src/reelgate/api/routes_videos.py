@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.api.auth import require_read, require_write, runtime
 from reelgate.api.idempotency import Idempotency, idempotent
 from reelgate.api.openai_compat import openai_params, parse_create
+from reelgate.api.openapi import errors
 from reelgate.api.schemas import VideoCreate, decode_image
-from reelgate.api.serialize import job_to_wire
+from reelgate.api.serialize import STREAM_KEY, job_to_wire, public_status, result_url
 from reelgate.catalog.availability import access_denied
 from reelgate.catalog.validate import Submission, validate_submission
 from reelgate.engine.commands import (
@@ -22,9 +24,20 @@ from reelgate.engine.commands import (
     retry_mirror,
     submit_job,
 )
-from reelgate.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from reelgate.errors import (
+    BadGateway,
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    ProviderError,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from reelgate.netsafe import check_url
+from reelgate.providers.base import ResultLocation
 from reelgate.runtime import Runtime
+from reelgate.storage.signing import verify
 from reelgate.store.accounts import KeyInfo, get_flags
 from reelgate.store.db import reading
 from reelgate.store.jobs import Job, get_job, list_jobs
@@ -77,6 +90,7 @@ async def _owned(rt: Runtime, key: KeyInfo, job_id: str) -> Job:
 @router.post(
     "",
     status_code=202,
+    responses=errors(402),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -180,14 +194,14 @@ async def list_videos(
     }
 
 
-@router.get("/{video_id}")
+@router.get("/{video_id}", responses=errors(404))
 async def get_video(
     video_id: str, key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
     return await job_to_wire(rt, await _owned(rt, key, video_id))
 
 
-@router.post("/{video_id}/cancel")
+@router.post("/{video_id}/cancel", responses=errors(404))
 async def cancel_video(
     video_id: str,
     request: Request,
@@ -201,7 +215,7 @@ async def cancel_video(
     return await idempotent(request, rt, key.account_id, handler)
 
 
-@router.post("/{video_id}/mirror", status_code=202)
+@router.post("/{video_id}/mirror", status_code=202, responses=errors(404))
 async def mirror_video(
     video_id: str,
     request: Request,
@@ -215,7 +229,7 @@ async def mirror_video(
     return await idempotent(request, rt, key.account_id, handler)
 
 
-@router.delete("/{video_id}")
+@router.delete("/{video_id}", responses=errors(404, 409))
 async def delete_video(
     video_id: str, key: KeyInfo = Depends(require_write), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
@@ -224,7 +238,10 @@ async def delete_video(
     return {"id": video_id, "object": "video.deleted", "deleted": True}
 
 
-@router.get("/{video_id}/content")
+@router.get(
+    "/{video_id}/content",
+    responses={302: {"description": "Redirect to the video (result.url)."}, **errors(404, 409)},
+)
 async def video_content(
     video_id: str, key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
 ) -> RedirectResponse:
@@ -238,3 +255,75 @@ async def video_content(
             status=wire["status"],
         )
     return RedirectResponse(result["url"], status_code=302)
+
+
+@router.get(
+    "/{video_id}/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"video/mp4": {}}, "description": "The video, from the upstream."},
+        302: {"description": "The stored copy exists: go there."},
+        **errors(403, 404, 410, 502),
+    },
+)
+async def video_stream(
+    video_id: str,
+    expires: str = Query(..., description="Unix seconds; part of the signed link."),
+    signature: str = Query(..., description="The link's HMAC."),
+    rt: Runtime = Depends(runtime),
+) -> Response:
+    """A completed video whose copy into storage failed, streamed from the upstream with
+    the provider's credentials (never shown). ``result.url`` points here, signed and
+    expiring, so it works without an API key, like a stored file's link."""
+    verify(STREAM_KEY.format(job_id=video_id), expires, signature, rt.signing_secret)
+    async with reading(rt.db) as conn:
+        job = await get_job(conn, video_id)
+    if job is None or public_status(job) != "completed" or not job.result:
+        raise NotFound(f"No delivered video {video_id!r}.", param="id")
+    url = await result_url(rt, job)
+    if (job.result or {}).get("mirror_status") == "stored" and url:
+        return RedirectResponse(url, status_code=302)
+    spec = rt.catalog.get(job.delivered_by or job.current_model)
+    provider = rt.providers.get(spec.provider)
+    if provider is None:
+        raise ServiceUnavailable(
+            f"The provider that made this video ({spec.provider}) is not configured now.",
+            code="provider_unavailable",
+            retry_after=30,
+        )
+    location = ResultLocation(
+        url=job.result["upstream_url"],
+        content_type=job.result.get("content_type") or "video/mp4",
+    )
+    chunks = provider.download(location)
+    try:
+        first = await anext(chunks)  # errors (an expired link, say) answer before any byte
+    except StopAsyncIteration:
+        first = b""
+    except ProviderError as exc:
+        gone = exc.code in ("result_expired", "upstream_expired") or exc.upstream_status in (
+            403,
+            404,
+            410,
+        )
+        if gone:
+            raise Gone(
+                f"The upstream no longer serves this video ({exc.message}), and its copy "
+                "into storage never succeeded.",
+                code="upstream_expired",
+            ) from None
+        raise BadGateway(
+            f"The upstream did not serve the video ({exc.message}); retry shortly.",
+            retry_after=5,
+        ) from None
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return StreamingResponse(
+        body(),
+        media_type=location.content_type,
+        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+    )

@@ -4,47 +4,71 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    field_validator,
+)
 
 from reelgate.engine.inputs import MAX_IMAGE_BYTES
 from reelgate.errors import PayloadTooLarge, ValidationFailed
 
-__all__ = ["VideoCreate", "decode_image"]
+__all__ = ["MetadataKey", "MetadataValue", "Prompt", "VideoCreate", "decode_image", "not_blank"]
 
 # Base64 grows data by 4/3; checked on the text before decoding anything.
 _MAX_IMAGE_B64_CHARS = (MAX_IMAGE_BYTES * 4) // 3 + 8
 
 
+def not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank (only spaces or nothing)")
+    return value
+
+
+Prompt = Annotated[StrictStr, StringConstraints(min_length=1, max_length=4000)]
+ModelId = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
+Short = Annotated[StrictStr, StringConstraints(max_length=32)]
+# OpenAI's metadata: "Set of 16 key-value pairs ... Keys are strings with a maximum
+# length of 64 characters. Values are strings with a maximum length of 512 characters."
+MetadataKey = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
+MetadataValue = Annotated[StrictStr, StringConstraints(max_length=512)]
+
+
 class VideoCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: StrictStr = Field(
+    model: ModelId = Field(
         default="sora-2", description="A model id from GET /v1/models (OpenAI's default: sora-2)."
     )
-    prompt: StrictStr = Field(min_length=1, max_length=4000)
-    fallback: list[StrictStr] = Field(default_factory=list, max_length=8)
-    duration_seconds: StrictInt | None = None
-    seconds: StrictStr | None = Field(
-        default=None, description='OpenAI style duration, a string: "4".'
-    )
-    size: StrictStr | None = Field(default=None, description='OpenAI style size: "1280x720".')
-    resolution: StrictStr | None = None
-    aspect_ratio: StrictStr | None = None
+    prompt: Prompt
+    fallback: list[ModelId] = Field(default_factory=list, max_length=8)
+    duration_seconds: StrictInt | None = Field(default=None, ge=1, le=600)
+    seconds: Short | None = Field(default=None, description='OpenAI style duration, a string: "4".')
+    size: Short | None = Field(default=None, description='OpenAI style size: "1280x720".')
+    resolution: Short | None = None
+    aspect_ratio: Short | None = None
     image_url: StrictStr | None = Field(default=None, max_length=2048)
     image: StrictStr | None = Field(
         default=None, description="Inline image, base64 or a data: URI, for image-to-video."
     )
     negative_prompt: StrictStr | None = Field(default=None, max_length=2000)
     seed: StrictInt | None = Field(default=None, ge=0, le=2**32 - 1)
-    metadata: dict[str, StrictStr] = Field(default_factory=dict, max_length=16)
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Up to 16 pairs; keys up to 64 characters, values up to 512 (as OpenAI's).",
+    )
 
     @field_validator("prompt")
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("prompt must not be blank")
-        return value
+        return not_blank(value)
 
 
 def decode_image(value: str) -> tuple[bytes, str]:

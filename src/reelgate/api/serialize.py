@@ -6,9 +6,10 @@ from typing import Any
 
 from reelgate.billing import format_credits
 from reelgate.runtime import Runtime
+from reelgate.storage.signing import signed_query
 from reelgate.store.jobs import Job
 
-__all__ = ["job_to_wire", "public_status"]
+__all__ = ["STREAM_KEY", "job_to_wire", "public_status", "result_url", "stream_url"]
 
 
 def public_status(job: Job) -> str:
@@ -34,34 +35,54 @@ def _seconds(ms: int | None) -> int | None:
     return None if ms is None else ms // 1000
 
 
+STREAM_KEY = "stream:{job_id}"
+"""What a signed link to a job's content route signs (``GET /v1/videos/{id}/stream``)."""
+
+
+def stream_url(rt: Runtime, job_id: str) -> str:
+    """reelgate's own link to a delivered video whose copy failed: it streams from the
+    upstream with the provider's credentials server-side, so it never needs (or shows)
+    the provider's key. Signed and expiring like a stored file's link."""
+    query = signed_query(
+        STREAM_KEY.format(job_id=job_id), rt.settings.signed_url_ttl_seconds, rt.signing_secret
+    )
+    return f"{rt.public_url}/v1/videos/{job_id}/stream?{query}"
+
+
+async def result_url(rt: Runtime, job: Job) -> str | None:
+    """Where a completed job's video is: the stored copy, else reelgate's content route."""
+    r = job.result or {}
+    if public_status(job) != "completed" or not r:
+        return None
+    if r.get("mirror_status") == "stored" and r.get("key"):
+        return await rt.storage.signed_url(r["key"], rt.settings.signed_url_ttl_seconds)
+    return stream_url(rt, job.id)
+
+
 async def _result(rt: Runtime, job: Job) -> dict[str, Any] | None:
     r = job.result
     if not r or public_status(job) != "completed":
         return None
-    url: str | None = None
-    expires_at: int | None = None
     ttl = rt.settings.signed_url_ttl_seconds
-    if r.get("mirror_status") == "stored" and r.get("key"):
-        url = await rt.storage.signed_url(r["key"], ttl)
-        expires_at = None
-    elif str(r.get("upstream_url", "")).startswith(("http://", "https://")):
-        url = r["upstream_url"]
-        expires_at = _seconds(r.get("upstream_expires_at"))
+    url = await result_url(rt, job)
+    stored = r.get("mirror_status") == "stored"
     out = {
         "url": url,
         "mirror_status": r.get("mirror_status"),
-        "duration_seconds": r.get("duration_seconds"),
+        "duration_seconds": r.get("duration_seconds") or r.get("measured_duration_seconds"),
+        "measured_duration_seconds": r.get("measured_duration_seconds"),
         "width": r.get("width"),
         "height": r.get("height"),
         "bytes": r.get("bytes"),
         "content_type": r.get("content_type"),
         "sha256": r.get("sha256"),
         "has_audio": r.get("has_audio"),
-        "url_expires_in": ttl if r.get("mirror_status") == "stored" else None,
-        "upstream_url_expires_at": expires_at,
+        "url_expires_in": ttl,
+        "upstream_url_expires_at": None if stored else _seconds(r.get("upstream_expires_at")),
     }
     if r.get("mirror_status") == "failed":
         out["mirror_error"] = r.get("mirror_error")
+        out["mirror_retry_at"] = _seconds(r.get("mirror_retry_at"))
     return out
 
 

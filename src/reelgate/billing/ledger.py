@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.billing.pricing import format_credits
-from reelgate.errors import NotFound, PaymentRequired
+from reelgate.errors import NotFound, PaymentRequired, ValidationFailed
 from reelgate.ids import new_id
 from reelgate.store.jobs import now_ms
 from reelgate.store.schema import accounts, holds, ledger
@@ -96,11 +96,20 @@ async def _move(
     )
 
 
+MAX_BALANCE = 10**15
+"""Millicredits (a trillion credits): far from the 64-bit columns' limit."""
+
+
 async def grant(
     conn: AsyncConnection, account_id: str, amount: int, note: str = "grant"
 ) -> Balance:
     """Add credits (a negative amount takes them away, never below zero)."""
     current = await _lock(conn, account_id)
+    if current.balance + amount > MAX_BALANCE:
+        raise ValidationFailed(
+            f"A balance may not exceed {format_credits(MAX_BALANCE)} credits.",
+            param="amount",
+        )
     if current.balance + amount < current.held:
         raise PaymentRequired(
             f"Cannot remove {format_credits(-amount)} credits: only "

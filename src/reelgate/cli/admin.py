@@ -1,6 +1,6 @@
 """Operator commands, run on the gateway's host against its database:
 ``reelgate accounts create|flags``, ``reelgate keys create|list|revoke``,
-``reelgate credits grant``."""
+``reelgate credits grant``, ``reelgate ambiguous list|resolve``."""
 
 from __future__ import annotations
 
@@ -19,11 +19,15 @@ from reelgate.config import Settings
 from reelgate.errors import ReelgateError
 from reelgate.store.db import create_engine
 
-__all__ = ["accounts_app", "credits_app", "keys_app"]
+__all__ = ["accounts_app", "ambiguous_app", "credits_app", "keys_app"]
 
 accounts_app = typer.Typer(no_args_is_help=True, help="Accounts and their flags.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (shown once, stored hashed).")
 credits_app = typer.Typer(no_args_is_help=True, help="Credit grants.")
+ambiguous_app = typer.Typer(
+    no_args_is_help=True,
+    help="Upstream creates whose answer was lost and could not be settled (maybe billed).",
+)
 T = TypeVar("T")
 console = Console()
 
@@ -146,3 +150,37 @@ def credits_grant(
     )
     wire = balance.to_wire()
     console.print(f"{account_id}: balance {wire['balance']}, available {wire['available']}")
+
+
+@ambiguous_app.command("list")
+def ambiguous_list(
+    all_: bool = typer.Option(False, "--all", help="Include resolved ones."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Creates that may have started an upstream job reelgate does not track."""
+    rows = _run(lambda db: admin.ambiguous_creates(db, include_resolved=all_))
+    if as_json:
+        typer.echo(json.dumps([r.to_wire() for r in rows]))
+        return
+    table = Table("id", "job", "model", "provider", "upstream id", "sent", "outcome", "resolved")
+    for r in rows:
+        table.add_row(
+            r.id,
+            r.job_id,
+            r.model,
+            r.provider,
+            r.upstream_id or "unknown",
+            _when(r.sent_at),
+            r.outcome,
+            r.resolution or "-",
+        )
+    console.print(table)
+
+
+@ambiguous_app.command("resolve")
+def ambiguous_resolve(
+    row_id: str, note: str = typer.Option(..., help="What you found or did upstream.")
+) -> None:
+    """Mark one as checked (after looking in the provider's console)."""
+    _run(lambda db: admin.resolve_ambiguous_create(db, row_id, note))
+    console.print(f"resolved {row_id}")

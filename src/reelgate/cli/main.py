@@ -6,15 +6,22 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 import uvicorn
 
-from reelgate.cli.admin import accounts_app, credits_app, keys_app
+from reelgate.cli.admin import accounts_app, ambiguous_app, credits_app, keys_app
 from reelgate.cli.client_commands import register_client_commands
 from reelgate.config import Settings
 from reelgate.store import migrate
+from reelgate.store.db import is_unavailable
+
+if TYPE_CHECKING:
+    from reelgate.engine.worker import Worker
+    from reelgate.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="reelgate: AI video gateway.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
@@ -22,7 +29,12 @@ app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
+app.add_typer(ambiguous_app, name="ambiguous")
 register_client_commands(app)
+
+log = logging.getLogger("reelgate.cli")
+T = TypeVar("T")
+_MAX_WAIT_SECONDS = 15.0
 
 
 def _logging(level: str) -> None:
@@ -44,6 +56,67 @@ def _on_signals(stop: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
+
+
+def _migrate_when_available(url: str) -> None:
+    """Apply migrations, waiting for the database if it is not reachable yet (a
+    process started before its database, or during an outage, waits instead of dying)."""
+    delay = 0.5
+    while True:
+        try:
+            migrate.upgrade(url)
+            return
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.warning("database unavailable (%s); retrying in %.0fs", type(exc).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, _MAX_WAIT_SECONDS)
+
+
+async def _when_available(what: str, work: Callable[[], Awaitable[T]]) -> T:
+    delay = 0.5
+    while True:
+        try:
+            return await work()
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.warning(
+                "%s: database unavailable (%s); retrying in %.0fs", what, type(exc).__name__, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_WAIT_SECONDS)
+
+
+class _SupervisedWorker:
+    """A worker that is started again should its loop ever end with an error (its loop
+    already rides out database outages; this is the last line of defence)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.current: Worker | None = None
+        self.stopping = False
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self.current is not None:
+            self.current.stop()
+
+    async def run(self) -> None:
+        from reelgate.engine.worker import Worker
+
+        failures = 0
+        while not self.stopping:
+            self.current = Worker(self.rt)
+            try:
+                await self.current.run()
+                return
+            except Exception:
+                failures += 1
+                delay = min(30.0, 2.0**failures)
+                log.exception("worker failed; starting a new one in %.0fs", delay)
+                await asyncio.sleep(delay)
 
 
 def _banner(public_url: str, key: str) -> str:
@@ -74,7 +147,6 @@ async def _run(
 ) -> None:
     from reelgate.accounts.dev import ensure_dev_account
     from reelgate.api.app import create_app
-    from reelgate.engine.worker import Worker
     from reelgate.runtime import build_runtime
     from reelgate.store.accounts import DEV_ACCOUNT_ID, set_flags
 
@@ -83,15 +155,19 @@ async def _run(
     tasks: list[asyncio.Task[None]] = []
     try:
         server: _Server | None = None
-        wk: Worker | None = None
+        wk: _SupervisedWorker | None = None
         if api:
-            key = await ensure_dev_account(rt)
-            if emulated:
+            key = await _when_available("dev account", lambda: ensure_dev_account(rt))
+
+            async def allow_emulated() -> None:
                 # offline trial: let the dev account use every emulated model
                 async with rt.db.begin() as conn:
                     await set_flags(
                         conn, DEV_ACCOUNT_ID, allowed_models=rt.catalog.ids(), prc_opt_in=True
                     )
+
+            if emulated:
+                await _when_available("dev account", allow_emulated)
             config = uvicorn.Config(
                 create_app(rt), host=host, port=port, log_level=log_level, lifespan="off"
             )
@@ -99,7 +175,7 @@ async def _run(
             typer.echo(_banner(public_url, key))
             tasks.append(asyncio.create_task(server.serve(), name="api"))
         if worker:
-            wk = Worker(rt)
+            wk = _SupervisedWorker(rt)
             tasks.append(asyncio.create_task(wk.run(), name="worker"))
 
         def stop() -> None:
@@ -118,8 +194,8 @@ async def _run(
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", envvar="REELGATE_HOST", help="Address to listen on."),
+    port: int = typer.Option(8000, envvar="REELGATE_PORT", help="Port to listen on."),
     log_level: str = typer.Option("info"),
     emulators: bool = typer.Option(
         False, "--emulators", help="Also start every provider's emulator and use them (offline)."
@@ -131,7 +207,7 @@ def serve(
     """API, worker and web page in one process: the embedded default."""
     settings = Settings()
     _logging(log_level)
-    migrate.upgrade(settings.resolved_database_url())
+    _migrate_when_available(settings.resolved_database_url())
     if not emulators:
         asyncio.run(_run(settings, host, port, api=True, worker=True, log_level=log_level))
         return
@@ -187,8 +263,8 @@ def emulate(
 
 @app.command()
 def api(
-    host: str = typer.Option("127.0.0.1"),
-    port: int = typer.Option(8000),
+    host: str = typer.Option("127.0.0.1", envvar="REELGATE_HOST"),
+    port: int = typer.Option(8000, envvar="REELGATE_PORT"),
     log_level: str = typer.Option("info"),
 ) -> None:
     """The HTTP API alone (run workers with `reelgate worker`)."""

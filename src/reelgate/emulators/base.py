@@ -7,6 +7,9 @@ emulator) or ``[fault:NAME@kind]`` (only the emulator of that provider kind):
     refuse         the provider's real safety-refusal signal (at create or at the end)
     refuse-image   the same, attributed to the input image where the provider says so
     quota          HTTP 429 with Retry-After at create
+    slow-create    the job is created at once, but the create's answer comes only
+                   after ``slow_create_seconds`` (a lost answer, for a client with a
+                   shorter timeout or a worker killed meanwhile)
     5xx            the first two calls for the job answer 503 (a burst)
     malformed      the first status poll answers a body that is not JSON
     never          the job never finishes
@@ -40,6 +43,7 @@ __all__ = [
     "EmulatorConfig",
     "EmulatorServer",
     "VideoSource",
+    "answer_late",
     "faults_in",
     "run_emulator",
     "trickle",
@@ -91,9 +95,17 @@ class EmulatorConfig:
     public_url: str = ""
     """This emulator's own base URL (for result links); set by the server once bound."""
     retry_after_seconds: int = 30
+    slow_create_seconds: float = 5.0
+    """How long the ``slow-create`` fault holds back a create's answer."""
 
     def videos(self) -> VideoSource:
         return VideoSource(self.video_dir)
+
+
+async def answer_late(faults: frozenset[str], config: EmulatorConfig) -> None:
+    """The ``slow-create`` fault: the job exists already; its answer waits."""
+    if "slow-create" in faults:
+        await asyncio.sleep(config.slow_create_seconds)
 
 
 def elapsed_fraction(created: float, job_seconds: float) -> float:

@@ -47,6 +47,7 @@ from starlette.routing import Route
 from reelgate.emulators.base import (
     EmulatorConfig,
     EmulatorServer,
+    answer_late,
     elapsed_fraction,
     faults_in,
     trickle,
@@ -150,6 +151,7 @@ class GrokEmulator:
         except _Invalid as invalid:
             return invalid.response
         self.jobs[job.id] = job
+        await answer_late(faults, self.config)
         return JSONResponse({"request_id": job.id})
 
     async def status(self, request: Request) -> Response:

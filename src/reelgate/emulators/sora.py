@@ -43,7 +43,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
-from reelgate.emulators.base import EmulatorConfig, elapsed_fraction, faults_in, trickle
+from reelgate.emulators.base import (
+    EmulatorConfig,
+    answer_late,
+    elapsed_fraction,
+    faults_in,
+    trickle,
+)
 
 __all__ = ["MODEL_SIZES", "SECONDS", "SoraEmulatorState", "create_app", "state_of"]
 
@@ -212,6 +218,7 @@ async def _create(state: SoraEmulatorState, request: Request) -> Response:
         created_at=time.time(),
     )
     state.videos[video.id] = video
+    await answer_late(faults, state.config)
     return JSONResponse(_video_object(video, state.config))
 
 

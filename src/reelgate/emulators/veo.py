@@ -40,7 +40,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from reelgate.emulators.base import EmulatorConfig, elapsed_fraction, faults_in, trickle
+from reelgate.emulators.base import (
+    EmulatorConfig,
+    answer_late,
+    elapsed_fraction,
+    faults_in,
+    trickle,
+)
 
 __all__ = ["GEMINI_MODELS", "VERTEX_MODELS", "create_app", "create_vertex_app"]
 
@@ -359,6 +365,7 @@ async def _gemini_create(request: Request) -> Response:
         job = _new_job(state, f"models/{model}/operations/{operation_id}", body)
     except _ApiError as exc:
         return exc.response()
+    await answer_late(job.faults, state.config)
     return JSONResponse({"name": job.name})
 
 
@@ -454,6 +461,7 @@ async def _vertex_create(request: Request) -> Response:
         job = _new_job(state, name, body)
     except _ApiError as exc:
         return exc.response()
+    await answer_late(job.faults, state.config)
     return JSONResponse({"name": job.name})
 
 

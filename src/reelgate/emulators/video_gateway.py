@@ -46,7 +46,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from reelgate.catalog.models import resolution_dims
-from reelgate.emulators.base import EmulatorConfig, elapsed_fraction, faults_in, trickle
+from reelgate.emulators.base import (
+    EmulatorConfig,
+    answer_late,
+    elapsed_fraction,
+    faults_in,
+    trickle,
+)
 
 __all__ = ["GenerateBody", "create_app"]
 
@@ -180,6 +186,7 @@ def create_app(
             return _detail(503, "Video worker pool unavailable, try again later")
         job = _Job(id=str(uuid.uuid4()), body=body, faults=faults)
         state.jobs[job.id] = job
+        await answer_late(faults, state.config)
         return JSONResponse({"job_id": job.id, "status": "queued"})
 
     @app.get("/api/video/status/{job_id}", dependencies=authenticated)

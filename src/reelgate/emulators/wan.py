@@ -11,13 +11,16 @@ Fault keywords map to DashScope's own signals:
     refuse        400 DataInspectionFailed at create ("Input text data ...")
     refuse-image  the task ends FAILED with DataInspectionFailed ("Input image data ...")
     quota         429 Throttling.RateQuota with Retry-After
+    slow-create   the task is created, its create answer held back (a lost answer)
     5xx           the first two creates with this prompt answer 503 ModelUnavailable
     malformed     the first task query answers a body that is not JSON
     never         the task stays RUNNING
     expire        the result link answers OSS's 403 "Request has expired." after one use
     slow / truncate / notvideo   applied to the result download
 
-Parameters the model does not accept (size, resolution, duration) end the
+The batch task query (``GET /api/v1/tasks``) lists tasks by time window,
+model and status, as the task APIs document (what a lost create is searched
+with). Parameters the model does not accept (size, resolution, duration) end the
 task FAILED with InvalidParameter, as the API reference's example shows.
 Every create is recorded in ``app.state.received`` (headers and body) and every
 result download's headers in ``app.state.downloads``, for tests.
@@ -31,7 +34,7 @@ import io
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -41,7 +44,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from reelgate.emulators.base import EmulatorConfig, elapsed_fraction, faults_in, trickle
+from reelgate.emulators.base import (
+    EmulatorConfig,
+    answer_late,
+    elapsed_fraction,
+    faults_in,
+    trickle,
+)
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -89,6 +98,8 @@ class _Task:
     seconds: int
     image: bool
     prompt_extend: bool
+    model_name: str = ""
+    gmt_create: int = 0  # epoch milliseconds, as the task list reports it
     failure: tuple[str, str] | None = None
     canceled: bool = False
     polls: int = 0
@@ -116,6 +127,17 @@ def _auth(request: Request, config: EmulatorConfig) -> Response | None:
     if header != f"Bearer {config.api_key}":
         return _error(401, "InvalidApiKey", "Invalid API-key provided.")
     return None
+
+
+_BEIJING = timezone(timedelta(hours=8))
+
+
+def _window(value: str | None, default: int) -> int:
+    """A ``YYYYMMDDhhmmss`` bound as epoch milliseconds (Beijing time)."""
+    if value is None:
+        return default
+    moment = datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=_BEIJING)
+    return int(moment.timestamp() * 1000)
 
 
 def _clock(moment: datetime) -> str:
@@ -229,6 +251,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
             seconds=seconds if isinstance(seconds, int) else 0,
             image=model.image,
             prompt_extend=params.get("prompt_extend", True) is not False,
+            model_name=str(body.get("model", "")),
+            gmt_create=int(time.time() * 1000),
         )
         if isinstance(planned, str):
             task.failure = ("InvalidParameter", planned)
@@ -240,6 +264,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
                 "Input image data may contain inappropriate content.",
             )
         state.tasks[task.task_id] = task
+        await answer_late(faults, config)
         return JSONResponse(
             {
                 "output": {"task_status": "PENDING", "task_id": task.task_id},
@@ -296,6 +321,56 @@ def create_app(config: EmulatorConfig) -> Starlette:
         usage = {"video_duration": task.seconds, "video_ratio": ratio, "video_count": 1}
         return {"output": output, "usage": usage}
 
+    async def list_tasks(request: Request) -> Response:
+        """The batch task query: ``GET /api/v1/tasks`` by time window (``YYYYMMDDhhmmss``,
+        read here as Beijing time), model and status, paged by ``page_no``/``page_size``
+        (dashscope-sdk-python ``base_api.py`` ``list``; Java ``AsyncTaskListParam``)."""
+        denied = _auth(request, config)
+        if denied is not None:
+            return denied
+        q = request.query_params
+        try:
+            page_no = int(q.get("page_no", "1"))
+            page_size = int(q.get("page_size", "10"))
+            start = _window(q.get("start_time"), 0)
+            end = _window(q.get("end_time"), 2**62)
+        except ValueError:
+            return _error(400, "InvalidParameter", "Invalid time or paging parameter")
+        if page_no < 1 or not 1 <= page_size <= 100:
+            return _error(400, "InvalidParameter", "page_size must be between 1 and 100")
+        tasks = [
+            t
+            for t in sorted(state.tasks.values(), key=lambda t: t.gmt_create, reverse=True)
+            if start <= t.gmt_create <= end
+            and q.get("model_name") in (None, t.model_name)
+            and q.get("status") in (None, _describe(t)["output"]["task_status"])
+        ]
+        page = tasks[(page_no - 1) * page_size : page_no * page_size]
+        data = [
+            {
+                "task_id": t.task_id,
+                "status": _describe(t)["output"]["task_status"],
+                "model_name": t.model_name,
+                "gmt_create": t.gmt_create,
+                "start_time": t.gmt_create,
+                "api_key_id": "42677",
+                "region": "ap-southeast-1",
+                "request_id": str(uuid.uuid5(uuid.NAMESPACE_URL, t.task_id)),
+                "caller_uid": "emulator",
+            }
+            for t in page
+        ]
+        return JSONResponse(
+            {
+                "request_id": str(uuid.uuid4()),
+                "data": data,
+                "total": len(tasks),
+                "total_page": max(1, -(-len(tasks) // page_size)),
+                "page_no": page_no,
+                "page_size": page_size,
+            }
+        )
+
     async def cancel(request: Request) -> Response:
         denied = _auth(request, config)
         if denied is not None:
@@ -337,6 +412,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
                 create,
                 methods=["POST"],
             ),
+            Route(f"{API_PREFIX}/tasks", list_tasks, methods=["GET"]),
             Route(f"{API_PREFIX}/tasks/{{task_id}}", get_task, methods=["GET"]),
             Route(f"{API_PREFIX}/tasks/{{task_id}}/cancel", cancel, methods=["POST"]),
             Route("/results/{name}", result, methods=["GET"]),

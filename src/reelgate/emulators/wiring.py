@@ -40,7 +40,7 @@ def settings_for(kind: str, url: str, key: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def running_emulators(
-    video_dir: Path, *, job_seconds: float = 8.0
+    video_dir: Path, *, job_seconds: float = 8.0, slow_create_seconds: float = 5.0
 ) -> Iterator[dict[str, EmulatorServer]]:
     """Start every emulator on its own loopback port for the block's duration."""
     with contextlib.ExitStack() as stack:
@@ -49,7 +49,10 @@ def running_emulators(
                 run_emulator(
                     kind,
                     EmulatorConfig(
-                        api_key=f"emulator-{kind}", job_seconds=job_seconds, video_dir=video_dir
+                        api_key=f"emulator-{kind}",
+                        job_seconds=job_seconds,
+                        video_dir=video_dir,
+                        slow_create_seconds=slow_create_seconds,
                     ),
                 )
             )

@@ -58,14 +58,17 @@ OnCreated = Callable[[AsyncConnection, Job], Awaitable[None]]
 async def submit_job(rt: Runtime, new: NewJob, *, on_created: OnCreated | None = None) -> Job:
     """Insert a queued job, its hold and its first event, and wake a worker. Returns at
     once; nothing waits for video. ``on_created`` runs inside the same transaction
-    (the API stores the Idempotency-Key response there)."""
+    (the API stores the Idempotency-Key response there).
+
+    The job returned is the one just written, not read back: once the transaction
+    has committed, nothing can fail between it and the answer to the client."""
     job_id = new_job_id()
     now = now_ms()
     params = dict(new.params)
     if new.image is not None:
         params["image_key"] = await _store_image(rt, job_id, new.account_id, new.image)
         params["image_mime_type"] = new.image_mime_type
-    values = {
+    values: dict[str, Any] = {
         "id": job_id,
         "account_id": new.account_id,
         "source": new.source,
@@ -96,14 +99,12 @@ async def submit_job(rt: Runtime, new: NewJob, *, on_created: OnCreated | None =
         values["hold_id"] = await place_hold(conn, new.account_id, job_id, amount)
         await _check_in_flight(rt, conn, new.account_id, seconds)
         await insert_job(conn, values)
+        job = Job.new(values)
         await record_event(conn, job_id, 1, Event("video.queued", "queued", 0))
         if on_created is not None:
-            created = await get_job(conn, job_id)
-            assert created is not None
-            await on_created(conn, created)
+            await on_created(conn, job)
         await notify_in_transaction(conn, job_id)
     rt.wakeup.notify()
-    job = await _load(rt, job_id, new.account_id)
     return job
 
 
@@ -228,21 +229,24 @@ async def retry_mirror(rt: Runtime, account_id: str, job_id: str) -> Job:
         if job is None:
             raise NotFound(f"No video job {job_id!r}.", param="id")
         mirror_status = (job.result or {}).get("mirror_status")
-        if job.state != "completed" or mirror_status != "failed":
+        delivered = job.completed_at is not None and job.state in ("completed", "mirroring")
+        if not delivered or mirror_status != "failed":
             raise Conflict(
                 f"Video job {job_id} has nothing to re-mirror (status {job.state}, "
                 f"mirror_status {mirror_status}); only completed jobs whose mirror failed can.",
                 code="mirror_not_retryable",
             )
+        # Now, and with a fresh round of background tries; a job still retrying by itself
+        # is only made due at once (the worker holding it, if any, keeps it).
         await conn.execute(
             jobs.update()
-            .where(jobs.c.id == job_id, jobs.c.state == "completed")
+            .where(jobs.c.id == job_id, jobs.c.state.in_(("completed", "mirroring")))
             .values(
                 state="mirroring",
                 retries=0,
                 next_run_at=now,
                 updated_at=now,
-                result={**(job.result or {}), "mirror_status": "pending"},
+                result={**(job.result or {}), "mirror_status": "pending", "mirror_tries": 0},
             )
         )
         await notify_in_transaction(conn, job_id)

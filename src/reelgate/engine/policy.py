@@ -61,7 +61,9 @@ def poll_delay_seconds(base: float, poll_count: int) -> float:
     return base * min(4.0, math.pow(1.25, poll_count))
 
 
-def user_message(error: ProviderError, model: str) -> str:
+def user_message(error: ProviderError, model: str, *, suggest_fallback: bool = True) -> str:
+    """What the client reads. ``suggest_fallback``: the request's endpoint takes a
+    ``fallback`` list (the media-video-from-text service does not), so say so."""
     if error.error_class is ErrorClass.REFUSED:
         what = error.details.get("flagged")
         flagged = f" The {what} was flagged." if what else ""
@@ -71,10 +73,12 @@ def user_message(error: ProviderError, model: str) -> str:
             "retried on other models."
         )
     if error.error_class is ErrorClass.QUOTA:
-        return (
-            f"{model} is out of quota or rate-limited upstream ({error.message}). "
+        advice = (
             "Add a fallback model to the request (fallback: [...]) or retry later."
+            if suggest_fallback
+            else "Retry later, or choose the other model."
         )
+        return f"{model} is out of quota or rate-limited upstream ({error.message}). {advice}"
     if error.error_class is ErrorClass.TIMEOUT:
         return "The video was not ready before the job's deadline. Resubmit, or try a faster model."
     return f"{model}: {error.message}"
@@ -87,6 +91,7 @@ def decide(
     has_next: bool,
     model: str,
     may_duplicate: bool = False,
+    suggest_fallback: bool = True,
 ) -> Decision:
     """``may_duplicate``: re-sending this step could start a second upstream job (a
     create whose answer was lost, to a provider that cannot dedupe): never retry it."""
@@ -98,8 +103,9 @@ def decide(
             code="upstream_unknown",
             message=(
                 f"{model} did not confirm whether it accepted the job ({error.message}), and "
-                "sending it again could make (and bill) a second video. Resubmit if no video "
-                "arrives, or add a fallback model."
+                "sending it again could make (and bill) a second video, so it was not sent "
+                "again; this job is not billed. Resubmit"
+                + (", or add a fallback model." if suggest_fallback else ".")
             ),
         )
     if cls is ErrorClass.TRANSIENT and retries < MAX_TRANSIENT_RETRIES:
@@ -114,4 +120,4 @@ def decide(
         ErrorClass.INVALID: "upstream_invalid",
         ErrorClass.TIMEOUT: "timeout",
     }[cls]
-    return Fail(code=code, message=user_message(error, model))
+    return Fail(code=code, message=user_message(error, model, suggest_fallback=suggest_fallback))

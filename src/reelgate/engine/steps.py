@@ -13,8 +13,11 @@ the create is replaced by one that re-sends the *same* create.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +29,7 @@ from reelgate.catalog import ModelSpec
 from reelgate.engine import progress as prog
 from reelgate.engine.events import event_for, record_event
 from reelgate.engine.inputs import load_image
+from reelgate.engine.lost_creates import settle_lost_create
 from reelgate.engine.mirror import mirror_result
 from reelgate.engine.policy import (
     MAX_TRANSIENT_RETRIES,
@@ -47,12 +51,15 @@ from reelgate.errors import (
 from reelgate.providers.base import GenerationRequest, Provider, ResultLocation, UpstreamState
 from reelgate.runtime import Runtime
 from reelgate.store.cooldowns import cooling_until, start_cooldown
+from reelgate.store.db import is_unavailable
 from reelgate.store.jobs import Job, count_occupying, fenced_update, now_ms
 
-__all__ = ["MAX_MIRROR_RETRIES", "Stepper", "storage_key"]
+__all__ = ["Also", "Stepper", "storage_key"]
+
+Also = Callable[[AsyncConnection], Awaitable[None]]
+"""More writes that must commit with a step's own (same transaction)."""
 
 log = logging.getLogger(__name__)
-MAX_MIRROR_RETRIES = 3
 DEFAULT_COOLDOWN_SECONDS = 60.0
 CAPACITY_WAIT_MS = 1000
 """How soon a job waiting for a capped deployment looks again."""
@@ -80,10 +87,41 @@ class Stepper:
         self.rt = rt
         self.worker_id = worker_id
 
-    async def _write(self, job: Job, values: dict[str, Any], *, release: bool = True) -> bool:
-        async with self.rt.db.begin() as conn:
-            ok = await self._fenced(conn, job, values, release=release)
-        return self._after(job, ok)
+    async def _write(
+        self, job: Job, values: dict[str, Any], *, release: bool = True, also: Also | None = None
+    ) -> bool:
+        """A fenced write in its own transaction; ``also`` runs in that transaction
+        when the write went through (a record that must commit with the decision)."""
+
+        async def write() -> bool:
+            async with self.rt.db.begin() as conn:
+                ok = await self._fenced(conn, job, dict(values), release=release)
+                if ok and also is not None:
+                    await also(conn)
+            return ok
+
+        return self._after(job, await self._patiently(job, write))
+
+    async def _patiently(self, job: Job, write: Callable[[], Awaitable[bool]]) -> bool:
+        """Run a step's write, riding out a database outage: what the step learned
+        upstream (an upstream id above all) must not be lost to a blip. Safe to repeat:
+        the fence lets a write through only while this worker holds the job."""
+        delay = 0.5
+        deadline = time.monotonic() + self.rt.settings.database_timeout_seconds * 8
+        while True:
+            try:
+                return await write()
+            except Exception as exc:
+                if not is_unavailable(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "job %s: database unavailable while recording its %s step; retrying in %.1fs",
+                    job.id,
+                    job.state,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def _fenced(
         self, conn: AsyncConnection, job: Job, values: dict[str, Any], *, release: bool
@@ -109,7 +147,7 @@ class Stepper:
             )
         return ok
 
-    def _spec(self, job: Job) -> ModelSpec:
+    def spec(self, job: Job) -> ModelSpec:
         return self.rt.catalog.get(job.current_model)
 
     async def advance(self, job: Job) -> None:
@@ -128,7 +166,7 @@ class Stepper:
             await self._mirror(job)
 
     async def _cancel_upstream(self, job: Job) -> None:
-        provider = self.rt.providers.get(self._spec(job).provider)
+        provider = self.rt.providers.get(self.spec(job).provider)
         if provider is None or not provider.supports_cancel or not job.upstream_id:
             return
         try:
@@ -136,19 +174,34 @@ class Stepper:
         except ReelgateError as exc:
             log.info("job %s: upstream cancel failed (%s); ignoring", job.id, exc.code)
 
-    async def _finish(self, job: Job, values: dict[str, Any], charge: int) -> bool:
+    async def _finish(
+        self,
+        job: Job,
+        values: dict[str, Any],
+        charge: int,
+        *,
+        also: Also | None = None,
+        next_run_at: int | None = None,
+    ) -> bool:
         """Write a final state and settle the job's hold in one transaction: capture
         ``charge`` (completed) or release it all (charge 0). If the lease was lost,
-        neither happens; if the hold was already settled, it is not settled again."""
-        values = {**values, "cost": charge, "next_run_at": None, "active_provider": None}
-        async with self.rt.db.begin() as conn:
-            ok = await self._fenced(conn, job, values, release=True)
-            if ok and job.hold_id:
-                if charge:
-                    await capture_hold(conn, job.hold_id, charge)
-                else:
-                    await release_hold(conn, job.hold_id)
-        return self._after(job, ok)
+        neither happens; if the hold was already settled, it is not settled again.
+        ``next_run_at``: the job is settled but has work left (a mirror to retry)."""
+        values = {**values, "cost": charge, "next_run_at": next_run_at, "active_provider": None}
+
+        async def write() -> bool:
+            async with self.rt.db.begin() as conn:
+                ok = await self._fenced(conn, job, dict(values), release=True)
+                if ok and job.hold_id:
+                    if charge:
+                        await capture_hold(conn, job.hold_id, charge)
+                    else:
+                        await release_hold(conn, job.hold_id)
+                if ok and also is not None:
+                    await also(conn)
+            return ok
+
+        return self._after(job, await self._patiently(job, write))
 
     async def _cancel(self, job: Job, now: int) -> None:
         if job.state in ("submitting", "running"):
@@ -170,7 +223,15 @@ class Stepper:
         }
         await self._fail(job, error, "timeout", now)
 
-    async def _fail(self, job: Job, error: dict[str, Any], outcome: str, now: int) -> None:
+    async def _fail(
+        self,
+        job: Job,
+        error: dict[str, Any],
+        outcome: str,
+        now: int,
+        *,
+        also: Also | None = None,
+    ) -> None:
         values = {
             "state": "failed",
             "error": error,
@@ -178,7 +239,7 @@ class Stepper:
             "units_consumed": 0,
             "attempts": _close_attempt(job, outcome, error, now),
         }
-        await self._finish(job, values, 0)
+        await self._finish(job, values, 0, also=also)
 
     def _request(self, job: Job, spec: ModelSpec) -> dict[str, Any]:
         p = job.params
@@ -197,11 +258,7 @@ class Stepper:
             "seed": p.get("seed"),
         }
 
-    def _idempotent(self, job: Job) -> bool:
-        provider = self.rt.providers.get(self._spec(job).provider)
-        return provider is None or provider.idempotent_create
-
-    def _provider(self, spec: ModelSpec) -> Provider:
+    def provider(self, spec: ModelSpec) -> Provider:
         provider = self.rt.providers.get(spec.provider)
         if provider is None:
             reason = self.rt.providers.unavailable_reason(spec.provider) or spec.provider
@@ -228,7 +285,7 @@ class Stepper:
             f"{spec.id} is cooling down for {seconds} s after a quota answer from its provider",
             code="cooldown",
         )
-        await self._on_error(job, error, cooldown=False)
+        await self.on_error(job, error, cooldown=False)
         return True
 
     async def _take_slot(self, job: Job, spec: ModelSpec, values: dict[str, Any]) -> bool | None:
@@ -252,7 +309,7 @@ class Stepper:
         return True if self._after(job, ok) else None
 
     async def _submit(self, job: Job) -> None:
-        spec = self._spec(job)
+        spec = self.spec(job)
         now = now_ms()
         if job.state == "queued":
             if await self._cooling(job, spec, now):
@@ -266,6 +323,10 @@ class Stepper:
                     "error": None,
                     "started_at": now,
                     "ended_at": None,
+                    # set before every create is sent, cleared when its answer is
+                    # recorded: a job claimed with it set may have an upstream job
+                    "create_pending": True,
+                    "create_sent_at": now,
                 },
             ]
             values = {
@@ -278,30 +339,68 @@ class Stepper:
             if not await self._take_slot(job, spec, values):
                 return
             job = replace(job, **values)  # type: ignore[arg-type]
-        elif not job.attempts[-1].get("last_error") and not self._idempotent(job):
-            # Claimed in `submitting` with no recorded error: the worker that moved it
-            # here died around its create call. The upstream cannot dedupe, so the
-            # create may have happened; re-sending could make a second video.
-            lost = TransientError("the worker died while submitting", ambiguous=True)
-            await self._on_error(job, lost)
+        elif job.attempts[-1].get("create_pending", True):
+            # Claimed in `submitting` while a create may be in flight: the worker that
+            # sent it died before recording the answer. Whatever failed before that
+            # create, this one may have started an upstream job.
+            lost = TransientError("the worker stopped while a create was in flight")
+            await settle_lost_create(self, job, spec, lost)
             return
+        else:
+            # A retry after a definite answer (a 5xx, say): mark it in flight, then send.
+            marked = await self.mark_sending(job)
+            if marked is None:
+                return
+            job = marked
+        await self.send_create(job, spec)
+
+    async def mark_sending(self, job: Job, *, count: bool = False) -> Job | None:
+        """Record that a create is about to be sent (None: the lease was lost).
+        ``count``: this send is a retry that counts against the transient limit."""
+        attempts = [dict(a) for a in job.attempts]
+        attempts[-1].update(create_pending=True, create_sent_at=now_ms())
+        retries = job.retries + 1 if count else job.retries
+        if not await self._write(job, {"attempts": attempts, "retries": retries}, release=False):
+            return None
+        return replace(job, attempts=attempts, retries=retries)
+
+    async def generation_request(self, job: Job, spec: ModelSpec) -> GenerationRequest:
+        image = await load_image(job.params, self.rt.storage, self.rt.settings.net_policy())
+        return GenerationRequest(**self._request(job, spec), image=image)
+
+    async def send_create(self, job: Job, spec: ModelSpec) -> None:
         try:
-            provider = self._provider(spec)
-            image = await load_image(job.params, self.rt.storage, self.rt.settings.net_policy())
-            request = GenerationRequest(**self._request(job, spec), image=image)
-            submitted = await provider.create(request)
+            provider = self.provider(spec)
+            submitted = await provider.create(await self.generation_request(job, spec))
         except ProviderError as exc:
-            await self._on_error(job, exc)
+            if exc.details.get("ambiguous"):
+                # sent, but the answer was lost: the upstream job may exist
+                await settle_lost_create(self, job, spec, exc)
+            else:
+                await self.on_error(job, exc)
             return
+        await self.record_running(job, spec, submitted.upstream_id)
+
+    async def record_running(
+        self,
+        job: Job,
+        spec: ModelSpec,
+        upstream_id: str,
+        *,
+        adopted: bool = False,
+        also: Also | None = None,
+    ) -> None:
         now = now_ms()
         attempts = [dict(a) for a in job.attempts]
-        attempts[-1].update(upstream_id=submitted.upstream_id, outcome="running")
+        attempts[-1].update(upstream_id=upstream_id, outcome="running", create_pending=False)
+        if adopted:
+            attempts[-1]["adopted"] = True
         delay_ms = int(poll_delay_seconds(spec.poll_interval_seconds, 0) * 1000)
         await self._write(
             job,
             {
                 "state": "running",
-                "upstream_id": submitted.upstream_id,
+                "upstream_id": upstream_id,
                 "running_since": now,
                 "poll_count": 0,
                 "retries": 0,
@@ -309,24 +408,42 @@ class Stepper:
                 "progress": prog.forward(job.progress, prog.RUN_LO),
                 "next_run_at": min(now + delay_ms, job.deadline_at),
             },
+            also=also,
+        )
+
+    async def wait_then_retry(
+        self, job: Job, until_ms: int, note: dict[str, Any], *, count: bool
+    ) -> None:
+        """Look at the job again at ``until_ms`` (the create stays marked in flight)."""
+        attempts = [dict(a) for a in job.attempts]
+        attempts[-1]["last_error"] = note
+        await self._write(
+            job,
+            {
+                "retries": job.retries + 1 if count else job.retries,
+                "attempts": attempts,
+                "next_run_at": min(until_ms, job.deadline_at),
+            },
         )
 
     async def _poll(self, job: Job) -> None:
-        spec = self._spec(job)
+        spec = self.spec(job)
         assert job.upstream_id is not None
         try:
-            status = await self._provider(spec).status(job.upstream_id)
+            status = await self.provider(spec).status(job.upstream_id)
         except ProviderError as exc:
-            await self._on_error(job, exc)
+            await self.on_error(job, exc)
             return
         now = now_ms()
         if status.state is UpstreamState.SUCCEEDED:
             if status.result is None:
-                await self._on_error(job, TransientError("upstream finished without a result URL"))
+                await self.on_error(job, TransientError("upstream finished without a result URL"))
                 return
             r = status.result
             result = {
                 "upstream_url": r.url,
+                # what the upstream says it made (the mirror measures its own copy)
+                "duration_seconds": status.duration_seconds,
                 "upstream_expires_at": int(r.expires_at.timestamp() * 1000)
                 if r.expires_at
                 else None,
@@ -358,15 +475,14 @@ class Stepper:
         )
 
     async def _mirror(self, job: Job) -> None:
-        spec = self._spec(job)
+        spec = self.spec(job)
         result = dict(job.result or {})
         location = ResultLocation(
             url=result["upstream_url"], content_type=result.get("content_type") or "video/mp4"
         )
-        now = now_ms()
         try:
             m = await mirror_result(
-                self._provider(spec),
+                self.provider(spec),
                 location,
                 self.rt.storage,
                 storage_key(job),
@@ -374,32 +490,41 @@ class Stepper:
             )
         except (ReelgateError, OSError) as exc:
             message = exc.message if isinstance(exc, ReelgateError) else type(exc).__name__
-            if job.retries < MAX_MIRROR_RETRIES and not isinstance(exc, InvalidRequest):
-                await self._write(
-                    job,
-                    {
-                        "retries": job.retries + 1,
-                        "result": {**result, "mirror_error": message},
-                        "next_run_at": now + int(backoff_seconds(job.retries, base=2.0) * 1000),
-                    },
-                )
-                return
-            result.update(mirror_status="failed", mirror_error=message)
-        else:
-            result.update(
-                mirror_status="stored",
-                key=m.key,
-                bytes=m.bytes,
-                sha256=m.sha256,
-                duration_seconds=m.duration_seconds,
-                width=m.width,
-                height=m.height,
-                content_type=m.content_type,
-                has_audio=m.has_audio,
-                mirror_error=None,
+            await self._mirror_failed(
+                job, spec, result, message, final=isinstance(exc, InvalidRequest)
             )
+            return
+        result.update(
+            mirror_status="stored",
+            key=m.key,
+            bytes=m.bytes,
+            sha256=m.sha256,
+            # what the mirrored file measures; result.duration_seconds stays the upstream's
+            measured_duration_seconds=m.duration_seconds,
+            width=m.width,
+            height=m.height,
+            content_type=m.content_type,
+            has_audio=m.has_audio,
+            mirror_error=None,
+            mirror_retry_at=None,
+        )
+        await self._deliver(job, spec, result, measured=m.duration_seconds)
+
+    async def _deliver(
+        self,
+        job: Job,
+        spec: ModelSpec,
+        result: dict[str, Any],
+        *,
+        measured: float | None,
+        mirror_again_at: int | None = None,
+    ) -> None:
+        """Complete the job and bill it, once. ``mirror_again_at``: the copy failed; the
+        video is delivered from the upstream meanwhile (``result.url`` is reelgate's own
+        content route) and the mirror is tried again then."""
+        now = now_ms()
         values = {
-            "state": "completed",
+            "state": "mirroring" if mirror_again_at is not None else "completed",
             "result": result,
             "progress": 100,
             "completed_at": job.completed_at or now,
@@ -409,18 +534,65 @@ class Stepper:
         }
         if job.completed_at is not None and job.cost is not None:
             # a retried mirror of a finished, already billed video
-            await self._finish(job, values, job.cost)
+            await self._finish(job, values, job.cost, next_run_at=mirror_again_at)
             return
         requested = int(job.params["duration_seconds"])
-        seconds = billable_seconds(requested, result.get("duration_seconds"))
+        reported = measured if measured is not None else result.get("duration_seconds")
+        seconds = billable_seconds(requested, reported)
         values["units_consumed"] = seconds
         charge = charge_for(self.rt.catalog, spec.id, job.params["resolution"], seconds)
-        await self._finish(job, values, charge)
+        await self._finish(job, values, charge, next_run_at=mirror_again_at)
 
-    async def _on_error(self, job: Job, exc: ProviderError, *, cooldown: bool = True) -> None:
+    async def _mirror_failed(
+        self, job: Job, spec: ModelSpec, result: dict[str, Any], message: str, *, final: bool
+    ) -> None:
+        """Quick retries first; then the video is delivered unmirrored (billed, playable
+        through reelgate) while the copy is retried with a growing backoff, and given
+        up only after ``mirror_background_retries`` more tries or once the upstream's
+        link has expired."""
+        now = now_ms()
+        result["mirror_error"] = message
+        quick = self.rt.settings.mirror_quick_retries
+        if job.completed_at is None and job.retries < quick and not final:
+            await self._write(
+                job,
+                {
+                    "retries": job.retries + 1,
+                    "result": result,
+                    "next_run_at": now + int(backoff_seconds(job.retries, base=2.0) * 1000),
+                },
+            )
+            return
+        tries = int(result.get("mirror_tries") or 0) + 1
+        settings = self.rt.settings
+        again: int | None = now + int(
+            min(settings.mirror_retry_base_seconds * 4 ** (tries - 1), 7200.0) * 1000
+        )
+        expires = result.get("upstream_expires_at")
+        if (
+            final
+            or tries > settings.mirror_background_retries
+            or (expires is not None and again is not None and again >= int(expires))
+        ):
+            again = None
+            log.warning("job %s: mirror given up after %d tries: %s", job.id, tries, message)
+        result.update(mirror_status="failed", mirror_tries=tries, mirror_retry_at=again)
+        await self._deliver(job, spec, result, measured=None, mirror_again_at=again)
+
+    async def on_error(
+        self,
+        job: Job,
+        exc: ProviderError,
+        *,
+        cooldown: bool = True,
+        unresolved: Also | None = None,
+    ) -> None:
+        """Apply the policy's decision. ``unresolved``: the error is a create whose
+        outcome could not be settled (never re-sent); it records the create for
+        operators, in the same transaction as the decision."""
         now = now_ms()
         if cooldown and exc.error_class is ErrorClass.QUOTA:
-            spec = self._spec(job)
+            spec = self.spec(job)
             pause = exc.retry_after if exc.retry_after is not None else DEFAULT_COOLDOWN_SECONDS
             await start_cooldown(
                 self.rt.db, _deployment(spec), now + int(pause * 1000), exc.message
@@ -434,10 +606,11 @@ class Stepper:
             retries=MAX_TRANSIENT_RETRIES if finished else job.retries,
             has_next=has_next,
             model=job.current_model,
-            may_duplicate=job.state == "submitting"
-            and bool(exc.details.get("ambiguous"))
-            and not self._idempotent(job),
+            may_duplicate=unresolved is not None,
+            # only the native API takes a fallback list (not the media-video-from-text one)
+            suggest_fallback=job.source == "native",
         )
+        outcome = "ambiguous" if unresolved is not None else exc.error_class.value
         error: dict[str, Any] = {
             "code": exc.code,
             "message": exc.message,
@@ -456,6 +629,8 @@ class Stepper:
             attempts = [dict(a) for a in job.attempts]
             if attempts:
                 attempts[-1]["last_error"] = error
+                if job.state == "submitting":
+                    attempts[-1]["create_pending"] = False  # a definite answer
             await self._write(
                 job,
                 {
@@ -478,15 +653,17 @@ class Stepper:
                     "running_since": None,
                     "poll_count": 0,
                     "retries": 0,
-                    "attempts": _close_attempt(job, exc.error_class.value, error, now),
+                    "attempts": _close_attempt(job, outcome, error, now),
                     "next_run_at": now,
                 },
+                also=unresolved,
             )
         else:
             assert isinstance(decision, Fail)
             await self._fail(
                 job,
                 {"code": decision.code, "message": decision.message},
-                exc.error_class.value,
+                outcome,
                 now,
+                also=unresolved,
             )

@@ -9,6 +9,10 @@ One main loop plus named, supervised side tasks:
 Nothing is kept in memory between steps: a job waiting on its provider is
 only a row with a ``next_run_at``. Shutdown (SIGTERM/SIGINT → ``stop()``)
 stops claiming, lets the steps in hand finish, and releases every lease.
+
+The loop never ends on an error: a database that is down, cut or frozen
+makes it back off (0.5 s doubling to 15 s, logged once per outage) and
+resume by itself when the database answers again.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 import uuid
 
 from reelgate.engine.steps import Stepper
 from reelgate.runtime import Runtime
+from reelgate.store.db import is_unavailable
 from reelgate.store.jobs import (
     Job,
     claim_due,
@@ -75,16 +81,23 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 await renew_leases(self.rt.db, self.id, list(self._in_hand), self.lease_ms)
-            except Exception:  # a DB blip must not kill the renewer
-                log.exception("lease renewal failed; retrying in %.1fs", interval)
+            except Exception as exc:  # a DB blip must not kill the renewer
+                if is_unavailable(exc):
+                    log.warning("lease renewal: database unavailable; retrying in %.1fs", interval)
+                else:
+                    log.exception("lease renewal failed; retrying in %.1fs", interval)
 
     async def _run_step(self, job: Job) -> None:
         try:
             await self.stepper.advance(job)
-        except Exception:
-            # A bug or an unclassified failure: leave the job leased; when the
-            # lease runs out another attempt is made. Never crash the loop.
-            log.exception("job %s: step %s raised", job.id, job.state)
+        except Exception as exc:
+            # A bug, an unclassified failure or a database outage: leave the job
+            # leased; when the lease runs out another attempt is made. Never crash
+            # the loop.
+            if is_unavailable(exc):
+                log.warning("job %s: step %s stopped: database unavailable", job.id, job.state)
+            else:
+                log.exception("job %s: step %s raised", job.id, job.state)
         finally:
             self.steps_run += 1
             self._in_hand.pop(job.id, None)
@@ -114,27 +127,48 @@ class Worker:
             await asyncio.gather(wake, step, return_exceptions=True)
             self._step_done.clear()
 
+    async def _cycle(self, burst: bool) -> bool:
+        """Claim what is due, else wait for the next wake-up. True: burst is done."""
+        if len(self._in_hand) < self.concurrency and await self._claim():
+            return False
+        if burst and not self._in_hand and await count_active(self.rt.db) == 0:
+            return True
+        await self._idle_wait()
+        return False
+
     async def run(self, *, burst: bool = False) -> None:
         """Work until ``stop()``; with ``burst``, until no job is left in flight."""
         renewer = asyncio.create_task(self._renew_forever(), name="lease-renewer")
         log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
+        failures = 0
         try:
             while not self._stopping.is_set():
-                claimed = 0
-                if len(self._in_hand) < self.concurrency:
-                    try:
-                        claimed = await self._claim()
-                    except Exception:
-                        log.exception("claim failed; backing off")
-                        await asyncio.sleep(1.0)
-                        continue
-                if claimed:
+                try:
+                    if await self._cycle(burst):
+                        break
+                except Exception as exc:
+                    failures += 1
+                    await self._back_off(exc, failures)
                     continue
-                if burst and not self._in_hand and await count_active(self.rt.db) == 0:
-                    break
-                await self._idle_wait()
+                if failures:
+                    log.info("worker %s: the database answers again; resuming", self.id)
+                    failures = 0
         finally:
             await self._shutdown(renewer)
+
+    async def _back_off(self, exc: Exception, failures: int) -> None:
+        delay = min(15.0, 0.5 * 2 ** min(failures - 1, 5)) * random.uniform(0.8, 1.2)  # noqa: S311
+        if not is_unavailable(exc):
+            log.exception("worker %s: loop failed; retrying in %.1fs", self.id, delay)
+        elif failures == 1 or failures % 10 == 0:
+            log.warning(
+                "worker %s: database unavailable (%s); backing off, retrying in %.1fs",
+                self.id,
+                type(exc).__name__,
+                delay,
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
     async def _shutdown(self, renewer: asyncio.Task[None]) -> None:
         if self._in_hand:
@@ -145,5 +179,10 @@ class Worker:
         renewer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewer
-        released = await release_leases(self.rt.db, self.id)
+        try:
+            released = await release_leases(self.rt.db, self.id)
+        except Exception as exc:
+            # the leases run out by themselves; another worker takes the jobs over
+            log.warning("worker %s stopped; could not release its leases (%s)", self.id, exc)
+            return
         log.info("worker %s stopped; released %d leases", self.id, released)

@@ -26,7 +26,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError as _LimitsStorageError
 from limits.util import WindowStats
 
-from reelgate.errors import ApiError, ReelgateError
+from reelgate.errors import ApiError, ReelgateError, ServiceUnavailable
 
 __all__ = [
     "DEFAULT_KEY_PREFIX",
@@ -75,7 +75,7 @@ class RateLimited(ApiError):
         self.decision = decision
 
 
-class RateLimiterUnavailable(ReelgateError):
+class RateLimiterUnavailable(ServiceUnavailable):
     """The shared rate-limit store (Redis) cannot be reached: refuse, never wave through."""
 
     http_status = 503
@@ -214,6 +214,8 @@ def retry_after_header(exc: BaseException) -> dict[str, str]:
     """The ``Retry-After`` header an error response should carry (empty if none applies)."""
     if isinstance(exc, RateLimited):
         return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, ServiceUnavailable):
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     if isinstance(exc, ReelgateError) and isinstance(exc.details.get("retry_after"), int):
         return {"Retry-After": str(exc.details["retry_after"])}
     return {}

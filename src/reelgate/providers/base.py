@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "FindsLostCreates",
     "GenerationRequest",
     "ImageInput",
     "Provider",
@@ -116,3 +117,20 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class FindsLostCreates(Protocol):
+    """A provider whose API lists recent jobs, so a create whose answer was lost can be
+    looked for (and adopted) instead of sent again (``engine.lost_creates``)."""
+
+    async def find_created(
+        self, request: GenerationRequest, since: datetime, exclude: frozenset[str]
+    ) -> list[str]:
+        """Upstream ids of jobs created at or after ``since`` that are the create for
+        ``request``: same model and the same prompt (and shape, where the provider
+        shows it), oldest first, leaving out ``exclude`` (jobs other jobs already
+        have). A job whose prompt cannot be told yet makes it raise a
+        ``TransientError`` (look again later): a job that might be someone else's
+        is never returned. Raises a ``ProviderError`` when the listing fails."""
+        ...

@@ -7,6 +7,8 @@ Wire format (openai-python ``resources/videos.py``, ``types/video*.py``; see
     GET    /videos/{id}           status queued | in_progress | completed | failed,
                                   progress 0-100, error {code, message, param?}
     GET    /videos/{id}/content   the MP4 (``?variant=video``), with the same credential
+    GET    /videos                the project's recent videos (``after``/``limit``/``order``):
+                                  where a create whose answer was lost is looked for
     DELETE /videos/{id}           documented for completed or failed videos only
 
 Sora has no idempotency header and no way to stop a running render, so
@@ -136,6 +138,45 @@ class SoraProvider:
             raise _failure(body.get("error"), upstream_id)
         raise TransientError(f"unknown video status {state!r}", code="malformed")
 
+    async def find_created(
+        self, request: GenerationRequest, since: datetime, exclude: frozenset[str]
+    ) -> list[str]:
+        """Videos created since ``since`` that match ``request``: ``GET /videos`` newest
+        first, 100 a page, paged by ``after`` (openai-python ``videos.list``; the API has
+        no time or model filter, and no client reference to match on). A match has the
+        same model (or a dated snapshot of it), prompt, seconds and size."""
+        floor = since.timestamp()
+        seconds, size = str(request.duration_seconds), f"{request.width}x{request.height}"
+        found: list[tuple[float, str]] = []
+        after: str | None = None
+        for _page in range(_LIST_PAGES):
+            params = {"order": "desc", "limit": "100", **({"after": after} if after else {})}
+            body = await self._call("GET", "/videos", self._classify, params=params)
+            items = body.get("data")
+            if not isinstance(items, list):
+                raise TransientError("the video list carries no data", code="malformed")
+            oldest = None
+            for item in items:
+                if not isinstance(item, dict):
+                    continue
+                created = item.get("created_at")
+                oldest = created if isinstance(created, int | float) else oldest
+                if (
+                    isinstance(created, int | float)
+                    and created >= floor
+                    and item.get("id") not in exclude
+                    and _same_model(item.get("model"), request.upstream_model)
+                    and item.get("prompt") == request.prompt
+                    and item.get("seconds") == seconds
+                    and item.get("size") == size
+                    and isinstance(item.get("id"), str)
+                ):
+                    found.append((float(created), item["id"]))
+            after = body.get("last_id") if isinstance(body.get("last_id"), str) else None
+            if not body.get("has_more") or after is None or oldest is None or oldest < floor:
+                break
+        return [video_id for _created, video_id in sorted(found)]
+
     async def cancel(self, upstream_id: str) -> None:
         """Delete the video upstream. The API documents this for completed or failed
         videos only, so for a running one it frees nothing and answers an error."""
@@ -177,6 +218,15 @@ class SoraProvider:
         if not _same_origin(str(request.url), self._base):
             request.headers.pop("authorization", None)
             request.headers.pop("api-key", None)
+
+
+_LIST_PAGES = 10
+"""At most 1,000 recent videos are searched for a lost create."""
+
+
+def _same_model(listed: object, sent: str) -> bool:
+    """The list may name a dated snapshot (``sora-2-2025-12-08``) of the model sent."""
+    return isinstance(listed, str) and (listed == sent or listed.startswith(f"{sent}-"))
 
 
 def from_settings(settings: Settings) -> SoraProvider | None:

@@ -270,6 +270,77 @@ class WanProvider:
             )
         raise TransientError(f"DashScope answered an unknown task_status {state!r}")
 
+    async def find_created(
+        self, request: GenerationRequest, since: datetime, exclude: frozenset[str]
+    ) -> list[str]:
+        """Tasks of the request's model created since ``since`` whose prompt is the
+        request's. The batch task query ``GET /tasks`` (by time window and
+        ``model_name``, paged by ``page_no``; dashscope-sdk-python ``base_api.py``
+        ``list``) shows no prompt, so each candidate's own ``GET /tasks/{id}`` is read
+        for its ``orig_prompt``. The window's time zone is not documented: it is
+        widened by a day each side and ``gmt_create`` (epoch ms) decides."""
+        model = self.create_body(request)["model"]
+        floor = int(since.timestamp() * 1000)
+        candidates = [
+            (created, task_id)
+            for created, task_id in await self._listed(model, since)
+            if task_id not in exclude and created >= floor
+        ]
+        found: list[str] = []
+        for _created, task_id in sorted(candidates):
+            prompt = await self._prompt_of(task_id)
+            if prompt is None:
+                raise TransientError(
+                    f"task {task_id} does not show its prompt yet; looking again later",
+                    code="lookup_pending",
+                )
+            if prompt == request.prompt:
+                found.append(task_id)
+        return found
+
+    async def _listed(self, model: str, since: datetime) -> list[tuple[int, str]]:
+        window = {
+            "start_time": _clock(since - timedelta(days=1)),
+            "end_time": _clock(datetime.now(UTC) + timedelta(days=1)),
+            "model_name": model,
+            "page_size": str(_LIST_PAGE_SIZE),
+        }
+        listed: list[tuple[int, str]] = []
+        for page_no in range(1, _LIST_PAGES + 1):
+            answer = await request_json(
+                self._api,
+                "GET",
+                "/tasks",
+                params={**window, "page_no": str(page_no)},
+                classify=self._classify,
+            )
+            data = answer.get("data") if isinstance(answer, dict) else None
+            if not isinstance(data, list):
+                raise TransientError("DashScope answered a task list without data")
+            for task in data:
+                if not isinstance(task, dict):
+                    continue
+                created, task_id = task.get("gmt_create"), task.get("task_id")
+                if (
+                    isinstance(created, int)
+                    and isinstance(task_id, str)
+                    and task.get("model_name") in (model, None)
+                    and task.get("status") != "CANCELED"
+                ):
+                    listed.append((created, task_id))
+            pages = answer.get("total_page")
+            if not isinstance(pages, int) or page_no >= pages:
+                break
+        return listed
+
+    async def _prompt_of(self, task_id: str) -> str | None:
+        answer = await request_json(
+            self._api, "GET", f"/tasks/{quote(task_id, safe='')}", classify=self._classify
+        )
+        output = answer.get("output") if isinstance(answer, dict) else None
+        prompt = output.get("orig_prompt") if isinstance(output, dict) else None
+        return prompt if isinstance(prompt, str) else None
+
     async def cancel(self, upstream_id: str) -> None:
         await request_json(
             self._api,
@@ -307,6 +378,15 @@ class WanProvider:
             error = InvalidRequest(f"DashScope {code}: {message}", upstream_code=code)
         error.details.update(details)
         return error
+
+
+_LIST_PAGE_SIZE = 50
+_LIST_PAGES = 20
+
+
+def _clock(moment: datetime) -> str:
+    """DashScope's task-list time format, ``YYYYMMDDhhmmss``."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S")
 
 
 def _image_reference(request: GenerationRequest) -> str:

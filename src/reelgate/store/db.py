@@ -1,8 +1,14 @@
-"""Database engines for both backends, chosen by URL.
+"""Database engines for both backends, chosen by URL, and what an outage looks like.
 
 SQLite runs in WAL mode with a busy timeout so the API and several worker
 processes can share one file; writers that claim jobs use ``BEGIN IMMEDIATE``
 (see ``store.jobs``). PostgreSQL runs on asyncpg.
+
+Every wait on the database is bounded (``timeout``): a connect, a statement,
+a lock, a pool checkout. A database that is down, cut or frozen therefore
+turns into an exception within seconds, never a request or a worker step
+hanging forever; ``is_unavailable`` tells such an outage from a bug, so the
+API can answer 503 and the workers can back off and resume.
 """
 
 from __future__ import annotations
@@ -11,11 +17,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
+import sqlalchemy.exc as sa_exc
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["async_url", "create_engine", "is_postgres", "is_sqlite", "reading"]
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "async_url",
+    "create_engine",
+    "is_postgres",
+    "is_sqlite",
+    "is_unavailable",
+    "reading",
+]
+
+DEFAULT_TIMEOUT_SECONDS = 15.0
+"""The longest any one wait on the database may take before it counts as an outage."""
 
 
 def async_url(url: str) -> str:
@@ -36,16 +55,20 @@ def is_postgres(url: str) -> bool:
     return make_url(url).get_backend_name() == "postgresql"
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # Leave transaction control to us: aiosqlite's default would open
-    # transactions implicitly and BEGIN IMMEDIATE could not be issued.
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+def _sqlite_pragmas(busy_ms: int) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Leave transaction control to us: aiosqlite's default would open
+        # transactions implicitly and BEGIN IMMEDIATE could not be issued.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        # a writer waits this long for the lock, then "database is locked" (an outage)
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return on_connect
 
 
 def _sqlite_begin(conn: Any) -> None:
@@ -70,11 +93,93 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, timeout: float | None = DEFAULT_TIMEOUT_SECONDS
+) -> AsyncEngine:
+    """``timeout`` bounds every wait (None: unbounded, for migrations that may run long)."""
     url = async_url(url)
+    pool_timeout = timeout if timeout is not None else 30.0
     if is_sqlite(url):
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout
+        )
+        busy_ms = int((timeout if timeout is not None else 60.0) * 1000)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_ms))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if timeout is not None:
+        connect_args = {
+            "timeout": timeout,  # connecting
+            "command_timeout": timeout,  # each statement, commit included
+            # A client that froze mid-transaction must not hold row locks for
+            # ever: the server ends such a session (and its locks) on its own.
+            "server_settings": {
+                "idle_in_transaction_session_timeout": str(int(timeout * 2000)),
+            },
+        }
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=pool_timeout,
+        connect_args=connect_args,
+    )
+
+
+_DRIVER_MODULES = ("asyncpg", "aiosqlite", "sqlite3", "sqlalchemy")
+
+# asyncpg's errors that mean "no usable server": connection lost or refused,
+# server shutting down or starting, out of connections, session ended by timeout
+_ASYNCPG_OUTAGES = (
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
+)
+
+
+def _raised_by_driver(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".", 1)[0] in _DRIVER_MODULES:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 8:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means the database could not be reached or answered in time
+    (refused, reset, frozen, locked, shut down), as opposed to a bug in a statement.
+
+    asyncpg raises connect failures and statement timeouts as plain ``OSError`` /
+    ``TimeoutError``; those count only when they came out of a database driver, so
+    a storage or network error elsewhere is never mistaken for a database outage.
+    """
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated or isinstance(
+            exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
+        ):
+            return True
+        return any(isinstance(e, _ASYNCPG_OUTAGES) for e in _chain(exc))
+    if isinstance(exc, (sa_exc.TimeoutError, sa_exc.DisconnectionError)):
+        return True  # the pool waited too long, or could not (re)connect
+    if isinstance(exc, sa_exc.PendingRollbackError):
+        return True  # the connection was invalidated under an open transaction
+    if isinstance(exc, _ASYNCPG_OUTAGES):
+        return True
+    if isinstance(exc, OSError):  # ConnectionRefusedError, TimeoutError, resets
+        return _raised_by_driver(exc)
+    return False

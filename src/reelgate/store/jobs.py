@@ -16,16 +16,18 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelgate.store.db import reading
-from reelgate.store.schema import ACTIVE_STATES, jobs
+from reelgate.store.schema import ACTIVE_STATES, ambiguous_creates, jobs
 
 __all__ = [
     "Job",
+    "active_upstream_ids",
     "claim_due",
     "count_active",
     "count_occupying",
     "fenced_update",
     "get_job",
     "insert_job",
+    "known_upstream_ids",
     "list_jobs",
     "next_wakeup",
     "now_ms",
@@ -78,6 +80,12 @@ class Job:
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+    @classmethod
+    def new(cls, values: Mapping[str, Any]) -> Job:
+        """The job ``insert_job(values)`` wrote (every column it left out is NULL)."""
+        fields: dict[str, Any] = {name: values.get(name) for name in cls.__dataclass_fields__}
+        return cls(**fields)
 
     @property
     def current_model(self) -> str:
@@ -266,6 +274,27 @@ async def count_occupying(conn: AsyncConnection, provider: str, except_job: str)
         .where(jobs.c.active_provider == provider, jobs.c.id != except_job)
     )
     return int((await conn.execute(query)).scalar_one())
+
+
+async def active_upstream_ids(conn: AsyncConnection, provider: str) -> set[str]:
+    """The upstream jobs that jobs in flight on ``provider`` are following."""
+    query = sa.select(jobs.c.upstream_id).where(
+        jobs.c.active_provider == provider, jobs.c.upstream_id.is_not(None)
+    )
+    return {row[0] for row in await conn.execute(query)}
+
+
+async def known_upstream_ids(conn: AsyncConnection, upstream_ids: Sequence[str]) -> set[str]:
+    """Which of these upstream jobs a job already uses (or an operator was told of):
+    never adopted by another job."""
+    if not upstream_ids:
+        return set()
+    ids = list(upstream_ids)
+    used = await conn.execute(sa.select(jobs.c.upstream_id).where(jobs.c.upstream_id.in_(ids)))
+    listed = await conn.execute(
+        sa.select(ambiguous_creates.c.upstream_id).where(ambiguous_creates.c.upstream_id.in_(ids))
+    )
+    return {row[0] for row in used} | {row[0] for row in listed}
 
 
 async def count_active(engine: AsyncEngine) -> int:

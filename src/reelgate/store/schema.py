@@ -113,6 +113,13 @@ jobs = sa.Table(
         postgresql_where=sa.text("active_provider IS NOT NULL"),
         sqlite_where=sa.text("active_provider IS NOT NULL"),
     ),
+    # is an upstream job already some job's? (a lost create is never adopted twice)
+    sa.Index(
+        "ix_jobs_upstream_id",
+        "upstream_id",
+        postgresql_where=sa.text("upstream_id IS NOT NULL"),
+        sqlite_where=sa.text("upstream_id IS NOT NULL"),
+    ),
     # the submit-time in-flight caps count an account's unfinished jobs
     sa.Index(
         "ix_jobs_active_account",
@@ -177,6 +184,9 @@ idempotency_keys = sa.Table(
     sa.Column("response_status", sa.Integer, nullable=True),
     sa.Column("response_body", Json, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # while in flight: the handler's token (the fence) and when a retry may take over
+    sa.Column("owner", sa.String(32), nullable=True),
+    sa.Column("lease_expires_at", sa.BigInteger, nullable=True),
     sa.Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
@@ -192,4 +202,34 @@ job_events = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("progress", sa.SmallInteger, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# Upstream creates reelgate could not settle: the answer was lost and the provider
+# can neither dedupe a re-send nor be searched for the job, or a search found more
+# than one candidate. Each may be a video the operator pays for; an operator checks
+# the provider's console and marks the row resolved.
+ambiguous_creates = sa.Table(
+    "ambiguous_creates",
+    metadata,
+    sa.Column("id", sa.String(48), primary_key=True),
+    sa.Column("job_id", sa.String(48), nullable=False),
+    sa.Column("attempt_no", sa.Integer, nullable=False),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("provider", sa.String(32), nullable=False),
+    # known when a search found the upstream job (a duplicate), else NULL
+    sa.Column("upstream_id", sa.String(256), nullable=True),
+    sa.Column("sent_at", sa.BigInteger, nullable=True),
+    # unknown: nothing found out; duplicate_canceled / duplicate_running: a second
+    # upstream job found by a search, canceled or left to run (no cancel upstream)
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("note", sa.String(500), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("resolved_at", sa.BigInteger, nullable=True),
+    sa.Column("resolution", sa.String(500), nullable=True),
+    sa.Index(
+        "ix_ambiguous_creates_open",
+        "id",
+        postgresql_where=sa.text("resolved_at IS NULL"),
+        sqlite_where=sa.text("resolved_at IS NULL"),
+    ),
 )

@@ -25,7 +25,9 @@ def _run(connection: Connection) -> None:
 
 
 async def _main() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", pool_size=1)
+    engine = create_engine(
+        config.get_main_option("sqlalchemy.url") or "", pool_size=1, timeout=None
+    )
     try:
         async with engine.connect() as conn:
             await conn.run_sync(_run)
