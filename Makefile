@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench clean venv system-deps screenshots
+.PHONY: run test lint fmt bench clean venv system-deps screenshots fuzz
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
@@ -40,6 +40,14 @@ test: $(STAMP) system-deps
 # Refresh the pictures in docs/screenshots/ (make test takes them into a temp folder).
 screenshots: $(STAMP) system-deps
 	REELGATE_TEST_SCREENSHOTS=docs $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser
+
+# The OpenAPI contract fuzzed far longer than make test does (every check, stateful too).
+FUZZ_EXAMPLES ?= 400
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	REELGATE_TEST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) REELGATE_TEST_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	  REELGATE_TEST_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+	  $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/contract
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

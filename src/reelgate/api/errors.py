@@ -12,7 +12,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from reelgate.errors import ReelgateError
 from reelgate.limits import retry_after_header
@@ -65,14 +67,38 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, code, message, param=param, errors=details)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's own 405 names only the
+    first route that matched the path, not, say, both GET and DELETE)."""
+    methods: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        if context.path_format and context.methods:
+            regex, _format, _convertors = compile_path(context.path_format)
+            if regex.match(request.url.path):
+                methods |= set(context.methods)
+    return sorted(methods)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+    codes = {
+        400: "bad_request",
+        404: "not_found",
+        405: "method_not_allowed",
+        401: "unauthorized",
+        413: "payload_too_large",
+    }
     code = codes.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    headers = dict(exc.headers or {})
     if exc.status_code == 404 and message == "Not Found":
         message = "No such route. The API reference is at /docs."
-    return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        message = f"{request.method} is not served here; use {' or '.join(allowed)}."
+        return error_response(405, code, message, headers, allowed=allowed)
+    return error_response(exc.status_code, code, message, headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

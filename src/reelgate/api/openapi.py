@@ -13,7 +13,9 @@ rewrites it once, from the routes themselves:
   409 and 422 for its ``Idempotency-Key`` (in use; reused with another
   request), with the header documented;
 - optional query parameters without their ``null`` alternative: a query
-  string has no null, the parameter is simply left out.
+  string has no null, the parameter is simply left out;
+- on every string a request carries, the pattern the request guard enforces
+  (no control characters).
 """
 
 from __future__ import annotations
@@ -116,13 +118,42 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "anyOf": kept}
 
 
+NO_CONTROL_CHARACTERS = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+"""What the request guard enforces on every string a client sends (tab, newline and
+carriage return are allowed; other C0/C1 controls and DEL are not)."""
+
+
+def _clean_strings(schema: Any) -> None:
+    """Say, on every string a request may carry, that control characters are refused."""
+    if isinstance(schema, list):
+        for item in schema:
+            _clean_strings(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    if (
+        schema.get("type") == "string"
+        and not {"pattern", "enum", "const", "format"} & schema.keys()
+    ):
+        schema["pattern"] = NO_CONTROL_CHARACTERS
+    for key, value in schema.items():
+        if key not in ("example", "examples", "default"):
+            _clean_strings(value)
+
+
 _IDEMPOTENCY_HEADER = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
     "description": "Makes a retried POST safe: the same key and body replay the first "
     "answer; the same key with another body is a 422. 1 to 255 printable ASCII characters.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        # printable ASCII; HTTP trims leading and trailing spaces off a header value
+        "pattern": "^[!-~]([ -~]*[!-~])?$",
+    },
 }
 
 
@@ -149,6 +180,40 @@ def _rewrite(operation: dict[str, Any], method: str, needs_key: bool) -> None:
     for param in params:
         if param.get("in") == "query" and not param.get("required") and "schema" in param:
             param["schema"] = _without_null(param["schema"])
+        if param is not _IDEMPOTENCY_HEADER:
+            _clean_strings(param.get("schema"))
+    _clean_strings(operation.get("requestBody"))
+
+
+# What a creating operation returns that other operations take: (path, method) of the
+# creator -> the path parameter its answer's "id" fills. Written as OpenAPI links, so a
+# client generator (or schemathesis's stateful phase) can chain create -> use.
+_LINKS = {
+    ("/v1/videos", "post"): "video_id",
+    ("/v1/proxy/media-video-from-text", "post"): "job_id",
+    ("/v1/admin/accounts", "post"): "account_id",
+    ("/v1/admin/accounts/{account_id}/keys", "post"): "key_id",
+}
+
+
+def _add_links(paths: dict[str, Any]) -> None:
+    for (path, method), param in _LINKS.items():
+        creator = paths.get(path, {}).get(method)
+        if creator is None:
+            continue
+        pointer = "$response.body#/job/id" if param == "job_id" else "$response.body#/id"
+        links = {}
+        for other_path, item in paths.items():
+            if "{" + param + "}" not in other_path:
+                continue
+            for operation in item.values():
+                links[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": {param: pointer},
+                }
+        for status, response in creator["responses"].items():
+            if status.startswith("2"):
+                response["links"] = links
 
 
 def install_openapi(app: FastAPI, *, auth: set[Callable[..., Any]]) -> None:
@@ -164,10 +229,14 @@ def install_openapi(app: FastAPI, *, auth: set[Callable[..., Any]]) -> None:
         for path, item in schema.get("paths", {}).items():
             for method, operation in item.items():
                 _rewrite(operation, method, keyed.get((path, method), False))
+        _add_links(schema.get("paths", {}))
         components = schema.setdefault("components", {})
         schemas = components.setdefault("schemas", {})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
+        for name, component in schemas.items():
+            if name != "Error":
+                _clean_strings(component)
         schemas["Error"] = ERROR_SCHEMA
         components["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer", "description": "An rg_ API key."}

@@ -32,7 +32,9 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 ModelId = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
-Credits = Annotated[StrictStr, StringConstraints(max_length=24)] | StrictInt
+Credits = (
+    Annotated[StrictStr, StringConstraints(pattern=r"^-?[0-9]{1,10}(\.[0-9]{1,3})?$")] | StrictInt
+)
 """Credits as a decimal string ("12.5") or an integer; never a boolean or a float."""
 
 

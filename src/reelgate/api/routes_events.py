@@ -38,6 +38,34 @@ KEEPALIVE_SECONDS = 15.0
 _RECHECK_SECONDS = 1.0
 """Re-read even without a wake-up: covers SQLite workers in other processes."""
 _OUTAGE_WAIT_SECONDS = 2.0
+_EVENT_DATA = {
+    "type": "object",
+    "description": "Each event's data: the change, and the job as GET /v1/videos/{id} shows it.",
+    "required": ["seq", "type", "status", "progress", "created_at", "job"],
+    "properties": {
+        "seq": {"type": "integer", "minimum": 1},
+        "type": {"type": "string"},
+        "status": {"type": "string"},
+        "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+        "created_at": {"type": "integer"},
+        "job": {"type": ["object", "null"]},
+    },
+}
+_EVENT_SCHEMA = {
+    "type": "object",
+    "description": "One event of the stream (as OpenAPI 3.2's itemSchema reads it).",
+    "required": ["data", "event", "id"],
+    "properties": {
+        "event": {"type": "string", "pattern": "^video\\."},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "retry": {"type": "integer"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": _EVENT_DATA,
+        },
+    },
+}
 
 
 def _last_event_id(request: Request) -> int:
@@ -116,7 +144,17 @@ async def _stream(
         rt.events.unsubscribe(job_id, waiter)
 
 
-@router.get("/{video_id}/events", responses=errors(404))
+@router.get(
+    "/{video_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}},
+            "description": "Server-Sent Events: the job's events, then the stream closes.",
+        },
+        **errors(404),
+    },
+)
 async def video_events(
     video_id: str,
     request: Request,
