@@ -22,9 +22,14 @@ pytestmark = pytest.mark.slow
 # missed between two looks from the test.
 RECORD_PROGRESS = """() => {
   window.__progress = [];
+  window.__texts = [];
   const bar = document.getElementById('progress');
+  const text = document.getElementById('status-text');
   new MutationObserver(() => window.__progress.push(Number(bar.getAttribute('aria-valuenow'))))
     .observe(bar, { attributes: true, attributeFilter: ['aria-valuenow'] });
+  new MutationObserver(() => window.__texts.push(
+      [Number(bar.getAttribute('aria-valuenow')), text.textContent]))
+    .observe(text, { childList: true, characterData: true, subtree: true });
 }"""
 VIDEO_PLAYING = """() => {
   const v = document.getElementById('video');
@@ -88,6 +93,9 @@ def test_studio_renders_a_local_video_live_then_usage_lists_it(page: Page, serve
     rises = sum(1 for a, b in pairwise(seen) if b > a)
     assert rises >= 2 and seen[-1] == 100, f"progress should rise in steps: {seen}"
     assert seen == sorted(seen), f"progress went backwards: {seen}"
+    texts: list[list[Any]] = page.evaluate("() => window.__texts")
+    storing = [p for p, t in texts if t.startswith("Storing")]
+    assert all(p >= 90 for p in storing), f"'Storing' before the storing band: {texts}"
 
     with server.api() as http:
         job: dict[str, Any] = http.get(f"/v1/videos/{job_id}").json()
@@ -218,6 +226,25 @@ def test_without_a_key_the_page_says_where_to_find_one(page: Page, server: Serve
     page.click("#key-form button")
     page.wait_for_selector('.model-card[data-model="local"]')
     assert notice.is_hidden()
+
+
+def test_a_rejected_key_is_shown_as_rejected(page: Page, server: Server) -> None:
+    page.goto(f"{server.base}/?key=rg_not_a_key_of_this_gateway_0123456789")
+    chip = page.locator("#balance-chip")
+    page.wait_for_function(
+        "() => document.getElementById('balance-chip').classList.contains('rejected')"
+    )
+    assert chip.inner_text().strip() == "key rejected"
+    notice = page.locator("#key-notice")
+    assert notice.is_visible()
+    assert "not valid" in notice.inner_text()
+    page.fill("#api-key", server.key)
+    page.click("#key-form button")
+    page.wait_for_selector('.model-card[data-model="local"]')
+    page.wait_for_function(
+        "() => !document.getElementById('balance-chip').classList.contains('rejected')"
+    )
+    assert "credits" in chip.inner_text()
 
 
 # ───────── outcomes the local renderer cannot produce, answered per the API contract ─────────

@@ -29,6 +29,7 @@ from reelgate.api.app import create_app
 from reelgate.config import Settings
 from reelgate.runtime import Runtime, build_runtime
 from reelgate.store.schema import holds, idempotency_keys, jobs
+from tests.checks import assert_ledger_exact
 from tests.conftest import LOOPBACK_FETCH, TEST_KEY
 from tests.faultproxy import FaultProxy
 from tests.integration.conftest import api_client
@@ -243,36 +244,6 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-async def _ledger_sums(rt: Runtime) -> None:
-    """The balance and the held amount are exactly what the ledger says; every finished
-    job's hold is settled once (captured if completed, released otherwise)."""
-    from reelgate.store.schema import accounts, ledger
-
-    async with rt.db.connect() as conn:
-        for account in (await conn.execute(sa.select(accounts))).all():
-            sums = (
-                await conn.execute(
-                    sa.select(
-                        sa.func.coalesce(sa.func.sum(ledger.c.balance_delta), 0),
-                        sa.func.coalesce(sa.func.sum(ledger.c.held_delta), 0),
-                    ).where(ledger.c.account_id == account.id)
-                )
-            ).one()
-            assert (account.balance, account.held) == (sums[0], sums[1])
-        rows = (
-            await conn.execute(
-                sa.select(jobs.c.state, holds.c.status, jobs.c.cost, holds.c.captured).join(
-                    holds, holds.c.job_id == jobs.c.id
-                )
-            )
-        ).all()
-    for state, hold_status, cost, captured in rows:
-        expected = {"completed": "captured", "failed": "released", "canceled": "released"}
-        assert hold_status == expected[state], (state, hold_status)
-        if state == "completed":
-            assert captured == cost
-
-
 async def test_a_worker_rides_out_outages_and_finishes_every_job(
     frt: Runtime, fclient: httpx.AsyncClient, proxy: FaultProxy
 ) -> None:
@@ -315,4 +286,4 @@ async def test_a_worker_rides_out_outages_and_finishes_every_job(
     wk.stop()
     await asyncio.wait_for(running, 30)
     assert states == dict.fromkeys(ids, "completed")
-    await _ledger_sums(frt)
+    await assert_ledger_exact(frt.db)

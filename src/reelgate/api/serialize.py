@@ -23,6 +23,13 @@ def public_status(job: Job) -> str:
 
 
 FINAL = ("completed", "failed", "canceled")
+_STAGES = {"submitting": "submitting", "running": "rendering", "mirroring": "storing"}
+
+
+def stage(job: Job) -> str | None:
+    """What an in-progress job is doing (the status alone says only "in_progress"):
+    submitting upstream, rendering there, or storing the result."""
+    return _STAGES.get(job.state) if public_status(job) == "in_progress" else None
 
 
 def _cost(millicredits: int | None) -> dict[str, Any] | None:
@@ -117,6 +124,7 @@ async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
         "object": "video",
         "model": job.model,
         "status": status,
+        "stage": stage(job),
         "progress": job.progress,
         "prompt": job.prompt,
         "created_at": _seconds(job.created_at),

@@ -25,6 +25,7 @@ wrong key gets the provider's own 401/403 answer.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 import threading
@@ -49,6 +50,7 @@ __all__ = [
     "trickle",
 ]
 
+log = logging.getLogger("reelgate.emulators")
 _FAULT = re.compile(r"\[fault:([a-z0-9-]+)(?:@([a-z_]+))?\]")
 
 
@@ -130,17 +132,38 @@ def _free_port() -> int:
         return port
 
 
+_THREAD_PREFIX = "emulator-"
+
+
+class _QuietEmulators(logging.Filter):
+    """uvicorn logs through shared loggers, at the level the gateway's own server set:
+    keep the emulators' routine lines (started, shutting down, each request) out, so a
+    ``serve --emulators`` log says each thing once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        thread = record.threadName or ""
+        return record.levelno >= logging.WARNING or not thread.startswith(_THREAD_PREFIX)
+
+
+_quiet = _QuietEmulators()
+for _name in ("uvicorn.error", "uvicorn.access"):
+    logging.getLogger(_name).addFilter(_quiet)
+
+
 class EmulatorServer:
     """An ASGI app on a loopback port, served by uvicorn on a background thread."""
 
-    def __init__(self, app: Any, port: int = 0) -> None:
+    def __init__(self, app: Any, port: int = 0, *, name: str = "app") -> None:
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.name = name
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, daemon=True, name=f"{_THREAD_PREFIX}{name}"
+        )
 
     @property
     def app(self) -> Any:
@@ -158,6 +181,7 @@ class EmulatorServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+        log.info("emulator %s stopped", self.name)
 
 
 @contextmanager
@@ -165,7 +189,7 @@ def run_emulator(kind: str, config: EmulatorConfig, port: int = 0) -> Iterator[E
     """Start the emulator for ``kind`` on loopback; yields the running server (``.url``)."""
     from reelgate.emulators import emulator_app
 
-    server = EmulatorServer(None, port)
+    server = EmulatorServer(None, port, name=kind)
     config.public_url = server.url
     server._server.config.app = emulator_app(kind, config)
     server.start()

@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 __all__ = ["RENDERER_VERSION", "RenderSpec", "render_video"]
 
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2
 """Bump whenever the output for a given spec changes: render caches key on it."""
 
 SAMPLE_RATE = 48_000
@@ -332,6 +332,9 @@ def _encode(spec: RenderSpec, path: str, report: Callable[[int], None]) -> None:
     video_base, audio_base = Fraction(1, spec.fps), Fraction(1, SAMPLE_RATE)
     done_samples, last_report = 0, 0
     with av.open(path, mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
+        # Without it the muxer stamps the wall clock into the file, and two renders of
+        # one spec a second apart differ (the render cache relies on identical bytes).
+        out.metadata["creation_time"] = "1970-01-01T00:00:00.000000Z"
         video = out.add_stream("libx264", rate=spec.fps, options=dict(_X264_OPTIONS))
         video.width, video.height, video.pix_fmt = spec.width, spec.height, "yuv420p"
         video.codec_context.gop_size = spec.fps * 2

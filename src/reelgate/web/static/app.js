@@ -1,6 +1,6 @@
 // Boot: the API key, the two views (#/ studio, #/usage, #/jobs/<id>), the balance chip.
 
-import { adoptKeyFromUrl, getKey, setKey } from "./api.js";
+import { ApiError, adoptKeyFromUrl, getKey, setKey } from "./api.js";
 import { $ } from "./format.js";
 import { initStudio, loadModels, openJob } from "./studio.js";
 import { initUsage, loadBalance, loadUsage } from "./usage.js";
@@ -28,14 +28,24 @@ function route() {
 }
 
 function refreshBalance() {
-  loadBalance().catch(() => {
-    $("balance-chip-text").textContent = "— credits";
-  });
+  loadBalance()
+    .then(() => $("balance-chip").classList.remove("rejected"))
+    .catch((err) => {
+      const rejected = err instanceof ApiError && (err.status === 401 || err.status === 403);
+      $("balance-chip").classList.toggle("rejected", rejected);
+      $("balance-chip-text").textContent = rejected ? "key rejected" : "— credits";
+      $("balance-chip").title = rejected ? err.message : "Available credits";
+      if (rejected) {
+        $("key-notice").hidden = false;
+        $("key-notice-text").textContent = `${err.message} Paste a valid rg_ key below.`;
+      }
+    });
 }
 
 async function connect() {
   const hasKey = Boolean(getKey());
   $("key-notice").hidden = hasKey;
+  $("key-notice-text").textContent = "Add your API key to start.";
   $("api-key").value = getKey();
   if (!hasKey) {
     $("models-state").textContent = "add your API key to list the models";

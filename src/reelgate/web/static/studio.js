@@ -299,10 +299,14 @@ function statusText(status, progress, job) {
   switch (status) {
     case "queued":
       return job?.attempts?.length ? `Queued for ${model}` : "Queued — waiting for a worker";
-    case "in_progress":
-      if (progress >= 90) return "Storing the video…";
-      if (progress < 5) return `Submitting to ${model}…`;
+    case "in_progress": {
+      // The job says what it is doing; the bands (submitting 1–4, rendering 5–90,
+      // storing 90–99) are only the fallback for a gateway that does not.
+      const stage = job?.stage || (progress < 5 ? "submitting" : "rendering");
+      if (stage === "storing") return "Storing the video…";
+      if (stage === "submitting") return `Submitting to ${model}…`;
       return `Rendering on ${model}…`;
+    }
     case "completed":
       return "Done — your video is ready";
     case "failed":
