@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def test_every_provider_through_its_emulator_and_a_429_fallback(
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     procs.env = process_env(data_dir=str(tmp_path / "data"), dev_api_key=KEY)
-    procs.start(
+    serve = procs.start(
         "serve", "--port", str(port), "--emulators", "--emulator-job-seconds", "3", name="serve"
     )
     _wait_healthy(base, procs, "serve", timeout=120)
@@ -94,6 +95,15 @@ def test_every_provider_through_its_emulator_and_a_429_fallback(
         ("veo-3-1-fast", "quota"),
         ("grok-video", "completed"),
     ]
+
+    # a stop says so once per component: the API, the worker, each emulator
+    serve.send_signal(signal.SIGTERM)
+    serve.wait(timeout=60)
+    log = procs.log("serve")
+    assert log.count("Shutting down") == 1, log[-3000:]
+    assert log.count("stopped; released") == 1
+    for kind in ("veo", "sora", "wan", "grok", "video_gateway"):
+        assert log.count(f"emulator {kind} stopped") == 1
 
 
 def test_emulate_runs_one_provider_and_prints_how_to_point_reelgate_at_it(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 import reelgate
+from reelgate.runtime import Runtime
 
 
 async def test_openapi_documents_every_native_route(client: httpx.AsyncClient) -> None:
@@ -37,3 +39,52 @@ def test_public_surface_is_explicit() -> None:
     assert reelgate.__all__ == ["AsyncClient", "Client", "__version__"]
     for name in reelgate.__all__:
         assert hasattr(reelgate, name)
+
+
+async def test_a_500_is_a_whole_answer_and_the_connection_stays_usable(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug answers 500 with a reference, and the client's keep-alive connection
+    serves the next request (uvicorn drops it when an exception escapes the app)."""
+    import asyncio
+
+    import uvicorn
+
+    from reelgate.api import routes_usage
+    from reelgate.api.app import create_app
+    from tests.conftest import TEST_KEY
+
+    calls = 0
+    real = routes_usage.get_balance
+
+    async def broken_once(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(routes_usage, "get_balance", broken_once)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(rt), host="127.0.0.1", port=0, log_level="critical")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = f"GET /v1/balance HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TEST_KEY}\r\n\r\n"
+    answers = []
+    try:
+        for _ in range(2):
+            writer.write(request.encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(length)
+            answers.append((int(head.split()[1]), body))
+    finally:
+        writer.close()
+        server.should_exit = True
+        await serving
+    assert [status for status, _ in answers] == [500, 200]
+    assert b'"internal_error"' in answers[0][1] and b"Reference" in answers[0][1]

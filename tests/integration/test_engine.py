@@ -204,6 +204,17 @@ async def test_a_worker_that_lost_its_lease_cannot_write(rt: Runtime) -> None:
     assert await fenced_update(rt.db, job.id, "live-worker", {"progress": 5}, release=True)
 
 
+async def test_a_worker_never_claims_again_a_job_it_is_still_stepping(rt: Runtime) -> None:
+    """Its lease lapsed while the database was away and its step still runs: a second
+    claim by the same worker would pass the same fence and step the job twice."""
+    job = await submit_job(rt, small_job("y", deadline_seconds=60))
+    [claimed] = await claim_due(rt.db, "w", limit=10, lease_ms=1)
+    await asyncio.sleep(0.01)
+    assert await claim_due(rt.db, "w", limit=10, lease_ms=10_000, in_hand=[job.id]) == []
+    [again] = await claim_due(rt.db, "w", limit=10, lease_ms=10_000)  # its step ended
+    assert again.id == claimed.id
+
+
 async def test_concurrent_claimers_never_take_the_same_job(rt: Runtime) -> None:
     for i in range(40):
         await submit_job(

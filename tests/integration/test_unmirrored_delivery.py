@@ -113,3 +113,30 @@ async def test_a_failed_mirror_still_delivers_the_video_and_retries_by_itself(
         finally:
             wk.stop()
             await asyncio.wait_for(running, 30)
+
+
+async def test_a_delivered_video_cannot_be_canceled_while_its_copy_is_retried(
+    mrt: Runtime, tmp_path: Path
+) -> None:
+    """It was completed and paid for: a cancel is a 409 and changes nothing; a delete
+    works and stops the retries."""
+    _break_storage(mrt.settings)
+    async with api_client(mrt) as client:
+        made = await client.post("/v1/videos", json={**MODELS["local"], "prompt": "a pier"})
+        wk = Worker(mrt, concurrency=2, lease_seconds=10, idle_poll_seconds=0.2)
+        running = asyncio.create_task(wk.run())
+        try:
+            job = (await wait_for_status(client, made.json()["id"], {"completed", "failed"}))[-1]
+            assert job["result"]["mirror_status"] == "failed"
+            cancel = await client.post(f"/v1/videos/{job['id']}/cancel")
+            assert cancel.status_code == 409
+            assert cancel.json()["error"]["code"] == "not_cancelable"
+            await asyncio.sleep(1.0)
+            again = (await client.get(f"/v1/videos/{job['id']}")).json()
+            assert again["status"] == "completed" and again["cost"] == job["cost"]
+            assert (await _stream(mrt, again["result"]["url"])).status_code == 200
+            assert (await client.delete(f"/v1/videos/{job['id']}")).status_code == 200
+            assert (await client.get(f"/v1/videos/{job['id']}")).status_code == 404
+        finally:
+            wk.stop()
+            await asyncio.wait_for(running, 30)

@@ -68,3 +68,24 @@ def test_fault_keywords_can_target_one_provider() -> None:
     prompt = "a fox [fault:quota@veo] [fault:slow]"
     assert faults_in(prompt, "veo") == {"quota", "slow"}
     assert faults_in(prompt, "grok") == {"slow"}
+
+
+def test_advice_names_only_what_the_endpoint_takes() -> None:
+    """The media-video-from-text endpoint takes no fallback list: never suggest one."""
+    native = decide(QuotaExceeded("429"), retries=0, has_next=False, model="m")
+    service = decide(
+        QuotaExceeded("429"), retries=0, has_next=False, model="m", suggest_fallback=False
+    )
+    assert isinstance(native, Fail) and isinstance(service, Fail)
+    assert "fallback" in native.message
+    assert "fallback" not in service.message
+    lost = decide(
+        TransientError("lost"),
+        retries=0,
+        has_next=False,
+        model="m",
+        may_duplicate=True,
+        suggest_fallback=False,
+    )
+    assert isinstance(lost, Fail) and lost.code == "upstream_unknown"
+    assert "fallback" not in lost.message and "not billed" in lost.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -45,6 +46,7 @@ from reelgate.store.jobs import Job, get_job, list_jobs
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
+log = logging.getLogger(__name__)
 
 _STATUS_STATES = {
     "queued": ["queued"],
@@ -280,6 +282,9 @@ async def video_stream(
         job = await get_job(conn, video_id)
     if job is None or public_status(job) != "completed" or not job.result:
         raise NotFound(f"No delivered video {video_id!r}.", param="id")
+    upstream_url = job.result.get("upstream_url")
+    if not isinstance(upstream_url, str):
+        raise NotFound(f"Video job {video_id} has no upstream copy to stream.", param="id")
     url = await result_url(rt, job)
     if (job.result or {}).get("mirror_status") == "stored" and url:
         return RedirectResponse(url, status_code=302)
@@ -292,7 +297,7 @@ async def video_stream(
             retry_after=30,
         )
     location = ResultLocation(
-        url=job.result["upstream_url"],
+        url=upstream_url,
         content_type=job.result.get("content_type") or "video/mp4",
     )
     chunks = provider.download(location)
@@ -306,21 +311,28 @@ async def video_stream(
             404,
             410,
         )
+        # Anyone holding the link reads this: the upstream's own words (which can name
+        # settings or addresses) go to the log, not into the answer.
+        log.warning("job %s: streaming from the upstream failed: %s", video_id, exc.message)
         if gone:
             raise Gone(
-                f"The upstream no longer serves this video ({exc.message}), and its copy "
-                "into storage never succeeded.",
+                "The upstream no longer serves this video, and its copy into storage never "
+                "succeeded.",
                 code="upstream_expired",
             ) from None
         raise BadGateway(
-            f"The upstream did not serve the video ({exc.message}); retry shortly.",
-            retry_after=5,
+            "The upstream did not serve the video; retry shortly.", retry_after=5
         ) from None
 
     async def body() -> AsyncIterator[bytes]:
-        yield first
-        async for chunk in chunks:
-            yield chunk
+        try:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            close = getattr(chunks, "aclose", None)  # a generator: a client that left
+            if close is not None:  # closes the upstream download too
+                await close()
 
     return StreamingResponse(
         body(),

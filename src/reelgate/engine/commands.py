@@ -183,21 +183,24 @@ async def request_cancel(rt: Runtime, account_id: str, job_id: str) -> Job:
                 await release_hold(conn, direct.hold_id)
         if direct is None:
             # Otherwise mark it and make it due; the worker cancels upstream.
+            # (a delivered video whose copy is still being retried is not: it was
+            # completed and paid for)
             await conn.execute(
                 jobs.update()
-                .where(owned, jobs.c.state.in_(ACTIVE_STATES))
+                .where(owned, jobs.c.state.in_(ACTIVE_STATES), jobs.c.completed_at.is_(None))
                 .values(cancel_requested=True, next_run_at=now, updated_at=now)
             )
             await notify_in_transaction(conn, job_id)
     rt.wakeup.notify()
     rt.events.notify(job_id)
     job = await _load(rt, job_id, account_id)
-    if job.state in ("completed", "failed"):
+    if job.state == "failed" or (job.completed_at is not None and job.state != "canceled"):
+        status = "failed" if job.state == "failed" else "completed"
         raise Conflict(
-            f"Video job {job_id} is already {job.state}; only queued or in-progress jobs "
+            f"Video job {job_id} is already {status}; only queued or in-progress jobs "
             "can be canceled.",
             code="not_cancelable",
-            status=job.state,
+            status=status,
         )
     return job
 
@@ -206,7 +209,8 @@ async def delete_job(rt: Runtime, account_id: str, job_id: str) -> None:
     """Remove a finished job's stored video and hide the job. The row, its events and
     its ledger entries stay: billing history is never deleted."""
     job = await _load(rt, job_id, account_id)
-    if not job.is_final:
+    delivered = job.completed_at is not None  # final, or completed with its copy retrying
+    if not (job.is_final or delivered):
         raise Conflict(
             f"Video job {job_id} is still {job.state}; cancel it first, then delete it.",
             code="video_not_final",
@@ -215,10 +219,17 @@ async def delete_job(rt: Runtime, account_id: str, job_id: str) -> None:
         if key:
             await rt.storage.delete(key)
     async with rt.db.begin() as conn:
+        # the row stays (usage, ledger); a background mirror retry stops with it
         await conn.execute(
             jobs.update()
             .where(jobs.c.id == job_id, jobs.c.account_id == account_id)
-            .values(deleted_at=now_ms(), updated_at=now_ms())
+            .where(jobs.c.completed_at.is_not(None) | jobs.c.next_run_at.is_(None))
+            .values(
+                deleted_at=now_ms(),
+                updated_at=now_ms(),
+                next_run_at=None,
+                state=sa.case((jobs.c.state == "mirroring", "completed"), else_=jobs.c.state),
+            )
         )
 
 
@@ -238,9 +249,13 @@ async def retry_mirror(rt: Runtime, account_id: str, job_id: str) -> Job:
             )
         # Now, and with a fresh round of background tries; a job still retrying by itself
         # is only made due at once (the worker holding it, if any, keeps it).
-        await conn.execute(
+        # `updated_at` unchanged since the read: a mirror that a worker stored meanwhile
+        # is never overwritten with this stale result (PostgreSQL reads committed data
+        # here, not a snapshot)
+        changed = await conn.execute(
             jobs.update()
             .where(jobs.c.id == job_id, jobs.c.state.in_(("completed", "mirroring")))
+            .where(jobs.c.updated_at == job.updated_at)
             .values(
                 state="mirroring",
                 retries=0,
@@ -249,6 +264,11 @@ async def retry_mirror(rt: Runtime, account_id: str, job_id: str) -> Job:
                 result={**(job.result or {}), "mirror_status": "pending", "mirror_tries": 0},
             )
         )
+        if changed.rowcount != 1:
+            raise Conflict(
+                f"Video job {job_id} changed while this request was handled; look at it again.",
+                code="mirror_not_retryable",
+            )
         await notify_in_transaction(conn, job_id)
     rt.wakeup.notify()
     return await _load(rt, job_id, account_id)

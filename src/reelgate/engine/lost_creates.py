@@ -34,12 +34,18 @@ from reelgate.errors import ProviderError, ReelgateError, TransientError
 from reelgate.providers.base import FindsLostCreates
 from reelgate.store.ambiguous import record_ambiguous
 from reelgate.store.db import reading
-from reelgate.store.jobs import Job, active_upstream_ids, known_upstream_ids, now_ms
+from reelgate.store.jobs import (
+    Job,
+    active_upstream_ids,
+    count_submitting,
+    known_upstream_ids,
+    now_ms,
+)
 
 if TYPE_CHECKING:
     from reelgate.engine.steps import Also, Stepper
 
-__all__ = ["LOOKBACK_MS", "settle_lost_create"]
+__all__ = ["LOOKBACK_MS", "record_create", "settle_lost_create", "unsettled"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,11 @@ LOOKBACK_MS = 60_000
 of reelgate and the provider disagree a little)."""
 
 
-def _record(job: Job, spec: ModelSpec, outcome: str, note: str, upstream_id: str | None) -> Also:
+def record_create(
+    job: Job, spec: ModelSpec, outcome: str, note: str, upstream_id: str | None
+) -> Also:
+    """The write that lists this job's create for operators (in the caller's transaction)."""
+
     async def write(conn: AsyncConnection) -> None:
         await record_ambiguous(
             conn,
@@ -66,19 +76,38 @@ def _record(job: Job, spec: ModelSpec, outcome: str, note: str, upstream_id: str
     return write
 
 
+def unsettled(stepper: Stepper, job: Job, spec: ModelSpec, why: str) -> Also | None:
+    """For a job that ends (canceled, timed out) while its create may be in flight:
+    the record to list it for operators, or None when nothing can be upstream."""
+    provider = stepper.rt.providers.get(spec.provider)
+    pending = (
+        job.state == "submitting" and job.attempts and job.attempts[-1].get("create_pending", True)
+    )
+    if not pending or (provider is not None and provider.idempotent_create):
+        return None
+    return record_create(job, spec, "unknown", why, None)
+
+
 async def _give_up(
     stepper: Stepper, job: Job, spec: ModelSpec, exc: ProviderError, why: str
 ) -> None:
     log.warning("job %s: create on %s left ambiguous: %s", job.id, spec.id, why)
     lost = TransientError(exc.message, code=exc.code, upstream_status=exc.upstream_status)
-    await stepper.on_error(job, lost, unresolved=_record(job, spec, "unknown", why, None))
+    await stepper.on_error(job, lost, unresolved=record_create(job, spec, "unknown", why, None))
 
 
 async def settle_lost_create(
     stepper: Stepper, job: Job, spec: ModelSpec, exc: ProviderError
 ) -> None:
     provider = stepper.rt.providers.get(spec.provider)
-    if provider is None or provider.idempotent_create:
+    if provider is None:
+        # Not configured in this process (a restart without its key, say): whether it
+        # dedupes or can be searched is unknown here. Keep the create marked, look later.
+        note = {"code": "provider_unavailable", "message": exc.message, "class": "transient"}
+        wait = now_ms() + int(backoff_seconds(job.retries, base=5.0) * 1000) + 1000
+        await stepper.wait_then_retry(job, wait, note, count=False)
+        return
+    if provider.idempotent_create:
         # The same key cannot start a second job: a plain transient retry re-sends it.
         retry = TransientError(exc.message, code=exc.code, upstream_status=exc.upstream_status)
         await stepper.on_error(job, retry)
@@ -104,11 +133,11 @@ async def settle_lost_create(
         # Look only once the provider has surely recorded the create, if it got it.
         await stepper.wait_then_retry(job, sent_at + settle_ms, note, count=False)
         return
-    request = await stepper.generation_request(job, spec)
     since = datetime.fromtimestamp((sent_at - LOOKBACK_MS) / 1000, UTC)
     async with reading(stepper.rt.db) as conn:
         exclude = frozenset(await active_upstream_ids(conn, spec.provider))
     try:
+        request = await stepper.generation_request(job, spec)  # its input image, if any
         found = await provider.find_created(request, since, exclude)
     except ProviderError as lookup:
         if job.retries < MAX_TRANSIENT_RETRIES:
@@ -135,20 +164,25 @@ async def settle_lost_create(
         return
     adopted, extras = candidates[0], candidates[1:]
     log.info("job %s: adopting upstream job %s (its create's answer was lost)", job.id, adopted)
-    also = await _handle_extras(stepper, job, spec, provider, extras)
+    async with reading(stepper.rt.db) as conn:
+        siblings = await count_submitting(conn, spec.provider, job.id)
+    # Another job of this provider with a create in flight may own an extra: then it is
+    # only listed for operators, never canceled.
+    also = await _handle_extras(stepper, job, spec, provider, extras, cancel=siblings == 0)
     await stepper.record_running(job, spec, adopted, adopted=True, also=also)
 
 
 async def _handle_extras(
-    stepper: Stepper, job: Job, spec: ModelSpec, provider: Any, extras: list[str]
+    stepper: Stepper, job: Job, spec: ModelSpec, provider: Any, extras: list[str], *, cancel: bool
 ) -> Also | None:
-    """Cancel the candidates not adopted where the provider can; list them all."""
+    """Cancel the candidates not adopted where the provider can (and ``cancel``); list
+    them all."""
     if not extras:
         return None
     outcomes: list[tuple[str, str]] = []
     for upstream_id in extras:
         outcome = "duplicate_running"
-        if provider.supports_cancel:
+        if cancel and provider.supports_cancel:
             try:
                 await provider.cancel(upstream_id)
                 outcome = "duplicate_canceled"
@@ -161,6 +195,6 @@ async def _handle_extras(
             note = f"a second upstream job matched job {job.id}'s lost create; " + (
                 "canceled" if outcome == "duplicate_canceled" else "it could not be canceled"
             )
-            await _record(job, spec, outcome, note, upstream_id)(conn)
+            await record_create(job, spec, outcome, note, upstream_id)(conn)
 
     return write

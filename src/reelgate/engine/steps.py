@@ -29,7 +29,7 @@ from reelgate.catalog import ModelSpec
 from reelgate.engine import progress as prog
 from reelgate.engine.events import event_for, record_event
 from reelgate.engine.inputs import load_image
-from reelgate.engine.lost_creates import settle_lost_create
+from reelgate.engine.lost_creates import record_create, settle_lost_create, unsettled
 from reelgate.engine.mirror import mirror_result
 from reelgate.engine.policy import (
     MAX_TRANSIENT_RETRIES,
@@ -48,7 +48,13 @@ from reelgate.errors import (
     ReelgateError,
     TransientError,
 )
-from reelgate.providers.base import GenerationRequest, Provider, ResultLocation, UpstreamState
+from reelgate.providers.base import (
+    GenerationRequest,
+    ImageInput,
+    Provider,
+    ResultLocation,
+    UpstreamState,
+)
 from reelgate.runtime import Runtime
 from reelgate.store.cooldowns import cooling_until, start_cooldown
 from reelgate.store.db import is_unavailable
@@ -61,9 +67,9 @@ Also = Callable[[AsyncConnection], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 DEFAULT_COOLDOWN_SECONDS = 60.0
+"""How long a deployment is skipped after a quota answer that gave no Retry-After."""
 CAPACITY_WAIT_MS = 1000
 """How soon a job waiting for a capped deployment looks again."""
-"""How long a deployment is skipped after a quota answer that gave no Retry-After."""
 
 
 def _deployment(spec: ModelSpec) -> str:
@@ -80,6 +86,13 @@ def _close_attempt(job: Job, outcome: str, error: dict[str, Any] | None, now: in
     if attempts and attempts[-1].get("ended_at") is None:
         attempts[-1].update(outcome=outcome, error=error, ended_at=now)
     return attempts
+
+
+class _Unloaded:
+    """``send_create``'s image argument when the image is still to be loaded."""
+
+
+UNLOADED = _Unloaded()
 
 
 class Stepper:
@@ -152,9 +165,9 @@ class Stepper:
 
     async def advance(self, job: Job) -> None:
         now = now_ms()
-        if job.is_final:
+        if job.is_final or job.deleted_at is not None:
             await self._write(job, {"next_run_at": None})
-        elif job.cancel_requested:
+        elif job.cancel_requested and job.completed_at is None:
             await self._cancel(job, now)
         elif now >= job.deadline_at and job.state != "mirroring":
             await self._timeout(job, now)
@@ -212,7 +225,8 @@ class Stepper:
             "units_consumed": 0,
             "attempts": _close_attempt(job, "canceled", None, now),
         }
-        await self._finish(job, values, 0)
+        why = "the job was canceled while its create's outcome was unknown"
+        await self._finish(job, values, 0, also=unsettled(self, job, self.spec(job), why))
 
     async def _timeout(self, job: Job, now: int) -> None:
         await self._cancel_upstream(job)
@@ -221,7 +235,8 @@ class Stepper:
             "message": "The video was not ready before the job's deadline "
             f"({(job.deadline_at - job.created_at) // 1000} s). Resubmit, or try a faster model.",
         }
-        await self._fail(job, error, "timeout", now)
+        why = "the job timed out while its create's outcome was unknown"
+        await self._fail(job, error, "timeout", now, also=unsettled(self, job, self.spec(job), why))
 
     async def _fail(
         self,
@@ -311,9 +326,24 @@ class Stepper:
     async def _submit(self, job: Job) -> None:
         spec = self.spec(job)
         now = now_ms()
+        if job.state == "submitting" and job.attempts[-1].get("create_pending", True):
+            # Claimed in `submitting` while a create may be in flight: the worker that
+            # sent it died before recording the answer. Whatever failed before that
+            # create, this one may have started an upstream job.
+            lost = TransientError("the worker stopped while a create was in flight")
+            await settle_lost_create(self, job, spec, lost)
+            return
+        if job.state == "queued" and await self._cooling(job, spec, now):
+            return
+        # The input image is fetched before the create is marked in flight, so the
+        # marked time is when the create went out (a lost create is looked for by it).
+        try:
+            image = await load_image(job.params, self.rt.storage, self.rt.settings.net_policy())
+        except ProviderError as exc:
+            await self.on_error(job, exc)
+            return
+        now = now_ms()
         if job.state == "queued":
-            if await self._cooling(job, spec, now):
-                return
             attempts = [
                 *job.attempts,
                 {
@@ -339,20 +369,13 @@ class Stepper:
             if not await self._take_slot(job, spec, values):
                 return
             job = replace(job, **values)  # type: ignore[arg-type]
-        elif job.attempts[-1].get("create_pending", True):
-            # Claimed in `submitting` while a create may be in flight: the worker that
-            # sent it died before recording the answer. Whatever failed before that
-            # create, this one may have started an upstream job.
-            lost = TransientError("the worker stopped while a create was in flight")
-            await settle_lost_create(self, job, spec, lost)
-            return
         else:
             # A retry after a definite answer (a 5xx, say): mark it in flight, then send.
             marked = await self.mark_sending(job)
             if marked is None:
                 return
             job = marked
-        await self.send_create(job, spec)
+        await self.send_create(job, spec, image)
 
     async def mark_sending(self, job: Job, *, count: bool = False) -> Job | None:
         """Record that a create is about to be sent (None: the lease was lost).
@@ -368,10 +391,18 @@ class Stepper:
         image = await load_image(job.params, self.rt.storage, self.rt.settings.net_policy())
         return GenerationRequest(**self._request(job, spec), image=image)
 
-    async def send_create(self, job: Job, spec: ModelSpec) -> None:
+    async def send_create(
+        self, job: Job, spec: ModelSpec, image: ImageInput | _Unloaded | None = UNLOADED
+    ) -> None:
+        """Send the create. ``image``: already loaded before the create was marked in
+        flight (so the marked send time is the real one); loaded here otherwise."""
         try:
             provider = self.provider(spec)
-            submitted = await provider.create(await self.generation_request(job, spec))
+            if isinstance(image, _Unloaded):
+                request = await self.generation_request(job, spec)
+            else:
+                request = GenerationRequest(**self._request(job, spec), image=image)
+            submitted = await provider.create(request)
         except ProviderError as exc:
             if exc.details.get("ambiguous"):
                 # sent, but the answer was lost: the upstream job may exist
@@ -396,7 +427,7 @@ class Stepper:
         if adopted:
             attempts[-1]["adopted"] = True
         delay_ms = int(poll_delay_seconds(spec.poll_interval_seconds, 0) * 1000)
-        await self._write(
+        ok = await self._write(
             job,
             {
                 "state": "running",
@@ -410,6 +441,11 @@ class Stepper:
             },
             also=also,
         )
+        if not ok and not adopted:
+            # Another worker has the job now and cannot know this upstream job exists.
+            note = "created upstream, but the job's lease was lost before the id was recorded"
+            async with self.rt.db.begin() as conn:
+                await record_create(job, spec, "untracked", note, upstream_id)(conn)
 
     async def wait_then_retry(
         self, job: Job, until_ms: int, note: dict[str, Any], *, count: bool

@@ -100,14 +100,17 @@ class Worker:
                 log.exception("job %s: step %s raised", job.id, job.state)
         finally:
             self.steps_run += 1
-            self._in_hand.pop(job.id, None)
+            if self._in_hand.get(job.id) is asyncio.current_task():
+                self._in_hand.pop(job.id, None)
             self._step_done.set()
 
     async def _claim(self) -> int:
         free = self.concurrency - len(self._in_hand)
         if free <= 0:
             return 0
-        jobs = await claim_due(self.rt.db, self.id, limit=free, lease_ms=self.lease_ms)
+        jobs = await claim_due(
+            self.rt.db, self.id, limit=free, lease_ms=self.lease_ms, in_hand=list(self._in_hand)
+        )
         for job in jobs:
             self._in_hand[job.id] = asyncio.create_task(self._run_step(job), name=f"step-{job.id}")
         return len(jobs)

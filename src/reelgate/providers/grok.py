@@ -111,7 +111,9 @@ class GrokProvider:
         )
         request_id = data.get("request_id") if isinstance(data, dict) else None
         if not isinstance(request_id, str) or not request_id:
-            raise TransientError("xAI accepted the video request but answered no request_id")
+            raise TransientError(
+                "xAI accepted the video request but answered no request_id", ambiguous=True
+            )
         return Submitted(request_id)
 
     async def status(self, upstream_id: str) -> UpstreamStatus:

@@ -162,8 +162,11 @@ async def request_json(
     body = _body(resp)
     classify_response(resp, body, classify)
     if body is None and resp.content:
+        # a 2xx: for a create, the upstream accepted something we cannot read
         raise TransientError(
-            "upstream answered with a body that is not JSON", upstream_status=resp.status_code
+            "upstream answered with a body that is not JSON",
+            upstream_status=resp.status_code,
+            ambiguous=True,
         )
     return body
 

@@ -110,7 +110,10 @@ class SoraProvider:
         body = await self._call("POST", "/videos", classify, **kwargs)
         video_id = body.get("id")
         if not isinstance(video_id, str) or not video_id:
-            raise TransientError("the create answer carries no video id", code="malformed")
+            # a 2xx: the video may exist, we just cannot name it
+            raise TransientError(
+                "the create answer carries no video id", code="malformed", ambiguous=True
+            )
         if body.get("status") == "failed":
             raise _failure(body.get("error"), video_id)
         return Submitted(video_id)
@@ -161,21 +164,32 @@ class SoraProvider:
                     continue
                 created = item.get("created_at")
                 oldest = created if isinstance(created, int | float) else oldest
-                if (
+                if not (
                     isinstance(created, int | float)
                     and created >= floor
-                    and item.get("id") not in exclude
+                    and isinstance(item.get("id"), str)
+                    and item["id"] not in exclude
                     and _same_model(item.get("model"), request.upstream_model)
-                    and item.get("prompt") == request.prompt
                     and item.get("seconds") == seconds
                     and item.get("size") == size
-                    and isinstance(item.get("id"), str)
                 ):
+                    continue
+                if item.get("prompt") is None:
+                    # the field is optional: a candidate we cannot tell apart is never
+                    # taken for "not there" (that would re-send the create)
+                    raise TransientError(
+                        "a listed video shows no prompt; looking again later",
+                        code="lookup_pending",
+                    )
+                if item["prompt"] == request.prompt:
                     found.append((float(created), item["id"]))
             after = body.get("last_id") if isinstance(body.get("last_id"), str) else None
             if not body.get("has_more") or after is None or oldest is None or oldest < floor:
-                break
-        return [video_id for _created, video_id in sorted(found)]
+                return [video_id for _created, video_id in sorted(found)]
+        raise TransientError(
+            f"more than {_LIST_PAGES * 100} videos since the lost create; not searched to the end",
+            code="lookup_incomplete",
+        )
 
     async def cancel(self, upstream_id: str) -> None:
         """Delete the video upstream. The API documents this for completed or failed

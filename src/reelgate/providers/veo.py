@@ -194,7 +194,9 @@ class VeoProvider:
         answer = await self._call("POST", self._create_path(model), json=self._body(request))
         name = answer.get("name") if isinstance(answer, dict) else None
         if not isinstance(name, str) or self._operation_pattern().fullmatch(name) is None:
-            raise TransientError("Veo answered the create without an operation name")
+            raise TransientError(
+                "Veo answered the create without an operation name", ambiguous=True
+            )
         return Submitted(upstream_id=name)
 
     async def status(self, upstream_id: str) -> UpstreamStatus:

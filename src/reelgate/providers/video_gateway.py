@@ -258,7 +258,9 @@ class VideoGatewayProvider:
         job_id = answer.get("job_id") if isinstance(answer, Mapping) else None
         if isinstance(job_id, bool) or not isinstance(job_id, str | int) or job_id == "":
             raise TransientError(
-                "the video gateway's create answer has no job_id", code="malformed"
+                "the video gateway's create answer has no job_id",
+                code="malformed",
+                ambiguous=True,  # a 2xx: the job may exist upstream
             )
         return Submitted(str(job_id))
 

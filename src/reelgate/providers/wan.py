@@ -330,8 +330,12 @@ class WanProvider:
                     listed.append((created, task_id))
             pages = answer.get("total_page")
             if not isinstance(pages, int) or page_no >= pages:
-                break
-        return listed
+                return listed
+        raise TransientError(
+            f"more than {_LIST_PAGES * _LIST_PAGE_SIZE} tasks in the window; not searched to "
+            "the end",
+            code="lookup_incomplete",
+        )
 
     async def _prompt_of(self, task_id: str) -> str | None:
         answer = await request_json(

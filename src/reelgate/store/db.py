@@ -101,7 +101,11 @@ def create_engine(
     pool_timeout = timeout if timeout is not None else 30.0
     if is_sqlite(url):
         engine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=pool_timeout,
+            hide_parameters=True,  # errors (and so logs) never carry prompts or key hashes
         )
         busy_ms = int((timeout if timeout is not None else 60.0) * 1000)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_ms))
@@ -125,6 +129,7 @@ def create_engine(
         pool_pre_ping=True,
         pool_timeout=pool_timeout,
         connect_args=connect_args,
+        hide_parameters=True,
     )
 
 
@@ -139,6 +144,11 @@ _ASYNCPG_OUTAGES = (
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
 )
+
+
+# SQLITE_BUSY, _LOCKED, _NOMEM, _IOERR, _CORRUPT (a torn read), _FULL, _CANTOPEN,
+# _PROTOCOL (https://www.sqlite.org/rescode.html; primary codes, the low byte)
+_SQLITE_OUTAGES = frozenset({5, 6, 7, 10, 11, 13, 14, 15})
 
 
 def _raised_by_driver(exc: BaseException) -> bool:
@@ -169,9 +179,15 @@ def is_unavailable(exc: BaseException) -> bool:
     a storage or network error elsewhere is never mistaken for a database outage.
     """
     if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated or isinstance(
-            exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
-        ):
+        if exc.connection_invalidated:
+            return True
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            # SQLite says what went wrong: busy, locked, I/O, cannot open, full... are
+            # outages; "no such column" and friends are bugs (PostgreSQL calls those
+            # ProgrammingError), and must not look like a database that went away.
+            return code & 0xFF in _SQLITE_OUTAGES
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
             return True
         return any(isinstance(e, _ASYNCPG_OUTAGES) for e in _chain(exc))
     if isinstance(exc, (sa_exc.TimeoutError, sa_exc.DisconnectionError)):

@@ -24,6 +24,7 @@ __all__ = [
     "claim_due",
     "count_active",
     "count_occupying",
+    "count_submitting",
     "fenced_update",
     "get_job",
     "insert_job",
@@ -150,7 +151,13 @@ async def list_jobs(
 
 
 async def claim_due(
-    engine: AsyncEngine, worker_id: str, *, limit: int, lease_ms: int, now: int | None = None
+    engine: AsyncEngine,
+    worker_id: str,
+    *,
+    limit: int,
+    lease_ms: int,
+    now: int | None = None,
+    in_hand: Sequence[str] = (),
 ) -> list[Job]:
     """Lease up to ``limit`` jobs whose wake-up time has come.
 
@@ -163,7 +170,10 @@ async def claim_due(
       another transaction is claiming instead of waiting for or double-taking
       them. SQLite has one writer at a time (``BEGIN IMMEDIATE``), which gives
       the same guarantee;
-    - ``ORDER BY next_run_at``: the most overdue first.
+    - ``ORDER BY next_run_at``: the most overdue first;
+    - ``id NOT IN in_hand``: a job this worker is still stepping (its lease lapsed
+      while the database was away) is never claimed a second time by the same
+      worker, whose writes the fence could not tell apart.
     """
     now = now_ms() if now is None else now
     due = (
@@ -173,6 +183,8 @@ async def claim_due(
         .order_by(jobs.c.next_run_at)
         .limit(limit)
     )
+    if in_hand:
+        due = due.where(jobs.c.id.not_in(list(in_hand)))
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
@@ -295,6 +307,20 @@ async def known_upstream_ids(conn: AsyncConnection, upstream_ids: Sequence[str])
         sa.select(ambiguous_creates.c.upstream_id).where(ambiguous_creates.c.upstream_id.in_(ids))
     )
     return {row[0] for row in used} | {row[0] for row in listed}
+
+
+async def count_submitting(conn: AsyncConnection, provider: str, except_job: str) -> int:
+    """Jobs of ``provider`` in ``submitting`` (a create may be in flight), but one."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(jobs)
+        .where(
+            jobs.c.active_provider == provider,
+            jobs.c.state == "submitting",
+            jobs.c.id != except_job,
+        )
+    )
+    return int((await conn.execute(query)).scalar_one())
 
 
 async def count_active(engine: AsyncEngine) -> int:
