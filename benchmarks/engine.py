@@ -124,11 +124,25 @@ class EngineFigures:
     backends: dict[str, BackendEngine] = field(default_factory=dict)
 
 
+_STEPPER_PARTS = (
+    "store",
+    "catalog",
+    "providers",
+    "storage",
+    "settings",
+    "hub",
+    "worker_id",
+    "clock",
+    "uniform",
+)
+
+
 class _TimedStepper(Stepper):
     """The real stepper, timing each step by the state it started from."""
 
     def __init__(self, rt: Runtime, worker_id: str, out: dict[str, Latencies]) -> None:
-        super().__init__(rt, worker_id)
+        base = Stepper.from_runtime(rt, worker_id)
+        super().__init__(**{k: getattr(base, k) for k in _STEPPER_PARTS})
         self.out = out
 
     async def advance(self, job: Job) -> None:
@@ -159,7 +173,9 @@ async def _throughput(env: _Env, backend: str, n: int, concurrency: int, name: s
     try:
         await submit_jobs(rt, model, n)
         times: dict[str, Latencies] = defaultdict(Latencies)
-        wk = Worker(rt, concurrency=concurrency, lease_seconds=30, idle_poll_seconds=0.5)
+        wk = Worker.from_runtime(
+            rt, concurrency=concurrency, lease_seconds=30, idle_poll_seconds=0.5
+        )
         wk.stepper = _TimedStepper(rt, wk.id, times)
         start, cpu = time.perf_counter(), time.process_time()
         await wk.run(burst=True)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reelgate.catalog import Catalog, ModelSpec
+from reelgate.catalog import ModelSpec
 from reelgate.media.render import RenderSpec, render_video
 from reelgate.providers.base import (
     GenerationRequest,
@@ -102,5 +102,5 @@ def install(rt: Runtime, provider: InstantProvider, *, poll_interval_seconds: fl
         poll_interval_seconds=poll_interval_seconds,
         typical_seconds=1.0,
     )
-    rt.catalog = Catalog([*rt.catalog, spec])
+    rt.catalog.replace([*rt.catalog, spec])
     return MODEL_ID

@@ -21,10 +21,11 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from reelgate.api.app import create_app
-from reelgate.catalog import Catalog, load_catalog
+from reelgate.catalog import load_catalog
 from reelgate.config import Settings
 from reelgate.engine.commands import NewJob
 from reelgate.engine.worker import Worker
+from reelgate.job import JobParams
 from reelgate.media.render import RenderSpec, render_video
 from reelgate.netsafe import NetPolicy
 from reelgate.providers.http import DownloadRules, configure_downloads
@@ -181,7 +182,7 @@ async def client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def worker(rt: Runtime) -> AsyncIterator[Worker]:
     """A worker running in the background for the test's duration."""
-    wk = Worker(rt, concurrency=4, lease_seconds=10)
+    wk = Worker.from_runtime(rt, concurrency=4, lease_seconds=10)
     task = asyncio.create_task(wk.run())
     yield wk
     wk.stop()
@@ -230,7 +231,7 @@ def scripted(rt: Runtime, tiny_video: Path) -> ScriptedProvider:
         )
         for model_id in ("s-primary", "s-backup")
     ]
-    rt.catalog = Catalog([*rt.catalog, *extra])
+    rt.catalog.replace([*rt.catalog, *extra])
     return provider
 
 
@@ -242,14 +243,14 @@ def small_job(
         account_id=DEV_ACCOUNT_ID,
         chain=list(chain),
         prompt=prompt,
-        params={
-            "duration_seconds": 1,
-            "resolution": "360p",
-            "aspect_ratio": "16:9",
-            "width": 640,
-            "height": 360,
-            "seed": seed,
-        },
+        params=JobParams(
+            duration_seconds=1,
+            resolution="360p",
+            aspect_ratio="16:9",
+            width=640,
+            height=360,
+            seed=seed,
+        ),
         deadline_seconds=deadline_seconds,
     )
 

@@ -68,7 +68,7 @@ class ScriptedProvider:
         self.polls[upstream_id] = n
         prompt = self._prompts[upstream_id]
         if "jobfails" in prompt:
-            raise TransientError("the upstream job failed: internal error", job_failed=True)
+            raise TransientError("the upstream job failed: internal error", terminal=True)
         if "never" in prompt or ("slowpoll" in prompt and n < 4):
             return UpstreamStatus(UpstreamState.RUNNING, progress=min(90, 10 * n))
         return UpstreamStatus(

@@ -163,7 +163,17 @@ class ErrorClass(enum.StrEnum):
 
 
 class ProviderError(ReelgateError):
-    """An upstream outcome. ``error_class`` decides what the engine does next."""
+    """An upstream outcome. ``error_class`` decides what the engine does next, with:
+
+    - ``terminal``: the upstream job itself ended failed; polling it again cannot
+      help (the engine goes straight to the fallback, or fails);
+    - ``ambiguous``: a create was sent and its answer lost; the upstream job may
+      exist (``engine.lost_creates`` settles it, never a blind re-send);
+    - ``retry_after``: seconds the provider asked us to wait.
+
+    ``details`` carries what the client may read besides (``flagged``: what a refusal
+    flagged; ``upstream_id``; the provider's own ``upstream_code``).
+    """
 
     error_class: ErrorClass = ErrorClass.TRANSIENT
     code = "upstream_error"
@@ -176,11 +186,27 @@ class ProviderError(ReelgateError):
         code: str | None = None,
         upstream_status: int | None = None,
         retry_after: float | None = None,
+        terminal: bool = False,
+        ambiguous: bool = False,
         **details: Any,
     ) -> None:
         super().__init__(message, code=code, **details)
         self.upstream_status = upstream_status
         self.retry_after = retry_after
+        self.terminal = terminal
+        self.ambiguous = ambiguous
+
+    def with_message(self, message: str) -> ProviderError:
+        """The same error (class, code and every field) with another message."""
+        return type(self)(
+            message,
+            code=self.code,
+            upstream_status=self.upstream_status,
+            retry_after=self.retry_after,
+            terminal=self.terminal,
+            ambiguous=self.ambiguous,
+            **self.details,
+        )
 
 
 class Refused(ProviderError):

@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reelgate.catalog import Catalog, load_catalog
 from reelgate.config import Settings, with_config_file
 from reelgate.engine.events import EventHub
-from reelgate.engine.wakeup import InProcessWakeup, PostgresWakeup, Wakeup
 from reelgate.limits import RateLimiter
 from reelgate.providers.registry import ProviderRegistry, build_registry
 from reelgate.storage import Storage, open_storage
+from reelgate.store.base import Store
 from reelgate.store.db import create_engine, is_postgres
+from reelgate.store.sql import SqlStore
+from reelgate.store.wakeup import InProcessWakeup, PostgresWakeup, Wakeup
 
 __all__ = ["Runtime", "build_runtime", "load_signing_secret"]
 
@@ -32,6 +34,11 @@ class Runtime:
     public_url: str
     rate_limiter: RateLimiter | None = None
     events: EventHub = field(default_factory=EventHub)
+    store: Store = field(init=False)
+    """The engine's store over ``db`` (``store.base``)."""
+
+    def __post_init__(self) -> None:
+        self.store = SqlStore(self.db)
 
     async def aclose(self) -> None:
         await self.wakeup.stop()

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from reelgate.billing import grant
 from reelgate.config import Settings
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
 from reelgate.emulators.wiring import settings_for
@@ -30,6 +29,7 @@ from reelgate.engine.commands import submit_job
 from reelgate.runtime import build_runtime
 from reelgate.store.accounts import DEV_ACCOUNT_ID, ensure_account
 from reelgate.store.ambiguous import list_ambiguous
+from reelgate.store.ledger import grant
 from reelgate.store.schema import jobs
 from tests.acceptance.conftest import Procs, process_env
 from tests.conftest import small_job
@@ -107,7 +107,7 @@ async def test_a_worker_killed_inside_the_create_window_never_creates_twice(
         shape = {"duration_seconds": 4, "resolution": "720p", "width": 1280, "height": 720}
         ids = {}
         for kind, spec in specs.items():
-            params = {**spec.params, **shape, "seed": None}  # Sora takes no seed
+            params = dataclasses.replace(spec.params, **shape, seed=None)  # Sora takes no seed
             job = await submit_job(rt, dataclasses.replace(spec, params=params))
             ids[kind] = job.id
 

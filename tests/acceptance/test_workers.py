@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from reelgate.billing import grant
 from reelgate.config import Settings
 from reelgate.engine.commands import submit_job
 from reelgate.providers.local import LocalProvider
 from reelgate.runtime import Runtime, build_runtime
 from reelgate.store.accounts import DEV_ACCOUNT_ID, ensure_account
+from reelgate.store.ledger import grant
 from reelgate.store.schema import jobs
 from tests.acceptance.conftest import Procs, process_env
 from tests.conftest import small_job

@@ -13,7 +13,6 @@ import pytest
 
 from reelgate.accounts.dev import ensure_dev_account
 from reelgate.api.app import create_app
-from reelgate.catalog import Catalog
 from reelgate.config import Settings
 from reelgate.emulators.base import EmulatorServer
 from reelgate.emulators.wiring import emulated_settings, running_emulators
@@ -55,7 +54,7 @@ async def emulated_runtime(
         configured, public_url="http://testserver", emulated=frozenset(servers)
     )
     try:
-        rt.catalog = Catalog(
+        rt.catalog.replace(
             [
                 dataclasses.replace(s, poll_interval_seconds=0.1, typical_seconds=1.0)
                 for s in rt.catalog

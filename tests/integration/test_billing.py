@@ -10,11 +10,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from reelgate.billing import capture_hold, get_balance, grant, place_hold, release_hold
-from reelgate.catalog import Catalog
 from reelgate.engine.worker import Worker
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import DEV_ACCOUNT_ID, create_account, create_key
+from reelgate.store.ledger import capture_hold, get_balance, grant, place_hold, release_hold
 from reelgate.store.schema import accounts, holds, ledger
 from tests.conftest import wait_for_status
 from tests.scripted import ScriptedProvider
@@ -104,7 +103,7 @@ async def test_hold_covers_the_most_expensive_model_of_the_chain(
 ) -> None:
     local = rt.catalog.get("local")
     pricey = dataclasses.replace(local, id="local-pricey", price_per_second=7_000)
-    rt.catalog = Catalog([*rt.catalog, pricey])
+    rt.catalog.replace([*rt.catalog, pricey])
     _account, key = await _new_account(rt, 100_000)
     h = {"Authorization": f"Bearer {key}"}
     resp = await client.post(
@@ -235,7 +234,7 @@ async def test_failed_and_timed_out_jobs_are_not_billed(
     scripted: ScriptedProvider,
 ) -> None:
     spec = dataclasses.replace(rt.catalog.get("s-primary"), deadline_seconds=1)
-    rt.catalog = Catalog([spec if m.id == spec.id else m for m in rt.catalog])
+    rt.catalog.replace([spec if m.id == spec.id else m for m in rt.catalog])
     before = (await client.get("/v1/balance")).json()["millicredits"]["balance"]
     r = await client.post(
         "/v1/videos",

@@ -254,7 +254,7 @@ async def test_a_worker_rides_out_outages_and_finishes_every_job(
         made = await fclient.post("/v1/videos", json={**BODY, "prompt": f"storm {i}"})
         ids.append(made.json()["id"])
     # concurrency 1: the loop often has no free slot and goes straight to its idle wait
-    wk = Worker(frt, concurrency=1, lease_seconds=3, idle_poll_seconds=0.05)
+    wk = Worker.from_runtime(frt, concurrency=1, lease_seconds=3, idle_poll_seconds=0.05)
     running = asyncio.create_task(wk.run())
     await asyncio.sleep(0.5)
     # A flapping database: the outage starts and ends at every point of the loop.

@@ -78,7 +78,7 @@ async def test_a_capped_deployment_runs_at_most_n_jobs_upstream_at_once(
             },
         )
         ids.append(r.json()["id"])
-    wk = Worker(rt, concurrency=4)
+    wk = Worker.from_runtime(rt, concurrency=4)
     task = asyncio.create_task(wk.run())
     peak = 0
     try:

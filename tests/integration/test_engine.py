@@ -10,11 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from reelgate.engine.commands import submit_job
-from reelgate.engine.steps import Stepper
 from reelgate.engine.worker import Worker
 from reelgate.runtime import Runtime
 from reelgate.store.cooldowns import cooling_until
-from reelgate.store.jobs import claim_due, fenced_update, get_job, now_ms
+from reelgate.store.jobs import get_job, now_ms
 from reelgate.store.schema import jobs
 from tests.conftest import small_job, wait_for_status
 from tests.scripted import ScriptedProvider
@@ -107,7 +106,7 @@ async def test_transient_create_errors_are_retried_with_the_same_idempotency_key
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("reelgate.engine.policy.backoff_seconds", lambda *a, **k: 0.01)
-    wk = Worker(rt, concurrency=2)
+    wk = Worker.from_runtime(rt, concurrency=2)
     task = asyncio.create_task(wk.run())
     try:
         job = await _run_until_final(client, wk, {"model": "s-primary", "prompt": "flaky"})
@@ -161,8 +160,8 @@ async def test_a_result_that_is_not_a_video_completes_with_mirror_failed_and_can
     scripted: ScriptedProvider,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("reelgate.engine.steps.backoff_seconds", lambda *a, **k: 0.01)
-    wk = Worker(rt, concurrency=2)
+    monkeypatch.setattr("reelgate.engine.planner.backoff_seconds", lambda *a, **k: 0.01)
+    wk = Worker.from_runtime(rt, concurrency=2)
     task = asyncio.create_task(wk.run())
     try:
         job = await _run_until_final(client, wk, {"model": "s-primary", "prompt": "notavideo"})
@@ -191,87 +190,13 @@ async def test_a_result_that_is_not_a_video_completes_with_mirror_failed_and_can
         await task
 
 
-async def test_a_worker_that_lost_its_lease_cannot_write(rt: Runtime) -> None:
-    job = await submit_job(
-        rt,
-        small_job("x", deadline_seconds=60),
-    )
-    [claimed] = await claim_due(rt.db, "dead-worker", limit=10, lease_ms=1)
-    await asyncio.sleep(0.01)
-    [taken] = await claim_due(rt.db, "live-worker", limit=10, lease_ms=10_000)
-    assert taken.id == claimed.id == job.id
-    assert not await fenced_update(rt.db, job.id, "dead-worker", {"progress": 50}, release=True)
-    assert await fenced_update(rt.db, job.id, "live-worker", {"progress": 5}, release=True)
-
-
-async def test_a_worker_never_claims_again_a_job_it_is_still_stepping(rt: Runtime) -> None:
-    """Its lease lapsed while the database was away and its step still runs: a second
-    claim by the same worker would pass the same fence and step the job twice."""
-    job = await submit_job(rt, small_job("y", deadline_seconds=60))
-    [claimed] = await claim_due(rt.db, "w", limit=10, lease_ms=1)
-    await asyncio.sleep(0.01)
-    assert await claim_due(rt.db, "w", limit=10, lease_ms=10_000, in_hand=[job.id]) == []
-    [again] = await claim_due(rt.db, "w", limit=10, lease_ms=10_000)  # its step ended
-    assert again.id == claimed.id
-
-
-async def test_concurrent_claimers_never_take_the_same_job(rt: Runtime) -> None:
-    for i in range(40):
-        await submit_job(
-            rt,
-            small_job(f"p{i}", deadline_seconds=60),
-        )
-    results = await asyncio.gather(
-        *[claim_due(rt.db, f"w{i}", limit=7, lease_ms=60_000) for i in range(8)]
-    )
-    ids = [j.id for batch in results for j in batch]
-    assert len(ids) == len(set(ids)) == 40
-
-
-async def test_a_crashed_submit_is_resumed_with_the_same_upstream_task(
-    rt: Runtime, client: httpx.AsyncClient, scripted: ScriptedProvider
-) -> None:
-    """A worker died after moving to submitting (and maybe after create): the next
-    worker re-sends the same create, which the provider dedupes by idempotency key."""
-    job = await submit_job(
-        rt,
-        small_job("crash during submit", chain=("s-primary",), deadline_seconds=60),
-    )
-    [claimed] = await claim_due(rt.db, "doomed", limit=1, lease_ms=1)
-
-    class Crash(Exception):
-        pass
-
-    doomed = Stepper(rt, "doomed")
-    original = scripted.create
-
-    async def create_then_die(request):  # type: ignore[no-untyped-def]
-        await original(request)
-        raise Crash
-
-    scripted.create = create_then_die  # type: ignore[method-assign]
-    with pytest.raises(Crash):
-        await doomed.advance(claimed)
-    scripted.create = original  # type: ignore[method-assign]
-    async with rt.db.connect() as conn:
-        stored = await get_job(conn, job.id)
-    assert stored is not None and stored.state == "submitting" and stored.upstream_id is None
-    await asyncio.sleep(0.01)
-    wk = Worker(rt, concurrency=2)
-    await asyncio.wait_for(wk.run(burst=True), timeout=30)
-    final = (await client.get(f"/v1/videos/{job.id}")).json()
-    assert final["status"] == "completed"
-    assert len(scripted.creates) == 1
-    assert scripted.create_calls == 2
-
-
 async def test_shutdown_releases_every_lease(rt: Runtime, scripted: ScriptedProvider) -> None:
     for i in range(3):
         await submit_job(
             rt,
             small_job(f"never {i}", chain=("s-primary",), deadline_seconds=600),
         )
-    wk = Worker(rt, concurrency=4)
+    wk = Worker.from_runtime(rt, concurrency=4)
     task = asyncio.create_task(wk.run())
     while len(scripted.polls) < 3:
         await asyncio.sleep(0.05)
@@ -288,7 +213,7 @@ async def test_shutdown_releases_every_lease(rt: Runtime, scripted: ScriptedProv
 
 @pytest.fixture
 async def slow_poll_worker(rt: Runtime) -> AsyncIterator[Worker]:
-    wk = Worker(rt, concurrency=2, idle_poll_seconds=30.0)
+    wk = Worker.from_runtime(rt, concurrency=2, idle_poll_seconds=30.0)
     task = asyncio.create_task(wk.run())
     await asyncio.sleep(0.2)
     yield wk
@@ -314,7 +239,7 @@ async def test_postgres_notify_wakes_a_worker_in_another_runtime(
     from reelgate.runtime import build_runtime
 
     rt2 = await build_runtime(rt.settings, public_url="http://testserver")
-    wk = Worker(rt2, concurrency=2, idle_poll_seconds=30.0)
+    wk = Worker.from_runtime(rt2, concurrency=2, idle_poll_seconds=30.0)
     task = asyncio.create_task(wk.run())
     try:
         await asyncio.sleep(0.5)  # the worker is now asleep on an empty queue

@@ -149,7 +149,7 @@ async def test_events_written_by_another_process_wake_this_one(rt: Runtime) -> N
         job = await submit_job(other, small_job("elsewhere"))  # written by the other runtime
         waiter = rt.events.subscribe(job.id)
         await submit_job(other, small_job("warm-up"))
-        worker = Worker(other, concurrency=2)
+        worker = Worker.from_runtime(other, concurrency=2)
         task = asyncio.create_task(worker.run())
         try:
             await asyncio.wait_for(waiter.wait(), timeout=10)

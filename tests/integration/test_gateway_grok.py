@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from reelgate.catalog import Catalog
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
 from reelgate.emulators.grok import GrokEmulator, emulator_of
 from reelgate.engine.worker import Worker
+from reelgate.errors import TransientError
 from reelgate.media.probe import probe_video
 from reelgate.providers.grok import GrokProvider
 from reelgate.providers.http import HttpDeployment
@@ -23,6 +24,7 @@ from tests.conftest import wait_for_status
 
 KEY = "xai-gateway-test-key-0123456789"
 MODEL = "grok-video"
+POLL_SECONDS = 0.1
 
 
 @dataclass
@@ -33,7 +35,7 @@ class Grok:
 
     def tune(self, **changes: Any) -> None:
         """Replace the grok-video catalog entry (quick polls by default)."""
-        self.rt.catalog = Catalog(
+        self.rt.catalog.replace(
             dataclasses.replace(spec, **changes) if spec.id == MODEL else spec
             for spec in self.rt.catalog
         )
@@ -52,7 +54,7 @@ async def grok(rt: Runtime, video_dir: Path) -> AsyncIterator[Grok]:
         provider = GrokProvider(HttpDeployment(base_url=f"{server.url}/v1", api_key=KEY))
         rt.providers.providers["grok"] = provider  # closed by the runtime
         grok = Grok(server, emulator_of(server), rt)
-        grok.tune(poll_interval_seconds=0.1, typical_seconds=1.0)
+        grok.tune(poll_interval_seconds=POLL_SECONDS, typical_seconds=1.0)
         yield grok
 
 
@@ -145,3 +147,25 @@ async def test_the_mirrored_copy_outlives_the_expired_xai_link(
     async with httpx.AsyncClient() as outside:
         assert (await outside.get(upstream_url)).status_code == 404
     assert await _probe_download(client, job["result"]["url"], tmp_path) == (848, 480)
+
+
+async def test_a_failed_grok_job_is_polled_once_and_the_job_falls_back_to_local(
+    grok: Grok, client: httpx.AsyncClient, worker: Worker
+) -> None:
+    job = await _run(client, "[fault:fail] a scene", fallback=["local"])
+    assert job["status"] == "completed", job
+    assert job["delivered_by"] == "local"
+    attempts = [(a["model"], a["outcome"]) for a in job["attempts"]]
+    assert attempts == [(MODEL, "transient"), ("local", "completed")]
+
+    request_id = job["attempts"][0]["upstream_id"]
+    upstream = grok.emulator.jobs[request_id]
+    assert upstream.final_polls == 1, "the failed job was polled again after it failed"
+    polls = upstream.polls
+    await asyncio.sleep(5 * POLL_SECONDS)
+    assert upstream.polls == polls
+
+    provider = grok.rt.providers.providers["grok"]
+    with pytest.raises(TransientError) as failed:
+        await provider.status(request_id)
+    assert failed.value.terminal

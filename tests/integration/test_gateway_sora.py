@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from reelgate.catalog import Catalog
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
 from reelgate.emulators.sora import state_of
 from reelgate.engine.worker import Worker
+from reelgate.errors import TransientError
 from reelgate.media.probe import probe_video
 from reelgate.providers.http import HttpDeployment
 from reelgate.providers.local import LocalProvider
@@ -25,6 +25,7 @@ from tests.conftest import wait_for_status
 
 KEY = "sk-emulated-gateway-key-0123456789"
 SORA = "sora-2"
+POLL_SECONDS = 0.1
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +55,9 @@ async def sora_rt(rt: Runtime, emulator: EmulatorServer, local_renders: Path) ->
     rt.providers.providers["sora"] = SoraProvider(deployment)
     await rt.providers.providers["local"].aclose()
     rt.providers.providers["local"] = LocalProvider(local_renders)
-    rt.catalog = Catalog(
+    rt.catalog.replace(
         [
-            dataclasses.replace(spec, poll_interval_seconds=0.1, typical_seconds=1.0)
+            dataclasses.replace(spec, poll_interval_seconds=POLL_SECONDS, typical_seconds=1.0)
             if spec.id in (SORA, "local")
             else spec
             for spec in rt.catalog
@@ -68,7 +69,7 @@ async def sora_rt(rt: Runtime, emulator: EmulatorServer, local_renders: Path) ->
 
 
 def _deadline(rt: Runtime, seconds: int) -> None:
-    rt.catalog = Catalog(
+    rt.catalog.replace(
         [
             dataclasses.replace(spec, deadline_seconds=seconds) if spec.id == SORA else spec
             for spec in rt.catalog
@@ -189,3 +190,31 @@ async def test_our_mirrored_copy_outlives_the_expired_upstream_link(
         probe_video, await _download(client, job["result"]["url"], tmp_path / "kept.mp4")
     )
     assert (info.width, info.height) == (1280, 720)
+
+
+async def test_a_failed_video_is_polled_once_and_fails_the_job_unbilled(
+    client: httpx.AsyncClient,
+    worker: Worker,
+    sora_rt: Runtime,
+    emulator: EmulatorServer,
+) -> None:
+    before = (await client.get("/v1/balance")).json()["millicredits"]
+    job = await _run(client, "a lighthouse [fault:fail]")
+
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "upstream_unavailable"
+    assert [(a["model"], a["outcome"]) for a in job["attempts"]] == [(SORA, "transient")]
+    assert job["cost"]["millicredits"] == 0
+    assert (await client.get("/v1/balance")).json()["millicredits"] == before
+
+    video_id = job["attempts"][0]["upstream_id"]
+    video = state_of(emulator.app).videos[video_id]
+    assert video.final_polls == 1, "the failed video was polled again after it failed"
+    polls = video.polls
+    await asyncio.sleep(5 * POLL_SECONDS)
+    assert video.polls == polls
+
+    with pytest.raises(TransientError) as failed:
+        await sora_rt.providers.providers["sora"].status(video_id)
+    assert failed.value.terminal
+    assert failed.value.details["upstream_code"] == "internal_error"

@@ -3,6 +3,7 @@ what a user of ``veo-3-1-fast`` sees, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import Iterator
@@ -12,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from reelgate.catalog import Catalog
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
 from reelgate.engine.worker import Worker
+from reelgate.errors import TransientError
 from reelgate.media.probe import probe_video
 from reelgate.providers.http import HttpDeployment
 from reelgate.providers.veo import VeoProvider
@@ -23,6 +24,7 @@ from tests.conftest import wait_for_status
 
 KEY = "AIzaSy-gateway-gemini-secret-0123456789"
 MODEL = "veo-3-1-fast"
+POLL_SECONDS = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +48,12 @@ def quick(rt: Runtime, **changes: Any) -> None:
     for spec in rt.catalog:
         if spec.provider == "veo":
             spec = dataclasses.replace(
-                spec, poll_interval_seconds=0.1, typical_seconds=1.0, **changes
+                spec, poll_interval_seconds=POLL_SECONDS, typical_seconds=1.0, **changes
             )
         elif spec.id == "local":
             spec = dataclasses.replace(spec, poll_interval_seconds=0.1)
         specs.append(spec)
-    rt.catalog = Catalog(specs)
+    rt.catalog.replace(specs)
 
 
 @pytest.fixture
@@ -126,7 +128,7 @@ async def test_quota_falls_back_to_local_and_records_both_attempts(
     # `local` renders in a fraction of a second (720p x 4 s takes seconds on a busy CPU).
     spec = rt.catalog.get(MODEL)
     small = dataclasses.replace(spec.allowed, resolutions=("360p",), durations=(1,))
-    rt.catalog = Catalog(
+    rt.catalog.replace(
         [dataclasses.replace(spec, allowed=small) if s is spec else s for s in rt.catalog]
     )
     job = await submit_and_wait(
@@ -170,3 +172,26 @@ async def test_our_mirrored_copy_outlives_the_expired_upstream_link(
     ours = await client.get(job["result"]["url"])
     assert ours.status_code == 200
     assert len(ours.content) == job["result"]["bytes"]
+
+
+async def test_a_failed_operation_is_polled_once_and_fails_the_job_unbilled(
+    client: httpx.AsyncClient, worker: Worker, veo: VeoProvider, upstream: EmulatorServer
+) -> None:
+    before = (await client.get("/v1/balance")).json()["millicredits"]
+    job = await submit_and_wait(client, "a hummingbird [fault:fail]")
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "upstream_unavailable"
+    assert outcomes(job) == [(MODEL, "transient")]
+    assert job["cost"]["millicredits"] == 0
+    assert (await client.get("/v1/balance")).json()["millicredits"] == before
+
+    name = job["attempts"][0]["upstream_id"]
+    operation = upstream.app.state.veo.jobs[name]
+    assert operation.final_polls == 1, "the failed operation was polled again after it failed"
+    polls = operation.polls
+    await asyncio.sleep(5 * POLL_SECONDS)
+    assert operation.polls == polls
+
+    with pytest.raises(TransientError) as failed:
+        await veo.status(name)
+    assert failed.value.terminal

@@ -3,6 +3,7 @@ what a user of the ``veo (Audio)`` models sees, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from reelgate.catalog import Catalog
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
 from reelgate.engine.worker import Worker
+from reelgate.errors import TransientError
 from reelgate.media.probe import probe_video
 from reelgate.providers.http import HttpDeployment
 from reelgate.providers.video_gateway import VideoGatewayProvider
@@ -21,6 +22,7 @@ from reelgate.runtime import Runtime
 from tests.conftest import wait_for_status
 
 KEY = "vg-gateway-secret-0123456789"
+POLL_SECONDS = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def quick(rt: Runtime, **changes: Any) -> None:
     for spec in rt.catalog:
         if spec.provider == "video_gateway":
             spec = dataclasses.replace(
-                spec, poll_interval_seconds=0.1, typical_seconds=1.0, **changes
+                spec, poll_interval_seconds=POLL_SECONDS, typical_seconds=1.0, **changes
             )
         elif spec.id == "local":
             allowed = dataclasses.replace(
@@ -53,7 +55,7 @@ def quick(rt: Runtime, **changes: Any) -> None:
             )
             spec = dataclasses.replace(spec, poll_interval_seconds=0.1, allowed=allowed)
         specs.append(spec)
-    rt.catalog = Catalog(specs)
+    rt.catalog.replace(specs)
 
 
 @pytest.fixture
@@ -209,3 +211,32 @@ async def test_our_mirrored_copy_outlives_the_expired_upstream_link(
     ours = await client.get(job["result"]["url"])
     assert ours.status_code == 200
     assert len(ours.content) == job["result"]["bytes"]
+
+
+async def test_a_failed_job_is_polled_once_and_fails_the_job_unbilled(
+    client: httpx.AsyncClient,
+    worker: Worker,
+    gateway: VideoGatewayProvider,
+    upstream: EmulatorServer,
+) -> None:
+    before = (await client.get("/v1/balance")).json()["millicredits"]
+    job = await submit_and_wait(
+        client,
+        {"model": "veo fast (Audio)", "prompt": "[fault:fail] a lake", "resolution": "512p"},
+    )
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "upstream_unavailable"
+    assert outcomes(job) == [("veo fast (Audio)", "transient")]
+    assert job["cost"]["millicredits"] == 0
+    assert (await client.get("/v1/balance")).json()["millicredits"] == before
+
+    job_id = job["attempts"][0]["upstream_id"]
+    upstream_job = upstream.app.state.emulator.jobs[job_id]
+    assert upstream_job.final_polls == 1, "the failed job was polled again after it failed"
+    polls = upstream_job.polls
+    await asyncio.sleep(5 * POLL_SECONDS)
+    assert upstream_job.polls == polls
+
+    with pytest.raises(TransientError) as failed:
+        await gateway.status(job_id)
+    assert failed.value.terminal and failed.value.code == "upstream_failed"

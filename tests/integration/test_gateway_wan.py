@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +12,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from reelgate.catalog import Catalog
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer
 from reelgate.emulators.wan import API_PREFIX, create_app
 from reelgate.engine.worker import Worker
+from reelgate.errors import TransientError
 from reelgate.media.probe import probe_video
 from reelgate.providers.base import UpstreamState
 from reelgate.providers.http import HttpDeployment
@@ -25,6 +26,7 @@ from tests.conftest import DEV_ACCOUNT_ID, wait_for_status
 
 KEY = "sk-wan-gateway-0123456789abcdef"
 MODEL = "wan-2-1"
+POLL_SECONDS = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +46,10 @@ def wan_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sta
 
 def _with_wan(rt: Runtime, **changes: Any) -> None:
     """Quick polls for the Wan model (and any other change a test needs)."""
-    rt.catalog = Catalog(
-        dataclasses.replace(spec, poll_interval_seconds=0.1, typical_seconds=1.0, **changes)
+    rt.catalog.replace(
+        dataclasses.replace(
+            spec, poll_interval_seconds=POLL_SECONDS, typical_seconds=1.0, **changes
+        )
         if spec.id == MODEL
         else spec
         for spec in rt.catalog
@@ -160,3 +164,30 @@ async def test_our_copy_still_downloads_after_the_upstream_link_expired(
     ours = await client.get(job["result"]["url"])
     assert ours.status_code == 200
     assert len(ours.content) == job["result"]["bytes"]
+
+
+async def test_a_failed_task_is_polled_once_and_fails_the_job_unbilled(
+    client: httpx.AsyncClient,
+    worker: Worker,
+    wan: WanProvider,
+    wan_upstream: tuple[Starlette, str],
+) -> None:
+    before = (await client.get("/v1/balance")).json()["millicredits"]
+    job = await _run(client, "a lighthouse in a storm [fault:fail]")
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "upstream_unavailable"
+    assert _attempts(job) == [(MODEL, "transient")]
+    assert job["cost"]["millicredits"] == 0
+    assert (await client.get("/v1/balance")).json()["millicredits"] == before
+
+    task_id = job["attempts"][0]["upstream_id"]
+    task = wan_upstream[0].state.tasks[task_id]
+    assert task.final_polls == 1, "the FAILED task was queried again after it failed"
+    polls = task.polls
+    await asyncio.sleep(5 * POLL_SECONDS)
+    assert task.polls == polls
+
+    with pytest.raises(TransientError) as failed:
+        await wan.status(task_id)
+    assert failed.value.terminal
+    assert failed.value.details["upstream_code"] == "InternalError.Algo"

@@ -68,8 +68,8 @@ async def test_concurrent_retries_with_one_key_make_one_job(
 
 
 async def test_keys_are_scoped_per_account(client: httpx.AsyncClient, rt: Runtime) -> None:
-    from reelgate.billing import grant
     from reelgate.store.accounts import create_account, create_key
+    from reelgate.store.ledger import grant
 
     async with rt.db.begin() as conn:
         other = await create_account(conn, "other")
@@ -182,8 +182,8 @@ async def test_a_handler_that_outlived_its_lease_is_fenced_out(rt: Runtime) -> N
     await _abandon(rt, "slow-1", BODY, lease_ms=60_000)  # a retry took the key over
     stale = Idempotency(DEV_ACCOUNT_ID, "slow-1", owner="crashed-handler-before")
     with pytest.raises(Conflict):
-        async with rt.db.begin() as conn:
-            await stale.complete(conn, 202, {"id": "video_stale"})
+        async with rt.store.begin() as tx:
+            await stale.complete(tx, 202, {"id": "video_stale"})
 
 
 async def test_an_error_after_the_commit_never_invites_a_second_job(

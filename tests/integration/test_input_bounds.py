@@ -184,8 +184,7 @@ async def test_key_expiry_is_bounded(client: httpx.AsyncClient, days: float) -> 
 
 
 async def test_a_grant_cannot_overflow_a_balance(client: httpx.AsyncClient, rt: Runtime) -> None:
-    from reelgate.billing import grant
-    from reelgate.billing.ledger import MAX_BALANCE
+    from reelgate.store.ledger import MAX_BALANCE, grant
 
     account = (await client.post("/v1/admin/accounts", json={"name": "rich"})).json()["id"]
     async with rt.db.begin() as conn:

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
-from reelgate.billing import capture_hold, get_balance, grant, place_hold, release_hold
 from reelgate.errors import PaymentRequired
 from reelgate.store import migrate
 from reelgate.store.accounts import create_account
 from reelgate.store.db import create_engine
+from reelgate.store.ledger import capture_hold, get_balance, grant, place_hold, release_hold
 from reelgate.store.schema import holds, ledger
 
 

@@ -7,18 +7,23 @@ one machine: they share nothing but the files.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import io
 import os
 import signal
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
-from reelgate.errors import InvalidRequest, ProviderError
+from reelgate.engine.worker import Worker
+from reelgate.errors import InvalidRequest, ProviderError, TransientError
 from reelgate.media.probe import probe_video
 from reelgate.providers.base import (
     GenerationRequest,
@@ -28,7 +33,11 @@ from reelgate.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
-from reelgate.providers.local import LocalProvider
+from reelgate.providers.local import LocalProvider, _write_error
+from reelgate.runtime import Runtime
+from tests.conftest import wait_for_status
+
+POLL_SECONDS = 0.1
 
 
 def _request(job_id: str, **overrides: object) -> GenerationRequest:
@@ -324,3 +333,60 @@ async def test_download_of_a_foreign_or_missing_result_is_an_invalid_request(
     for url in ["https://example.com/v.mp4", "local://loc_0123456789abcdef01234567.mp4"]:
         with pytest.raises(InvalidRequest):
             await _download(provider, ResultLocation(url=url))
+
+
+class _RenderThatFails(LocalProvider):
+    """Renders fail the way a crashing encoder does (the render process leaves the
+    job's error file); every status look is counted per job, as an emulator counts polls."""
+
+    def __init__(self, work_dir: Path) -> None:
+        super().__init__(work_dir)
+        self.polls: Counter[str] = Counter()
+        self.final_polls: Counter[str] = Counter()
+
+    def _launch(self, upstream_id: str) -> None:
+        _write_error(self._root, upstream_id, "transient", "render_failed", "encoder crashed")
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        self.polls[upstream_id] += 1
+        try:
+            return await super().status(upstream_id)
+        except ProviderError:
+            self.final_polls[upstream_id] += 1
+            raise
+
+
+async def test_through_the_gateway_a_failed_render_is_looked_at_once_and_unbilled(
+    rt: Runtime, client: httpx.AsyncClient, worker: Worker, work_dir: Path
+) -> None:
+    failing = _RenderThatFails(work_dir)
+    await rt.providers.providers["local"].aclose()
+    rt.providers.providers["local"] = failing  # closed by the runtime
+    rt.catalog.replace(
+        dataclasses.replace(spec, poll_interval_seconds=POLL_SECONDS)
+        if spec.id == "local"
+        else spec
+        for spec in rt.catalog
+    )
+    before = (await client.get("/v1/balance")).json()["millicredits"]
+    body = {"model": "local", "prompt": "a boat", "duration_seconds": 1, "resolution": "360p"}
+    made = await client.post("/v1/videos", json=body)
+    assert made.status_code == 202, made.text
+    seen = await wait_for_status(client, made.json()["id"], {"completed", "failed"})
+    job: dict[str, Any] = seen[-1]
+
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "upstream_unavailable"
+    assert [(a["model"], a["outcome"]) for a in job["attempts"]] == [("local", "transient")]
+    assert job["cost"]["millicredits"] == 0
+    assert (await client.get("/v1/balance")).json()["millicredits"] == before
+
+    upstream_id = job["attempts"][0]["upstream_id"]
+    assert failing.final_polls[upstream_id] == 1, "the failed render was looked at again"
+    polls = failing.polls[upstream_id]
+    await asyncio.sleep(5 * POLL_SECONDS)
+    assert failing.polls[upstream_id] == polls
+
+    with pytest.raises(TransientError) as failed:
+        await failing.status(upstream_id)
+    assert failed.value.terminal and failed.value.code == "render_failed"

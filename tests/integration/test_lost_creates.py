@@ -68,7 +68,7 @@ async def test_a_lost_create_answer_never_makes_a_second_upstream_job(
         body["fallback"] = ["local"]
     made = await lclient.post("/v1/videos", json=body)
     assert made.status_code == 202, made.text
-    wk = Worker(lrt, concurrency=2, lease_seconds=10, idle_poll_seconds=0.2)
+    wk = Worker.from_runtime(lrt, concurrency=2, lease_seconds=10, idle_poll_seconds=0.2)
     running = asyncio.create_task(wk.run())
     try:
         seen = await wait_for_status(lclient, made.json()["id"], {"completed", "failed"}, 90)
@@ -115,7 +115,7 @@ async def test_a_search_never_adopts_another_jobs_upstream_job(
     lost = {**MODELS["wan"], "prompt": f"a kite over dunes {tag} [fault:slow-create]"}
     fine = {**MODELS["wan"], "prompt": f"a kite over the sea {tag}"}
     ids = [(await lclient.post("/v1/videos", json=b)).json()["id"] for b in (lost, fine)]
-    wk = Worker(lrt, concurrency=4, lease_seconds=10, idle_poll_seconds=0.2)
+    wk = Worker.from_runtime(lrt, concurrency=4, lease_seconds=10, idle_poll_seconds=0.2)
     running = asyncio.create_task(wk.run())
     try:
         finals = [await wait_for_status(lclient, i, {"completed", "failed"}, 90) for i in ids]
@@ -135,7 +135,7 @@ async def test_a_job_canceled_while_its_create_is_unsettled_is_listed_for_operat
     prompt = f"a harbour {uuid.uuid4().hex[:8]} [fault:slow-create]"
     made = await lclient.post("/v1/videos", json={**MODELS["sora"], "prompt": prompt})
     job_id = made.json()["id"]
-    wk = Worker(lrt, concurrency=2, lease_seconds=10, idle_poll_seconds=0.2)
+    wk = Worker.from_runtime(lrt, concurrency=2, lease_seconds=10, idle_poll_seconds=0.2)
     running = asyncio.create_task(wk.run())
     try:
         while _upstream_jobs("sora", emulators["sora"], prompt) == 0:

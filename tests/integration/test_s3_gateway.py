@@ -40,7 +40,7 @@ async def s3_client(settings: Settings, moto_endpoint: str) -> AsyncIterator[htt
     )
     rt = await build_runtime(s3_settings, public_url="http://testserver")
     await ensure_dev_account(rt)
-    worker = Worker(rt, concurrency=2)
+    worker = Worker.from_runtime(rt, concurrency=2)
     task = asyncio.create_task(worker.run())
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(rt)),

@@ -24,8 +24,7 @@ from starlette.routing import Route
 
 import reelgate.client
 from reelgate.api.app import create_app
-from reelgate.billing import grant
-from reelgate.catalog import Catalog, load_catalog
+from reelgate.catalog import load_catalog
 from reelgate.client import (
     APIConnectionError,
     AsyncClient,
@@ -54,6 +53,7 @@ from reelgate.media.probe import probe_video
 from reelgate.runtime import Runtime, build_runtime
 from reelgate.store import migrate
 from reelgate.store.accounts import create_account, create_key
+from reelgate.store.ledger import grant
 from tests.conftest import TEST_KEY
 from tests.scripted import ScriptedProvider
 
@@ -98,7 +98,7 @@ class Gateway:
             model("q-primary"),
             model("s-deadline", deadline_seconds=1),
         ]
-        rt.catalog = Catalog([*rt.catalog, *extra])
+        rt.catalog.replace([*rt.catalog, *extra])
 
     async def _main(self) -> None:
         from reelgate.accounts.dev import ensure_dev_account
@@ -114,7 +114,7 @@ class Gateway:
         self._add_scripted_models(rt)
         config.app = create_app(rt)
         server = uvicorn.Server(config)
-        worker = Worker(rt, concurrency=4, lease_seconds=10)
+        worker = Worker.from_runtime(rt, concurrency=4, lease_seconds=10)
         tasks = [
             asyncio.create_task(server.serve(sockets=[sock])),
             asyncio.create_task(worker.run()),
@@ -165,7 +165,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, tiny_video: Path) -> Itera
         for name in [n for n in os.environ if n.startswith("REELGATE_")]:
             mp.delenv(name)
         # mirror retries of a result that is not a video: fast, not minutes
-        mp.setattr("reelgate.engine.steps.backoff_seconds", lambda *a, **k: 0.01)
+        mp.setattr("reelgate.engine.planner.backoff_seconds", lambda *a, **k: 0.01)
         settings = Settings(
             data_dir=tmp / "data",
             database_url=db,

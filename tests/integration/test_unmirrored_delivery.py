@@ -71,7 +71,7 @@ async def test_a_failed_mirror_still_delivers_the_video_and_retries_by_itself(
         before = (await client.get("/v1/balance")).json()["millicredits"]["balance"]
         made = await client.post("/v1/videos", json={**MODELS[kind], "prompt": f"{kind}: a bay"})
         assert made.status_code == 202, made.text
-        wk = Worker(mrt, concurrency=2, lease_seconds=10, idle_poll_seconds=0.2)
+        wk = Worker.from_runtime(mrt, concurrency=2, lease_seconds=10, idle_poll_seconds=0.2)
         running = asyncio.create_task(wk.run())
         try:
             seen = await wait_for_status(client, made.json()["id"], {"completed", "failed"}, 90)
@@ -123,7 +123,7 @@ async def test_a_delivered_video_cannot_be_canceled_while_its_copy_is_retried(
     _break_storage(mrt.settings)
     async with api_client(mrt) as client:
         made = await client.post("/v1/videos", json={**MODELS["local"], "prompt": "a pier"})
-        wk = Worker(mrt, concurrency=2, lease_seconds=10, idle_poll_seconds=0.2)
+        wk = Worker.from_runtime(mrt, concurrency=2, lease_seconds=10, idle_poll_seconds=0.2)
         running = asyncio.create_task(wk.run())
         try:
             job = (await wait_for_status(client, made.json()["id"], {"completed", "failed"}))[-1]

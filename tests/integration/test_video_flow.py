@@ -61,7 +61,8 @@ async def test_local_job_completes_with_rising_progress_and_a_real_mp4(
 
     content = await client.get(f"/v1/videos/{job['id']}/content")
     assert content.status_code == 302
-    assert content.headers["location"] == result["url"]
+    # the same file (a link signed a second later differs only in its expiry)
+    assert content.headers["location"].split("?")[0] == result["url"].split("?")[0]
 
 
 async def test_seeking_a_result_with_a_range_request(

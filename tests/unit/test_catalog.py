@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from reelgate.catalog import load_catalog, resolution_dims
 from reelgate.catalog.validate import Submission, validate_submission
 from reelgate.errors import ReelgateError, ValidationFailed
+from reelgate.job import JobParams
 
 CATALOG = load_catalog()
 
@@ -74,13 +75,9 @@ def test_fallback_model_must_accept_the_same_params() -> None:
 
 def test_defaults_fill_missing_params() -> None:
     checked = validate_submission(CATALOG, Submission(model="local"))
-    assert checked.params == {
-        "duration_seconds": 4,
-        "resolution": "720p",
-        "aspect_ratio": "16:9",
-        "width": 1280,
-        "height": 720,
-    }
+    assert checked.params == JobParams(
+        duration_seconds=4, resolution="720p", aspect_ratio="16:9", width=1280, height=720
+    )
     assert checked.chain == ["local"]
 
 
@@ -110,7 +107,7 @@ def test_validation_accepts_exactly_the_allowed_params(
     )
     if ok:
         checked = validate_submission(CATALOG, sub)
-        assert checked.params["width"] % 2 == 0 and checked.params["height"] % 2 == 0
+        assert checked.params.width % 2 == 0 and checked.params.height % 2 == 0
     else:
         with pytest.raises(ValidationFailed):
             validate_submission(CATALOG, sub)
@@ -148,4 +145,4 @@ def test_veo_renders_1080p_only_at_8_seconds() -> None:
     ok = validate_submission(
         CATALOG, Submission(model="veo-3-1", resolution="1080p", duration_seconds=8)
     )
-    assert ok.params["width"] == 1920
+    assert ok.params.width == 1920

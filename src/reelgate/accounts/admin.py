@@ -11,12 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from reelgate.billing import Balance, get_balance, grant
 from reelgate.errors import NotFound, ValidationFailed
 from reelgate.store.accounts import ALL_SCOPES, create_account, create_key, hash_key, set_flags
 from reelgate.store.ambiguous import AmbiguousCreate, list_ambiguous, resolve_ambiguous
 from reelgate.store.db import reading
 from reelgate.store.jobs import now_ms
+from reelgate.store.ledger import Balance, get_balance, grant
 from reelgate.store.schema import accounts, api_keys
 
 __all__ = [

@@ -8,9 +8,9 @@ print the same key instead of piling up new ones.
 
 from __future__ import annotations
 
-from reelgate.billing import grant
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import DEV_ACCOUNT_ID, ensure_account, ensure_key, new_key
+from reelgate.store.ledger import grant
 
 __all__ = ["ensure_dev_account"]
 

@@ -30,13 +30,13 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.api.errors import error_response
 from reelgate.errors import Conflict, ReelgateError, ValidationFailed
 from reelgate.runtime import Runtime
+from reelgate.store.base import Tx
 from reelgate.store.db import is_unavailable
-from reelgate.store.idempotency import claim_key, complete_key, release_key
+from reelgate.store.idempotency import claim_key, release_key
 from reelgate.store.jobs import now_ms
 
 __all__ = ["IDEMPOTENCY_TTL_MS", "Idempotency", "idempotent"]
@@ -54,10 +54,10 @@ class Idempotency:
         self.owner = owner
         self.done = False
 
-    async def complete(self, conn: AsyncConnection, status: int, body: Any) -> None:
+    async def complete(self, tx: Tx, status: int, body: Any) -> None:
         """Store the response inside the caller's transaction (the one doing the work).
         Raises 409 if a retry took the key over meanwhile: the work must roll back."""
-        if not await complete_key(conn, self.account_id, self.key, self.owner, status, body):
+        if not await tx.complete_idempotency(self.account_id, self.key, self.owner, status, body):
             raise Conflict(
                 "This request took longer than its Idempotency-Key lease and a retry took "
                 "the key over; nothing was done by this attempt. Retry with the same key to "
@@ -134,8 +134,8 @@ async def _release(rt: Runtime, idem: Idempotency) -> None:
 
 async def _store(rt: Runtime, idem: Idempotency, status: int, body: Any) -> None:
     try:
-        async with rt.db.begin() as conn:
-            await idem.complete(conn, status, body)
+        async with rt.store.begin() as tx:
+            await idem.complete(tx, status, body)
     except Conflict:
         pass  # taken over meanwhile: the new owner's outcome stands
     except Exception as exc:

@@ -22,9 +22,10 @@ from reelgate.accounts import admin
 from reelgate.api.auth import require_admin, runtime
 from reelgate.api.idempotency import Idempotency, idempotent
 from reelgate.api.openapi import errors
-from reelgate.billing import Balance
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import ALL_SCOPES, KeyInfo
+from reelgate.store.ledger import Balance
+from reelgate.store.sql import SqlTx
 
 __all__ = ["router"]
 
@@ -75,7 +76,7 @@ def _completing(
         return None
 
     async def then(conn: AsyncConnection, result: Any) -> None:
-        await idem.complete(conn, status, answer(result))
+        await idem.complete(SqlTx(conn), status, answer(result))
 
     return then
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy.engine import Row
 
 from reelgate.api.auth import require_read, runtime
 from reelgate.api.openapi import errors
@@ -26,9 +24,8 @@ from reelgate.engine.events import FINAL_TYPES
 from reelgate.errors import NotFound, ValidationFailed
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
-from reelgate.store.db import is_unavailable, reading
-from reelgate.store.jobs import get_job
-from reelgate.store.schema import job_events
+from reelgate.store.db import is_unavailable
+from reelgate.store.events import StoredEvent
 
 __all__ = ["KEEPALIVE_SECONDS", "router"]
 
@@ -81,16 +78,10 @@ def _last_event_id(request: Request) -> int:
 
 async def _read(
     rt: Runtime, job_id: str, account_id: str, last: int
-) -> tuple[Sequence[Row[Any]], dict[str, Any] | None]:
-    async with reading(rt.db) as conn:
-        rows = (
-            await conn.execute(
-                sa.select(job_events)
-                .where(job_events.c.job_id == job_id, job_events.c.seq > last)
-                .order_by(job_events.c.seq)
-            )
-        ).all()
-        job = await get_job(conn, job_id, account_id) if rows else None
+) -> tuple[list[StoredEvent], dict[str, Any] | None]:
+    async with rt.store.reading() as tx:
+        rows = await tx.events_after(job_id, last)
+        job = await tx.get_job(job_id, account_id) if rows else None
     return rows, (await job_to_wire(rt, job) if job is not None else None)
 
 
@@ -117,17 +108,18 @@ async def _stream(
                 await asyncio.sleep(_OUTAGE_WAIT_SECONDS)
                 continue
             for row in rows:
+                event = row.event
                 data = {
                     "seq": row.seq,
-                    "type": row.type,
-                    "status": row.status,
-                    "progress": row.progress,
+                    "type": event.type,
+                    "status": event.status.value,
+                    "progress": event.progress,
                     "created_at": row.created_at // 1000,
                     "job": wire,
                 }
-                yield f"id: {row.seq}\nevent: {row.type}\ndata: {json.dumps(data)}\n\n"
+                yield f"id: {row.seq}\nevent: {event.type}\ndata: {json.dumps(data)}\n\n"
                 last = row.seq
-                if row.type in FINAL_TYPES:
+                if event.type in FINAL_TYPES:
                     return
             if rows:
                 quiet = 0.0
@@ -162,8 +154,8 @@ async def video_events(
     rt: Runtime = Depends(runtime),
 ) -> StreamingResponse:
     last = _last_event_id(request)
-    async with reading(rt.db) as conn:
-        if await get_job(conn, video_id, key.account_id) is None:
+    async with rt.store.reading() as tx:
+        if await tx.get_job(video_id, key.account_id) is None:
             raise NotFound(f"No video job {video_id!r}.", param="id")
     return StreamingResponse(
         _stream(rt, request, video_id, key.account_id, last),

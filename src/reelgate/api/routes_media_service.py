@@ -26,14 +26,15 @@ from reelgate.api.idempotency import Idempotency, idempotent
 from reelgate.api.openapi import errors
 from reelgate.api.routes_videos import check_available
 from reelgate.api.schemas import Prompt, not_blank
-from reelgate.api.serialize import public_status, result_url
+from reelgate.api.serialize import error_to_wire, result_url
 from reelgate.catalog.validate import Submission, validate_submission
 from reelgate.engine.commands import NewJob, submit_job
 from reelgate.errors import NotFound
+from reelgate.job import Job, PublicStatus
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
 from reelgate.store.db import reading
-from reelgate.store.jobs import Job, get_job
+from reelgate.store.jobs import get_job
 
 __all__ = ["SERVICE", "router"]
 
@@ -68,47 +69,44 @@ def _number(millis: int | None) -> float:
 
 
 _STATUS = {
-    "queued": "queued",
-    "in_progress": "processing",
-    "completed": "completed",
-    "failed": "failed",
-    "canceled": "canceled",
+    PublicStatus.QUEUED: "queued",
+    PublicStatus.IN_PROGRESS: "processing",
+    PublicStatus.COMPLETED: "completed",
+    PublicStatus.FAILED: "failed",
+    PublicStatus.CANCELED: "canceled",
 }
 
 
 async def _job_document(rt: Runtime, job: Job) -> dict[str, Any]:
-    status = public_status(job)
-    result = job.result or {}
-    stored = status == "completed"
+    status = job.status
+    result = job.result
     url = await result_url(rt, job)
-    resolution = str(job.params["resolution"]).upper()
+    resolution = job.params.resolution.upper()
     document: dict[str, Any] = {
         "id": job.id,
         "status": _STATUS[status],
         "service_name": job.source if job.source != "native" else "video",
         "created_at": _iso(job.created_at),
-        "completed_at": _iso(job.completed_at)
-        if status in ("completed", "failed", "canceled")
-        else None,
+        "completed_at": _iso(job.completed_at) if status.is_final else None,
         "result_data": {
             "status": "success",
             "video_url": url,
             # the upstream's own report (the brief: result_data comes from the upstream);
             # what reelgate measured of its copy is in the native job's result
             "duration_seconds": float(
-                result.get("duration_seconds") or job.params["duration_seconds"]
+                (result.duration_seconds if result else None) or job.params.duration_seconds
             ),
             "model": job.delivered_by or job.model,
             "resolution": resolution,
-            "aspect_ratio": job.params["aspect_ratio"],
+            "aspect_ratio": job.params.aspect_ratio,
         }
-        if stored
+        if status is PublicStatus.COMPLETED
         else None,
         "units_consumed": float(job.units_consumed or 0),
         "token_cost": _number(job.cost),
     }
-    if status == "failed":
-        document["error"] = job.error  # why it failed; token_cost 0: not billed
+    if status is PublicStatus.FAILED:
+        document["error"] = error_to_wire(job.error)  # why it failed; token_cost 0: not billed
     return document
 
 
@@ -152,7 +150,7 @@ async def create(
             rt,
             NewJob(
                 account_id=key.account_id,
-                chain=checked.chain,
+                chain=tuple(checked.chain),
                 prompt=body.prompt,
                 params=checked.params,
                 deadline_seconds=checked.deadline_seconds or 600,

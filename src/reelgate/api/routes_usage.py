@@ -5,30 +5,22 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
 
 from reelgate.api.auth import require_read, runtime
-from reelgate.api.serialize import FINAL, public_status
-from reelgate.billing import format_credits, get_balance
+from reelgate.billing import format_credits
 from reelgate.errors import ValidationFailed
+from reelgate.job import Job, PublicStatus
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
 from reelgate.store.db import reading
-from reelgate.store.jobs import Job, list_jobs
-from reelgate.store.schema import jobs
+from reelgate.store.jobs import list_jobs
+from reelgate.store.ledger import get_balance
+from reelgate.store.usage import daily_usage
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["usage"])
-
-_STATES = {
-    "queued": ["queued"],
-    "in_progress": ["submitting", "running", "mirroring"],
-    "completed": ["completed"],
-    "failed": ["failed"],
-    "canceled": ["canceled"],
-}
 
 
 def _iso(ms: int | None) -> str | None:
@@ -38,15 +30,15 @@ def _iso(ms: int | None) -> str | None:
 
 
 def _usage_row(job: Job) -> dict[str, Any]:
-    status = public_status(job)
-    final = status in FINAL
+    status = job.status
+    final = status.is_final
     return {
         "job_id": job.id,
         "model": job.model,
         "delivered_by": job.delivered_by,
-        "status": status,
+        "status": status.value,
         "seconds": job.units_consumed if final else None,
-        "requested_seconds": job.params["duration_seconds"],
+        "requested_seconds": job.params.duration_seconds,
         "cost": format_credits(job.cost) if final and job.cost is not None else None,
         "cost_millicredits": job.cost if final else None,
         "created_at": _iso(job.created_at),
@@ -54,7 +46,9 @@ def _usage_row(job: Job) -> dict[str, Any]:
         "latency_seconds": round((job.completed_at - job.created_at) / 1000, 3)
         if final and job.completed_at
         else None,
-        "error_code": (job.error or {}).get("code") if status == "failed" else None,
+        "error_code": job.error.code
+        if status is PublicStatus.FAILED and job.error is not None
+        else None,
         "attempts": len(job.attempts),
     }
 
@@ -84,7 +78,7 @@ async def recent(
             key.account_id,
             limit=limit + 1,
             after=after,
-            states=_STATES[status] if status else None,
+            status=PublicStatus(status) if status else None,
             model=model,
             include_deleted=True,
         )
@@ -113,39 +107,23 @@ async def summary(
         raise ValidationFailed("end must not be before start.", param="end")
     if (end - start).days > 366:
         raise ValidationFailed("A summary covers at most 366 days.", param="end")
-    day = (jobs.c.completed_at // 86_400_000).label("day")
-    query = (
-        sa.select(
-            day,
-            jobs.c.delivered_by,
-            sa.func.count().label("jobs"),
-            sa.func.sum(jobs.c.units_consumed).label("seconds"),
-            sa.func.sum(jobs.c.cost).label("cost"),
-        )
-        .where(
-            jobs.c.account_id == key.account_id,
-            jobs.c.state == "completed",
-            jobs.c.completed_at >= _day_ms(start),
-            jobs.c.completed_at < _day_ms(end + timedelta(days=1)),
-        )
-        .group_by(day, jobs.c.delivered_by)
-        .order_by(day, jobs.c.delivered_by)
-    )
     async with reading(rt.db) as conn:
-        rows = (await conn.execute(query)).all()
+        rows = await daily_usage(
+            conn, key.account_id, _day_ms(start), _day_ms(end + timedelta(days=1))
+        )
     data = [
         {
-            "date": (date(1970, 1, 1) + timedelta(days=int(r.day))).isoformat(),
-            "model": r.delivered_by,
-            "jobs": int(r.jobs),
-            "seconds": int(r.seconds or 0),
-            "cost": format_credits(int(r.cost or 0)),
-            "cost_millicredits": int(r.cost or 0),
+            "date": (date(1970, 1, 1) + timedelta(days=r.day)).isoformat(),
+            "model": r.model,
+            "jobs": r.jobs,
+            "seconds": r.seconds,
+            "cost": format_credits(r.cost),
+            "cost_millicredits": r.cost,
         }
         for r in rows
     ]
-    total_cost = sum(int(r.cost or 0) for r in rows)
-    total_seconds = sum(int(r.seconds or 0) for r in rows)
+    total_cost = sum(r.cost for r in rows)
+    total_seconds = sum(r.seconds for r in rows)
     return {
         "object": "usage_summary",
         "start": start.isoformat(),

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.api.auth import require_read, require_write, runtime
 from reelgate.api.idempotency import Idempotency, idempotent
 from reelgate.api.openai_compat import openai_params, parse_create
 from reelgate.api.openapi import errors
 from reelgate.api.schemas import VideoCreate, decode_image
-from reelgate.api.serialize import STREAM_KEY, job_to_wire, public_status, result_url
+from reelgate.api.serialize import STREAM_KEY, job_to_wire, result_url
 from reelgate.catalog.availability import access_denied
 from reelgate.catalog.validate import Submission, validate_submission
 from reelgate.engine.commands import (
@@ -35,26 +35,20 @@ from reelgate.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from reelgate.job import Job, MirrorStatus, PublicStatus
 from reelgate.netsafe import check_url
 from reelgate.providers.base import ResultLocation
 from reelgate.runtime import Runtime
 from reelgate.storage.signing import verify
 from reelgate.store.accounts import KeyInfo, get_flags
+from reelgate.store.base import Tx
 from reelgate.store.db import reading
-from reelgate.store.jobs import Job, get_job, list_jobs
+from reelgate.store.jobs import get_job, list_jobs
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
 log = logging.getLogger(__name__)
-
-_STATUS_STATES = {
-    "queued": ["queued"],
-    "in_progress": ["submitting", "running", "mirroring"],
-    "completed": ["completed"],
-    "failed": ["failed"],
-    "canceled": ["canceled"],
-}
 
 
 async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
@@ -143,20 +137,20 @@ async def _create(
     )
     await check_available(rt, key, checked.chain)
     image, mime = decode_image(body.image) if body.image else (None, None)
-    params = dict(checked.params)
+    params = checked.params
     if body.image_url:
         check_url(body.image_url, rt.settings.net_policy(), param="image_url")
-        params["image_url"] = body.image_url
+        params = replace(params, image_url=body.image_url)
 
-    async def store_response(conn: AsyncConnection, job: Job) -> None:
+    async def store_response(tx: Tx, job: Job) -> None:
         if idem is not None:
-            await idem.complete(conn, 202, await job_to_wire(rt, job))
+            await idem.complete(tx, 202, await job_to_wire(rt, job))
 
     job = await submit_job(
         rt,
         NewJob(
             account_id=key.account_id,
-            chain=checked.chain,
+            chain=tuple(checked.chain),
             prompt=body.prompt,
             params=params,
             deadline_seconds=checked.deadline_seconds or rt.settings.default_deadline_seconds,
@@ -180,10 +174,10 @@ async def list_videos(
     key: KeyInfo = Depends(require_read),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    states = _STATUS_STATES[status] if status else None
+    wanted = PublicStatus(status) if status else None
     async with reading(rt.db) as conn:
         rows = await list_jobs(
-            conn, key.account_id, limit=limit + 1, after=after, states=states, order=order
+            conn, key.account_id, limit=limit + 1, after=after, status=wanted, order=order
         )
     page = rows[:limit]
     data = [await job_to_wire(rt, job) for job in page]
@@ -280,13 +274,11 @@ async def video_stream(
     verify(STREAM_KEY.format(job_id=video_id), expires, signature, rt.signing_secret)
     async with reading(rt.db) as conn:
         job = await get_job(conn, video_id)
-    if job is None or public_status(job) != "completed" or not job.result:
+    if job is None or job.status is not PublicStatus.COMPLETED or job.result is None:
         raise NotFound(f"No delivered video {video_id!r}.", param="id")
-    upstream_url = job.result.get("upstream_url")
-    if not isinstance(upstream_url, str):
-        raise NotFound(f"Video job {video_id} has no upstream copy to stream.", param="id")
+    upstream_url = job.result.upstream_url
     url = await result_url(rt, job)
-    if (job.result or {}).get("mirror_status") == "stored" and url:
+    if job.result.mirror_status is MirrorStatus.STORED and url:
         return RedirectResponse(url, status_code=302)
     spec = rt.catalog.get(job.delivered_by or job.current_model)
     provider = rt.providers.get(spec.provider)
@@ -298,7 +290,7 @@ async def video_stream(
         )
     location = ResultLocation(
         url=upstream_url,
-        content_type=job.result.get("content_type") or "video/mp4",
+        content_type=job.result.content_type or "video/mp4",
     )
     chunks = provider.download(location)
     try:

@@ -5,31 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from reelgate.billing import format_credits
+from reelgate.job import Job, JobError, MirrorStatus, PublicStatus
 from reelgate.runtime import Runtime
 from reelgate.storage.signing import signed_query
-from reelgate.store.jobs import Job
 
-__all__ = ["STREAM_KEY", "job_to_wire", "public_status", "result_url", "stream_url"]
-
-
-def public_status(job: Job) -> str:
-    if job.state == "queued":
-        return "queued"
-    if job.state == "mirroring" and job.completed_at is not None:
-        return "completed"  # a retried mirror of a finished video
-    if job.state in ("submitting", "running", "mirroring"):
-        return "in_progress"
-    return job.state
+__all__ = ["FINAL", "STREAM_KEY", "error_to_wire", "job_to_wire", "result_url", "stream_url"]
 
 
-FINAL = ("completed", "failed", "canceled")
-_STAGES = {"submitting": "submitting", "running": "rendering", "mirroring": "storing"}
-
-
-def stage(job: Job) -> str | None:
-    """What an in-progress job is doing (the status alone says only "in_progress"):
-    submitting upstream, rendering there, or storing the result."""
-    return _STAGES.get(job.state) if public_status(job) == "in_progress" else None
+FINAL = tuple(s.value for s in PublicStatus if s.is_final)
 
 
 def _cost(millicredits: int | None) -> dict[str, Any] | None:
@@ -58,50 +41,59 @@ def stream_url(rt: Runtime, job_id: str) -> str:
 
 async def result_url(rt: Runtime, job: Job) -> str | None:
     """Where a completed job's video is: the stored copy, else reelgate's content route."""
-    r = job.result or {}
-    if public_status(job) != "completed" or not r:
+    r = job.result
+    if job.status is not PublicStatus.COMPLETED or r is None:
         return None
-    if r.get("mirror_status") == "stored" and r.get("key"):
-        return await rt.storage.signed_url(r["key"], rt.settings.signed_url_ttl_seconds)
+    if r.mirror_status is MirrorStatus.STORED and r.key:
+        return await rt.storage.signed_url(r.key, rt.settings.signed_url_ttl_seconds)
     return stream_url(rt, job.id)
 
 
 async def _result(rt: Runtime, job: Job) -> dict[str, Any] | None:
     r = job.result
-    if not r or public_status(job) != "completed":
+    if r is None or job.status is not PublicStatus.COMPLETED:
         return None
-    ttl = rt.settings.signed_url_ttl_seconds
-    url = await result_url(rt, job)
-    stored = r.get("mirror_status") == "stored"
-    out = {
-        "url": url,
-        "mirror_status": r.get("mirror_status"),
-        "duration_seconds": r.get("duration_seconds") or r.get("measured_duration_seconds"),
-        "measured_duration_seconds": r.get("measured_duration_seconds"),
-        "width": r.get("width"),
-        "height": r.get("height"),
-        "bytes": r.get("bytes"),
-        "content_type": r.get("content_type"),
-        "sha256": r.get("sha256"),
-        "has_audio": r.get("has_audio"),
-        "url_expires_in": ttl,
-        "upstream_url_expires_at": None if stored else _seconds(r.get("upstream_expires_at")),
+    stored = r.mirror_status is MirrorStatus.STORED
+    out: dict[str, Any] = {
+        "url": await result_url(rt, job),
+        "mirror_status": r.mirror_status.value,
+        "duration_seconds": r.duration_seconds or r.measured_duration_seconds,
+        "measured_duration_seconds": r.measured_duration_seconds,
+        "width": r.width,
+        "height": r.height,
+        "bytes": r.bytes,
+        "content_type": r.content_type,
+        "sha256": r.sha256,
+        "has_audio": r.has_audio,
+        "url_expires_in": rt.settings.signed_url_ttl_seconds,
+        "upstream_url_expires_at": None if stored else _seconds(r.upstream_expires_at),
     }
-    if r.get("mirror_status") == "failed":
-        out["mirror_error"] = r.get("mirror_error")
-        out["mirror_retry_at"] = _seconds(r.get("mirror_retry_at"))
+    if r.mirror_status is MirrorStatus.FAILED:
+        out["mirror_error"] = r.mirror_error
+        out["mirror_retry_at"] = _seconds(r.mirror_retry_at)
+    return out
+
+
+def error_to_wire(error: JobError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    out: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.error_class is not None:
+        out["class"] = error.error_class
+    if error.upstream_status is not None:
+        out["upstream_status"] = error.upstream_status
     return out
 
 
 def _attempts(job: Job) -> list[dict[str, Any]]:
     return [
         {
-            "model": a.get("model"),
-            "upstream_id": a.get("upstream_id"),
-            "outcome": a.get("outcome"),
-            "error": a.get("error"),
-            "started_at": _seconds(a.get("started_at")),
-            "ended_at": _seconds(a.get("ended_at")),
+            "model": a.model,
+            "upstream_id": a.upstream_id,
+            "outcome": a.outcome.value,
+            "error": error_to_wire(a.error),
+            "started_at": _seconds(a.started_at),
+            "ended_at": _seconds(a.ended_at),
         }
         for a in job.attempts
     ]
@@ -109,37 +101,39 @@ def _attempts(job: Job) -> list[dict[str, Any]]:
 
 async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
     p = job.params
-    status = public_status(job)
+    status = job.status
+    final = status.is_final
+    stage = job.stage
     params = {
-        "duration_seconds": p["duration_seconds"],
-        "resolution": p["resolution"],
-        "aspect_ratio": p["aspect_ratio"],
-        "negative_prompt": p.get("negative_prompt"),
-        "seed": p.get("seed"),
-        "image_url": p.get("image_url"),
-        "image": bool(p.get("image_key")),
+        "duration_seconds": p.duration_seconds,
+        "resolution": p.resolution,
+        "aspect_ratio": p.aspect_ratio,
+        "negative_prompt": p.negative_prompt,
+        "seed": p.seed,
+        "image_url": p.image_url,
+        "image": bool(p.image_key),
     }
     return {
         "id": job.id,
         "object": "video",
         "model": job.model,
-        "status": status,
-        "stage": stage(job),
+        "status": status.value,
+        "stage": stage.value if stage is not None else None,
         "progress": job.progress,
         "prompt": job.prompt,
         "created_at": _seconds(job.created_at),
-        "completed_at": _seconds(job.completed_at) if status in FINAL else None,
+        "completed_at": _seconds(job.completed_at) if final else None,
         "expires_at": None,
         "remixed_from_video_id": None,
-        "seconds": str(p["duration_seconds"]),
-        "size": f"{p['width']}x{p['height']}",
+        "seconds": str(p.duration_seconds),
+        "size": p.size,
         "params": params,
-        "fallback": job.chain[1:],
-        "delivered_by": job.delivered_by if status == "completed" else None,
+        "fallback": list(job.chain[1:]),
+        "delivered_by": job.delivered_by if status is PublicStatus.COMPLETED else None,
         "result": await _result(rt, job),
-        "error": job.error if status == "failed" else None,
+        "error": error_to_wire(job.error) if status is PublicStatus.FAILED else None,
         "attempts": _attempts(job),
-        "units_consumed": job.units_consumed if status in FINAL else None,
-        "cost": _cost(job.cost) if status in FINAL else None,
-        "metadata": job.metadata,
+        "units_consumed": job.units_consumed if final else None,
+        "cost": _cost(job.cost) if final else None,
+        "metadata": dict(job.metadata),
     }

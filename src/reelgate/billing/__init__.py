@@ -1,4 +1,5 @@
-"""Credits: prices, holds, captures and releases — integers (millicredits) only.
+"""Credits: prices — integers (millicredits) only. Balances, holds and the ledger are
+kept by ``store.ledger``.
 
 1 credit = 1000 millicredits. Every movement is an immutable ``ledger`` row
 written in the same transaction as the balance it changes, and a hold is
@@ -6,25 +7,11 @@ resolved exactly once (a guarded ``UPDATE ... WHERE status = 'open'``) in the
 same transaction as the job's final state.
 """
 
-from reelgate.billing.ledger import (
-    Balance,
-    capture_hold,
-    get_balance,
-    grant,
-    place_hold,
-    release_hold,
-)
 from reelgate.billing.pricing import billable_seconds, charge_for, format_credits, hold_for
 
 __all__ = [
-    "Balance",
     "billable_seconds",
-    "capture_hold",
     "charge_for",
     "format_credits",
-    "get_balance",
-    "grant",
     "hold_for",
-    "place_hold",
-    "release_hold",
 ]

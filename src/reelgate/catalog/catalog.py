@@ -40,6 +40,11 @@ class Catalog:
     def __init__(self, models: Iterable[ModelSpec]) -> None:
         self._models: dict[str, ModelSpec] = {m.id: m for m in models}
 
+    def replace(self, models: Iterable[ModelSpec]) -> None:
+        """Swap the models in force (a reloaded config): every holder of this catalog,
+        the API and the workers alike, sees the new models at once."""
+        self._models = {m.id: m for m in models}
+
     def __iter__(self) -> Iterator[ModelSpec]:
         return iter(self._models.values())
 

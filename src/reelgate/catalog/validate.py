@@ -7,11 +7,11 @@ client can correct the request without reading docs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from reelgate.catalog.catalog import Catalog
 from reelgate.catalog.models import ModelSpec, resolution_dims
 from reelgate.errors import ValidationFailed
+from reelgate.job import JobParams
 
 __all__ = ["Submission", "ValidatedSubmission", "validate_submission"]
 
@@ -31,7 +31,7 @@ class Submission:
 @dataclass(frozen=True)
 class ValidatedSubmission:
     chain: list[str]
-    params: dict[str, Any]
+    params: JobParams
     deadline_seconds: int | None
 
 
@@ -92,17 +92,15 @@ def validate_submission(catalog: Catalog, sub: Submission) -> ValidatedSubmissio
     for model_id in chain:
         _check(catalog.get(model_id), sub, duration, resolution, aspect)
     width, height = resolution_dims(resolution, aspect)
-    params: dict[str, Any] = {
-        "duration_seconds": duration,
-        "resolution": resolution,
-        "aspect_ratio": aspect,
-        "width": width,
-        "height": height,
-    }
-    if sub.negative_prompt:
-        params["negative_prompt"] = sub.negative_prompt
-    if sub.seed is not None:
-        params["seed"] = sub.seed
+    params = JobParams(
+        duration_seconds=duration,
+        resolution=resolution,
+        aspect_ratio=aspect,
+        width=width,
+        height=height,
+        negative_prompt=sub.negative_prompt or None,
+        seed=sub.seed,
+    )
     deadlines = [d for d in (catalog.get(m).deadline_seconds for m in chain) if d is not None]
     return ValidatedSubmission(
         chain=chain, params=params, deadline_seconds=max(deadlines) if deadlines else None

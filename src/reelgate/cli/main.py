@@ -108,7 +108,7 @@ class _SupervisedWorker:
 
         failures = 0
         while not self.stopping:
-            self.current = Worker(self.rt)
+            self.current = Worker.from_runtime(self.rt)
             try:
                 await self.current.run()
                 return
@@ -291,7 +291,7 @@ def worker(
             settings, public_url=settings.public_url or "http://127.0.0.1:8000"
         )
         try:
-            wk = Worker(rt, concurrency=concurrency or None)
+            wk = Worker.from_runtime(rt, concurrency=concurrency or None)
             _on_signals(wk.stop)
             await wk.run(burst=burst)
         finally:

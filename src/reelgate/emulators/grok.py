@@ -94,6 +94,8 @@ class _Job:
     faults: frozenset[str]
     created: float = field(default_factory=time.monotonic)
     polls: int = 0
+    final_polls: int = 0
+    """Polls answered with the job's final status (done or failed)."""
     downloads: int = 0
 
 
@@ -173,6 +175,7 @@ class GrokEmulator:
             if "never" in job.faults:
                 progress = min(progress, NEVER_PROGRESS)
             return JSONResponse({"status": "pending", "progress": progress}, status_code=202)
+        job.final_polls += 1
         if "fail" in job.faults:
             error = {"code": "internal_error", "message": "Video generation failed."}
             return JSONResponse({"status": "failed", "error": error})

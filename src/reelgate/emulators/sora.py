@@ -12,6 +12,8 @@ Faults (``[fault:NAME]`` in the prompt, see ``emulators.base``):
     refuse          400 moderation_blocked at create (param null: the prompt)
     refuse-image    400 moderation_blocked at create, param "input_reference"
     refuse-output   the video ends ``failed`` with error.code moderation_blocked
+    fail            the video ends ``failed`` with error.code internal_error (not a
+                    refusal: a generic upstream failure)
     quota           429 rate_limit_exceeded with Retry-After
     5xx             the first two creates answer 503 server_error
     malformed       the first poll answers 200 with an HTML body
@@ -69,6 +71,7 @@ _ASSET_SECONDS = 3600
 """Generated files stay downloadable for about an hour after completion."""
 _STILLS = {"thumbnail": "WEBP", "spritesheet": "JPEG"}
 _BLOCKED = "Your request was blocked by our moderation system."
+_INTERNAL = "Video generation failed due to an internal error. Please try again."
 
 
 @dataclass
@@ -84,6 +87,8 @@ class _Video:
     created_at: float  # time.time(): the timestamps reported
     downloads: int = 0
     polls: int = 0
+    final_polls: int = 0
+    """Retrieves answered with the video's final status (completed or failed)."""
 
 
 @dataclass
@@ -319,7 +324,10 @@ async def _retrieve(state: SoraEmulatorState, request: Request) -> Response:
     video.polls += 1
     if "malformed" in video.faults and video.polls == 1:
         return Response("<html><body>502 Bad Gateway</body></html>", media_type="text/html")
-    return JSONResponse(_video_object(video, state.config))
+    answer = _video_object(video, state.config)
+    if answer["status"] in ("completed", "failed"):
+        video.final_polls += 1
+    return JSONResponse(answer)
 
 
 async def _list(state: SoraEmulatorState, request: Request) -> Response:
@@ -386,16 +394,23 @@ def _status(video: _Video, config: EmulatorConfig) -> tuple[str, int]:
         return "in_progress", min(99, int(fraction * 100))
     if "never" in video.faults:
         return "in_progress", _NEVER_PROGRESS
-    if "refuse-output" in video.faults:
+    if video.faults & {"refuse-output", "fail"}:
         return "failed", 100
     return "completed", 100
+
+
+def _failure(video: _Video) -> dict[str, str]:
+    """A failed video's ``error`` (openai-python ``VideoCreateError``: code, message)."""
+    if "refuse-output" in video.faults:
+        return {"code": "moderation_blocked", "message": _BLOCKED}
+    return {"code": "internal_error", "message": _INTERNAL}
 
 
 def _video_object(video: _Video, config: EmulatorConfig) -> dict[str, Any]:
     status, progress = _status(video, config)
     done = status in ("completed", "failed")
     completed_at = int(video.created_at + config.job_seconds) if done else None
-    error = {"code": "moderation_blocked", "message": _BLOCKED} if status == "failed" else None
+    error = _failure(video) if status == "failed" else None
     return {
         "id": video.id,
         "object": "video",

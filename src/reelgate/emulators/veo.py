@@ -17,9 +17,12 @@ Errors use Google's envelope ``{"error": {"code", "message", "status", "details"
 Faults (see ``emulators.base``): ``quota`` is a 429 RESOURCE_EXHAUSTED whose
 RetryInfo carries the delay (Google sends no Retry-After header for it);
 ``refuse``/``refuse-image`` finish the operation with ``raiMediaFilteredCount``
-and a reason naming the prompt or the input image; ``expire`` applies to
-download links (Files API, GCS), not to inline results. Every request body is
-kept in ``app.state.received`` (credentials are never recorded).
+and a reason naming the prompt or the input image; ``fail`` finishes it with
+``"error": {"code": 13, "message": ...}`` (google.rpc.Status INTERNAL: not a
+refusal, no video); ``expire`` applies to download links (Files API, GCS), not
+to inline results. Every request body is kept in ``app.state.received``
+(credentials are never recorded); each job counts its ``polls`` and the
+``final_polls`` answered with the finished operation.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ _REFUSAL = (
     "Veo could not generate videos because the input {what} violates {who} usage guidelines. "
     "If you think this was an error, send feedback. Support codes: {code}"
 )
+_INTERNAL = "Internal error encountered."
+"""Google's message for an INTERNAL (13) status."""
 _RESPONSE_TYPES = {
     "gemini": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse",
     "vertex": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
@@ -97,6 +102,8 @@ class _Job:
     storage_uri: str | None
     created: float = field(default_factory=time.monotonic)
     polls: int = 0
+    final_polls: int = 0
+    """Polls answered with the finished operation (``"done": true``)."""
     downloads: int = 0
 
 
@@ -255,6 +262,9 @@ def _operation(state: _State, job: _Job) -> dict[str, Any] | None:
     config = state.config
     if "never" in job.faults or elapsed_fraction(job.created, config.job_seconds) < 1.0:
         return {"name": job.name}
+    job.final_polls += 1
+    if "fail" in job.faults:
+        return {"name": job.name, "done": True, "error": {"code": 13, "message": _INTERNAL}}
     videos: dict[str, Any] = {}
     if "refuse" in job.faults or "refuse-image" in job.faults:
         who = "Vertex AI's" if state.shape == "vertex" else "the Gemini API's"

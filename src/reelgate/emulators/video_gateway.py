@@ -22,12 +22,15 @@ answers S3's ``403 AccessDenied``. Fault keywords (``emulators.base``):
     5xx                   the first two creates with that prompt answer 503
     malformed             the first status poll answers 200 with an HTML page
     never                 the job stays "processing"
+    fail                  the job ends in the 200 error envelope with a generic
+                          failure (no safety, quota or validation wording)
     expire                the result link works once, then 403 AccessDenied
     slow, truncate        the download trickles / stops halfway (full Content-Length)
     notvideo              the result is an HTML page served as video/mp4
 
 ``GET /_emulator/received`` (emulator only, no auth) lists what the emulator
-was sent, for tests.
+was sent, for tests; each job counts its status ``polls`` and the
+``final_polls`` answered with its final status (success or error).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ _REFUSAL = (
     "Veo could not generate videos because the prompt violates Vertex AI's usage "
     "guidelines. If you think this was an error, send feedback. Support codes: 29310472"
 )
+_FAILED = "Video generation failed: Internal error encountered."
 _NOT_A_VIDEO = (
     b"<!DOCTYPE html><html><head><title>Video</title></head>"
     b"<body><p>Your video is being prepared.</p></body></html>"
@@ -89,6 +93,8 @@ class _Job:
     faults: frozenset[str]
     created: float = field(default_factory=time.monotonic)
     polls: int = 0
+    final_polls: int = 0
+    """Status polls answered with the job's final status (finished or error)."""
     downloads: int = 0
 
 
@@ -130,6 +136,8 @@ def _status_answer(state: _State, job: _Job) -> dict[str, Any]:
         return {"job_id": job.id, "status": "processing"}
     if job.faults & {"refuse", "refuse-image"}:
         return {"job_id": job.id, "status": "error", "error": _REFUSAL}
+    if "fail" in job.faults:
+        return {"job_id": job.id, "status": "error", "error": _FAILED}
     body = job.body
     return {
         "job_id": job.id,
@@ -199,7 +207,10 @@ def create_app(
         if "malformed" in job.faults and job.polls == 1:
             html = "<html><body><h1>502 Bad Gateway</h1></body></html>"
             return Response(html, media_type="text/html")
-        return JSONResponse(_status_answer(state, job))
+        answer = _status_answer(state, job)
+        if answer["status"] in (state.finished_status, "error"):
+            job.final_polls += 1
+        return JSONResponse(answer)
 
     @app.get("/files/{job_id}/video.mp4")
     async def result_file(request: Request, job_id: str) -> Response:

@@ -15,6 +15,8 @@ Fault keywords map to DashScope's own signals:
     5xx           the first two creates with this prompt answer 503 ModelUnavailable
     malformed     the first task query answers a body that is not JSON
     never         the task stays RUNNING
+    fail          the task ends FAILED with InternalError.Algo (not a refusal: a
+                  generic failure during generation)
     expire        the result link answers OSS's 403 "Request has expired." after one use
     slow / truncate / notvideo   applied to the result download
 
@@ -56,6 +58,12 @@ __all__ = ["API_PREFIX", "create_app"]
 
 API_PREFIX = "/api/v1"
 _LINK_TTL = 24 * 3600
+_FINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
+_INTERNAL_ERROR = (
+    "InternalError.Algo",
+    "An internal error has occured during execution, please try again later or contact "
+    "service support.",
+)
 
 _TIERS: dict[str, dict[str, tuple[int, int]]] = {
     "480P": {"16:9": (832, 480), "9:16": (480, 832), "1:1": (624, 624)},
@@ -103,6 +111,8 @@ class _Task:
     failure: tuple[str, str] | None = None
     canceled: bool = False
     polls: int = 0
+    final_polls: int = 0
+    """Queries answered with the task's final status (SUCCEEDED, FAILED, CANCELED)."""
     downloads: int = 0
 
 
@@ -263,6 +273,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
                 "DataInspectionFailed",
                 "Input image data may contain inappropriate content.",
             )
+        elif "fail" in faults:
+            task.failure = _INTERNAL_ERROR
         state.tasks[task.task_id] = task
         await answer_late(faults, config)
         return JSONResponse(
@@ -285,7 +297,10 @@ def create_app(config: EmulatorConfig) -> Starlette:
         task.polls += 1
         if "malformed" in task.faults and task.polls == 1:
             return PlainTextResponse("<html><body>502 Bad Gateway</body></html>")
-        return JSONResponse({"request_id": request_id, **_describe(task)})
+        answer = _describe(task)
+        if answer["output"]["task_status"] in _FINAL:
+            task.final_polls += 1
+        return JSONResponse({"request_id": request_id, **answer})
 
     def _describe(task: _Task) -> dict[str, Any]:
         output: dict[str, Any] = {

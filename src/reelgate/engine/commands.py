@@ -9,23 +9,17 @@ on the mark at its next step.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from reelgate.billing import hold_for, place_hold, release_hold
-from reelgate.engine.events import Event, record_event
-from reelgate.engine.wakeup import notify_in_transaction
+from reelgate.billing import hold_for
 from reelgate.errors import Conflict, NotFound, TooManyInFlight
 from reelgate.ids import new_job_id
+from reelgate.job import Event, Job, JobParams, JobState, MirrorStatus, PublicStatus
 from reelgate.runtime import Runtime
-from reelgate.store.db import reading
-from reelgate.store.jobs import Job, get_job, insert_job, now_ms
-from reelgate.store.schema import ACTIVE_STATES, jobs
+from reelgate.store.base import Tx
+from reelgate.store.jobs import now_ms
 
 __all__ = ["NewJob", "OnCreated", "delete_job", "request_cancel", "retry_mirror", "submit_job"]
 
@@ -33,12 +27,13 @@ __all__ = ["NewJob", "OnCreated", "delete_job", "request_cancel", "retry_mirror"
 @dataclass(frozen=True)
 class NewJob:
     account_id: str
-    chain: list[str]
+    chain: Sequence[str]
+    """The requested model, then its fallbacks."""
     prompt: str
-    params: dict[str, Any]
+    params: JobParams
     deadline_seconds: int
     source: str = "native"
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=dict)
     image: bytes | None = None
     image_mime_type: str | None = None
 
@@ -52,7 +47,7 @@ async def _store_image(rt: Runtime, job_id: str, account_id: str, data: bytes) -
     return key
 
 
-OnCreated = Callable[[AsyncConnection, Job], Awaitable[None]]
+OnCreated = Callable[[Tx, Job], Awaitable[None]]
 
 
 async def submit_job(rt: Runtime, new: NewJob, *, on_created: OnCreated | None = None) -> Job:
@@ -64,46 +59,41 @@ async def submit_job(rt: Runtime, new: NewJob, *, on_created: OnCreated | None =
     has committed, nothing can fail between it and the answer to the client."""
     job_id = new_job_id()
     now = now_ms()
-    params = dict(new.params)
+    params = new.params
     if new.image is not None:
-        params["image_key"] = await _store_image(rt, job_id, new.account_id, new.image)
-        params["image_mime_type"] = new.image_mime_type
-    values: dict[str, Any] = {
-        "id": job_id,
-        "account_id": new.account_id,
-        "source": new.source,
-        "model": new.chain[0],
-        "chain": list(new.chain),
-        "chain_index": 0,
-        "attempt_no": 0,
-        "state": "queued",
-        "prompt": new.prompt,
-        "params": params,
-        "metadata": dict(new.metadata),
-        "progress": 0,
-        "poll_count": 0,
-        "retries": 0,
-        "attempts": [],
-        "cancel_requested": False,
-        "next_run_at": now,
-        "event_seq": 1,
-        "deadline_at": now + new.deadline_seconds * 1000,
-        "created_at": now,
-        "updated_at": now,
-    }
-    seconds = int(params["duration_seconds"])
-    amount = hold_for(rt.catalog, new.chain, str(params["resolution"]), seconds)
-    async with rt.db.begin() as conn:
+        key = await _store_image(rt, job_id, new.account_id, new.image)
+        params = replace(params, image_key=key, image_mime_type=new.image_mime_type)
+    seconds = params.duration_seconds
+    amount = hold_for(rt.catalog, list(new.chain), params.resolution, seconds)
+    async with rt.store.begin() as tx:
         # Hold first: it locks the account row, so concurrent submits queue here
         # and each sees the holds of the ones before it.
-        values["hold_id"] = await place_hold(conn, new.account_id, job_id, amount)
-        await _check_in_flight(rt, conn, new.account_id, seconds)
-        await insert_job(conn, values)
-        job = Job.new(values)
-        await record_event(conn, job_id, 1, Event("video.queued", "queued", 0))
+        hold_id = await tx.place_hold(new.account_id, job_id, amount)
+        await _check_in_flight(rt, tx, new.account_id, seconds)
+        job = Job(
+            id=job_id,
+            account_id=new.account_id,
+            source=new.source,
+            model=new.chain[0],
+            chain=tuple(new.chain),
+            chain_index=0,
+            attempt_no=0,
+            state=JobState.QUEUED,
+            prompt=new.prompt,
+            params=params,
+            metadata=dict(new.metadata),
+            next_run_at=now,
+            event_seq=1,
+            deadline_at=now + new.deadline_seconds * 1000,
+            created_at=now,
+            updated_at=now,
+            hold_id=hold_id,
+        )
+        await tx.insert_job(job)
+        await tx.record_event(job_id, 1, Event("video.queued", PublicStatus.QUEUED, 0), now)
         if on_created is not None:
-            await on_created(conn, job)
-        await notify_in_transaction(conn, job_id)
+            await on_created(tx, job)
+        await tx.wake(job_id)
     rt.wakeup.notify()
     return job
 
@@ -111,21 +101,10 @@ async def submit_job(rt: Runtime, new: NewJob, *, on_created: OnCreated | None =
 IN_FLIGHT_RETRY_AFTER = 5
 
 
-async def _check_in_flight(
-    rt: Runtime, conn: AsyncConnection, account_id: str, seconds: int
-) -> None:
+async def _check_in_flight(rt: Runtime, tx: Tx, account_id: str, seconds: int) -> None:
     """Per-account caps on work in flight. Runs after the hold locked the account row,
     so concurrent submits are counted one after another."""
-    row = (
-        await conn.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.coalesce(sa.func.sum(jobs.c.params["duration_seconds"].as_integer()), 0),
-                # unfinished jobs are exactly those with a wake-up (ix_jobs_active_account)
-            ).where(jobs.c.account_id == account_id, jobs.c.next_run_at.is_not(None))
-        )
-    ).one()
-    count, in_flight = int(row[0]), int(row[1])
+    count, in_flight = await tx.in_flight_totals(account_id)
     limits = rt.settings
     if count + 1 > limits.max_jobs_in_flight:
         raise TooManyInFlight(
@@ -147,8 +126,8 @@ async def _check_in_flight(
 
 
 async def _load(rt: Runtime, job_id: str, account_id: str) -> Job:
-    async with reading(rt.db) as conn:
-        job = await get_job(conn, job_id, account_id)
+    async with rt.store.reading() as tx:
+        job = await tx.get_job(job_id, account_id)
     if job is None:
         raise NotFound(f"No video job {job_id!r}.", param="id")
     return job
@@ -156,51 +135,28 @@ async def _load(rt: Runtime, job_id: str, account_id: str) -> Job:
 
 async def request_cancel(rt: Runtime, account_id: str, job_id: str) -> Job:
     now = now_ms()
-    owned = (jobs.c.id == job_id) & (jobs.c.account_id == account_id)
-    async with rt.db.begin() as conn:
-        # A queued job nobody holds is canceled on the spot.
-        direct = (
-            await conn.execute(
-                jobs.update()
-                .where(owned, jobs.c.state == "queued")
-                .where(sa.or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < now))
-                .values(
-                    state="canceled",
-                    completed_at=now,
-                    next_run_at=None,
-                    updated_at=now,
-                    units_consumed=0,
-                    cost=0,
-                    event_seq=jobs.c.event_seq + 1,
-                )
-                .returning(jobs.c.hold_id, jobs.c.event_seq, jobs.c.progress)
-            )
-        ).first()
-        if direct is not None:
-            canceled = Event("video.canceled", "canceled", int(direct.progress))
-            await record_event(conn, job_id, int(direct.event_seq), canceled)
-            if direct.hold_id:
-                await release_hold(conn, direct.hold_id)
-        if direct is None:
-            # Otherwise mark it and make it due; the worker cancels upstream.
-            # (a delivered video whose copy is still being retried is not: it was
-            # completed and paid for)
-            await conn.execute(
-                jobs.update()
-                .where(owned, jobs.c.state.in_(ACTIVE_STATES), jobs.c.completed_at.is_(None))
-                .values(cancel_requested=True, next_run_at=now, updated_at=now)
-            )
-            await notify_in_transaction(conn, job_id)
+    async with rt.store.begin() as tx:
+        # A queued job nobody holds is canceled on the spot; otherwise it is marked,
+        # and its worker cancels it upstream at its next step.
+        canceled = await tx.cancel_if_queued(account_id, job_id, now)
+        if canceled is not None:
+            event = Event("video.canceled", PublicStatus.CANCELED, canceled.progress)
+            await tx.record_event(job_id, canceled.event_seq, event, now)
+            if canceled.hold_id:
+                await tx.release_hold(canceled.hold_id)
+        else:
+            await tx.mark_cancel_requested(account_id, job_id, now)
+            await tx.wake(job_id)
     rt.wakeup.notify()
     rt.events.notify(job_id)
     job = await _load(rt, job_id, account_id)
-    if job.state == "failed" or (job.completed_at is not None and job.state != "canceled"):
-        status = "failed" if job.state == "failed" else "completed"
+    if job.state is JobState.FAILED or job.delivered:
+        status = job.status
         raise Conflict(
             f"Video job {job_id} is already {status}; only queued or in-progress jobs "
             "can be canceled.",
             code="not_cancelable",
-            status=status,
+            status=status.value,
         )
     return job
 
@@ -209,39 +165,26 @@ async def delete_job(rt: Runtime, account_id: str, job_id: str) -> None:
     """Remove a finished job's stored video and hide the job. The row, its events and
     its ledger entries stay: billing history is never deleted."""
     job = await _load(rt, job_id, account_id)
-    delivered = job.completed_at is not None  # final, or completed with its copy retrying
-    if not (job.is_final or delivered):
+    if not (job.is_final or job.completed_at is not None):
         raise Conflict(
             f"Video job {job_id} is still {job.state}; cancel it first, then delete it.",
             code="video_not_final",
         )
-    for key in ((job.result or {}).get("key"), job.params.get("image_key")):
+    for key in (job.result.key if job.result else None, job.params.image_key):
         if key:
             await rt.storage.delete(key)
-    async with rt.db.begin() as conn:
-        # the row stays (usage, ledger); a background mirror retry stops with it
-        await conn.execute(
-            jobs.update()
-            .where(jobs.c.id == job_id, jobs.c.account_id == account_id)
-            .where(jobs.c.completed_at.is_not(None) | jobs.c.next_run_at.is_(None))
-            .values(
-                deleted_at=now_ms(),
-                updated_at=now_ms(),
-                next_run_at=None,
-                state=sa.case((jobs.c.state == "mirroring", "completed"), else_=jobs.c.state),
-            )
-        )
+    async with rt.store.begin() as tx:
+        await tx.hide_job(account_id, job_id, now_ms())
 
 
 async def retry_mirror(rt: Runtime, account_id: str, job_id: str) -> Job:
     now = now_ms()
-    async with rt.db.begin() as conn:
-        job = await get_job(conn, job_id, account_id)
+    async with rt.store.begin() as tx:
+        job = await tx.get_job(job_id, account_id)
         if job is None:
             raise NotFound(f"No video job {job_id!r}.", param="id")
-        mirror_status = (job.result or {}).get("mirror_status")
-        delivered = job.completed_at is not None and job.state in ("completed", "mirroring")
-        if not delivered or mirror_status != "failed":
+        mirror_status = job.result.mirror_status if job.result else None
+        if not job.delivered or job.result is None or mirror_status is not MirrorStatus.FAILED:
             raise Conflict(
                 f"Video job {job_id} has nothing to re-mirror (status {job.state}, "
                 f"mirror_status {mirror_status}); only completed jobs whose mirror failed can.",
@@ -249,26 +192,12 @@ async def retry_mirror(rt: Runtime, account_id: str, job_id: str) -> Job:
             )
         # Now, and with a fresh round of background tries; a job still retrying by itself
         # is only made due at once (the worker holding it, if any, keeps it).
-        # `updated_at` unchanged since the read: a mirror that a worker stored meanwhile
-        # is never overwritten with this stale result (PostgreSQL reads committed data
-        # here, not a snapshot)
-        changed = await conn.execute(
-            jobs.update()
-            .where(jobs.c.id == job_id, jobs.c.state.in_(("completed", "mirroring")))
-            .where(jobs.c.updated_at == job.updated_at)
-            .values(
-                state="mirroring",
-                retries=0,
-                next_run_at=now,
-                updated_at=now,
-                result={**(job.result or {}), "mirror_status": "pending", "mirror_tries": 0},
-            )
-        )
-        if changed.rowcount != 1:
+        again = replace(job.result, mirror_status=MirrorStatus.PENDING, mirror_tries=0)
+        if not await tx.restart_mirror(job, again, now):
             raise Conflict(
                 f"Video job {job_id} changed while this request was handled; look at it again.",
                 code="mirror_not_retryable",
             )
-        await notify_in_transaction(conn, job_id)
+        await tx.wake(job_id)
     rt.wakeup.notify()
     return await _load(rt, job_id, account_id)

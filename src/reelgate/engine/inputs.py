@@ -10,8 +10,8 @@ take URLs can still use the URL.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
+from reelgate.job import JobParams
 from reelgate.netsafe import NetPolicy, decode_image, fetch_bytes
 from reelgate.providers.base import ImageInput
 from reelgate.storage import Storage
@@ -34,13 +34,11 @@ async def _fetch(url: str, policy: NetPolicy) -> tuple[bytes, str]:
     return fetched.data, info.mime_type
 
 
-async def load_image(
-    params: dict[str, Any], storage: Storage, policy: NetPolicy
-) -> ImageInput | None:
-    if params.get("image_key"):
-        data = await storage.read_bytes(params["image_key"], MAX_IMAGE_BYTES)
-        return ImageInput(data=data, mime_type=params.get("image_mime_type") or "image/png")
-    if params.get("image_url"):
-        data, mime = await _fetch(params["image_url"], policy)
-        return ImageInput(data=data, mime_type=mime, url=params["image_url"])
+async def load_image(params: JobParams, storage: Storage, policy: NetPolicy) -> ImageInput | None:
+    if params.image_key:
+        data = await storage.read_bytes(params.image_key, MAX_IMAGE_BYTES)
+        return ImageInput(data=data, mime_type=params.image_mime_type or "image/png")
+    if params.image_url:
+        data, mime = await _fetch(params.image_url, policy)
+        return ImageInput(data=data, mime_type=mime, url=params.image_url)
     return None

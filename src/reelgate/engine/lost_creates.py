@@ -23,29 +23,23 @@ Upstream ids that another job already uses are never adopted.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from reelgate.catalog import ModelSpec
+from reelgate.engine.planner import ListCreate
 from reelgate.engine.policy import MAX_TRANSIENT_RETRIES, backoff_seconds
 from reelgate.errors import ProviderError, ReelgateError, TransientError
+from reelgate.job import Job, JobError
 from reelgate.providers.base import FindsLostCreates
-from reelgate.store.ambiguous import record_ambiguous
-from reelgate.store.db import reading
-from reelgate.store.jobs import (
-    Job,
-    active_upstream_ids,
-    count_submitting,
-    known_upstream_ids,
-    now_ms,
-)
+from reelgate.store.base import AmbiguousRecord, Tx
+from reelgate.store.jobs import now_ms
 
 if TYPE_CHECKING:
     from reelgate.engine.steps import Also, Stepper
 
-__all__ = ["LOOKBACK_MS", "record_create", "settle_lost_create", "unsettled"]
+__all__ = ["LOOKBACK_MS", "record_create", "settle_lost_create"]
 
 log = logging.getLogger(__name__)
 
@@ -59,33 +53,21 @@ def record_create(
 ) -> Also:
     """The write that lists this job's create for operators (in the caller's transaction)."""
 
-    async def write(conn: AsyncConnection) -> None:
-        await record_ambiguous(
-            conn,
-            job_id=job.id,
-            attempt_no=job.attempt_no,
-            model=spec.id,
-            provider=spec.provider,
-            upstream_id=upstream_id,
-            sent_at=job.attempts[-1].get("create_sent_at"),
-            outcome=outcome,
-            note=note,
-            now=now_ms(),
-        )
+    record = AmbiguousRecord(
+        job_id=job.id,
+        attempt_no=job.attempt_no,
+        model=spec.id,
+        provider=spec.provider,
+        upstream_id=upstream_id,
+        sent_at=job.attempts[-1].create_sent_at if job.attempts else None,
+        outcome=outcome,
+        note=note,
+    )
+
+    async def write(tx: Tx) -> None:
+        await tx.record_ambiguous(record, now_ms())
 
     return write
-
-
-def unsettled(stepper: Stepper, job: Job, spec: ModelSpec, why: str) -> Also | None:
-    """For a job that ends (canceled, timed out) while its create may be in flight:
-    the record to list it for operators, or None when nothing can be upstream."""
-    provider = stepper.rt.providers.get(spec.provider)
-    pending = (
-        job.state == "submitting" and job.attempts and job.attempts[-1].get("create_pending", True)
-    )
-    if not pending or (provider is not None and provider.idempotent_create):
-        return None
-    return record_create(job, spec, "unknown", why, None)
 
 
 async def _give_up(
@@ -93,18 +75,18 @@ async def _give_up(
 ) -> None:
     log.warning("job %s: create on %s left ambiguous: %s", job.id, spec.id, why)
     lost = TransientError(exc.message, code=exc.code, upstream_status=exc.upstream_status)
-    await stepper.on_error(job, lost, unresolved=record_create(job, spec, "unknown", why, None))
+    await stepper.on_error(job, lost, unresolved=ListCreate("unknown", why))
 
 
 async def settle_lost_create(
     stepper: Stepper, job: Job, spec: ModelSpec, exc: ProviderError
 ) -> None:
-    provider = stepper.rt.providers.get(spec.provider)
+    provider = stepper.providers.get(spec.provider)
     if provider is None:
         # Not configured in this process (a restart without its key, say): whether it
         # dedupes or can be searched is unknown here. Keep the create marked, look later.
-        note = {"code": "provider_unavailable", "message": exc.message, "class": "transient"}
-        wait = now_ms() + int(backoff_seconds(job.retries, base=5.0) * 1000) + 1000
+        note = JobError("provider_unavailable", exc.message, error_class="transient")
+        wait = stepper.clock() + int(backoff_seconds(job.retries, base=5.0) * 1000) + 1000
         await stepper.wait_then_retry(job, wait, note, count=False)
         return
     if provider.idempotent_create:
@@ -115,27 +97,24 @@ async def settle_lost_create(
     if not isinstance(provider, FindsLostCreates):
         await _give_up(stepper, job, spec, exc, f"{spec.provider} cannot dedupe or list creates")
         return
-    sent_at = int(job.attempts[-1].get("create_sent_at") or job.updated_at)
+    sent_at = job.attempts[-1].create_sent_at or job.updated_at
     settle_ms = int(
-        (
-            stepper.rt.settings.timeout_for(spec.provider)
-            + stepper.rt.settings.lost_create_settle_seconds
-        )
+        (stepper.settings.timeout_for(spec.provider) + stepper.settings.lost_create_settle_seconds)
         * 1000
     )
-    now = now_ms()
-    note = {
-        "code": "create_answer_lost",
-        "message": f"{exc.message}; looking for the upstream job before sending again",
-        "class": "transient",
-    }
+    now = stepper.clock()
+    note = JobError(
+        "create_answer_lost",
+        f"{exc.message}; looking for the upstream job before sending again",
+        error_class="transient",
+    )
     if now < sent_at + settle_ms:
         # Look only once the provider has surely recorded the create, if it got it.
         await stepper.wait_then_retry(job, sent_at + settle_ms, note, count=False)
         return
     since = datetime.fromtimestamp((sent_at - LOOKBACK_MS) / 1000, UTC)
-    async with reading(stepper.rt.db) as conn:
-        exclude = frozenset(await active_upstream_ids(conn, spec.provider))
+    async with stepper.store.reading() as tx:
+        exclude = frozenset(await tx.active_upstream_ids(spec.provider))
     try:
         request = await stepper.generation_request(job, spec)  # its input image, if any
         found = await provider.find_created(request, since, exclude)
@@ -143,15 +122,15 @@ async def settle_lost_create(
         if job.retries < MAX_TRANSIENT_RETRIES:
             wait = now + int(backoff_seconds(job.retries, base=2.0) * 1000)
             await stepper.wait_then_retry(
-                job, wait, {**note, "lookup_error": lookup.message}, count=True
+                job, wait, replace(note, lookup_error=lookup.message), count=True
             )
             return
         await _give_up(
             stepper, job, spec, exc, f"the search for the upstream job failed: {lookup.message}"
         )
         return
-    async with reading(stepper.rt.db) as conn:
-        taken = await known_upstream_ids(conn, found)
+    async with stepper.store.reading() as tx:
+        taken = await tx.known_upstream_ids(found)
     candidates = [upstream_id for upstream_id in found if upstream_id not in taken]
     if not candidates:
         if job.retries >= MAX_TRANSIENT_RETRIES:
@@ -164,8 +143,8 @@ async def settle_lost_create(
         return
     adopted, extras = candidates[0], candidates[1:]
     log.info("job %s: adopting upstream job %s (its create's answer was lost)", job.id, adopted)
-    async with reading(stepper.rt.db) as conn:
-        siblings = await count_submitting(conn, spec.provider, job.id)
+    async with stepper.store.reading() as tx:
+        siblings = await tx.count_submitting(spec.provider, job.id)
     # Another job of this provider with a create in flight may own an extra: then it is
     # only listed for operators, never canceled.
     also = await _handle_extras(stepper, job, spec, provider, extras, cancel=siblings == 0)
@@ -190,11 +169,11 @@ async def _handle_extras(
                 log.info("job %s: cancel of duplicate %s failed: %s", job.id, upstream_id, exc.code)
         outcomes.append((upstream_id, outcome))
 
-    async def write(conn: AsyncConnection) -> None:
+    async def write(tx: Tx) -> None:
         for upstream_id, outcome in outcomes:
             note = f"a second upstream job matched job {job.id}'s lost create; " + (
                 "canceled" if outcome == "duplicate_canceled" else "it could not be canceled"
             )
-            await record_create(job, spec, outcome, note, upstream_id)(conn)
+            await record_create(job, spec, outcome, note, upstream_id)(tx)
 
     return write

@@ -10,27 +10,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
+from reelgate.engine.planner import StoredCopy
 from reelgate.errors import StorageError
 from reelgate.media.probe import probe_video
 from reelgate.providers.base import Provider, ResultLocation
 from reelgate.storage import Storage
 
-__all__ = ["Mirrored", "mirror_result"]
-
-
-@dataclass(frozen=True)
-class Mirrored:
-    key: str
-    bytes: int
-    sha256: str
-    duration_seconds: float
-    width: int
-    height: int
-    content_type: str
-    has_audio: bool
+__all__ = ["mirror_result"]
 
 
 async def _spool(provider: Provider, result: ResultLocation, path: Path, max_bytes: int) -> str:
@@ -53,13 +41,13 @@ async def _spool(provider: Provider, result: ResultLocation, path: Path, max_byt
 
 async def mirror_result(
     provider: Provider, result: ResultLocation, storage: Storage, key: str, *, max_bytes: int
-) -> Mirrored:
+) -> StoredCopy:
     with tempfile.TemporaryDirectory(prefix="reelgate-mirror-") as tmp:
         path = Path(tmp) / "video"
         sha = await _spool(provider, result, path, max_bytes)
         info = await asyncio.to_thread(probe_video, path)
         stored = await storage.put_file(key, path, result.content_type or "video/mp4")
-    return Mirrored(
+    return StoredCopy(
         key=key,
         bytes=stored.size,
         sha256=sha,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reelgate.errors import ErrorClass, ProviderError
@@ -51,9 +52,15 @@ class Fail:
 Decision = Retry | FallBack | Fail
 
 
-def backoff_seconds(retries: int, *, base: float = 1.0, cap: float = 60.0) -> float:
-    """Full-jitter exponential backoff: spreads retries of many jobs hitting one outage."""
-    return random.uniform(0, min(cap, base * 2.0**retries))  # noqa: S311 (jitter, not crypto)
+Uniform = Callable[[float, float], float]
+
+
+def backoff_seconds(
+    retries: int, *, base: float = 1.0, cap: float = 60.0, uniform: Uniform = random.uniform
+) -> float:
+    """Full-jitter exponential backoff: spreads retries of many jobs hitting one outage.
+    ``uniform``: the jitter source (random, not for secrets; a test passes a fixed one)."""
+    return uniform(0, min(cap, base * 2.0**retries))
 
 
 def poll_delay_seconds(base: float, poll_count: int) -> float:
@@ -92,6 +99,7 @@ def decide(
     model: str,
     may_duplicate: bool = False,
     suggest_fallback: bool = True,
+    uniform: Uniform = random.uniform,
 ) -> Decision:
     """``may_duplicate``: re-sending this step could start a second upstream job (a
     create whose answer was lost, to a provider that cannot dedupe): never retry it."""
@@ -109,7 +117,7 @@ def decide(
             ),
         )
     if cls is ErrorClass.TRANSIENT and retries < MAX_TRANSIENT_RETRIES:
-        delay = max(backoff_seconds(retries), error.retry_after or 0.0)
+        delay = max(backoff_seconds(retries, uniform=uniform), error.retry_after or 0.0)
         return Retry(delay_seconds=delay)
     if cls in (ErrorClass.QUOTA, ErrorClass.TRANSIENT) and has_next:
         return FallBack(reason=cls.value)

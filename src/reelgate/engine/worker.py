@@ -3,7 +3,7 @@
 One main loop plus named, supervised side tasks:
 - ``lease-renewer`` keeps the leases of jobs in hand alive while a long step
   (an upload, a slow upstream) runs, so no other worker takes them over;
-- the wake-up listener (``engine.wakeup``) cuts the sleep short when a job
+- the wake-up listener (``store.wakeup``) cuts the sleep short when a job
   is submitted or becomes due.
 
 Nothing is kept in memory between steps: a job waiting on its provider is
@@ -24,63 +24,94 @@ import os
 import random
 import socket
 import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from reelgate.engine.steps import Stepper
-from reelgate.runtime import Runtime
+from reelgate.job import Job
+from reelgate.store.base import Store
 from reelgate.store.db import is_unavailable
-from reelgate.store.jobs import (
-    Job,
-    claim_due,
-    count_active,
-    next_wakeup,
-    now_ms,
-    release_leases,
-    renew_leases,
-)
+from reelgate.store.jobs import now_ms
+from reelgate.store.wakeup import Wakeup
 
-__all__ = ["Worker"]
+if TYPE_CHECKING:
+    from reelgate.runtime import Runtime
+
+__all__ = ["Worker", "new_worker_id"]
 
 log = logging.getLogger(__name__)
 
 
-def _worker_id() -> str:
+def new_worker_id() -> str:
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Worker:
+    """Claims due jobs from the store and has the stepper advance each by one step.
+
+    It receives what it uses: the store, a stepper, the wake-up channel and the
+    clock. ``Worker.from_runtime`` builds one from a process's runtime."""
+
     def __init__(
         self,
+        *,
+        store: Store,
+        stepper: Stepper,
+        wakeup: Wakeup,
+        concurrency: int,
+        lease_seconds: float,
+        idle_poll_seconds: float,
+        shutdown_grace_seconds: float = 30.0,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.wakeup = wakeup
+        self.id = stepper.worker_id
+        self.concurrency = concurrency
+        self.lease_ms = int(lease_seconds * 1000)
+        self.idle_poll = idle_poll_seconds
+        self.grace = shutdown_grace_seconds
+        self.clock = clock
+        self.stepper = stepper
+        self._in_hand: dict[str, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
+        self._step_done = asyncio.Event()
+        self.steps_run = 0
+
+    @classmethod
+    def from_runtime(
+        cls,
         rt: Runtime,
         *,
         concurrency: int | None = None,
         lease_seconds: float | None = None,
         idle_poll_seconds: float | None = None,
         shutdown_grace_seconds: float = 30.0,
-    ) -> None:
+    ) -> Worker:
         s = rt.settings
-        self.rt = rt
-        self.id = _worker_id()
-        self.concurrency = concurrency or s.worker_concurrency
-        self.lease_ms = int((lease_seconds or s.lease_seconds) * 1000)
-        self.idle_poll = idle_poll_seconds or s.idle_poll_seconds
-        self.grace = shutdown_grace_seconds
-        self.stepper = Stepper(rt, self.id)
-        self._in_hand: dict[str, asyncio.Task[None]] = {}
-        self._stopping = asyncio.Event()
-        self._step_done = asyncio.Event()
-        self.steps_run = 0
+        return cls(
+            store=rt.store,
+            stepper=Stepper.from_runtime(rt, new_worker_id()),
+            wakeup=rt.wakeup,
+            concurrency=concurrency or s.worker_concurrency,
+            lease_seconds=lease_seconds or s.lease_seconds,
+            idle_poll_seconds=idle_poll_seconds or s.idle_poll_seconds,
+            shutdown_grace_seconds=shutdown_grace_seconds,
+        )
 
     def stop(self) -> None:
         """Ask the loop to finish the steps in hand and return (signal-handler safe)."""
         self._stopping.set()
-        self.rt.wakeup.notify()
+        self.wakeup.notify()
 
     async def _renew_forever(self) -> None:
         interval = self.lease_ms / 3000.0
         while True:
             await asyncio.sleep(interval)
             try:
-                await renew_leases(self.rt.db, self.id, list(self._in_hand), self.lease_ms)
+                await self.store.renew_leases(
+                    self.id, list(self._in_hand), self.lease_ms, self.clock()
+                )
             except Exception as exc:  # a DB blip must not kill the renewer
                 if is_unavailable(exc):
                     log.warning("lease renewal: database unavailable; retrying in %.1fs", interval)
@@ -108,19 +139,23 @@ class Worker:
         free = self.concurrency - len(self._in_hand)
         if free <= 0:
             return 0
-        jobs = await claim_due(
-            self.rt.db, self.id, limit=free, lease_ms=self.lease_ms, in_hand=list(self._in_hand)
+        jobs = await self.store.claim_due(
+            self.id,
+            limit=free,
+            lease_ms=self.lease_ms,
+            now=self.clock(),
+            in_hand=list(self._in_hand),
         )
         for job in jobs:
             self._in_hand[job.id] = asyncio.create_task(self._run_step(job), name=f"step-{job.id}")
         return len(jobs)
 
     async def _idle_wait(self) -> None:
-        wake_at = await next_wakeup(self.rt.db)
+        wake_at = await self.store.next_wakeup()
         timeout = self.idle_poll
         if wake_at is not None:
-            timeout = min(timeout, max(0.0, (wake_at - now_ms()) / 1000.0) + 0.005)
-        wake = asyncio.create_task(self.rt.wakeup.wait(timeout))
+            timeout = min(timeout, max(0.0, (wake_at - self.clock()) / 1000.0) + 0.005)
+        wake = asyncio.create_task(self.wakeup.wait(timeout))
         step = asyncio.create_task(self._step_done.wait())
         try:
             await asyncio.wait({wake, step}, return_when=asyncio.FIRST_COMPLETED)
@@ -134,7 +169,7 @@ class Worker:
         """Claim what is due, else wait for the next wake-up. True: burst is done."""
         if len(self._in_hand) < self.concurrency and await self._claim():
             return False
-        if burst and not self._in_hand and await count_active(self.rt.db) == 0:
+        if burst and not self._in_hand and await self.store.count_active() == 0:
             return True
         await self._idle_wait()
         return False
@@ -183,7 +218,7 @@ class Worker:
         with contextlib.suppress(asyncio.CancelledError):
             await renewer
         try:
-            released = await release_leases(self.rt.db, self.id)
+            released = await self.store.release_leases(self.id)
         except Exception as exc:
             # the leases run out by themselves; another worker takes the jobs over
             log.warning("worker %s stopped; could not release its leases (%s)", self.id, exc)

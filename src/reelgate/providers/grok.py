@@ -338,7 +338,7 @@ def _failure(error: Any, upstream_id: str) -> ProviderError:
     if code in _INVALID_CODES:
         return InvalidRequest(text, upstream_id=upstream_id, upstream_code=code)
     kind = "unknown" if code is None else str(code)
-    return TransientError(text, upstream_id=upstream_id, upstream_code=kind, job_failed=True)
+    return TransientError(text, upstream_id=upstream_id, upstream_code=kind, terminal=True)
 
 
 def _progress(value: Any) -> int | None:

@@ -115,7 +115,9 @@ class LocalProvider:
         if not seen.spec:
             raise InvalidRequest(f"no such local job: {upstream_id}", upstream_status=404)
         if seen.canceled:
-            raise InvalidRequest(f"local job {upstream_id} was canceled", code="canceled")
+            raise InvalidRequest(
+                f"local job {upstream_id} was canceled", code="canceled", terminal=True
+            )
         if seen.error is not None:
             raise _error_from(seen.error, upstream_id)
         if seen.done:
@@ -134,7 +136,9 @@ class LocalProvider:
                 await asyncio.to_thread(
                     _write_error, self._root, upstream_id, "transient", "render_crashed", message
                 )
-                raise TransientError(message, code="render_crashed", upstream_id=upstream_id)
+                raise TransientError(
+                    message, code="render_crashed", upstream_id=upstream_id, terminal=True
+                )
             self._launch(upstream_id)
         if seen.progress is None:
             return UpstreamStatus(state=UpstreamState.PENDING, progress=0)
@@ -265,6 +269,7 @@ def _error_from(document: dict[str, Any], upstream_id: str) -> ProviderError:
         str(document.get("message", "the local render failed")),
         code=str(document.get("code", "render_failed")),
         upstream_id=upstream_id,
+        terminal=True,  # the error file stays: this render will not succeed on a later look
     )
 
 

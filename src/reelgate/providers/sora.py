@@ -396,7 +396,7 @@ def _failure(error: Any, video_id: str) -> ProviderError:
         code="upstream_failed",
         upstream_code=code or None,
         upstream_id=video_id,
-        job_failed=True,
+        terminal=True,
     )
 
 

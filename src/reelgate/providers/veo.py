@@ -203,8 +203,11 @@ class VeoProvider:
         operation = await self._fetch_operation(upstream_id)
         if not operation.get("done"):
             return UpstreamStatus(state=UpstreamState.RUNNING, progress=None)
+        # A done operation stays done: whatever failed it, polling again cannot help.
         if operation.get("error") is not None:
-            raise self._operation_error(operation["error"], upstream_id)
+            failed = self._operation_error(operation["error"], upstream_id)
+            failed.terminal = True
+            raise failed
         response = self._video_response(operation, upstream_id)
         results = self._results(response, upstream_id)
         if results:
@@ -215,7 +218,10 @@ class VeoProvider:
             message = "; ".join(reasons) or "Google's safety filters withheld the video"
             raise _refusal(message, upstream_id=upstream_id)
         raise TransientError(
-            "the Veo operation finished without a video", code="no_result", upstream_id=upstream_id
+            "the Veo operation finished without a video",
+            code="no_result",
+            upstream_id=upstream_id,
+            terminal=True,
         )
 
     async def cancel(self, upstream_id: str) -> None:

@@ -181,7 +181,9 @@ def interpret_status(body: Any) -> UpstreamStatus:
     word = str(body["status"]).strip().lower()
     if word in _FAILED:
         message = _detail_text(body) or f"the video gateway reported status {word!r}"
-        raise classify_failure(message)
+        failed = classify_failure(message)
+        failed.terminal = True  # the upstream job ended failed; polling again cannot help
+        raise failed
     if word in _DONE:
         url = body.get("video_url")
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
@@ -365,13 +367,7 @@ class VideoGatewayProvider:
     def _scrubbed(self, exc: ProviderError) -> ProviderError:
         if not self._key or self._key not in exc.message:
             return exc
-        return type(exc)(
-            self._scrub(exc.message),
-            code=exc.code,
-            upstream_status=exc.upstream_status,
-            retry_after=exc.retry_after,
-            **exc.details,
-        )
+        return exc.with_message(self._scrub(exc.message))
 
 
 def from_settings(settings: Settings) -> VideoGatewayProvider | None:

@@ -371,16 +371,19 @@ class WanProvider:
         if not isinstance(source, dict) or "code" not in source:
             source = answer if isinstance(answer, dict) else {}
         code, message = _code_and_message(source)
-        details: dict[str, Any] = {"upstream_id": task_id, "job_failed": True} if task_id else {}
+        details: dict[str, Any] = {"upstream_id": task_id} if task_id else {}
         if code is None:
             what = "a FAILED task without an error code" if task_id else "no task id and no error"
-            return TransientError(f"DashScope answered {what}", **details)
+            return TransientError(
+                f"DashScope answered {what}", terminal=task_id is not None, **details
+            )
         error = self._classify(200, {"code": code, "message": message})
         if isinstance(error, Refused) and had_image is not None:
             _default_flag(error, had_image=had_image)
         if error is None:
             error = InvalidRequest(f"DashScope {code}: {message}", upstream_code=code)
         error.details.update(details)
+        error.terminal = task_id is not None  # a FAILED task stays failed
         return error
 
 

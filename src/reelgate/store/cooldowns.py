@@ -13,14 +13,16 @@ from reelgate.store.schema import provider_cooldowns
 __all__ = ["cooling_until", "start_cooldown"]
 
 
-async def start_cooldown(engine: AsyncEngine, deployment: str, until: int, reason: str) -> None:
+async def start_cooldown(
+    engine: AsyncEngine, deployment: str, until: int, reason: str, now: int | None = None
+) -> None:
     """Cool ``deployment`` down until ``until`` (ms); a later end wins over an earlier one."""
     t = provider_cooldowns
     values = {
         "deployment": deployment,
         "until_at": until,
         "reason": reason[:500],
-        "updated_at": now_ms(),
+        "updated_at": now_ms() if now is None else now,
     }
     async with engine.begin() as conn:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite

@@ -9,96 +9,52 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from reelgate.job import ACTIVE_STATES, Job, JobResult, JobState, PublicStatus
+from reelgate.store.codec import changed_columns, encode_result, job_from_row, job_to_row
 from reelgate.store.db import reading
-from reelgate.store.schema import ACTIVE_STATES, ambiguous_creates, jobs
+from reelgate.store.schema import ambiguous_creates, jobs
 
 __all__ = [
     "Job",
     "active_upstream_ids",
+    "cancel_if_queued",
     "claim_due",
     "count_active",
     "count_occupying",
     "count_submitting",
     "fenced_update",
     "get_job",
+    "hide_job",
+    "in_flight_totals",
     "insert_job",
     "known_upstream_ids",
     "list_jobs",
+    "lock_provider",
+    "mark_cancel_requested",
     "next_wakeup",
     "now_ms",
     "release_leases",
     "renew_leases",
+    "restart_mirror",
+    "status_is",
+    "write_step",
 ]
+
+
+ACTIVE_STATE_VALUES = tuple(s.value for s in ACTIVE_STATES)
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True)
-class Job:
-    id: str
-    account_id: str
-    source: str
-    model: str
-    chain: list[str]
-    chain_index: int
-    attempt_no: int
-    state: str
-    prompt: str
-    params: dict[str, Any]
-    metadata: dict[str, Any]
-    progress: int
-    upstream_id: str | None
-    running_since: int | None
-    poll_count: int
-    retries: int
-    attempts: list[dict[str, Any]]
-    result: dict[str, Any] | None
-    error: dict[str, Any] | None
-    cancel_requested: bool
-    next_run_at: int | None
-    deadline_at: int
-    lease_owner: str | None
-    lease_expires_at: int | None
-    created_at: int
-    updated_at: int
-    completed_at: int | None
-    hold_id: str | None = None
-    delivered_by: str | None = None
-    units_consumed: int | None = None
-    cost: int | None = None
-    event_seq: int = 0
-    deleted_at: int | None = None
-    active_provider: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> Job:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
-
-    @classmethod
-    def new(cls, values: Mapping[str, Any]) -> Job:
-        """The job ``insert_job(values)`` wrote (every column it left out is NULL)."""
-        fields: dict[str, Any] = {name: values.get(name) for name in cls.__dataclass_fields__}
-        return cls(**fields)
-
-    @property
-    def current_model(self) -> str:
-        return self.chain[self.chain_index]
-
-    @property
-    def is_final(self) -> bool:
-        return self.state not in ACTIVE_STATES
-
-
-async def insert_job(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
-    await conn.execute(jobs.insert().values(**values))
+async def insert_job(conn: AsyncConnection, job: Job) -> None:
+    await conn.execute(jobs.insert().values(**job_to_row(job)))
 
 
 async def get_job(
@@ -116,7 +72,7 @@ async def get_job(
         # is indistinguishable from a missing one.
         query = query.where(jobs.c.account_id == account_id)
     row = (await conn.execute(query)).mappings().first()
-    return Job.from_row(row) if row else None
+    return job_from_row(row) if row else None
 
 
 async def list_jobs(
@@ -125,7 +81,7 @@ async def list_jobs(
     *,
     limit: int,
     after: str | None = None,
-    states: Sequence[str] | None = None,
+    status: PublicStatus | None = None,
     model: str | None = None,
     order: str = "desc",
     include_deleted: bool = False,
@@ -134,8 +90,8 @@ async def list_jobs(
     query = sa.select(jobs).where(jobs.c.account_id == account_id)
     if not include_deleted:
         query = query.where(jobs.c.deleted_at.is_(None))
-    if states:
-        query = query.where(jobs.c.state.in_(states))
+    if status is not None:
+        query = query.where(status_is(status))
     if model:
         query = query.where(sa.or_(jobs.c.model == model, jobs.c.delivered_by == model))
     if order == "asc":
@@ -147,7 +103,20 @@ async def list_jobs(
             query = query.where(jobs.c.id < after)
         query = query.order_by(jobs.c.id.desc())
     rows = (await conn.execute(query.limit(limit))).mappings().all()
-    return [Job.from_row(r) for r in rows]
+    return [job_from_row(r) for r in rows]
+
+
+def status_is(status: PublicStatus) -> sa.ColumnElement[bool]:
+    """The rows whose public status is ``status`` (``reelgate.job.public_status`` in SQL:
+    a ``mirroring`` job is ``completed`` once delivered, else ``in_progress``)."""
+    state, delivered = jobs.c.state, jobs.c.completed_at.is_not(None)
+    mirroring = state == JobState.MIRRORING.value
+    if status is PublicStatus.COMPLETED:
+        return (state == JobState.COMPLETED.value) | (mirroring & delivered)
+    if status is PublicStatus.IN_PROGRESS:
+        running = (JobState.SUBMITTING.value, JobState.RUNNING.value)
+        return state.in_(running) | (mirroring & ~delivered)
+    return state == status.value
 
 
 async def claim_due(
@@ -195,7 +164,8 @@ async def claim_due(
             .returning(*jobs.c)
         )
         rows = (await conn.execute(stmt)).mappings().all()
-    return [Job.from_row(r) for r in rows]
+    # RETURNING keeps no order: hand them out most overdue first, as chosen
+    return sorted((job_from_row(r) for r in rows), key=lambda j: (j.next_run_at or 0, j.id))
 
 
 async def fenced_update(
@@ -227,8 +197,21 @@ async def fenced_update(
         return result.rowcount == 1
 
 
+async def write_step(
+    conn: AsyncConnection, before: Job, after: Job, worker_id: str, *, release: bool
+) -> bool:
+    """``fenced_update`` of the fields a step changed (``after`` against ``before``)."""
+    return await fenced_update(
+        conn, before.id, worker_id, changed_columns(before, after), release=release
+    )
+
+
 async def renew_leases(
-    engine: AsyncEngine, worker_id: str, job_ids: Sequence[str], lease_ms: int
+    engine: AsyncEngine,
+    worker_id: str,
+    job_ids: Sequence[str],
+    lease_ms: int,
+    now: int | None = None,
 ) -> int:
     """Extend the leases this worker holds on jobs still in hand; returns how many."""
     if not job_ids:
@@ -238,7 +221,7 @@ async def renew_leases(
             jobs.update()
             .where(jobs.c.id.in_(list(job_ids)))
             .where(jobs.c.lease_owner == worker_id)
-            .values(lease_expires_at=now_ms() + lease_ms)
+            .values(lease_expires_at=(now_ms() if now is None else now) + lease_ms)
         )
         return int(result.rowcount)
 
@@ -316,7 +299,7 @@ async def count_submitting(conn: AsyncConnection, provider: str, except_job: str
         .select_from(jobs)
         .where(
             jobs.c.active_provider == provider,
-            jobs.c.state == "submitting",
+            jobs.c.state == JobState.SUBMITTING.value,
             jobs.c.id != except_job,
         )
     )
@@ -327,3 +310,109 @@ async def count_active(engine: AsyncEngine) -> int:
     async with reading(engine) as conn:
         query = sa.select(sa.func.count()).select_from(jobs).where(jobs.c.next_run_at.is_not(None))
         return int((await conn.execute(query)).scalar_one())
+
+
+async def in_flight_totals(conn: AsyncConnection, account_id: str) -> tuple[int, int]:
+    """An account's unfinished jobs: how many, and how many seconds of video they ask
+    for (unfinished jobs are exactly those with a wake-up: ix_jobs_active_account)."""
+    row = (
+        await conn.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(jobs.c.params["duration_seconds"].as_integer()), 0),
+            ).where(jobs.c.account_id == account_id, jobs.c.next_run_at.is_not(None))
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def _owned(account_id: str, job_id: str) -> sa.ColumnElement[bool]:
+    return (jobs.c.id == job_id) & (jobs.c.account_id == account_id)
+
+
+async def cancel_if_queued(
+    conn: AsyncConnection, account_id: str, job_id: str, now: int
+) -> Job | None:
+    """Cancel a queued job that no worker holds, on the spot; the job as canceled, or
+    None when it was not queued or a worker has it."""
+    row = (
+        (
+            await conn.execute(
+                jobs.update()
+                .where(_owned(account_id, job_id), jobs.c.state == JobState.QUEUED.value)
+                .where(sa.or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < now))
+                .values(
+                    state=JobState.CANCELED.value,
+                    completed_at=now,
+                    next_run_at=None,
+                    updated_at=now,
+                    units_consumed=0,
+                    cost=0,
+                    event_seq=jobs.c.event_seq + 1,
+                )
+                .returning(*jobs.c)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return job_from_row(row) if row is not None else None
+
+
+async def mark_cancel_requested(
+    conn: AsyncConnection, account_id: str, job_id: str, now: int
+) -> None:
+    """Mark an unfinished job for cancel and make it due: its worker cancels upstream.
+    A delivered video whose copy is still being retried is not: it was paid for."""
+    await conn.execute(
+        jobs.update()
+        .where(_owned(account_id, job_id), jobs.c.state.in_(ACTIVE_STATE_VALUES))
+        .where(jobs.c.completed_at.is_(None))
+        .values(cancel_requested=True, next_run_at=now, updated_at=now)
+    )
+
+
+async def hide_job(conn: AsyncConnection, account_id: str, job_id: str, now: int) -> None:
+    """Hide a finished (or delivered) job. The row stays for usage and the ledger; a
+    background mirror retry stops with it."""
+    await conn.execute(
+        jobs.update()
+        .where(_owned(account_id, job_id))
+        .where(jobs.c.completed_at.is_not(None) | jobs.c.next_run_at.is_(None))
+        .values(
+            deleted_at=now,
+            updated_at=now,
+            next_run_at=None,
+            state=sa.case(
+                (jobs.c.state == JobState.MIRRORING.value, JobState.COMPLETED.value),
+                else_=jobs.c.state,
+            ),
+        )
+    )
+
+
+async def restart_mirror(conn: AsyncConnection, job: Job, result: JobResult, now: int) -> bool:
+    """Make a delivered job's copy due again with ``result``, only if the job has not
+    changed since it was read (``updated_at``): a copy a worker stored meanwhile is
+    never overwritten with a stale result."""
+    changed = await conn.execute(
+        jobs.update()
+        .where(jobs.c.id == job.id)
+        .where(jobs.c.state.in_((JobState.COMPLETED.value, JobState.MIRRORING.value)))
+        .where(jobs.c.updated_at == job.updated_at)
+        .values(
+            state=JobState.MIRRORING.value,
+            retries=0,
+            next_run_at=now,
+            updated_at=now,
+            result=encode_result(result),
+        )
+    )
+    return int(changed.rowcount) == 1
+
+
+async def lock_provider(conn: AsyncConnection, provider: str) -> None:
+    """Serialise slot-taking on ``provider`` until the transaction ends: an advisory
+    lock on PostgreSQL; SQLite has one writer at a time already."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(provider))))

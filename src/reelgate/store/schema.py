@@ -21,9 +21,6 @@ metadata = sa.MetaData(
 
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
 
-ACTIVE_STATES = ("queued", "submitting", "running", "mirroring")
-FINAL_STATES = ("completed", "failed", "canceled")
-
 accounts = sa.Table(
     "accounts",
     metadata,

@@ -19,7 +19,16 @@ from reelgate.ids import new_id
 from reelgate.store.jobs import now_ms
 from reelgate.store.schema import accounts, holds, ledger
 
-__all__ = ["Balance", "capture_hold", "get_balance", "grant", "place_hold", "release_hold"]
+__all__ = [
+    "MAX_BALANCE",
+    "Balance",
+    "capture_hold",
+    "get_balance",
+    "grant",
+    "not_enough",
+    "place_hold",
+    "release_hold",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,21 @@ class Balance:
                 "available": self.available,
             },
         }
+
+
+def not_enough(current: Balance, amount: int) -> PaymentRequired:
+    """The 402 for a hold of ``amount`` that ``current`` cannot cover, with the numbers."""
+    shortfall = amount - current.available
+    return PaymentRequired(
+        f"Not enough credits: this job needs a hold of {format_credits(amount)} credits "
+        f"but only {format_credits(current.available)} are available "
+        f"(short by {format_credits(shortfall)}). Add credits or request fewer seconds.",
+        balance=format_credits(current.balance),
+        held=format_credits(current.held),
+        available=format_credits(current.available),
+        hold_needed=format_credits(amount),
+        shortfall=format_credits(shortfall),
+    )
 
 
 async def _lock(conn: AsyncConnection, account_id: str) -> Balance:
@@ -124,17 +148,7 @@ async def place_hold(conn: AsyncConnection, account_id: str, job_id: str, amount
     """Reserve ``amount`` for ``job_id`` or raise 402 with the numbers."""
     current = await _lock(conn, account_id)
     if current.available < amount:
-        shortfall = amount - current.available
-        raise PaymentRequired(
-            f"Not enough credits: this job needs a hold of {format_credits(amount)} credits "
-            f"but only {format_credits(current.available)} are available "
-            f"(short by {format_credits(shortfall)}). Add credits or request fewer seconds.",
-            balance=format_credits(current.balance),
-            held=format_credits(current.held),
-            available=format_credits(current.available),
-            hold_needed=format_credits(amount),
-            shortfall=format_credits(shortfall),
-        )
+        raise not_enough(current, amount)
     hold_id = new_id("hold")
     await conn.execute(
         holds.insert().values(

@@ -1,0 +1,656 @@
+"""What a step does with what it learned: ``plan(job, outcome, now, rules) -> Transition``.
+
+Pure: no I/O, no clock, no randomness except through ``Rules.uniform``. Every
+change a worker makes to a job is decided here; ``engine.steps`` gathers the
+outcome (one upstream call, a mirror, a cooldown lookup) and carries out the
+transition (one fenced write, with the hold settled and the events recorded in
+the same transaction).
+
+    outcome                      transition
+    ───────────────────────────  ───────────────────────────────────────────────
+    Stale                        clear the wake-up (a final or deleted job)
+    CancelRequested              canceled, hold released (cancel upstream first)
+    DeadlinePassed               failed ``timeout``, hold released (cancel upstream)
+    Cooling                      the quota error ``cooldown`` (fall back or fail)
+    AtCapacity                   look again in a second
+    Sending                      queued → submitting with a new attempt, or the
+                                 last attempt's create marked in flight again
+    Created                      running; poll soon
+    Polled                       progress, or mirroring with the result
+    Mirrored                     completed and billed for the seconds delivered
+    MirrorFailed                 retry soon; then delivered unmirrored and billed,
+                                 the copy retried in the background
+    Failed                       policy.decide: retry, fall back, or fail
+    LookAgain                    wait (a lost create is searched for later)
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from reelgate.billing import billable_seconds
+from reelgate.catalog import ModelSpec
+from reelgate.engine import progress as prog
+from reelgate.engine.policy import (
+    MAX_TRANSIENT_RETRIES,
+    Fail,
+    FallBack,
+    Retry,
+    backoff_seconds,
+    decide,
+    poll_delay_seconds,
+)
+from reelgate.errors import ErrorClass, ProviderError, QuotaExceeded, TransientError
+from reelgate.job import (
+    Attempt,
+    AttemptOutcome,
+    Job,
+    JobError,
+    JobResult,
+    JobState,
+    MirrorStatus,
+)
+from reelgate.providers.base import UpstreamState, UpstreamStatus
+
+__all__ = [
+    "CAPACITY_WAIT_MS",
+    "DEFAULT_COOLDOWN_SECONDS",
+    "AtCapacity",
+    "CancelRequested",
+    "Cooldown",
+    "Cooling",
+    "Created",
+    "DeadlinePassed",
+    "Failed",
+    "ListCreate",
+    "LookAgain",
+    "MirrorFailed",
+    "Mirrored",
+    "Outcome",
+    "Polled",
+    "Rules",
+    "Sending",
+    "Stale",
+    "StoredCopy",
+    "Transition",
+    "deployment",
+    "plan",
+]
+
+DEFAULT_COOLDOWN_SECONDS = 60.0
+"""How long a deployment is skipped after a quota answer that gave no Retry-After."""
+CAPACITY_WAIT_MS = 1000
+"""How soon a job waiting for a capped deployment looks again."""
+MAX_MIRROR_WAIT_SECONDS = 7200.0
+
+
+def deployment(spec: ModelSpec) -> str:
+    """What a cooldown applies to: quota is per provider account and upstream model."""
+    return f"{spec.provider}:{spec.upstream_model}"
+
+
+# ── what the planner reads besides the job ─────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Rules:
+    spec: ModelSpec
+    """The job's current model."""
+    price: Callable[[str, str, int], int]
+    """(model, resolution, seconds) -> millicredits."""
+    idempotent_create: bool | None = None
+    """Whether the current model's provider dedupes creates; None: not configured here."""
+    mirror_quick_retries: int = 3
+    mirror_background_retries: int = 6
+    mirror_retry_base_seconds: float = 30.0
+    uniform: Callable[[float, float], float] = field(default=random.uniform)
+    """The jitter source (a test passes a fixed one)."""
+
+
+# ── outcomes: what a step learned ──────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class ListCreate:
+    """A create to list for operators (``ambiguous_creates``), written with the step."""
+
+    outcome: str
+    note: str
+    upstream_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Stale:
+    """Claimed although final or deleted."""
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    pass
+
+
+@dataclass(frozen=True)
+class DeadlinePassed:
+    pass
+
+
+@dataclass(frozen=True)
+class Cooling:
+    until: int
+    """When the deployment's cooldown ends."""
+
+
+@dataclass(frozen=True)
+class AtCapacity:
+    pass
+
+
+@dataclass(frozen=True)
+class Sending:
+    """A create is about to be sent. ``count``: a re-send that counts as a retry."""
+
+    count: bool = False
+
+
+@dataclass(frozen=True)
+class Created:
+    upstream_id: str
+    adopted: bool = False
+    """Found upstream after the create's answer was lost, rather than answered."""
+
+
+@dataclass(frozen=True)
+class Polled:
+    status: UpstreamStatus
+
+
+@dataclass(frozen=True)
+class StoredCopy:
+    """What the mirror stored (``engine.mirror``)."""
+
+    key: str
+    bytes: int
+    sha256: str
+    duration_seconds: float | None
+    """What the copy measures; None when it could not be measured."""
+    width: int
+    height: int
+    content_type: str
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class Mirrored:
+    copy: StoredCopy
+
+
+@dataclass(frozen=True)
+class MirrorFailed:
+    message: str
+    final: bool = False
+    """The copy cannot succeed by trying again (the upstream refused the download)."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: ProviderError
+    unresolved: ListCreate | None = None
+    """A create whose outcome could not be settled: never re-sent, listed for operators."""
+
+
+@dataclass(frozen=True)
+class LookAgain:
+    at: int
+    note: JobError
+    count: bool = False
+
+
+Outcome = (
+    Stale
+    | CancelRequested
+    | DeadlinePassed
+    | Cooling
+    | AtCapacity
+    | Sending
+    | Created
+    | Polled
+    | Mirrored
+    | MirrorFailed
+    | Failed
+    | LookAgain
+)
+
+
+# ── transitions: what the stepper carries out ──────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    deployment: str
+    until: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Transition:
+    job: Job
+    """The job after the step (the store writes the fields that changed)."""
+    release: bool = True
+    """Give the lease back with the write (False: the step goes on, e.g. to the create)."""
+    settle: int | None = None
+    """Settle the job's hold: capture this many millicredits (0 releases it all)."""
+    cancel_upstream: bool = False
+    """Cancel the upstream job (best effort) before writing."""
+    cooldown: Cooldown | None = None
+    list_create: ListCreate | None = None
+    log: str | None = None
+
+
+def plan(job: Job, outcome: Outcome, now: int, rules: Rules) -> Transition:
+    match outcome:
+        case Stale():
+            return Transition(replace(job, next_run_at=None))
+        case CancelRequested():
+            return _canceled(job, now, rules)
+        case DeadlinePassed():
+            return _timed_out(job, now, rules)
+        case Cooling(until=until):
+            return _cooling(job, until, now, rules)
+        case AtCapacity():
+            wait = min(now + CAPACITY_WAIT_MS, job.deadline_at)
+            return Transition(replace(job, next_run_at=wait))
+        case Sending(count=count):
+            return _sending(job, now, rules, count=count)
+        case Created(upstream_id=upstream_id, adopted=adopted):
+            return _running(job, upstream_id, now, rules, adopted=adopted)
+        case Polled(status=status):
+            return _polled(job, status, now, rules)
+        case Mirrored(copy=copy):
+            return _mirrored(job, copy, now, rules)
+        case MirrorFailed(message=message, final=final):
+            return _mirror_failed(job, message, now, rules, final=final)
+        case Failed(error=error, unresolved=unresolved):
+            return _failed(job, error, now, rules, unresolved=unresolved)
+        case LookAgain(at=at, note=note, count=count):
+            last = job.last_attempt
+            attempts = job.with_last_attempt(replace(last, last_error=note)) if last else ()
+            return Transition(
+                replace(
+                    job,
+                    retries=job.retries + 1 if count else job.retries,
+                    attempts=attempts,
+                    next_run_at=min(at, job.deadline_at),
+                )
+            )
+    raise TypeError(f"not an outcome: {outcome!r}")
+
+
+# ── the steps ──────────────────────────────────────────────────────────────────
+
+
+def _create_unsettled(job: Job, rules: Rules, why: str) -> ListCreate | None:
+    """A job ending (canceled, timed out) while its create may be in flight: list the
+    create for operators, unless nothing can be upstream (or the provider dedupes)."""
+    last = job.last_attempt
+    pending = job.state is JobState.SUBMITTING and last is not None and last.create_pending
+    if not pending or rules.idempotent_create:
+        return None
+    return ListCreate("unknown", why)
+
+
+def _finish(
+    job: Job,
+    state: JobState,
+    outcome: AttemptOutcome,
+    error: JobError | None,
+    now: int,
+    *,
+    list_create: ListCreate | None = None,
+    cancel_upstream: bool = False,
+    log: str | None = None,
+) -> Transition:
+    """A job that ends unbilled: its hold is released."""
+    return Transition(
+        replace(
+            job,
+            state=state,
+            error=error,
+            completed_at=now,
+            units_consumed=0,
+            cost=0,
+            next_run_at=None,
+            active_provider=None,
+            attempts=job.closing_attempt(outcome, error, now),
+        ),
+        settle=0,
+        cancel_upstream=cancel_upstream,
+        list_create=list_create,
+        log=log,
+    )
+
+
+def _canceled(job: Job, now: int, rules: Rules) -> Transition:
+    why = "the job was canceled while its create's outcome was unknown"
+    return _finish(
+        job,
+        JobState.CANCELED,
+        AttemptOutcome.CANCELED,
+        None,
+        now,
+        list_create=_create_unsettled(job, rules, why),
+        cancel_upstream=job.state in (JobState.SUBMITTING, JobState.RUNNING),
+    )
+
+
+def _timed_out(job: Job, now: int, rules: Rules) -> Transition:
+    error = JobError(
+        code="timeout",
+        message="The video was not ready before the job's deadline "
+        f"({(job.deadline_at - job.created_at) // 1000} s). Resubmit, or try a faster model.",
+    )
+    why = "the job timed out while its create's outcome was unknown"
+    return _finish(
+        job,
+        JobState.FAILED,
+        AttemptOutcome.TIMEOUT,
+        error,
+        now,
+        list_create=_create_unsettled(job, rules, why),
+        cancel_upstream=True,
+    )
+
+
+def _cooling(job: Job, until: int, now: int, rules: Rules) -> Transition:
+    """A deployment cooling down after a quota answer is not asked again until the
+    cooldown ends: the job moves on down its chain (or fails with ``quota``)."""
+    spec = rules.spec
+    tried = replace(job, attempts=(*job.attempts, Attempt(model=spec.id, started_at=now)))
+    seconds = max(1, (until - now) // 1000)
+    error = QuotaExceeded(
+        f"{spec.id} is cooling down for {seconds} s after a quota answer from its provider",
+        code="cooldown",
+    )
+    return _failed(tried, error, now, rules, start_cooldown=False)
+
+
+def _sending(job: Job, now: int, rules: Rules, *, count: bool) -> Transition:
+    """Mark a create in flight before it is sent (so a worker that dies after sending
+    leaves a trace, ``engine.lost_creates``). The lease stays: the create follows."""
+    if job.state is JobState.QUEUED:
+        attempt = Attempt(
+            model=rules.spec.id, started_at=now, create_pending=True, create_sent_at=now
+        )
+        return Transition(
+            replace(
+                job,
+                state=JobState.SUBMITTING,
+                active_provider=rules.spec.provider,
+                attempt_no=job.attempt_no + 1,
+                attempts=(*job.attempts, attempt),
+                progress=prog.forward(job.progress, 1),
+            ),
+            release=False,
+        )
+    last = job.last_attempt
+    assert last is not None, "a job in submitting has an attempt"
+    again = replace(last, create_pending=True, create_sent_at=now)
+    return Transition(
+        replace(
+            job,
+            attempts=job.with_last_attempt(again),
+            retries=job.retries + 1 if count else job.retries,
+        ),
+        release=False,
+    )
+
+
+def _running(job: Job, upstream_id: str, now: int, rules: Rules, *, adopted: bool) -> Transition:
+    last = job.last_attempt
+    assert last is not None, "a created job has an attempt"
+    attempt = replace(
+        last,
+        upstream_id=upstream_id,
+        outcome=AttemptOutcome.RUNNING,
+        create_pending=False,
+        adopted=last.adopted or adopted,
+    )
+    delay_ms = int(poll_delay_seconds(rules.spec.poll_interval_seconds, 0) * 1000)
+    return Transition(
+        replace(
+            job,
+            state=JobState.RUNNING,
+            upstream_id=upstream_id,
+            running_since=now,
+            poll_count=0,
+            retries=0,
+            attempts=job.with_last_attempt(attempt),
+            progress=prog.forward(job.progress, prog.RUN_LO),
+            next_run_at=min(now + delay_ms, job.deadline_at),
+        )
+    )
+
+
+def _polled(job: Job, status: UpstreamStatus, now: int, rules: Rules) -> Transition:
+    spec = rules.spec
+    if status.state is UpstreamState.SUCCEEDED:
+        r = status.result
+        if r is None:
+            error = TransientError("upstream finished without a result URL")
+            return _failed(job, error, now, rules)
+        result = JobResult(
+            upstream_url=r.url,
+            # what the upstream says it made (the mirror measures its own copy)
+            duration_seconds=status.duration_seconds,
+            upstream_expires_at=int(r.expires_at.timestamp() * 1000) if r.expires_at else None,
+            content_type=r.content_type,
+        )
+        return Transition(
+            replace(
+                job,
+                state=JobState.MIRRORING,
+                result=result,
+                retries=0,
+                progress=prog.forward(job.progress, prog.mirroring_progress()),
+                next_run_at=now,
+            )
+        )
+    elapsed = (now - (job.running_since or now)) / 1000.0
+    estimate = prog.running_progress(status.progress, elapsed, spec.typical_seconds)
+    delay_ms = int(poll_delay_seconds(spec.poll_interval_seconds, job.poll_count + 1) * 1000)
+    return Transition(
+        replace(
+            job,
+            progress=prog.forward(job.progress, estimate),
+            poll_count=job.poll_count + 1,
+            retries=0,
+            next_run_at=min(now + delay_ms, job.deadline_at),
+        )
+    )
+
+
+def _mirrored(job: Job, copy: StoredCopy, now: int, rules: Rules) -> Transition:
+    assert job.result is not None, "a mirrored job has a result"
+    result = replace(
+        job.result,
+        mirror_status=MirrorStatus.STORED,
+        key=copy.key,
+        bytes=copy.bytes,
+        sha256=copy.sha256,
+        # what the copy measures; result.duration_seconds stays the upstream's
+        measured_duration_seconds=copy.duration_seconds,
+        width=copy.width,
+        height=copy.height,
+        content_type=copy.content_type,
+        has_audio=copy.has_audio,
+        mirror_error=None,
+        mirror_retry_at=None,
+    )
+    return _deliver(job, result, now, rules, measured=copy.duration_seconds)
+
+
+def _deliver(
+    job: Job,
+    result: JobResult,
+    now: int,
+    rules: Rules,
+    *,
+    measured: float | None,
+    mirror_again_at: int | None = None,
+) -> Transition:
+    """Complete the job and bill it, once. ``mirror_again_at``: the copy failed; the
+    video is delivered from the upstream meanwhile and the copy is tried again then.
+
+    Billed for what was delivered: the seconds the copy measures, else the seconds the
+    provider reported, else (neither known) the seconds asked for; never more than
+    asked for (the hold caps the capture too)."""
+    spec = rules.spec
+    already_billed = job.completed_at is not None and job.cost is not None
+    if already_billed:
+        seconds, charge = job.units_consumed, job.cost
+    else:
+        reported = measured if measured is not None else result.duration_seconds
+        seconds = billable_seconds(job.params.duration_seconds, reported)
+        charge = rules.price(spec.id, job.params.resolution, seconds)
+    return Transition(
+        replace(
+            job,
+            state=JobState.MIRRORING if mirror_again_at is not None else JobState.COMPLETED,
+            result=result,
+            progress=100,
+            completed_at=job.completed_at or now,
+            retries=0,
+            delivered_by=job.delivered_by if already_billed else spec.id,
+            attempts=job.closing_attempt(AttemptOutcome.COMPLETED, None, now),
+            units_consumed=seconds,
+            cost=charge,
+            next_run_at=mirror_again_at,
+            active_provider=None,
+        ),
+        settle=charge,
+    )
+
+
+def _mirror_failed(job: Job, message: str, now: int, rules: Rules, *, final: bool) -> Transition:
+    """Quick retries first; then the video is delivered unmirrored (billed, playable
+    through reelgate) while the copy is retried with a growing backoff, and given up
+    only after ``mirror_background_retries`` more tries or once the upstream's link
+    has expired."""
+    assert job.result is not None, "a mirroring job has a result"
+    result = replace(job.result, mirror_error=message)
+    if job.completed_at is None and job.retries < rules.mirror_quick_retries and not final:
+        wait = backoff_seconds(job.retries, base=2.0, uniform=rules.uniform)
+        return Transition(
+            replace(job, retries=job.retries + 1, result=result, next_run_at=now + int(wait * 1000))
+        )
+    tries = result.mirror_tries + 1
+    wait_s = min(rules.mirror_retry_base_seconds * 4 ** (tries - 1), MAX_MIRROR_WAIT_SECONDS)
+    again: int | None = now + int(wait_s * 1000)
+    expires = result.upstream_expires_at
+    log = None
+    if (
+        final
+        or tries > rules.mirror_background_retries
+        or (expires is not None and again is not None and again >= expires)
+    ):
+        again = None
+        log = f"mirror given up after {tries} tries: {message}"
+    result = replace(
+        result, mirror_status=MirrorStatus.FAILED, mirror_tries=tries, mirror_retry_at=again
+    )
+    delivered = _deliver(job, result, now, rules, measured=None, mirror_again_at=again)
+    return replace(delivered, log=log)
+
+
+def _failed(
+    job: Job,
+    exc: ProviderError,
+    now: int,
+    rules: Rules,
+    *,
+    unresolved: ListCreate | None = None,
+    start_cooldown: bool = True,
+) -> Transition:
+    """Apply the policy's decision to an upstream error."""
+    cooldown = None
+    if start_cooldown and exc.error_class is ErrorClass.QUOTA:
+        pause = exc.retry_after if exc.retry_after is not None else DEFAULT_COOLDOWN_SECONDS
+        cooldown = Cooldown(deployment(rules.spec), now + int(pause * 1000), exc.message)
+    has_next = job.chain_index + 1 < len(job.chain)
+    # An upstream job that itself ended failed cannot succeed on another poll:
+    # skip the retries of this step and go straight to the fallback (or fail).
+    terminal = job.state is JobState.RUNNING and exc.terminal
+    decision = decide(
+        exc,
+        retries=MAX_TRANSIENT_RETRIES if terminal else job.retries,
+        has_next=has_next,
+        model=job.current_model,
+        may_duplicate=unresolved is not None,
+        # only the native API takes a fallback list (not the media-video-from-text one)
+        suggest_fallback=job.source == "native",
+        uniform=rules.uniform,
+    )
+    outcome = (
+        AttemptOutcome.AMBIGUOUS
+        if unresolved is not None
+        else AttemptOutcome(exc.error_class.value)
+    )
+    error = JobError(
+        code=exc.code,
+        message=exc.message,
+        error_class=exc.error_class.value,
+        upstream_status=exc.upstream_status,
+    )
+    log = f"{exc.error_class.value} on {job.current_model} -> {type(decision).__name__}"
+    if isinstance(decision, Retry):
+        last = job.last_attempt
+        attempts = job.attempts
+        if last is not None:
+            # a definite answer to a create: nothing is in flight any more
+            pending = last.create_pending and job.state is not JobState.SUBMITTING
+            attempts = job.with_last_attempt(
+                replace(last, last_error=error, create_pending=pending)
+            )
+        return Transition(
+            replace(
+                job,
+                retries=job.retries + 1,
+                attempts=attempts,
+                next_run_at=min(now + int(decision.delay_seconds * 1000), job.deadline_at),
+            ),
+            cooldown=cooldown,
+            log=log,
+        )
+    if isinstance(decision, FallBack):
+        return Transition(
+            replace(
+                job,
+                state=JobState.QUEUED,
+                active_provider=None,
+                chain_index=job.chain_index + 1,
+                upstream_id=None,
+                running_since=None,
+                poll_count=0,
+                retries=0,
+                attempts=job.closing_attempt(outcome, error, now),
+                next_run_at=now,
+            ),
+            cancel_upstream=job.state is JobState.RUNNING,
+            cooldown=cooldown,
+            list_create=unresolved,
+            log=log,
+        )
+    assert isinstance(decision, Fail)
+    failed = _finish(
+        job,
+        JobState.FAILED,
+        outcome,
+        JobError(code=decision.code, message=decision.message),
+        now,
+        list_create=unresolved,
+        log=log,
+    )
+    # the attempt keeps the upstream's own error; the job shows the decision's
+    closed = job.closing_attempt(outcome, error, now)
+    return replace(failed, job=replace(failed.job, attempts=closed), cooldown=cooldown)

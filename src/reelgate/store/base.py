@@ -1,0 +1,178 @@
+"""The store's interface: what the engine may ask of the database, as typed values.
+
+Two implementations are held to one contract (tests/contract_store.py):
+``store.sql.SqlStore`` (SQLite and PostgreSQL through SQLAlchemy) and
+``store.memory.MemoryStore`` (dicts, for engine tests without a database).
+
+A :class:`Tx` is one transaction: everything written through it commits
+together or not at all (a job's step, its event, its hold's settlement and the
+operators' record of an ambiguous create). The :class:`Store` methods outside
+a transaction are the worker's bookkeeping (claims, leases, cooldowns), each
+atomic on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from reelgate.job import Event, Job, JobResult
+from reelgate.store.events import StoredEvent
+from reelgate.store.ledger import Balance
+
+__all__ = ["AmbiguousRecord", "Store", "Tx"]
+
+
+@dataclass(frozen=True)
+class AmbiguousRecord:
+    """A create whose outcome is unknown, listed for operators (``ambiguous_creates``)."""
+
+    job_id: str
+    attempt_no: int
+    model: str
+    provider: str
+    upstream_id: str | None
+    sent_at: int | None
+    outcome: str
+    note: str
+
+
+class Tx(Protocol):
+    # ── jobs ──
+    async def get_job(
+        self, job_id: str, account_id: str | None = None, *, include_deleted: bool = False
+    ) -> Job | None:
+        """A job; with ``account_id``, only that account's (another's reads as missing)."""
+        ...
+
+    async def insert_job(self, job: Job) -> None: ...
+
+    async def write_step(self, before: Job, after: Job, worker_id: str, *, release: bool) -> bool:
+        """Write the fields ``after`` changed, only while ``worker_id`` holds the lease
+        (the fence); ``release`` drops the lease in the same write. False: not written."""
+        ...
+
+    async def cancel_if_queued(self, account_id: str, job_id: str, now: int) -> Job | None:
+        """Cancel a queued job no worker holds, on the spot (None: not such a job)."""
+        ...
+
+    async def mark_cancel_requested(self, account_id: str, job_id: str, now: int) -> None:
+        """Mark an undelivered unfinished job for cancel and make it due."""
+        ...
+
+    async def hide_job(self, account_id: str, job_id: str, now: int) -> None:
+        """Hide a finished or delivered job (its row stays for usage and the ledger)."""
+        ...
+
+    async def restart_mirror(self, job: Job, result: JobResult, now: int) -> bool:
+        """Make a delivered job's copy due again, only if unchanged since ``job`` was read."""
+        ...
+
+    async def in_flight_totals(self, account_id: str) -> tuple[int, int]:
+        """An account's unfinished jobs: how many, and their seconds of video."""
+        ...
+
+    async def lock_provider(self, provider: str) -> None:
+        """Serialise slot-taking on ``provider`` until this transaction ends."""
+        ...
+
+    async def count_occupying(self, provider: str, except_job: str) -> int:
+        """Jobs holding a slot of ``provider`` (``active_provider``), but one."""
+        ...
+
+    async def count_submitting(self, provider: str, except_job: str) -> int:
+        """Jobs of ``provider`` in ``submitting`` (a create may be in flight), but one."""
+        ...
+
+    async def active_upstream_ids(self, provider: str) -> set[str]:
+        """The upstream jobs that jobs in flight on ``provider`` follow."""
+        ...
+
+    async def known_upstream_ids(self, upstream_ids: Sequence[str]) -> set[str]:
+        """Which of these a job already uses or an operator was told of."""
+        ...
+
+    # ── events and wake-ups ──
+    async def record_event(self, job_id: str, seq: int, event: Event, now: int) -> None: ...
+
+    async def events_after(self, job_id: str, seq: int) -> list[StoredEvent]:
+        """A job's events after number ``seq``, oldest first (the SSE stream)."""
+        ...
+
+    async def wake(self, job_id: str) -> None:
+        """Wake the workers of every process when this transaction commits."""
+        ...
+
+    # ── credits ──
+    async def get_balance(self, account_id: str) -> Balance:
+        """Raises ``NotFound`` for an unknown account."""
+        ...
+
+    async def place_hold(self, account_id: str, job_id: str, amount: int) -> str:
+        """Reserve ``amount`` millicredits or raise ``PaymentRequired`` with the numbers."""
+        ...
+
+    async def capture_hold(self, hold_id: str, amount: int) -> bool:
+        """Charge ``amount`` (capped by the hold), release the rest; False if settled."""
+        ...
+
+    async def release_hold(self, hold_id: str) -> bool:
+        """Release the whole hold; False if already settled."""
+        ...
+
+    # ── operators ──
+    async def record_ambiguous(self, record: AmbiguousRecord, now: int) -> None: ...
+
+    # ── the API's Idempotency-Key records ──
+    async def complete_idempotency(
+        self, account_id: str, key: str, owner: str, status: int, body: Any
+    ) -> bool:
+        """Store a key's response with the work it describes, if ``owner`` still holds
+        the key; False: a retry took it over (the work must roll back)."""
+        ...
+
+
+class Store(Protocol):
+    def begin(self) -> AbstractAsyncContextManager[Tx]:
+        """A read-write transaction."""
+        ...
+
+    def reading(self) -> AbstractAsyncContextManager[Tx]:
+        """Reads only (never takes SQLite's write lock); writing through it is a bug."""
+        ...
+
+    async def claim_due(
+        self,
+        worker_id: str,
+        *,
+        limit: int,
+        lease_ms: int,
+        now: int,
+        in_hand: Sequence[str] = (),
+    ) -> list[Job]:
+        """Lease up to ``limit`` due jobs that are free (or whose lease ran out), most
+        overdue first, never one in ``in_hand``; no two claimers get the same job."""
+        ...
+
+    async def renew_leases(
+        self, worker_id: str, job_ids: Sequence[str], lease_ms: int, now: int
+    ) -> int: ...
+
+    async def release_leases(self, worker_id: str) -> int: ...
+
+    async def next_wakeup(self) -> int | None:
+        """The earliest time a job may need a worker (a free job's wake-up, or a held
+        job's lease running out)."""
+        ...
+
+    async def count_active(self) -> int:
+        """Jobs not finished yet (with a wake-up)."""
+        ...
+
+    async def start_cooldown(self, deployment: str, until: int, reason: str, now: int) -> None:
+        """Cool ``deployment`` down until ``until``; a later end wins over an earlier one."""
+        ...
+
+    async def cooling_until(self, deployment: str, now: int) -> int | None: ...

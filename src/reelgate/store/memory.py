@@ -1,0 +1,426 @@
+"""The store in memory: the twin of ``store.sql`` for engine tests without a database.
+
+Held to the same contract tests as the SQL store. A transaction works on a
+copy of the state and swaps it in on commit, so readers only ever see committed
+data and an exception rolls everything back; transactions run one at a time
+(like SQLite's single writer). Time comes from ``clock`` (the tests drive it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from reelgate.errors import NotFound
+from reelgate.ids import new_id
+from reelgate.job import ACTIVE_STATES, Event, Job, JobResult, JobState
+from reelgate.store.base import AmbiguousRecord
+from reelgate.store.events import StoredEvent
+from reelgate.store.jobs import now_ms
+from reelgate.store.ledger import Balance, not_enough
+
+__all__ = ["Hold", "LedgerEntry", "MemoryStore", "MemoryTx"]
+
+_JOB_FIELDS = tuple(f.name for f in fields(Job))
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: str
+    account_id: str
+    job_id: str
+    amount: int
+    status: str = "open"
+    captured: int = 0
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    account_id: str
+    kind: str
+    balance_delta: int
+    held_delta: int
+    hold_id: str | None
+
+
+@dataclass
+class _State:
+    jobs: dict[str, Job] = field(default_factory=dict)
+    accounts: dict[str, Balance] = field(default_factory=dict)
+    holds: dict[str, Hold] = field(default_factory=dict)
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    events: dict[str, list[StoredEvent]] = field(default_factory=dict)
+    ambiguous: list[tuple[AmbiguousRecord, int]] = field(default_factory=list)
+    cooldowns: dict[str, tuple[int, str]] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str], tuple[str | None, int, Any]] = field(default_factory=dict)
+    """(account, key) -> (owner while in flight, status, body)."""
+
+    def copy(self) -> _State:
+        return _State(
+            jobs=dict(self.jobs),
+            accounts=dict(self.accounts),
+            holds=dict(self.holds),
+            ledger=list(self.ledger),
+            events={k: list(v) for k, v in self.events.items()},
+            ambiguous=list(self.ambiguous),
+            cooldowns=dict(self.cooldowns),
+            idempotency=dict(self.idempotency),
+        )
+
+
+class MemoryTx:
+    def __init__(self, state: _State, clock: Callable[[], int], *, writable: bool) -> None:
+        self.s = state
+        self.clock = clock
+        self.writable = writable
+        self.woken: list[str] = []
+
+    def _write(self) -> _State:
+        if not self.writable:
+            raise RuntimeError("a write through a read-only store connection")
+        return self.s
+
+    # ── jobs ──
+
+    async def get_job(
+        self, job_id: str, account_id: str | None = None, *, include_deleted: bool = False
+    ) -> Job | None:
+        job = self.s.jobs.get(job_id)
+        if job is None or (account_id is not None and job.account_id != account_id):
+            return None
+        if job.deleted_at is not None and not include_deleted:
+            return None
+        return job
+
+    async def insert_job(self, job: Job) -> None:
+        s = self._write()
+        if job.id in s.jobs:
+            raise ValueError(f"job {job.id} exists")
+        s.jobs[job.id] = job
+
+    async def write_step(self, before: Job, after: Job, worker_id: str, *, release: bool) -> bool:
+        s = self._write()
+        current = s.jobs.get(before.id)
+        if current is None or current.lease_owner != worker_id:
+            return False
+        changed = {
+            name: getattr(after, name)
+            for name in _JOB_FIELDS
+            if getattr(after, name) != getattr(before, name)
+        }
+        changed["updated_at"] = self.clock()
+        if release:
+            changed.update(lease_owner=None, lease_expires_at=None)
+        s.jobs[before.id] = replace(current, **changed)
+        return True
+
+    def _owned(self, account_id: str, job_id: str) -> Job | None:
+        job = self.s.jobs.get(job_id)
+        return job if job is not None and job.account_id == account_id else None
+
+    async def cancel_if_queued(self, account_id: str, job_id: str, now: int) -> Job | None:
+        s = self._write()
+        job = self._owned(account_id, job_id)
+        if job is None or job.state is not JobState.QUEUED:
+            return None
+        if job.lease_owner is not None and not (
+            job.lease_expires_at is not None and job.lease_expires_at < now
+        ):
+            return None
+        canceled = replace(
+            job,
+            state=JobState.CANCELED,
+            completed_at=now,
+            next_run_at=None,
+            updated_at=now,
+            units_consumed=0,
+            cost=0,
+            event_seq=job.event_seq + 1,
+        )
+        s.jobs[job_id] = canceled
+        return canceled
+
+    async def mark_cancel_requested(self, account_id: str, job_id: str, now: int) -> None:
+        s = self._write()
+        job = self._owned(account_id, job_id)
+        if job is None or job.state not in ACTIVE_STATES or job.completed_at is not None:
+            return
+        s.jobs[job_id] = replace(job, cancel_requested=True, next_run_at=now, updated_at=now)
+
+    async def hide_job(self, account_id: str, job_id: str, now: int) -> None:
+        s = self._write()
+        job = self._owned(account_id, job_id)
+        if job is None or (job.completed_at is None and job.next_run_at is not None):
+            return
+        state = JobState.COMPLETED if job.state is JobState.MIRRORING else job.state
+        s.jobs[job_id] = replace(job, deleted_at=now, updated_at=now, next_run_at=None, state=state)
+
+    async def restart_mirror(self, job: Job, result: JobResult, now: int) -> bool:
+        s = self._write()
+        current = s.jobs.get(job.id)
+        if (
+            current is None
+            or current.state not in (JobState.COMPLETED, JobState.MIRRORING)
+            or current.updated_at != job.updated_at
+        ):
+            return False
+        s.jobs[job.id] = replace(
+            current,
+            state=JobState.MIRRORING,
+            retries=0,
+            next_run_at=now,
+            updated_at=now,
+            result=result,
+        )
+        return True
+
+    async def in_flight_totals(self, account_id: str) -> tuple[int, int]:
+        mine = [
+            j
+            for j in self.s.jobs.values()
+            if j.account_id == account_id and j.next_run_at is not None
+        ]
+        return len(mine), sum(j.params.duration_seconds for j in mine)
+
+    async def lock_provider(self, provider: str) -> None:
+        self._write()  # transactions already run one at a time
+
+    async def count_occupying(self, provider: str, except_job: str) -> int:
+        return sum(
+            1 for j in self.s.jobs.values() if j.active_provider == provider and j.id != except_job
+        )
+
+    async def count_submitting(self, provider: str, except_job: str) -> int:
+        return sum(
+            1
+            for j in self.s.jobs.values()
+            if j.active_provider == provider
+            and j.state is JobState.SUBMITTING
+            and j.id != except_job
+        )
+
+    async def active_upstream_ids(self, provider: str) -> set[str]:
+        return {
+            j.upstream_id
+            for j in self.s.jobs.values()
+            if j.active_provider == provider and j.upstream_id is not None
+        }
+
+    async def known_upstream_ids(self, upstream_ids: Sequence[str]) -> set[str]:
+        wanted = set(upstream_ids)
+        used = {j.upstream_id for j in self.s.jobs.values() if j.upstream_id in wanted}
+        listed = {r.upstream_id for r, _ in self.s.ambiguous if r.upstream_id in wanted}
+        return {u for u in used | listed if u is not None}
+
+    # ── events and wake-ups ──
+
+    async def record_event(self, job_id: str, seq: int, event: Event, now: int) -> None:
+        s = self._write()
+        rows = s.events.setdefault(job_id, [])
+        if any(row.seq == seq for row in rows):
+            raise ValueError(f"event {seq} of job {job_id} exists")
+        rows.append(StoredEvent(seq=seq, event=event, created_at=now))
+
+    async def events_after(self, job_id: str, seq: int) -> list[StoredEvent]:
+        return sorted(
+            (e for e in self.s.events.get(job_id, ()) if e.seq > seq), key=lambda e: e.seq
+        )
+
+    async def wake(self, job_id: str) -> None:
+        self.woken.append(job_id)
+
+    # ── credits ──
+
+    def _move(
+        self, account_id: str, kind: str, balance: int, held: int, hold_id: str | None
+    ) -> None:
+        s = self.s
+        current = s.accounts[account_id]
+        s.accounts[account_id] = Balance(current.balance + balance, current.held + held)
+        s.ledger.append(LedgerEntry(account_id, kind, balance, held, hold_id))
+
+    async def get_balance(self, account_id: str) -> Balance:
+        current = self.s.accounts.get(account_id)
+        if current is None:
+            raise NotFound(f"No account {account_id!r}.", param="account_id")
+        return current
+
+    async def place_hold(self, account_id: str, job_id: str, amount: int) -> str:
+        s = self._write()
+        current = s.accounts.get(account_id)
+        if current is None:
+            raise NotFound(f"No account {account_id!r}.", param="account_id")
+        if current.available < amount:
+            raise not_enough(current, amount)
+        hold_id = new_id("hold")
+        s.holds[hold_id] = Hold(hold_id, account_id, job_id, amount)
+        self._move(account_id, "hold", 0, amount, hold_id)
+        return hold_id
+
+    def _resolve(self, hold_id: str, status: str, captured: int) -> bool:
+        s = self._write()
+        hold = s.holds.get(hold_id)
+        if hold is None or hold.status != "open":
+            return False
+        s.holds[hold_id] = replace(hold, status=status, captured=captured)
+        if captured:
+            self._move(hold.account_id, "capture", -captured, -hold.amount, hold_id)
+            if captured < hold.amount:
+                self._move(hold.account_id, "release", 0, 0, hold_id)
+        else:
+            self._move(hold.account_id, "release", 0, -hold.amount, hold_id)
+        return True
+
+    async def capture_hold(self, hold_id: str, amount: int) -> bool:
+        hold = self.s.holds.get(hold_id)
+        if hold is None:
+            return False
+        return self._resolve(hold_id, "captured", min(amount, hold.amount))
+
+    async def release_hold(self, hold_id: str) -> bool:
+        return self._resolve(hold_id, "released", 0)
+
+    # ── operators ──
+
+    async def record_ambiguous(self, record: AmbiguousRecord, now: int) -> None:
+        self._write().ambiguous.append((record, now))
+
+    # ── the API's Idempotency-Key records ──
+
+    async def complete_idempotency(
+        self, account_id: str, key: str, owner: str, status: int, body: Any
+    ) -> bool:
+        s = self._write()
+        current = s.idempotency.get((account_id, key))
+        if current is None or current[0] != owner:
+            return False
+        s.idempotency[(account_id, key)] = (None, status, body)
+        return True
+
+
+class MemoryStore:
+    def __init__(self, clock: Callable[[], int] = now_ms) -> None:
+        self.clock = clock
+        self.state = _State()
+        self._lock = asyncio.Lock()
+        self.woken: list[str] = []
+        """Every job a committed transaction asked to wake workers for."""
+
+    # ── set-up and inspection (tests) ──
+
+    def add_account(self, account_id: str, balance: int) -> None:
+        self.state.accounts[account_id] = Balance(balance=balance, held=0)
+        self.state.ledger.append(LedgerEntry(account_id, "grant", balance, 0, None))
+
+    def balance(self, account_id: str) -> Balance:
+        return self.state.accounts[account_id]
+
+    def job(self, job_id: str) -> Job:
+        return self.state.jobs[job_id]
+
+    def events(self, job_id: str) -> list[StoredEvent]:
+        return list(self.state.events.get(job_id, ()))
+
+    def ambiguous(self) -> list[AmbiguousRecord]:
+        return [record for record, _ in self.state.ambiguous]
+
+    def holds(self) -> list[Hold]:
+        return list(self.state.holds.values())
+
+    def ledger(self) -> list[LedgerEntry]:
+        return list(self.state.ledger)
+
+    def begin_idempotency(self, account_id: str, key: str, owner: str) -> None:
+        """A key held in flight by ``owner`` (what the API's claim does)."""
+        self.state.idempotency[(account_id, key)] = (owner, 0, None)
+
+    def idempotency_response(self, account_id: str, key: str) -> tuple[int, Any] | None:
+        current = self.state.idempotency.get((account_id, key))
+        return None if current is None or current[0] is not None else current[1:]
+
+    # ── the interface ──
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[MemoryTx]:
+        async with self._lock:
+            tx = MemoryTx(self.state.copy(), self.clock, writable=True)
+            yield tx  # an exception here leaves self.state as it was: rolled back
+            self.state = tx.s
+            self.woken.extend(tx.woken)
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[MemoryTx]:
+        yield MemoryTx(self.state, self.clock, writable=False)
+
+    async def claim_due(
+        self,
+        worker_id: str,
+        *,
+        limit: int,
+        lease_ms: int,
+        now: int,
+        in_hand: Sequence[str] = (),
+    ) -> list[Job]:
+        async with self._lock:
+            skip = set(in_hand)
+            due = sorted(
+                (
+                    j
+                    for j in self.state.jobs.values()
+                    if j.next_run_at is not None
+                    and j.next_run_at <= now
+                    and (j.lease_expires_at is None or j.lease_expires_at < now)
+                    and j.id not in skip
+                ),
+                key=lambda j: (j.next_run_at or 0, j.id),
+            )[:limit]
+            claimed = [
+                replace(j, lease_owner=worker_id, lease_expires_at=now + lease_ms) for j in due
+            ]
+            for job in claimed:
+                self.state.jobs[job.id] = job
+            return claimed
+
+    async def renew_leases(
+        self, worker_id: str, job_ids: Sequence[str], lease_ms: int, now: int
+    ) -> int:
+        async with self._lock:
+            renewed = 0
+            for job_id in job_ids:
+                job = self.state.jobs.get(job_id)
+                if job is not None and job.lease_owner == worker_id:
+                    self.state.jobs[job_id] = replace(job, lease_expires_at=now + lease_ms)
+                    renewed += 1
+            return renewed
+
+    async def release_leases(self, worker_id: str) -> int:
+        async with self._lock:
+            held = [j for j in self.state.jobs.values() if j.lease_owner == worker_id]
+            for job in held:
+                self.state.jobs[job.id] = replace(job, lease_owner=None, lease_expires_at=None)
+            return len(held)
+
+    async def next_wakeup(self) -> int | None:
+        times = [
+            j.next_run_at if j.lease_owner is None else j.lease_expires_at
+            for j in self.state.jobs.values()
+            if j.next_run_at is not None
+        ]
+        present = [t for t in times if t is not None]
+        return min(present) if present else None
+
+    async def count_active(self) -> int:
+        return sum(1 for j in self.state.jobs.values() if j.next_run_at is not None)
+
+    async def start_cooldown(self, deployment: str, until: int, reason: str, now: int) -> None:
+        async with self._lock:
+            current = self.state.cooldowns.get(deployment)
+            end = max(until, current[0]) if current is not None else until
+            self.state.cooldowns[deployment] = (end, reason[:500])
+
+    async def cooling_until(self, deployment: str, now: int) -> int | None:
+        current = self.state.cooldowns.get(deployment)
+        return current[0] if current is not None and current[0] > now else None

@@ -1,0 +1,158 @@
+"""The store on SQLite or PostgreSQL (SQLAlchemy): ``store.base`` over the SQL modules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from reelgate.job import Event, Job, JobResult
+from reelgate.store import ambiguous, cooldowns, events, idempotency, ledger
+from reelgate.store import jobs as sql_jobs
+from reelgate.store.base import AmbiguousRecord
+from reelgate.store.db import reading
+from reelgate.store.events import StoredEvent
+from reelgate.store.ledger import Balance
+from reelgate.store.wakeup import notify_in_transaction
+
+__all__ = ["SqlStore", "SqlTx"]
+
+
+class SqlTx:
+    """One SQLAlchemy transaction (or read-only connection)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def get_job(
+        self, job_id: str, account_id: str | None = None, *, include_deleted: bool = False
+    ) -> Job | None:
+        return await sql_jobs.get_job(
+            self.conn, job_id, account_id, include_deleted=include_deleted
+        )
+
+    async def insert_job(self, job: Job) -> None:
+        await sql_jobs.insert_job(self.conn, job)
+
+    async def write_step(self, before: Job, after: Job, worker_id: str, *, release: bool) -> bool:
+        return await sql_jobs.write_step(self.conn, before, after, worker_id, release=release)
+
+    async def cancel_if_queued(self, account_id: str, job_id: str, now: int) -> Job | None:
+        return await sql_jobs.cancel_if_queued(self.conn, account_id, job_id, now)
+
+    async def mark_cancel_requested(self, account_id: str, job_id: str, now: int) -> None:
+        await sql_jobs.mark_cancel_requested(self.conn, account_id, job_id, now)
+
+    async def hide_job(self, account_id: str, job_id: str, now: int) -> None:
+        await sql_jobs.hide_job(self.conn, account_id, job_id, now)
+
+    async def restart_mirror(self, job: Job, result: JobResult, now: int) -> bool:
+        return await sql_jobs.restart_mirror(self.conn, job, result, now)
+
+    async def in_flight_totals(self, account_id: str) -> tuple[int, int]:
+        return await sql_jobs.in_flight_totals(self.conn, account_id)
+
+    async def lock_provider(self, provider: str) -> None:
+        await sql_jobs.lock_provider(self.conn, provider)
+
+    async def count_occupying(self, provider: str, except_job: str) -> int:
+        return await sql_jobs.count_occupying(self.conn, provider, except_job)
+
+    async def count_submitting(self, provider: str, except_job: str) -> int:
+        return await sql_jobs.count_submitting(self.conn, provider, except_job)
+
+    async def active_upstream_ids(self, provider: str) -> set[str]:
+        return await sql_jobs.active_upstream_ids(self.conn, provider)
+
+    async def known_upstream_ids(self, upstream_ids: Sequence[str]) -> set[str]:
+        return await sql_jobs.known_upstream_ids(self.conn, upstream_ids)
+
+    async def record_event(self, job_id: str, seq: int, event: Event, now: int) -> None:
+        await events.insert_event(self.conn, job_id, seq, event, now)
+
+    async def events_after(self, job_id: str, seq: int) -> list[StoredEvent]:
+        return await events.events_after(self.conn, job_id, seq)
+
+    async def wake(self, job_id: str) -> None:
+        await notify_in_transaction(self.conn, job_id)
+
+    async def get_balance(self, account_id: str) -> Balance:
+        return await ledger.get_balance(self.conn, account_id)
+
+    async def place_hold(self, account_id: str, job_id: str, amount: int) -> str:
+        return await ledger.place_hold(self.conn, account_id, job_id, amount)
+
+    async def capture_hold(self, hold_id: str, amount: int) -> bool:
+        return await ledger.capture_hold(self.conn, hold_id, amount)
+
+    async def release_hold(self, hold_id: str) -> bool:
+        return await ledger.release_hold(self.conn, hold_id)
+
+    async def record_ambiguous(self, record: AmbiguousRecord, now: int) -> None:
+        await ambiguous.record_ambiguous(
+            self.conn,
+            job_id=record.job_id,
+            attempt_no=record.attempt_no,
+            model=record.model,
+            provider=record.provider,
+            upstream_id=record.upstream_id,
+            sent_at=record.sent_at,
+            outcome=record.outcome,
+            note=record.note,
+            now=now,
+        )
+
+    async def complete_idempotency(
+        self, account_id: str, key: str, owner: str, status: int, body: Any
+    ) -> bool:
+        return await idempotency.complete_key(self.conn, account_id, key, owner, status, body)
+
+
+class SqlStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[SqlTx]:
+        async with self.engine.begin() as conn:
+            yield SqlTx(conn)
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[SqlTx]:
+        async with reading(self.engine) as conn:
+            yield SqlTx(conn)
+
+    async def claim_due(
+        self,
+        worker_id: str,
+        *,
+        limit: int,
+        lease_ms: int,
+        now: int,
+        in_hand: Sequence[str] = (),
+    ) -> list[Job]:
+        return await sql_jobs.claim_due(
+            self.engine, worker_id, limit=limit, lease_ms=lease_ms, now=now, in_hand=in_hand
+        )
+
+    async def renew_leases(
+        self, worker_id: str, job_ids: Sequence[str], lease_ms: int, now: int
+    ) -> int:
+        return await sql_jobs.renew_leases(self.engine, worker_id, job_ids, lease_ms, now)
+
+    async def release_leases(self, worker_id: str) -> int:
+        return await sql_jobs.release_leases(self.engine, worker_id)
+
+    async def next_wakeup(self) -> int | None:
+        return await sql_jobs.next_wakeup(self.engine)
+
+    async def count_active(self) -> int:
+        return await sql_jobs.count_active(self.engine)
+
+    async def start_cooldown(self, deployment: str, until: int, reason: str, now: int) -> None:
+        await cooldowns.start_cooldown(self.engine, deployment, until, reason, now)
+
+    async def cooling_until(self, deployment: str, now: int) -> int | None:
+        return await cooldowns.cooling_until(self.engine, deployment, now)

@@ -1,0 +1,353 @@
+"""One contract for every store: SQLite, PostgreSQL and the in-memory twin.
+
+The engine's tests without a database are only worth what this contract proves:
+whatever the memory store does here, the SQL store does too, on real databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from reelgate.errors import NotFound, PaymentRequired
+from reelgate.job import (
+    Attempt,
+    AttemptOutcome,
+    Event,
+    Job,
+    JobError,
+    JobResult,
+    JobState,
+    MirrorStatus,
+    PublicStatus,
+)
+from reelgate.store.accounts import create_account
+from reelgate.store.base import AmbiguousRecord, Store
+from reelgate.store.db import create_engine
+from reelgate.store.ledger import grant
+from reelgate.store.memory import MemoryStore
+from reelgate.store.sql import SqlStore
+from tests.values import NOW, Clock
+from tests.values import a_job as values_job
+
+ACCOUNT = "acct_1"
+OTHER = "acct_other"
+BALANCE = 100_000
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """ "memory", or the URL of a fresh migrated database."""
+    if request.param == "memory":
+        return "memory"
+    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    return url
+
+
+@pytest.fixture
+async def store(backend: str) -> AsyncIterator[Store]:
+    if backend == "memory":
+        memory = MemoryStore(Clock())
+        memory.add_account(ACCOUNT, BALANCE)
+        memory.add_account(OTHER, 0)
+        yield memory
+        return
+    engine = create_engine(backend)
+    async with engine.begin() as conn:
+        for account_id in (ACCOUNT, OTHER):
+            await create_account(conn, account_id, account_id)
+        await grant(conn, ACCOUNT, BALANCE)
+    yield SqlStore(engine)
+    await engine.dispose()
+
+
+def a_job(job_id: str = "video_1", **overrides: object) -> Job:
+    values: dict[str, object] = {"account_id": ACCOUNT, "metadata": {"order": "42"}}
+    return values_job(job_id, **{**values, **overrides})
+
+
+async def put(store: Store, *jobs: Job) -> None:
+    async with store.begin() as tx:
+        for job in jobs:
+            await tx.insert_job(job)
+
+
+async def get(store: Store, job_id: str, **kw: object) -> Job | None:
+    async with store.reading() as tx:
+        return await tx.get_job(job_id, **kw)  # type: ignore[arg-type]
+
+
+async def test_a_job_reads_back_exactly_as_written(store: Store) -> None:
+    full = a_job(
+        state=JobState.MIRRORING,
+        params=replace(a_job().params, negative_prompt="blur", seed=7, image_key="inputs/x"),
+        attempts=(
+            Attempt(
+                model="local",
+                started_at=NOW,
+                outcome=AttemptOutcome.QUOTA,
+                upstream_id="up_1",
+                error=JobError("quota", "429", error_class="quota", upstream_status=429),
+                ended_at=NOW + 5,
+            ),
+            Attempt(
+                model="other",
+                started_at=NOW + 6,
+                outcome=AttemptOutcome.RUNNING,
+                create_sent_at=NOW + 6,
+                adopted=True,
+                last_error=JobError("x", "y", lookup_error="z"),
+            ),
+        ),
+        result=JobResult(
+            upstream_url="https://cdn/x.mp4",
+            mirror_status=MirrorStatus.FAILED,
+            duration_seconds=4.0,
+            mirror_tries=2,
+            mirror_retry_at=NOW + 9,
+        ),
+        error=JobError("timeout", "late"),
+        completed_at=NOW + 10,
+        cost=4000,
+        units_consumed=4,
+        hold_id="hold_x",
+        delivered_by="other",
+        chain_index=1,
+        attempt_no=2,
+    )
+    await put(store, full)
+    assert await get(store, "video_1") == full
+
+
+async def test_another_accounts_job_and_a_hidden_job_read_as_missing(store: Store) -> None:
+    await put(store, a_job(), a_job("video_2", deleted_at=NOW))
+    async with store.reading() as tx:
+        assert await tx.get_job("video_1", OTHER) is None
+        assert await tx.get_job("video_1", ACCOUNT) is not None
+        assert await tx.get_job("video_2") is None
+        assert await tx.get_job("video_2", include_deleted=True) is not None
+
+
+async def test_claims_take_due_free_jobs_most_overdue_first(store: Store) -> None:
+    await put(
+        store,
+        a_job("video_a", next_run_at=NOW - 10),
+        a_job("video_b", next_run_at=NOW - 50),
+        a_job("video_c", next_run_at=NOW + 1000),  # not due
+        a_job("video_d", next_run_at=None, state=JobState.COMPLETED),  # final
+        a_job("video_e", next_run_at=NOW - 90),
+    )
+    first = await store.claim_due("w1", limit=2, lease_ms=30_000, now=NOW)
+    assert [j.id for j in first] == ["video_e", "video_b"]
+    assert all(j.lease_owner == "w1" and j.lease_expires_at == NOW + 30_000 for j in first)
+    rest = await store.claim_due("w2", limit=10, lease_ms=30_000, now=NOW, in_hand=())
+    assert [j.id for j in rest] == ["video_a"]
+    assert await store.claim_due("w2", limit=10, lease_ms=30_000, now=NOW) == []
+
+
+async def test_a_lapsed_lease_is_taken_over_but_never_by_the_worker_still_stepping_it(
+    store: Store,
+) -> None:
+    await put(store, a_job())
+    [claimed] = await store.claim_due("w1", limit=1, lease_ms=1000, now=NOW)
+    later = NOW + 2000
+    assert await store.claim_due("w1", limit=1, lease_ms=1000, now=later, in_hand=["video_1"]) == []
+    [taken] = await store.claim_due("w2", limit=1, lease_ms=1000, now=later)
+    assert taken.lease_owner == "w2"
+    async with store.begin() as tx:  # the first worker's write is fenced out
+        moved = replace(claimed, progress=50)
+        assert not await tx.write_step(claimed, moved, "w1", release=True)
+        assert await tx.write_step(taken, replace(taken, progress=7), "w2", release=True)
+    after = await get(store, "video_1")
+    assert after is not None and after.progress == 7 and after.lease_owner is None
+
+
+async def test_concurrent_claimers_never_share_a_job(store: Store) -> None:
+    await put(store, *(a_job(f"video_{i:02d}", next_run_at=NOW - i) for i in range(30)))
+    batches = await asyncio.gather(
+        *(store.claim_due(f"w{n}", limit=7, lease_ms=30_000, now=NOW) for n in range(6))
+    )
+    ids = [j.id for batch in batches for j in batch]
+    assert len(ids) == len(set(ids)) == 30
+
+
+async def test_a_step_writes_only_what_it_changed(store: Store) -> None:
+    await put(store, a_job())
+    [claimed] = await store.claim_due("w1", limit=1, lease_ms=30_000, now=NOW)
+    async with store.begin() as tx:  # the API marks it for cancel meanwhile
+        await tx.mark_cancel_requested(ACCOUNT, "video_1", NOW + 1)
+    async with store.begin() as tx:
+        step = replace(claimed, progress=3, state=JobState.SUBMITTING)
+        assert await tx.write_step(claimed, step, "w1", release=False)
+    after = await get(store, "video_1")
+    assert after is not None and after.cancel_requested and after.progress == 3
+    assert after.state is JobState.SUBMITTING and after.lease_owner == "w1"
+
+
+async def test_an_exception_rolls_the_whole_transaction_back(store: Store) -> None:
+    async def write_then_fail() -> None:
+        async with store.begin() as tx:
+            await tx.insert_job(a_job())
+            await tx.place_hold(ACCOUNT, "video_1", 500)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await write_then_fail()
+    assert await get(store, "video_1") is None
+    async with store.reading() as tx:
+        balance = await tx.get_balance(ACCOUNT)
+    assert (balance.balance, balance.held) == (BALANCE, 0)
+
+
+async def test_holds_capture_what_was_delivered_once_and_release_the_rest(store: Store) -> None:
+    async with store.begin() as tx:
+        hold = await tx.place_hold(ACCOUNT, "video_1", 4000)
+        assert (await tx.get_balance(ACCOUNT)).available == BALANCE - 4000
+    async with store.begin() as tx:
+        assert await tx.capture_hold(hold, 3000)
+        assert not await tx.capture_hold(hold, 3000)  # exactly once
+        assert not await tx.release_hold(hold)
+        balance = await tx.get_balance(ACCOUNT)
+    assert (balance.balance, balance.held) == (BALANCE - 3000, 0)
+    async with store.begin() as tx:
+        capped = await tx.place_hold(ACCOUNT, "video_2", 1000)
+        assert await tx.capture_hold(capped, 99_999)  # never more than the hold
+        released = await tx.place_hold(ACCOUNT, "video_3", 1000)
+        assert await tx.release_hold(released)
+        balance = await tx.get_balance(ACCOUNT)
+    assert (balance.balance, balance.held) == (BALANCE - 4000, 0)
+
+
+async def test_a_hold_the_balance_cannot_cover_is_refused_with_the_numbers(store: Store) -> None:
+    async def hold(account_id: str) -> str:
+        async with store.begin() as tx:
+            return await tx.place_hold(account_id, "video_1", 1)
+
+    with pytest.raises(PaymentRequired) as refused:
+        await hold(OTHER)
+    assert refused.value.details["shortfall"] == "0.001"
+    with pytest.raises(NotFound):
+        await hold("acct_nobody")
+
+
+async def test_cancel_on_the_spot_only_for_a_free_queued_job(store: Store) -> None:
+    await put(store, a_job(), a_job("video_2", state=JobState.RUNNING))
+    async with store.begin() as tx:
+        assert await tx.cancel_if_queued(OTHER, "video_1", NOW) is None  # not theirs
+        assert await tx.cancel_if_queued(ACCOUNT, "video_2", NOW) is None  # running
+        canceled = await tx.cancel_if_queued(ACCOUNT, "video_1", NOW + 5)
+    assert canceled is not None and canceled.state is JobState.CANCELED
+    assert (canceled.completed_at, canceled.cost, canceled.event_seq) == (NOW + 5, 0, 1)
+    assert canceled.next_run_at is None and await get(store, "video_1") == canceled
+
+
+async def test_a_held_queued_job_is_only_marked_for_cancel(store: Store) -> None:
+    await put(store, a_job())
+    await store.claim_due("w1", limit=1, lease_ms=30_000, now=NOW)
+    async with store.begin() as tx:
+        assert await tx.cancel_if_queued(ACCOUNT, "video_1", NOW + 1) is None
+        await tx.mark_cancel_requested(ACCOUNT, "video_1", NOW + 1)
+    job = await get(store, "video_1")
+    assert job is not None and job.cancel_requested and job.state is JobState.QUEUED
+
+
+async def test_a_delivered_video_is_never_marked_for_cancel(store: Store) -> None:
+    await put(store, a_job(state=JobState.MIRRORING, completed_at=NOW, next_run_at=NOW + 60))
+    async with store.begin() as tx:
+        await tx.mark_cancel_requested(ACCOUNT, "video_1", NOW + 1)
+    job = await get(store, "video_1")
+    assert job is not None and not job.cancel_requested
+
+
+async def test_hiding_a_delivered_job_ends_its_mirror_retries(store: Store) -> None:
+    await put(
+        store,
+        a_job(state=JobState.MIRRORING, completed_at=NOW, next_run_at=NOW + 60),
+        a_job("video_2", state=JobState.RUNNING),  # not finished: stays
+    )
+    async with store.begin() as tx:
+        await tx.hide_job(ACCOUNT, "video_1", NOW + 1)
+        await tx.hide_job(ACCOUNT, "video_2", NOW + 1)
+    hidden = await get(store, "video_1", include_deleted=True)
+    assert hidden is not None and hidden.deleted_at == NOW + 1
+    assert hidden.state is JobState.COMPLETED and hidden.next_run_at is None
+    assert await get(store, "video_2") is not None
+
+
+async def test_a_mirror_restart_loses_to_a_concurrent_change(store: Store) -> None:
+    failed = JobResult(upstream_url="u", mirror_status=MirrorStatus.FAILED)
+    await put(store, a_job(state=JobState.COMPLETED, completed_at=NOW, result=failed))
+    read = await get(store, "video_1")
+    assert read is not None
+    pending = replace(failed, mirror_status=MirrorStatus.PENDING)
+    async with store.begin() as tx:
+        stale = replace(read, updated_at=read.updated_at - 1)
+        assert not await tx.restart_mirror(stale, pending, NOW + 5)
+        assert await tx.restart_mirror(read, pending, NOW + 5)
+    job = await get(store, "video_1")
+    assert job is not None and job.state is JobState.MIRRORING and job.result == pending
+    assert job.next_run_at == NOW + 5
+
+
+async def test_totals_and_counts_that_caps_read(store: Store) -> None:
+    await put(
+        store,
+        a_job("video_1", active_provider="local", state=JobState.SUBMITTING),
+        a_job("video_2", active_provider="local", state=JobState.RUNNING, upstream_id="up_2"),
+        a_job("video_3", active_provider="other", upstream_id="up_3"),
+        a_job("video_4", state=JobState.COMPLETED, next_run_at=None, upstream_id="up_4"),
+        a_job("video_5", account_id=OTHER),
+    )
+    async with store.reading() as tx:
+        assert await tx.in_flight_totals(ACCOUNT) == (3, 12)
+        assert await tx.count_occupying("local", "video_9") == 2
+        assert await tx.count_occupying("local", "video_1") == 1
+        assert await tx.count_submitting("local", "video_9") == 1
+        assert await tx.active_upstream_ids("local") == {"up_2"}
+    record = AmbiguousRecord("video_1", 1, "local", "local", "up_9", NOW, "unknown", "n")
+    async with store.begin() as tx:
+        await tx.record_ambiguous(record, NOW)
+    async with store.reading() as tx:
+        assert await tx.known_upstream_ids(["up_2", "up_4", "up_9", "up_x"]) == {
+            "up_2",
+            "up_4",
+            "up_9",
+        }
+
+
+async def test_events_are_kept_in_order(store: Store) -> None:
+    await put(store, a_job())
+    async with store.begin() as tx:
+        await tx.record_event("video_1", 1, Event("video.queued", PublicStatus.QUEUED, 0), NOW)
+        done = Event("video.completed", PublicStatus.COMPLETED, 100)
+        await tx.record_event("video_1", 2, done, NOW + 1)
+        await tx.wake("video_1")
+    async with store.reading() as tx:
+        after_one = await tx.events_after("video_1", 1)
+        assert [e.seq for e in await tx.events_after("video_1", 0)] == [1, 2]
+    assert [(e.seq, e.event, e.created_at) for e in after_one] == [(2, done, NOW + 1)]
+
+
+async def test_leases_renew_release_and_set_the_next_wake_up(store: Store) -> None:
+    await put(store, a_job(next_run_at=NOW + 100), a_job("video_2", next_run_at=NOW - 1))
+    assert await store.count_active() == 2
+    assert await store.next_wakeup() == NOW - 1
+    await store.claim_due("w1", limit=5, lease_ms=1000, now=NOW)
+    assert await store.next_wakeup() == NOW + 100  # the free job's wake-up
+    assert await store.renew_leases("w1", ["video_2"], 5000, NOW) == 1
+    assert await store.renew_leases("w2", ["video_2"], 5000, NOW) == 0
+    await store.claim_due("w1", limit=5, lease_ms=1000, now=NOW + 200)
+    assert await store.next_wakeup() == NOW + 1200  # video_1's lease, now held
+    assert await store.release_leases("w1") == 2
+    assert await store.next_wakeup() == NOW - 1
+
+
+async def test_a_cooldown_keeps_its_latest_end(store: Store) -> None:
+    await store.start_cooldown("local:x", NOW + 60_000, "429", NOW)
+    await store.start_cooldown("local:x", NOW + 10_000, "earlier", NOW)
+    assert await store.cooling_until("local:x", NOW) == NOW + 60_000
+    assert await store.cooling_until("local:x", NOW + 60_000) is None
+    assert await store.cooling_until("other:y", NOW) is None
