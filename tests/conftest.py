@@ -28,7 +28,7 @@ from reelgate.engine.worker import Worker
 from reelgate.job import JobParams
 from reelgate.media.render import RenderSpec, render_video
 from reelgate.netsafe import NetPolicy
-from reelgate.providers.http import DownloadRules, configure_downloads
+from reelgate.providers.http import DownloadRules
 from reelgate.runtime import Runtime, build_runtime
 from reelgate.store import migrate
 from reelgate.store.accounts import DEV_ACCOUNT_ID
@@ -46,15 +46,10 @@ LOOPBACK_FETCH: dict[str, object] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _loopback_downloads() -> Iterator[None]:
-    previous = configure_downloads(
-        DownloadRules(
-            policy=NetPolicy(allow_private=["127.0.0.0/8"], allow_ports=range(1024, 65536))
-        )
-    )
-    yield
-    configure_downloads(previous)
+LOOPBACK_DOWNLOADS = DownloadRules(
+    policy=NetPolicy(allow_private=["127.0.0.0/8"], allow_ports=range(1024, 65536))
+)
+"""Download rules for a deployment a test builds by hand against a loopback emulator."""
 
 
 @pytest.fixture(autouse=True)

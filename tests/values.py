@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+from reelgate.config import Settings
 from reelgate.job import Job, JobParams, JobState
+from reelgate.providers.local import LocalSettings, work_dir
 
 NOW = 1_800_000_000_000
 
@@ -43,3 +46,10 @@ def a_job(job_id: str = "video_1", **overrides: object) -> Job:
         next_run_at=NOW,
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def local_work_dir(settings: Settings) -> Path:
+    """Where ``settings`` have the local renderer keep its renders."""
+    own = settings.provider_settings("local")
+    assert isinstance(own, LocalSettings)
+    return work_dir(own, settings.data_dir)

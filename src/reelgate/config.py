@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reelgate.netsafe import NetPolicy
+
+if TYPE_CHECKING:
+    from reelgate.providers.plugin import ProviderSettings
 
 DEFAULT_DATA_DIR = Path("data")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REELGATE_", extra="ignore")
+    # "allow": a provider's settings given in code (``Settings(xai_api_key=...)``) are
+    # kept for its own settings model, which checks them (an unknown name is an error)
+    model_config = SettingsConfigDict(env_prefix="REELGATE_", extra="allow")
 
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str = ""
@@ -31,7 +37,6 @@ class Settings(BaseSettings):
     """Credits the embedded default's dev account is granted when it is created."""
     signing_secret: SecretStr | None = None
     signed_url_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
-    local_work_dir: Path | None = None
 
     # limits: per-key request rate ("" turns it off); Redis shares counters across API processes
     redis_url: str = ""
@@ -73,34 +78,38 @@ class Settings(BaseSettings):
     fetch_allow_private: list[str] = Field(default_factory=list)
     fetch_allow_ports: list[int] = Field(default_factory=list)
 
-    # providers: a provider is enabled when its key is set. Base URLs are
-    # overridable so emulators or an operator's proxy can stand in.
+    # providers: a provider is enabled when its settings configure a deployment (its key,
+    # mostly). Base URLs are overridable so emulators or an operator's proxy can stand in.
     provider_timeout_seconds: float = Field(default=30.0, gt=0)
     provider_timeouts: dict[str, float] = Field(default_factory=dict)
     """Per provider kind, overriding provider_timeout_seconds (e.g. {"veo": 60})."""
     provider_max_concurrent: dict[str, int] = Field(default_factory=dict)
     """Per provider kind: jobs submitted upstream at once; more wait their turn."""
-    gemini_api_key: SecretStr | None = None
-    gemini_base_url: str = "https://generativelanguage.googleapis.com/v1beta"
-    vertex_access_token: SecretStr | None = None
-    vertex_project: str = ""
-    vertex_location: str = "us-central1"
-    vertex_base_url: str = ""
-    """Default: https://{location}-aiplatform.googleapis.com/v1"""
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str = "https://api.openai.com/v1"
-    openai_api_style: str = Field(default="openai", pattern="^(openai|azure)$")
-    """"azure": send the key as the ``api-key`` header (Azure OpenAI deployments)."""
-    dashscope_api_key: SecretStr | None = None
-    dashscope_base_url: str = "https://dashscope-intl.aliyuncs.com/api/v1"
-    xai_api_key: SecretStr | None = None
-    xai_base_url: str = "https://api.x.ai/v1"
-    video_gateway_api_key: SecretStr | None = None
-    video_gateway_base_url: str = ""
-    video_gateway_create_path: str = "/api/video/generate"
-    video_gateway_auth_header: str = "Authorization"
-    video_gateway_auth_scheme: str = "Bearer"
-    """"" sends the bare key (for ``X-API-Key``-style upstreams)."""
+    # Each provider's own settings (its key, base URL, ...) are declared by its module
+    # (``providers.plugin.ProviderSettings``) and reached with ``provider_settings``.
+
+    _providers: dict[str, ProviderSettings] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Read every provider's settings now, at the edge, from what was given in code
+        and from the environment."""
+        from reelgate.providers.plugin import discover
+
+        given = dict(self.model_extra or {})
+        for kind, plugin in discover().items():
+            mine = {
+                name: given.pop(name)
+                for name in list(given)
+                if name in plugin.settings.model_fields
+            }
+            own = self._providers[kind] = plugin.settings(**mine)
+            for name in mine:  # kept validated: a key given as text becomes a secret
+                self.__pydantic_extra__[name] = getattr(own, name)  # type: ignore[index]
+        if given:
+            raise ValueError(f"unknown settings: {', '.join(sorted(given))}")
+
+    def provider_settings(self, kind: str) -> ProviderSettings:
+        return self._providers[kind]
 
     def updated(self, **changes: object) -> Settings:
         """A copy with ``changes`` validated like any setting (keys become secrets)."""
@@ -125,19 +134,6 @@ class Settings(BaseSettings):
             return self.storage_url
         return (self.data_dir / "videos").resolve().as_uri()
 
-    def resolved_local_work_dir(self) -> Path:
-        return self.local_work_dir or self.data_dir / "local-renders"
-
-
-# [providers.<kind>] in the config file -> the settings that configure that kind
-_PROVIDER_FIELDS = {
-    "veo": ("gemini_api_key", "gemini_base_url"),
-    "sora": ("openai_api_key", "openai_base_url"),
-    "wan": ("dashscope_api_key", "dashscope_base_url"),
-    "grok": ("xai_api_key", "xai_base_url"),
-    "video_gateway": ("video_gateway_api_key", "video_gateway_base_url"),
-}
-
 
 def with_config_file(settings: Settings) -> Settings:
     """Provider deployments from the config file, under what the environment sets::
@@ -148,19 +144,22 @@ def with_config_file(settings: Settings) -> Settings:
     timeout_seconds = 60
     max_concurrent_jobs = 4
     """
+    from reelgate.providers.plugin import discover
+
     if settings.config_file is None:
         return settings
     data = tomllib.loads(settings.config_file.read_text()).get("providers", {})
     update: dict[str, object] = {}
+    plugins = discover()
     for kind, values in data.items():
-        if kind not in _PROVIDER_FIELDS:
-            raise ValueError(
-                f"config file: unknown provider {kind!r}; one of {sorted(_PROVIDER_FIELDS)}"
-            )
-        key_field, url_field = _PROVIDER_FIELDS[kind]
-        if "api_key" in values and getattr(settings, key_field) is None:
+        plugin = plugins.get(kind)
+        if plugin is None:
+            raise ValueError(f"config file: unknown provider {kind!r}; one of {sorted(plugins)}")
+        current = settings.provider_settings(kind)
+        key_field, url_field = plugin.key_setting, plugin.base_url_setting
+        if "api_key" in values and key_field and getattr(current, key_field) is None:
             update[key_field] = values["api_key"]
-        if "base_url" in values and url_field not in settings.model_fields_set:
+        if "base_url" in values and url_field and url_field not in current.model_fields_set:
             update[url_field] = values["base_url"]
         if "timeout_seconds" in values:
             update["provider_timeouts"] = {

@@ -33,6 +33,7 @@ from reelgate.store.ledger import grant
 from reelgate.store.schema import jobs
 from tests.acceptance.conftest import Procs, process_env
 from tests.conftest import small_job
+from tests.values import local_work_dir
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +74,7 @@ def _env(settings: Settings, servers: dict[str, EmulatorServer], timeout: float)
         data_dir=str(settings.data_dir),
         database_url=settings.resolved_database_url(),
         storage_url=settings.resolved_storage_url(),
-        local_work_dir=str(settings.resolved_local_work_dir()),
+        local_work_dir=str(local_work_dir(settings)),
         lease_seconds="3",
         idle_poll_seconds="0.5",
         provider_timeout_seconds=str(timeout),

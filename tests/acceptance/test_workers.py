@@ -26,6 +26,7 @@ from reelgate.store.ledger import grant
 from reelgate.store.schema import jobs
 from tests.acceptance.conftest import Procs, process_env
 from tests.conftest import small_job
+from tests.values import local_work_dir
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,7 @@ def _env(s: Settings, **extra: str) -> dict[str, str]:
         data_dir=str(s.data_dir),
         database_url=s.resolved_database_url(),
         storage_url=s.resolved_storage_url(),
-        local_work_dir=str(s.resolved_local_work_dir()),
+        local_work_dir=str(local_work_dir(s)),
         lease_seconds=str(s.lease_seconds),
         idle_poll_seconds="1",
         **extra,
@@ -100,7 +101,7 @@ async def _wait_all_final(rt: Runtime, n: int, timeout: float, procs: Procs) -> 
 
 
 async def _check_exactly_once(rt: Runtime, settings: Settings, ids: list[str]) -> None:
-    provider = LocalProvider(settings.resolved_local_work_dir())
+    provider = LocalProvider(local_work_dir(settings))
     try:
         creates = Counter(task["job_id"] for task in provider.created_tasks())
     finally:

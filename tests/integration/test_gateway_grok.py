@@ -20,7 +20,7 @@ from reelgate.media.probe import probe_video
 from reelgate.providers.grok import GrokProvider
 from reelgate.providers.http import HttpDeployment
 from reelgate.runtime import Runtime
-from tests.conftest import wait_for_status
+from tests.conftest import LOOPBACK_DOWNLOADS, wait_for_status
 
 KEY = "xai-gateway-test-key-0123456789"
 MODEL = "grok-video"
@@ -51,7 +51,9 @@ async def grok(rt: Runtime, video_dir: Path) -> AsyncIterator[Grok]:
     """The xAI emulator, with the adapter plugged into the runtime as provider ``grok``."""
     config = EmulatorConfig(api_key=KEY, job_seconds=0.3, video_dir=video_dir)
     with run_emulator("grok", config) as server:
-        provider = GrokProvider(HttpDeployment(base_url=f"{server.url}/v1", api_key=KEY))
+        provider = GrokProvider(
+            HttpDeployment(base_url=f"{server.url}/v1", api_key=KEY, downloads=LOOPBACK_DOWNLOADS)
+        )
         rt.providers.providers["grok"] = provider  # closed by the runtime
         grok = Grok(server, emulator_of(server), rt)
         grok.tune(poll_interval_seconds=POLL_SECONDS, typical_seconds=1.0)

@@ -21,7 +21,7 @@ from reelgate.providers.local import LocalProvider
 from reelgate.providers.sora import SoraProvider
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import DEV_ACCOUNT_ID, set_flags
-from tests.conftest import wait_for_status
+from tests.conftest import LOOPBACK_DOWNLOADS, wait_for_status
 
 KEY = "sk-emulated-gateway-key-0123456789"
 SORA = "sora-2"
@@ -51,7 +51,9 @@ def emulator(sora_videos: Path) -> Iterator[EmulatorServer]:
 async def sora_rt(rt: Runtime, emulator: EmulatorServer, local_renders: Path) -> Runtime:
     """The runtime with Sora on the emulator, polled quickly, and sora-2 on the dev
     account's allow-list (the model has limited availability)."""
-    deployment = HttpDeployment(base_url=f"{emulator.url}/v1", api_key=KEY, timeout_seconds=10)
+    deployment = HttpDeployment(
+        base_url=f"{emulator.url}/v1", api_key=KEY, timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS
+    )
     rt.providers.providers["sora"] = SoraProvider(deployment)
     await rt.providers.providers["local"].aclose()
     rt.providers.providers["local"] = LocalProvider(local_renders)

@@ -20,7 +20,7 @@ from reelgate.media.probe import probe_video
 from reelgate.providers.http import HttpDeployment
 from reelgate.providers.veo import VeoProvider
 from reelgate.runtime import Runtime
-from tests.conftest import wait_for_status
+from tests.conftest import LOOPBACK_DOWNLOADS, wait_for_status
 
 KEY = "AIzaSy-gateway-gemini-secret-0123456789"
 MODEL = "veo-3-1-fast"
@@ -59,7 +59,11 @@ def quick(rt: Runtime, **changes: Any) -> None:
 @pytest.fixture
 def veo(rt: Runtime, upstream: EmulatorServer) -> VeoProvider:
     """The adapter plugged into the runtime; ``rt.aclose`` closes it with the registry."""
-    provider = VeoProvider(HttpDeployment(f"{upstream.url}/v1beta", KEY, timeout_seconds=10))
+    provider = VeoProvider(
+        HttpDeployment(
+            f"{upstream.url}/v1beta", KEY, timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS
+        )
+    )
     rt.providers.providers["veo"] = provider
     quick(rt)
     return provider

@@ -19,7 +19,7 @@ from reelgate.media.probe import probe_video
 from reelgate.providers.http import HttpDeployment
 from reelgate.providers.video_gateway import VideoGatewayProvider
 from reelgate.runtime import Runtime
-from tests.conftest import wait_for_status
+from tests.conftest import LOOPBACK_DOWNLOADS, wait_for_status
 
 KEY = "vg-gateway-secret-0123456789"
 POLL_SECONDS = 0.1
@@ -61,7 +61,9 @@ def quick(rt: Runtime, **changes: Any) -> None:
 @pytest.fixture
 def gateway(rt: Runtime, upstream: EmulatorServer) -> VideoGatewayProvider:
     """The adapter plugged into the runtime; ``rt.aclose`` closes it with the registry."""
-    provider = VideoGatewayProvider(HttpDeployment(upstream.url, KEY, timeout_seconds=10))
+    provider = VideoGatewayProvider(
+        HttpDeployment(upstream.url, KEY, timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS)
+    )
     rt.providers.providers["video_gateway"] = provider
     quick(rt)
     return provider

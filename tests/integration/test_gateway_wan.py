@@ -22,7 +22,7 @@ from reelgate.providers.http import HttpDeployment
 from reelgate.providers.wan import WanProvider
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import set_flags
-from tests.conftest import DEV_ACCOUNT_ID, wait_for_status
+from tests.conftest import DEV_ACCOUNT_ID, LOOPBACK_DOWNLOADS, wait_for_status
 
 KEY = "sk-wan-gateway-0123456789abcdef"
 MODEL = "wan-2-1"
@@ -60,7 +60,9 @@ def _with_wan(rt: Runtime, **changes: Any) -> None:
 async def wan(rt: Runtime, wan_upstream: tuple[Starlette, str]) -> WanProvider:
     app, base_url = wan_upstream
     app.state.received.clear()
-    provider = WanProvider(HttpDeployment(base_url=base_url, api_key=KEY))
+    provider = WanProvider(
+        HttpDeployment(base_url=base_url, api_key=KEY, downloads=LOOPBACK_DOWNLOADS)
+    )
     rt.providers.providers["wan"] = provider  # the runtime closes it with the registry
     _with_wan(rt)
     async with rt.db.begin() as conn:

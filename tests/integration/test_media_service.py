@@ -16,6 +16,7 @@ from reelgate.media.probe import probe_video
 from reelgate.providers.http import HttpDeployment
 from reelgate.providers.video_gateway import VideoGatewayProvider
 from reelgate.runtime import Runtime
+from tests.conftest import LOOPBACK_DOWNLOADS
 from tests.integration.test_gateway_video_gateway import quick
 
 SEED_REQUEST = {
@@ -34,7 +35,7 @@ def upstream(tmp_path: Path, rt: Runtime) -> Iterator[EmulatorServer]:
     config = EmulatorConfig(api_key="k", job_seconds=0.3, video_dir=tmp_path / "videos")
     with run_emulator("video_gateway", config) as server:
         rt.providers.providers["video_gateway"] = VideoGatewayProvider(
-            HttpDeployment(server.url, "k", timeout_seconds=10)
+            HttpDeployment(server.url, "k", timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS)
         )
         quick(rt)
         yield server

@@ -13,7 +13,7 @@ import pytest
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
 from reelgate.engine.worker import Worker
 from reelgate.netsafe import NetPolicy
-from reelgate.providers.http import DownloadRules, HttpDeployment, configure_downloads
+from reelgate.providers.http import DownloadRules, HttpDeployment
 from reelgate.providers.video_gateway import VideoGatewayProvider
 from reelgate.runtime import Runtime
 from tests.conftest import wait_for_status
@@ -27,21 +27,20 @@ def upstream(tmp_path: Path) -> Iterator[EmulatorServer]:
         yield server
 
 
-@pytest.fixture
-def gateway(rt: Runtime, upstream: EmulatorServer) -> VideoGatewayProvider:
-    provider = VideoGatewayProvider(HttpDeployment(upstream.url, "k", timeout_seconds=10))
-    rt.providers.providers["video_gateway"] = provider
+def use_gateway(rt: Runtime, upstream: EmulatorServer, downloads: DownloadRules) -> None:
+    """The video gateway deployment, with ``downloads`` as its result-download rules."""
+    deployment = HttpDeployment(upstream.url, "k", timeout_seconds=10, downloads=downloads)
+    rt.providers.providers["video_gateway"] = VideoGatewayProvider(deployment)
     quick(rt)
-    return provider
 
 
 async def test_a_result_link_on_a_private_address_is_not_mirrored_by_default(
     client: httpx.AsyncClient,
     worker: Worker,
-    gateway: VideoGatewayProvider,
+    rt: Runtime,
     upstream: EmulatorServer,
 ) -> None:
-    configure_downloads(DownloadRules(policy=NetPolicy()))  # the production default
+    use_gateway(rt, upstream, DownloadRules())  # the production default
     resp = await client.post(
         "/v1/videos",
         json={"model": "veo (Audio)", "prompt": "fox", "duration_seconds": 4, "resolution": "512p"},
@@ -60,13 +59,12 @@ async def test_a_result_link_on_a_private_address_is_not_mirrored_by_default(
 async def test_an_operator_allow_list_lets_the_emulator_through(
     client: httpx.AsyncClient,
     worker: Worker,
-    gateway: VideoGatewayProvider,
+    rt: Runtime,
     upstream: EmulatorServer,
 ) -> None:
     port = int(upstream.url.rsplit(":", 1)[1])
-    configure_downloads(
-        DownloadRules(policy=NetPolicy(allow_private=["127.0.0.1/32"], allow_ports=[port]))
-    )
+    allowed = NetPolicy(allow_private=["127.0.0.1/32"], allow_ports=[port])
+    use_gateway(rt, upstream, DownloadRules(policy=allowed))
     resp = await client.post(
         "/v1/videos",
         json={"model": "veo (Audio)", "prompt": "fox", "duration_seconds": 4, "resolution": "512p"},
@@ -119,9 +117,8 @@ async def test_an_oversized_inline_image_is_413_before_decoding(client: httpx.As
     assert "image_url" in resp.json()["error"]["message"]
 
 
-def test_the_registry_installs_the_operators_allow_list(tmp_path: Path) -> None:
+def test_every_deployment_gets_the_operators_allow_list(tmp_path: Path) -> None:
     from reelgate.config import Settings
-    from reelgate.providers import http as provider_http
     from reelgate.providers.registry import build_registry
 
     settings = Settings(
@@ -129,9 +126,12 @@ def test_the_registry_installs_the_operators_allow_list(tmp_path: Path) -> None:
         fetch_allow_private=["10.1.0.0/16"],
         fetch_allow_ports=[8443],
         mirror_max_bytes=1234,
+        xai_api_key="xai-k",
+        openai_api_key="sk-k",
     )
-    build_registry(settings)
-    rules = provider_http._rules
-    assert tuple(rules.policy.allow_private) == ("10.1.0.0/16",)
-    assert set(rules.policy.allow_ports) == {8443}
-    assert rules.max_bytes == 1234
+    registry = build_registry(settings)
+    for kind in ("grok", "sora"):
+        rules = registry.providers[kind]._deployment.downloads  # type: ignore[attr-defined]
+        assert tuple(rules.policy.allow_private) == ("10.1.0.0/16",)
+        assert set(rules.policy.allow_ports) == {8443}
+        assert rules.max_bytes == 1234

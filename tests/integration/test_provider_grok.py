@@ -35,6 +35,7 @@ from reelgate.providers.base import (
 )
 from reelgate.providers.grok import GrokProvider, _classify, from_settings
 from reelgate.providers.http import HttpDeployment
+from tests.conftest import LOOPBACK_DOWNLOADS
 
 KEY = "xai-emulated-0123456789abcdef"
 JOB_SECONDS = 0.5
@@ -47,7 +48,11 @@ class Upstream:
     provider: GrokProvider
 
     def provider_with_key(self, key: str) -> GrokProvider:
-        return GrokProvider(HttpDeployment(base_url=f"{self.server.url}/v1", api_key=key))
+        return GrokProvider(
+            HttpDeployment(
+                base_url=f"{self.server.url}/v1", api_key=key, downloads=LOOPBACK_DOWNLOADS
+            )
+        )
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +74,9 @@ async def upstream(emulated: tuple[EmulatorServer, GrokEmulator]) -> AsyncIterat
     server, emulator = emulated
     emulator.received.clear()
     emulator.client_request_ids.clear()
-    provider = GrokProvider(HttpDeployment(base_url=f"{server.url}/v1", api_key=KEY))
+    provider = GrokProvider(
+        HttpDeployment(base_url=f"{server.url}/v1", api_key=KEY, downloads=LOOPBACK_DOWNLOADS)
+    )
     yield Upstream(server, emulator, provider)
     await provider.aclose()
 

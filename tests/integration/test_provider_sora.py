@@ -33,6 +33,7 @@ from reelgate.providers.base import (
 )
 from reelgate.providers.http import HttpDeployment
 from reelgate.providers.sora import SoraProvider, from_settings
+from tests.conftest import LOOPBACK_DOWNLOADS
 
 KEY = "sk-emulated-sora-key-0123456789abcdef"
 
@@ -56,7 +57,9 @@ def _state(server: EmulatorServer) -> SoraEmulatorState:
 
 def _provider(server: EmulatorServer, key: str = KEY, *, azure: bool = False) -> SoraProvider:
     base = f"{server.url}/openai/v1" if azure else f"{server.url}/v1"
-    deployment = HttpDeployment(base_url=base, api_key=key, timeout_seconds=10)
+    deployment = HttpDeployment(
+        base_url=base, api_key=key, timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS
+    )
     return SoraProvider(deployment, api_style="azure" if azure else "openai")
 
 

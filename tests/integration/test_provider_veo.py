@@ -39,6 +39,7 @@ from reelgate.providers.base import (
 )
 from reelgate.providers.http import HttpDeployment
 from reelgate.providers.veo import VeoProvider, VertexVeoProvider, from_settings
+from tests.conftest import LOOPBACK_DOWNLOADS
 
 KEY = "AIzaSy-emulated-gemini-key-0123456789"
 TOKEN = "ya29.emulated-vertex-access-token-0123456789"
@@ -79,11 +80,17 @@ def vertex_emulator(veo_videos: Path) -> Iterator[tuple[EmulatorServer, Starlett
 
 
 def _gemini(server: EmulatorServer, key: str = KEY) -> VeoProvider:
-    return VeoProvider(HttpDeployment(f"{server.url}/v1beta", key, timeout_seconds=10))
+    return VeoProvider(
+        HttpDeployment(
+            f"{server.url}/v1beta", key, timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS
+        )
+    )
 
 
 def _vertex(server: EmulatorServer, token: str = TOKEN, **options: Any) -> VertexVeoProvider:
-    deployment = HttpDeployment(f"{server.url}/v1", token, timeout_seconds=10)
+    deployment = HttpDeployment(
+        f"{server.url}/v1", token, timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS
+    )
     return VertexVeoProvider(
         deployment, project=PROJECT, location=LOCATION, gcs_base_url=server.url, **options
     )

@@ -39,6 +39,7 @@ from reelgate.providers.video_gateway import (
     from_settings,
     interpret_status,
 )
+from tests.conftest import LOOPBACK_DOWNLOADS
 
 KEY = "vg-secret-0123456789abcdef"
 RETRY_AFTER = 7
@@ -65,7 +66,9 @@ def emulator(config: EmulatorConfig) -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 async def provider(emulator: EmulatorServer) -> AsyncIterator[VideoGatewayProvider]:
-    adapter = VideoGatewayProvider(HttpDeployment(emulator.url, KEY, timeout_seconds=10))
+    adapter = VideoGatewayProvider(
+        HttpDeployment(emulator.url, KEY, timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS)
+    )
     yield adapter
     await adapter.aclose()
 
@@ -289,7 +292,9 @@ async def test_a_rejected_key_is_upstream_auth_and_the_key_appears_nowhere(
     emulator: EmulatorServer, key: str, header: str, scheme: str | None
 ) -> None:
     adapter = VideoGatewayProvider(
-        HttpDeployment(emulator.url, key), auth_header=header, auth_scheme=scheme
+        HttpDeployment(emulator.url, key, downloads=LOOPBACK_DOWNLOADS),
+        auth_header=header,
+        auth_scheme=scheme,
     )
     try:
         errors: list[ProviderError] = []
@@ -342,7 +347,9 @@ async def test_the_key_goes_to_the_gateway_but_never_to_the_result_host(
 ) -> None:
     """The adapter talks to ``localhost``; the result link names ``127.0.0.1``: another origin."""
     port = emulator.url.rsplit(":", 1)[1]
-    adapter = VideoGatewayProvider(HttpDeployment(f"http://localhost:{port}", KEY))
+    adapter = VideoGatewayProvider(
+        HttpDeployment(f"http://localhost:{port}", KEY, downloads=LOOPBACK_DOWNLOADS)
+    )
     try:
         result = await finished_result(adapter, "a lake")
         assert result.url.startswith("http://127.0.0.1:")
@@ -359,7 +366,7 @@ async def test_completed_is_accepted_as_the_finished_status_word(
     server = EmulatorServer(create_app(config, finished_status="completed"))
     config.public_url = server.url
     server.start()
-    adapter = VideoGatewayProvider(HttpDeployment(server.url, KEY))
+    adapter = VideoGatewayProvider(HttpDeployment(server.url, KEY, downloads=LOOPBACK_DOWNLOADS))
     try:
         submitted = await adapter.create(make_request())
         status, _ = await poll_until_done(adapter, submitted.upstream_id)

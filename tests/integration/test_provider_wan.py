@@ -28,6 +28,7 @@ from reelgate.providers.base import (
 )
 from reelgate.providers.http import HttpDeployment
 from reelgate.providers.wan import WanProvider, from_settings
+from tests.conftest import LOOPBACK_DOWNLOADS
 
 KEY = "sk-wan-emulator-0123456789abcdef"
 
@@ -81,7 +82,9 @@ def upstream(wan_server: Upstream) -> Upstream:
 
 @pytest.fixture
 async def wan(upstream: Upstream) -> AsyncIterator[WanProvider]:
-    provider = WanProvider(HttpDeployment(base_url=upstream.base_url, api_key=KEY))
+    provider = WanProvider(
+        HttpDeployment(base_url=upstream.base_url, api_key=KEY, downloads=LOOPBACK_DOWNLOADS)
+    )
     yield provider
     await provider.aclose()
 
@@ -107,7 +110,11 @@ def _request(prompt: str = "a paper boat on a river", **overrides: Any) -> Gener
 @pytest.fixture
 async def offline() -> AsyncIterator[WanProvider]:
     """For checks of the request body alone: create_body makes no call."""
-    provider = WanProvider(HttpDeployment(base_url="https://dashscope.invalid/api/v1", api_key=KEY))
+    provider = WanProvider(
+        HttpDeployment(
+            base_url="https://dashscope.invalid/api/v1", api_key=KEY, downloads=LOOPBACK_DOWNLOADS
+        )
+    )
     yield provider
     await provider.aclose()
 
@@ -347,7 +354,9 @@ async def test_a_result_that_is_not_a_video_fails_the_probe(
 
 async def test_a_wrong_key_is_upstream_auth_and_never_shows_the_key(upstream: Upstream) -> None:
     wrong = "sk-definitely-not-the-right-key-42"
-    provider = WanProvider(HttpDeployment(base_url=upstream.base_url, api_key=wrong))
+    provider = WanProvider(
+        HttpDeployment(base_url=upstream.base_url, api_key=wrong, downloads=LOOPBACK_DOWNLOADS)
+    )
     try:
         for call in (provider.create(_request()), provider.status("some-task")):
             with pytest.raises(InvalidRequest) as caught:

@@ -242,12 +242,12 @@ def emulate(
     import signal as signals
     import threading
 
-    from reelgate.emulators import EMULATORS
+    from reelgate.emulators import emulated_kinds
     from reelgate.emulators.base import EmulatorConfig, run_emulator
     from reelgate.emulators.wiring import settings_for
 
-    if provider not in EMULATORS:
-        raise typer.BadParameter(f"choose one of {sorted(EMULATORS)}", param_hint="provider")
+    if provider not in emulated_kinds():
+        raise typer.BadParameter(f"choose one of {sorted(emulated_kinds())}", param_hint="provider")
     config = EmulatorConfig(
         api_key=api_key, job_seconds=job_seconds, video_dir=Settings().data_dir / "emulator-videos"
     )

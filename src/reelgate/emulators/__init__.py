@@ -1,7 +1,8 @@
 """Faithful stand-ins for the upstream providers, on loopback.
 
 Each module here speaks one provider's real wire format (paths, fields,
-status words, failure signals) and exposes ``create_app(config) -> ASGI app``.
+status words, failure signals) and exposes ``create_app(config) -> ASGI app``;
+a provider's plug-in (``providers.plugin``) names its emulator module.
 They keep jobs in memory, advance them over time, and serve real MP4s.
 Used by the tests, by ``reelgate emulate <provider>`` and by
 ``reelgate serve --emulators``.
@@ -9,25 +10,21 @@ Used by the tests, by ``reelgate emulate <provider>`` and by
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from typing import Any
 
 from reelgate.emulators.base import EmulatorConfig
 
-__all__ = ["EMULATORS", "EmulatorConfig", "emulator_app"]
+__all__ = ["EmulatorConfig", "emulated_kinds", "emulator_app"]
 
-# provider kind -> module; each module defines create_app(EmulatorConfig)
-EMULATORS: dict[str, str] = {
-    "veo": "reelgate.emulators.veo",
-    "sora": "reelgate.emulators.sora",
-    "wan": "reelgate.emulators.wan",
-    "grok": "reelgate.emulators.grok",
-    "video_gateway": "reelgate.emulators.video_gateway",
-}
+
+def emulated_kinds() -> list[str]:
+    """The provider kinds whose plug-in brings an emulator."""
+    from reelgate.providers.plugin import discover
+
+    return [kind for kind, plugin in discover().items() if plugin.emulator is not None]
 
 
 def emulator_app(kind: str, config: EmulatorConfig) -> Any:
-    module = importlib.import_module(EMULATORS[kind])
-    factory: Callable[[EmulatorConfig], Any] = module.create_app
-    return factory(config)
+    from reelgate.providers.plugin import discover
+
+    return discover()[kind].emulator_app(config)

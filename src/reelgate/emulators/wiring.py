@@ -12,30 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from reelgate.config import Settings
-from reelgate.emulators import EMULATORS
+from reelgate.emulators import emulated_kinds
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
+from reelgate.providers.plugin import discover
 
 __all__ = ["emulated_settings", "running_emulators", "settings_for"]
 
-# provider kind -> (API path prefix on the emulator, settings to set from (base, key))
-_BASE_PATH = {
-    "veo": "/v1beta",
-    "sora": "/v1",
-    "wan": "/api/v1",
-    "grok": "/v1",
-    "video_gateway": "",
-}
-
 
 def settings_for(kind: str, url: str, key: str) -> dict[str, Any]:
-    base = url + _BASE_PATH[kind]
-    return {
-        "veo": {"gemini_api_key": key, "gemini_base_url": base},
-        "sora": {"openai_api_key": key, "openai_base_url": base, "openai_api_style": "openai"},
-        "wan": {"dashscope_api_key": key, "dashscope_base_url": base},
-        "grok": {"xai_api_key": key, "xai_base_url": base},
-        "video_gateway": {"video_gateway_api_key": key, "video_gateway_base_url": base},
-    }[kind]
+    """The settings that aim provider ``kind`` at its emulator at ``url``."""
+    return discover()[kind].emulated_settings(url, key)
 
 
 @contextlib.contextmanager
@@ -56,7 +42,7 @@ def running_emulators(
                     ),
                 )
             )
-            for kind in EMULATORS
+            for kind in emulated_kinds()
         }
         yield servers
 

@@ -31,10 +31,11 @@ import base64
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from reelgate.config import Settings
+from pydantic import SecretStr
+
 from reelgate.errors import (
     InvalidRequest,
     ProviderError,
@@ -51,8 +52,19 @@ from reelgate.providers.base import (
     UpstreamStatus,
 )
 from reelgate.providers.http import HttpDeployment, new_client, request_json, stream_download
+from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
-__all__ = ["RESULT_URL_TTL", "GrokProvider", "from_settings"]
+if TYPE_CHECKING:
+    from reelgate.config import Settings
+
+
+__all__ = [
+    "PLUGIN",
+    "RESULT_URL_TTL",
+    "GrokProvider",
+    "GrokSettings",
+    "from_settings",
+]
 
 RESULT_URL_TTL = timedelta(hours=24)
 """xai-sdk-python ``VideoResponse.url``: "The returned URL is valid for 24 hours"."""
@@ -129,7 +141,12 @@ class GrokProvider:
         )
 
     async def download(self, result: ResultLocation) -> AsyncIterator[bytes]:
-        async for chunk in stream_download(self._files, result.url, classify=_classify_download):
+        async for chunk in stream_download(
+            self._files,
+            result.url,
+            rules=self._deployment.downloads,
+            classify=_classify_download,
+        ):
             yield chunk
 
     async def aclose(self) -> None:
@@ -209,11 +226,15 @@ class GrokProvider:
         )
 
 
-def from_settings(settings: Settings) -> GrokProvider | None:
-    """The xAI deployment configured in ``settings``; None when no key is set.
+class GrokSettings(ProviderSettings):
+    """xAI's API."""
 
-    Reads ``xai_api_key``, ``xai_base_url`` and ``provider_timeout_seconds``.
-    """
+    xai_api_key: SecretStr | None = None
+    xai_base_url: str = "https://api.x.ai/v1"
+
+
+def build(settings: GrokSettings, context: BuildContext) -> GrokProvider | None:
+    """The configured deployment, or None when ``REELGATE_XAI_API_KEY`` is unset."""
     key = settings.xai_api_key.get_secret_value().strip() if settings.xai_api_key else ""
     if not key:
         return None
@@ -221,9 +242,30 @@ def from_settings(settings: Settings) -> GrokProvider | None:
         HttpDeployment(
             base_url=settings.xai_base_url,
             api_key=key,
-            timeout_seconds=settings.timeout_for("grok"),
+            timeout_seconds=context.timeout_seconds,
+            downloads=context.downloads,
         )
     )
+
+
+PLUGIN = ProviderPlugin(
+    kind="grok",
+    settings=GrokSettings,
+    build=build,
+    setup_hint="set REELGATE_XAI_API_KEY",
+    capabilities=Capabilities(cancel=False, idempotent_create=False),
+    default_base_url="https://api.x.ai/v1",
+    key_setting="xai_api_key",
+    base_url_setting="xai_base_url",
+    emulator="reelgate.emulators.grok",
+    emulator_base_path="/v1",
+)
+
+
+def from_settings(settings: Settings) -> GrokProvider | None:
+    provider = PLUGIN.from_settings(settings)
+    assert provider is None or isinstance(provider, GrokProvider)
+    return provider
 
 
 def create_body(request: GenerationRequest) -> dict[str, Any]:

@@ -33,7 +33,6 @@ __all__ = [
     "Classifier",
     "DownloadRules",
     "HttpDeployment",
-    "configure_downloads",
     "new_client",
     "parse_retry_after",
     "request_json",
@@ -47,6 +46,18 @@ Classifier = Callable[[int, Any], ProviderError | None]
 
 
 @dataclass(frozen=True)
+class DownloadRules:
+    """How result downloads may reach the network, given to each deployment (from
+    settings, by ``providers.plugin``). Provider result URLs are untrusted: every
+    download goes through ``netsafe`` (public addresses only, unless the operator
+    allow-listed a private range such as a local emulator's)."""
+
+    policy: NetPolicy = field(default_factory=NetPolicy)
+    max_bytes: int = 2 * 1024**3
+    timeout_seconds: float = 900.0
+
+
+@dataclass(frozen=True)
 class HttpDeployment:
     """One configured upstream: where it is, how to authenticate, how patient to be.
     ``api_key`` is a secret: never log it, never put it in a URL or a message."""
@@ -56,6 +67,8 @@ class HttpDeployment:
     timeout_seconds: float = 30.0
     """Concurrency caps are not here: they hold across workers, in the engine
     (``Settings.provider_max_concurrent``)."""
+    downloads: DownloadRules = field(default_factory=DownloadRules)
+    """Where result downloads may go (the production default: public addresses only)."""
 
     def __repr__(self) -> str:
         return f"HttpDeployment(base_url={self.base_url!r}, api_key=***)"
@@ -171,28 +184,6 @@ async def request_json(
     return body
 
 
-@dataclass(frozen=True)
-class DownloadRules:
-    """How result downloads may reach the network: set once from settings by the
-    registry (``configure_downloads``). Provider result URLs are untrusted: every
-    download goes through ``netsafe`` (public addresses only, unless the operator
-    allow-listed a private range such as a local emulator's)."""
-
-    policy: NetPolicy = field(default_factory=NetPolicy)
-    max_bytes: int = 2 * 1024**3
-    timeout_seconds: float = 900.0
-
-
-_rules = DownloadRules()
-
-
-def configure_downloads(rules: DownloadRules) -> DownloadRules:
-    """Install the download rules; returns the previous ones (tests restore them)."""
-    global _rules
-    previous, _rules = _rules, rules
-    return previous
-
-
 _NOT_FORWARDED = {"host", "accept-encoding", "connection", "content-length", "user-agent"}
 
 
@@ -204,6 +195,7 @@ async def stream_download(
     client: httpx.AsyncClient,
     url: str,
     *,
+    rules: DownloadRules,
     headers: Mapping[str, str] | None = None,
     classify: Classifier | None = None,
 ) -> AsyncIterator[bytes]:
@@ -220,7 +212,6 @@ async def stream_download(
     if _same_origin(target, client.base_url):
         send.update((k, v) for k, v in client.headers.items() if k.lower() not in _NOT_FORWARDED)
     send.update(headers or {})
-    rules = _rules
     async for chunk in netsafe_stream(
         str(target),
         policy=rules.policy,

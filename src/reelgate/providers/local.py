@@ -55,8 +55,9 @@ from reelgate.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
+from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
-__all__ = ["LocalProvider"]
+__all__ = ["PLUGIN", "LocalProvider", "LocalSettings", "work_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -481,3 +482,27 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _touch(path: Path) -> None:
     path.touch(exist_ok=True)
+
+
+class LocalSettings(ProviderSettings):
+    """The built-in renderer: always on (it needs no account)."""
+
+    local_work_dir: Path | None = None
+    """Where renders are kept; default: ``<data_dir>/local-renders``."""
+
+
+def work_dir(settings: LocalSettings, data_dir: Path) -> Path:
+    return settings.local_work_dir or data_dir / "local-renders"
+
+
+def build(settings: LocalSettings, context: BuildContext) -> LocalProvider:
+    return LocalProvider(work_dir(settings, context.data_dir))
+
+
+PLUGIN = ProviderPlugin(
+    kind="local",
+    settings=LocalSettings,
+    build=build,
+    setup_hint="it is built in and always configured",
+    capabilities=Capabilities(cancel=True, idempotent_create=True),
+)

@@ -27,13 +27,13 @@ import io
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
 import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pydantic import Field, SecretStr
 
-from reelgate.config import Settings
 from reelgate.errors import InvalidRequest, ProviderError, QuotaExceeded, Refused, TransientError
 from reelgate.providers.base import (
     GenerationRequest,
@@ -50,8 +50,20 @@ from reelgate.providers.http import (
     request_json,
     stream_download,
 )
+from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
-__all__ = ["MODERATION_CODES", "ApiStyle", "SoraProvider", "from_settings"]
+if TYPE_CHECKING:
+    from reelgate.config import Settings
+
+
+__all__ = [
+    "MODERATION_CODES",
+    "PLUGIN",
+    "ApiStyle",
+    "SoraProvider",
+    "SoraSettings",
+    "from_settings",
+]
 
 ApiStyle = Literal["openai", "azure"]
 
@@ -200,7 +212,12 @@ class SoraProvider:
         if not _same_deployment(result.url, self._base):
             # Our client carries the key in its default headers: never point it elsewhere.
             raise InvalidRequest("not a result of this Sora deployment", code="foreign_result")
-        async for chunk in stream_download(self._client, result.url, classify=_classify_download):
+        async for chunk in stream_download(
+            self._client,
+            result.url,
+            rules=self._deployment.downloads,
+            classify=_classify_download,
+        ):
             yield chunk
 
     async def aclose(self) -> None:
@@ -243,20 +260,49 @@ def _same_model(listed: object, sent: str) -> bool:
     return isinstance(listed, str) and (listed == sent or listed.startswith(f"{sent}-"))
 
 
-def from_settings(settings: Settings) -> SoraProvider | None:
+class SoraSettings(ProviderSettings):
+    """OpenAI's Videos API, or an Azure OpenAI deployment of it (``openai_api_style``)."""
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_style: str = Field(default="openai", pattern="^(openai|azure)$")
+    """"azure": send the key as the ``api-key`` header (Azure OpenAI deployments)."""
+
+
+def build(settings: SoraSettings, context: BuildContext) -> SoraProvider | None:
     """The configured deployment, or None when ``REELGATE_OPENAI_API_KEY`` is unset."""
-    if settings.openai_api_key is None:
-        return None
-    key = settings.openai_api_key.get_secret_value()
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
     if not key:
         return None
     deployment = HttpDeployment(
         base_url=settings.openai_base_url,
         api_key=key,
-        timeout_seconds=settings.timeout_for("sora"),
+        timeout_seconds=context.timeout_seconds,
+        downloads=context.downloads,
     )
     style: ApiStyle = "azure" if settings.openai_api_style == "azure" else "openai"
     return SoraProvider(deployment, api_style=style)
+
+
+PLUGIN = ProviderPlugin(
+    kind="sora",
+    settings=SoraSettings,
+    build=build,
+    setup_hint="set REELGATE_OPENAI_API_KEY",
+    capabilities=Capabilities(cancel=False, idempotent_create=False, finds_lost_creates=True),
+    default_base_url="https://api.openai.com/v1",
+    key_setting="openai_api_key",
+    base_url_setting="openai_base_url",
+    emulator="reelgate.emulators.sora",
+    emulator_base_path="/v1",
+    emulator_extra={"openai_api_style": "openai"},
+)
+
+
+def from_settings(settings: Settings) -> SoraProvider | None:
+    provider = PLUGIN.from_settings(settings)
+    assert provider is None or isinstance(provider, SoraProvider)
+    return provider
 
 
 async def _with_image(

@@ -29,12 +29,12 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import SecretStr
 
-from reelgate.config import Settings
 from reelgate.errors import InvalidRequest, ProviderError, QuotaExceeded, Refused, TransientError
 from reelgate.providers.base import (
     GenerationRequest,
@@ -45,8 +45,22 @@ from reelgate.providers.base import (
     UpstreamStatus,
 )
 from reelgate.providers.http import HttpDeployment, new_client, request_json, stream_download
+from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
-__all__ = ["RESULT_RETENTION", "VeoProvider", "VertexVeoProvider", "from_settings"]
+if TYPE_CHECKING:
+    from reelgate.config import Settings
+
+__all__ = [
+    "GEMINI_BASE_URL",
+    "PLUGIN",
+    "RESULT_RETENTION",
+    "VeoProvider",
+    "VeoSettings",
+    "VertexVeoProvider",
+    "from_settings",
+]
+
+GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +246,10 @@ class VeoProvider:
         if not result.url.startswith(("https://", "http://")):
             raise InvalidRequest(f"not a Veo result link: {result.url}")
         async for chunk in stream_download(
-            self._client, result.url, classify=self._classify_download
+            self._client,
+            result.url,
+            rules=self._deployment.downloads,
+            classify=self._classify_download,
         ):
             yield chunk
 
@@ -492,7 +509,10 @@ class VertexVeoProvider(VeoProvider):
             raise InvalidRequest(f"not a GCS object URI: {result.url}")
         url = f"{self._gcs_base}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
         async for chunk in stream_download(
-            self._client, f"{url}?alt=media", classify=self._classify_download
+            self._client,
+            f"{url}?alt=media",
+            rules=self._deployment.downloads,
+            classify=self._classify_download,
         ):
             yield chunk
 
@@ -537,20 +557,52 @@ def _image(image: ImageInput) -> dict[str, str]:
     }
 
 
-def from_settings(settings: Settings) -> VeoProvider | None:
+class VeoSettings(ProviderSettings):
+    """The Gemini API key, else Vertex AI (an access token and a project)."""
+
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str = GEMINI_BASE_URL
+    vertex_access_token: SecretStr | None = None
+    vertex_project: str = ""
+    vertex_location: str = "us-central1"
+    vertex_base_url: str = ""
+    """Default: https://{location}-aiplatform.googleapis.com/v1"""
+
+
+def build(settings: VeoSettings, context: BuildContext) -> VeoProvider | None:
     """The Gemini API deployment when its key is set, else Vertex AI when a token and a
     project are set, else None (the registry then lists the Veo models as unavailable)."""
-    timeout = settings.timeout_for("veo")
+    timeout, downloads = context.timeout_seconds, context.downloads
     gemini_key = settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else ""
     if gemini_key:
-        return VeoProvider(HttpDeployment(settings.gemini_base_url, gemini_key, timeout))
+        return VeoProvider(HttpDeployment(settings.gemini_base_url, gemini_key, timeout, downloads))
     token = settings.vertex_access_token.get_secret_value() if settings.vertex_access_token else ""
     if token and settings.vertex_project:
         location = settings.vertex_location
         base_url = settings.vertex_base_url or f"https://{location}-aiplatform.googleapis.com/v1"
         return VertexVeoProvider(
-            HttpDeployment(base_url, token, timeout),
+            HttpDeployment(base_url, token, timeout, downloads),
             project=settings.vertex_project,
             location=location,
         )
     return None
+
+
+PLUGIN = ProviderPlugin(
+    kind="veo",
+    settings=VeoSettings,
+    build=build,
+    setup_hint="set REELGATE_GEMINI_API_KEY (or the REELGATE_VERTEX_* settings)",
+    capabilities=Capabilities(cancel=False, idempotent_create=False),
+    default_base_url=GEMINI_BASE_URL,
+    key_setting="gemini_api_key",
+    base_url_setting="gemini_base_url",
+    emulator="reelgate.emulators.veo",
+    emulator_base_path="/v1beta",
+)
+
+
+def from_settings(settings: Settings) -> VeoProvider | None:
+    provider = PLUGIN.from_settings(settings)
+    assert provider is None or isinstance(provider, VeoProvider)
+    return provider

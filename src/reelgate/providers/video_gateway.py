@@ -28,12 +28,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import SecretStr
 
-from reelgate.config import Settings
 from reelgate.errors import (
     InvalidRequest,
     ProviderError,
@@ -49,11 +49,18 @@ from reelgate.providers.base import (
     UpstreamStatus,
 )
 from reelgate.providers.http import HttpDeployment, new_client, request_json, stream_download
+from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
+
+if TYPE_CHECKING:
+    from reelgate.config import Settings
+
 
 __all__ = [
     "DEFAULT_CREATE_PATH",
     "DEFAULT_STATUS_PATH",
+    "PLUGIN",
     "VideoGatewayProvider",
+    "VideoGatewaySettings",
     "classify_failure",
     "from_settings",
     "interpret_status",
@@ -241,6 +248,7 @@ class VideoGatewayProvider:
     ) -> None:
         if "{job_id}" not in status_path:
             raise ValueError("status_path must contain {job_id}")
+        self._deployment = deployment
         self._key = deployment.api_key
         self._create_path = "/" + create_path.lstrip("/")
         self._status_path = "/" + status_path.lstrip("/")
@@ -289,7 +297,10 @@ class VideoGatewayProvider:
         if not result.url.startswith(("https://", "http://")):
             raise InvalidRequest("not a video gateway result link", code="result_unavailable")
         async for chunk in stream_download(
-            self._client, result.url, classify=self._classify_download
+            self._client,
+            result.url,
+            rules=self._deployment.downloads,
+            classify=self._classify_download,
         ):
             yield chunk
 
@@ -370,7 +381,18 @@ class VideoGatewayProvider:
         return exc.with_message(self._scrub(exc.message))
 
 
-def from_settings(settings: Settings) -> VideoGatewayProvider | None:
+class VideoGatewaySettings(ProviderSettings):
+    """A generic async video gateway (the service brief's upstream)."""
+
+    video_gateway_api_key: SecretStr | None = None
+    video_gateway_base_url: str = ""
+    video_gateway_create_path: str = DEFAULT_CREATE_PATH
+    video_gateway_auth_header: str = "Authorization"
+    video_gateway_auth_scheme: str = "Bearer"
+    """"" sends the bare key (for ``X-API-Key``-style upstreams)."""
+
+
+def build(settings: VideoGatewaySettings, context: BuildContext) -> VideoGatewayProvider | None:
     """The configured deployment, or None unless both the key and the base URL are set."""
     key = settings.video_gateway_api_key
     secret = key.get_secret_value() if key is not None else ""
@@ -379,7 +401,8 @@ def from_settings(settings: Settings) -> VideoGatewayProvider | None:
     deployment = HttpDeployment(
         base_url=settings.video_gateway_base_url,
         api_key=secret,
-        timeout_seconds=settings.timeout_for("video_gateway"),
+        timeout_seconds=context.timeout_seconds,
+        downloads=context.downloads,
     )
     return VideoGatewayProvider(
         deployment,
@@ -387,3 +410,21 @@ def from_settings(settings: Settings) -> VideoGatewayProvider | None:
         auth_header=settings.video_gateway_auth_header,
         auth_scheme=settings.video_gateway_auth_scheme or None,
     )
+
+
+PLUGIN = ProviderPlugin(
+    kind="video_gateway",
+    settings=VideoGatewaySettings,
+    build=build,
+    setup_hint="set REELGATE_VIDEO_GATEWAY_API_KEY and REELGATE_VIDEO_GATEWAY_BASE_URL",
+    capabilities=Capabilities(cancel=False, idempotent_create=False),
+    key_setting="video_gateway_api_key",
+    base_url_setting="video_gateway_base_url",
+    emulator="reelgate.emulators.video_gateway",
+)
+
+
+def from_settings(settings: Settings) -> VideoGatewayProvider | None:
+    provider = PLUGIN.from_settings(settings)
+    assert provider is None or isinstance(provider, VideoGatewayProvider)
+    return provider

@@ -29,10 +29,11 @@ import base64
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from reelgate.config import Settings
+from pydantic import SecretStr
+
 from reelgate.errors import (
     InvalidRequest,
     ProviderError,
@@ -54,8 +55,20 @@ from reelgate.providers.http import (
     request_json,
     stream_download,
 )
+from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
-__all__ = ["I2V_RESOLUTIONS", "T2V_SIZES", "WanProvider", "from_settings"]
+if TYPE_CHECKING:
+    from reelgate.config import Settings
+
+
+__all__ = [
+    "I2V_RESOLUTIONS",
+    "PLUGIN",
+    "T2V_SIZES",
+    "WanProvider",
+    "WanSettings",
+    "from_settings",
+]
 
 CREATE_PATH = "/services/aigc/video-generation/video-synthesis"
 _KEY_SETTING = "REELGATE_DASHSCOPE_API_KEY"
@@ -356,7 +369,9 @@ class WanProvider:
     async def download(self, result: ResultLocation) -> AsyncIterator[bytes]:
         if not result.url.startswith(("https://", "http://")):
             raise InvalidRequest(f"not a DashScope result link: {result.url[:80]}")
-        async for chunk in stream_download(self._files, result.url, classify=_expired_link):
+        async for chunk in stream_download(
+            self._files, result.url, rules=self._deployment.downloads, classify=_expired_link
+        ):
             yield chunk
 
     async def aclose(self) -> None:
@@ -515,16 +530,49 @@ def _video_seconds(usage: Any) -> float | None:
     return None
 
 
-def from_settings(settings: Settings) -> WanProvider | None:
-    """The deployment configured by REELGATE_DASHSCOPE_*; None when no key is set."""
-    if settings.dashscope_api_key is None:
-        return None
-    key = settings.dashscope_api_key.get_secret_value().strip()
+class WanSettings(ProviderSettings):
+    """Alibaba Cloud Model Studio (DashScope), international endpoint by default."""
+
+    dashscope_api_key: SecretStr | None = None
+    dashscope_base_url: str = "https://dashscope-intl.aliyuncs.com/api/v1"
+
+
+def build(settings: WanSettings, context: BuildContext) -> WanProvider | None:
+    """The configured deployment, or None when ``REELGATE_DASHSCOPE_API_KEY`` is unset."""
+    key = (
+        settings.dashscope_api_key.get_secret_value().strip() if settings.dashscope_api_key else ""
+    )
     if not key:
         return None
     deployment = HttpDeployment(
         base_url=settings.dashscope_base_url,
         api_key=key,
-        timeout_seconds=settings.timeout_for("wan"),
+        timeout_seconds=context.timeout_seconds,
+        downloads=context.downloads,
     )
     return WanProvider(deployment)
+
+
+PLUGIN = ProviderPlugin(
+    kind="wan",
+    settings=WanSettings,
+    build=build,
+    setup_hint="set REELGATE_DASHSCOPE_API_KEY",
+    capabilities=Capabilities(
+        cancel=True,
+        idempotent_create=False,
+        finds_lost_creates=True,
+        regions=("dashscope-intl.aliyuncs.com", "dashscope.aliyuncs.com"),
+    ),
+    default_base_url="https://dashscope-intl.aliyuncs.com/api/v1",
+    key_setting="dashscope_api_key",
+    base_url_setting="dashscope_base_url",
+    emulator="reelgate.emulators.wan",
+    emulator_base_path="/api/v1",
+)
+
+
+def from_settings(settings: Settings) -> WanProvider | None:
+    provider = PLUGIN.from_settings(settings)
+    assert provider is None or isinstance(provider, WanProvider)
+    return provider
