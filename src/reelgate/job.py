@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 __all__ = [
     "ACTIVE_STATES",
     "FINAL_STATES",
+    "MAX_IMAGE_BYTES",
     "Attempt",
     "AttemptOutcome",
     "Event",
@@ -34,6 +35,10 @@ __all__ = [
     "Stage",
     "public_status",
 ]
+
+
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+"""The largest input image a job may carry (inline, uploaded or fetched by URL)."""
 
 
 class PublicStatus(enum.StrEnum):

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelgate.errors import NotFound, ValidationFailed
-from reelgate.store.accounts import ALL_SCOPES, create_account, create_key, hash_key, set_flags
+from reelgate.store.accounts import (
+    ALL_SCOPES,
+    KeyRow,
+    account_exists,
+    create_account,
+    create_key,
+    key_row,
+    key_rows,
+    revoke,
+    set_flags,
+)
 from reelgate.store.ambiguous import AmbiguousCreate, list_ambiguous, resolve_ambiguous
 from reelgate.store.db import reading
 from reelgate.store.jobs import now_ms
 from reelgate.store.ledger import Balance, get_balance, grant
-from reelgate.store.schema import accounts, api_keys
 
 __all__ = [
     "MAX_CREDITS",
@@ -72,7 +79,7 @@ def _check_scopes(scopes: Sequence[str]) -> list[str]:
 
 
 async def _require_account(conn: Any, account_id: str) -> None:
-    if await conn.scalar(sa.select(accounts.c.id).where(accounts.c.id == account_id)) is None:
+    if not await account_exists(conn, account_id):
         raise NotFound(f"No account {account_id!r}.", param="account_id")
 
 
@@ -141,76 +148,22 @@ async def issue_key(
     async with db.begin() as conn:
         await _require_account(conn, account_id)
         key = await create_key(conn, account_id, scopes=checked, name=name, expires_at=expires_at)
-        row = (
-            (
-                await conn.execute(
-                    sa.select(*_KEY_COLUMNS).where(api_keys.c.key_hash == hash_key(key))
-                )
-            )
-            .mappings()
-            .one()
-        )
-        shown = KeyRow(**dict(row))
+        shown = await key_row(conn, key)
         if then is not None:
             await then(conn, shown)
     return key, shown
 
 
-@dataclass(frozen=True)
-class KeyRow:
-    id: str
-    account_id: str
-    name: str
-    prefix: str
-    scopes: list[str]
-    created_at: int
-    expires_at: int | None
-    revoked_at: int | None
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "account_id": self.account_id,
-            "name": self.name,
-            "prefix": self.prefix,
-            "scopes": self.scopes,
-            "created_at": self.created_at // 1000,
-            "expires_at": self.expires_at // 1000 if self.expires_at else None,
-            "revoked_at": self.revoked_at // 1000 if self.revoked_at else None,
-        }
-
-
-_KEY_COLUMNS = [api_keys.c[f] for f in KeyRow.__dataclass_fields__]
-
-
 async def list_keys(db: AsyncEngine, account_id: str) -> list[KeyRow]:
-    cols = _KEY_COLUMNS
     async with reading(db) as conn:
         await _require_account(conn, account_id)
-        rows = (
-            (
-                await conn.execute(
-                    sa.select(*cols)
-                    .where(api_keys.c.account_id == account_id)
-                    .order_by(api_keys.c.created_at)
-                )
-            )
-            .mappings()
-            .all()
-        )
-    return [KeyRow(**dict(r)) for r in rows]
+        return await key_rows(conn, account_id)
 
 
 async def revoke_key(db: AsyncEngine, key_id: str, account_id: str | None = None) -> None:
-    query = api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-    if account_id is not None:
-        query = query.where(api_keys.c.account_id == account_id)
     async with db.begin() as conn:
-        result = await conn.execute(query.values(revoked_at=now_ms()))
-        if result.rowcount == 0:
-            exists = await conn.scalar(sa.select(api_keys.c.id).where(api_keys.c.id == key_id))
-            if exists is None:
-                raise NotFound(f"No API key {key_id!r}.", param="key_id")
+        if await revoke(conn, key_id, account_id, now_ms()) is None:
+            raise NotFound(f"No API key {key_id!r}.", param="key_id")
 
 
 async def ambiguous_creates(

@@ -19,7 +19,7 @@ from reelgate.api.errors import install_error_handlers
 from reelgate.api.files import make_files_router
 from reelgate.api.middleware import ErrorBoundary, RequestGuard
 from reelgate.api.openapi import install_openapi
-from reelgate.engine.inputs import MAX_IMAGE_BYTES
+from reelgate.job import MAX_IMAGE_BYTES
 from reelgate.runtime import Runtime
 from reelgate.storage import local_root
 from reelgate.web import mount_web

@@ -22,8 +22,8 @@ from starlette.datastructures import UploadFile
 from reelgate.api.middleware import bad_text, text_error
 from reelgate.api.schemas import VideoCreate
 from reelgate.catalog import ModelSpec, resolution_dims
-from reelgate.engine.inputs import MAX_IMAGE_BYTES
 from reelgate.errors import PayloadTooLarge, ValidationFailed
+from reelgate.job import MAX_IMAGE_BYTES
 
 __all__ = ["openai_params", "parse_create"]
 

@@ -21,10 +21,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from reelgate.api.access import check_available
 from reelgate.api.auth import require_read, require_write, runtime
 from reelgate.api.idempotency import Idempotency, idempotent
 from reelgate.api.openapi import errors
-from reelgate.api.routes_videos import check_available
 from reelgate.api.schemas import Prompt, not_blank
 from reelgate.api.serialize import error_to_wire, result_url
 from reelgate.catalog.validate import Submission, validate_submission

@@ -10,13 +10,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
+from reelgate.api.access import check_available
 from reelgate.api.auth import require_read, require_write, runtime
 from reelgate.api.idempotency import Idempotency, idempotent
 from reelgate.api.openai_compat import openai_params, parse_create
 from reelgate.api.openapi import errors
 from reelgate.api.schemas import VideoCreate, decode_image
 from reelgate.api.serialize import STREAM_KEY, job_to_wire, result_url
-from reelgate.catalog.availability import access_denied
 from reelgate.catalog.validate import Submission, validate_submission
 from reelgate.engine.commands import (
     NewJob,
@@ -28,7 +28,6 @@ from reelgate.engine.commands import (
 from reelgate.errors import (
     BadGateway,
     Conflict,
-    Forbidden,
     Gone,
     NotFound,
     ProviderError,
@@ -40,7 +39,7 @@ from reelgate.netsafe import check_url
 from reelgate.providers.base import ResultLocation
 from reelgate.runtime import Runtime
 from reelgate.storage.signing import verify
-from reelgate.store.accounts import KeyInfo, get_flags
+from reelgate.store.accounts import KeyInfo
 from reelgate.store.base import Tx
 from reelgate.store.db import reading
 from reelgate.store.jobs import get_job, list_jobs
@@ -49,30 +48,6 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
 log = logging.getLogger(__name__)
-
-
-async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
-    async with reading(rt.db) as conn:
-        flags = await get_flags(conn, key.account_id)
-    for model_id in chain:
-        spec = rt.catalog.get(model_id)
-        denied = access_denied(spec, flags)
-        if denied:
-            raise Forbidden(
-                denied,
-                code="model_not_allowed",
-                param="model" if model_id == chain[0] else "fallback",
-                model=model_id,
-                rule=spec.availability,
-            )
-        reason = rt.providers.unavailable_reason(spec.provider)
-        if reason:
-            raise ValidationFailed(
-                f"Model {model_id!r} is unavailable on this gateway: {reason}.",
-                code="model_unavailable",
-                param="model" if model_id == chain[0] else "fallback",
-                model=model_id,
-            )
 
 
 async def _owned(rt: Runtime, key: KeyInfo, job_id: str) -> Job:

@@ -16,8 +16,8 @@ from pydantic import (
     field_validator,
 )
 
-from reelgate.engine.inputs import MAX_IMAGE_BYTES
 from reelgate.errors import PayloadTooLarge, ValidationFailed
+from reelgate.job import MAX_IMAGE_BYTES
 
 __all__ = ["MetadataKey", "MetadataValue", "Prompt", "VideoCreate", "decode_image", "not_blank"]
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 
-from reelgate.job import JobParams
+from reelgate.job import MAX_IMAGE_BYTES, JobParams
 from reelgate.netsafe import NetPolicy, decode_image, fetch_bytes
 from reelgate.providers.base import ImageInput
 from reelgate.storage import Storage
 
 __all__ = ["MAX_IMAGE_BYTES", "load_image"]
 
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
 _FETCH_SECONDS = 20.0
 
 

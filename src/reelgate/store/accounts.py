@@ -23,14 +23,19 @@ __all__ = [
     "ALL_SCOPES",
     "DEV_ACCOUNT_ID",
     "KeyInfo",
+    "KeyRow",
+    "account_exists",
     "create_account",
     "create_key",
     "ensure_account",
     "ensure_key",
     "get_flags",
     "hash_key",
+    "key_row",
+    "key_rows",
     "lookup_key",
     "new_key",
+    "revoke",
     "set_flags",
 ]
 
@@ -126,3 +131,65 @@ async def lookup_key(conn: AsyncConnection, key: str) -> KeyInfo | None:
     if row["expires_at"] is not None and row["expires_at"] <= now_ms():
         return None
     return KeyInfo(key_id=row["id"], account_id=row["account_id"], scopes=tuple(row["scopes"]))
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    id: str
+    account_id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account_id": self.account_id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "scopes": self.scopes,
+            "created_at": self.created_at // 1000,
+            "expires_at": self.expires_at // 1000 if self.expires_at else None,
+            "revoked_at": self.revoked_at // 1000 if self.revoked_at else None,
+        }
+
+
+_KEY_COLUMNS = [api_keys.c[f] for f in KeyRow.__dataclass_fields__]
+
+
+async def account_exists(conn: AsyncConnection, account_id: str) -> bool:
+    found = await conn.scalar(sa.select(accounts.c.id).where(accounts.c.id == account_id))
+    return found is not None
+
+
+async def key_row(conn: AsyncConnection, key: str) -> KeyRow:
+    """The listing row of ``key`` (found by its hash)."""
+    query = sa.select(*_KEY_COLUMNS).where(api_keys.c.key_hash == hash_key(key))
+    return KeyRow(**dict((await conn.execute(query)).mappings().one()))
+
+
+async def key_rows(conn: AsyncConnection, account_id: str) -> list[KeyRow]:
+    query = (
+        sa.select(*_KEY_COLUMNS)
+        .where(api_keys.c.account_id == account_id)
+        .order_by(api_keys.c.created_at)
+    )
+    return [KeyRow(**dict(r)) for r in (await conn.execute(query)).mappings().all()]
+
+
+async def revoke(
+    conn: AsyncConnection, key_id: str, account_id: str | None, now: int
+) -> bool | None:
+    """Revoke a key (only ``account_id``'s, when given). True: revoked now; False: it
+    was already revoked (or another account's); None: no such key."""
+    query = api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+    if account_id is not None:
+        query = query.where(api_keys.c.account_id == account_id)
+    result = await conn.execute(query.values(revoked_at=now))
+    if result.rowcount == 1:
+        return True
+    exists = await conn.scalar(sa.select(api_keys.c.id).where(api_keys.c.id == key_id))
+    return None if exists is None else False
