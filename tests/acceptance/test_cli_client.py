@@ -134,13 +134,26 @@ def test_errors_print_the_gateway_code_and_message_and_exit_1(served: Served) ->
     assert denied.stdout == ""
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Terminal:
     """A CLI process on a pseudo-terminal: what a person at a shell would see."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.master, slave = pty.openpty()
         self.proc = subprocess.Popen(
-            args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+            args,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            # A shell's background job (nohup … &) starts with SIGINT ignored, and a
+            # child inherits that: Python then installs no KeyboardInterrupt handler.
+            # A person's terminal has it on; so does this one.
+            preexec_fn=_default_sigint,
         )
         os.close(slave)
         self.raw = ""
