@@ -24,9 +24,10 @@ from reelgate.job import (
     MirrorStatus,
     PublicStatus,
 )
-from reelgate.store.accounts import create_account
+from reelgate.store.accounts import KeyInfo, create_account, create_key, set_flags
 from reelgate.store.base import AmbiguousRecord, Store
 from reelgate.store.db import create_engine
+from reelgate.store.idempotency import KeyRecord
 from reelgate.store.ledger import grant
 from reelgate.store.memory import MemoryStore
 from reelgate.store.sql import SqlStore
@@ -36,6 +37,8 @@ from tests.values import a_job as values_job
 ACCOUNT = "acct_1"
 OTHER = "acct_other"
 BALANCE = 100_000
+API_KEY = "rg_contract_key_0123456789abcdefghijklmnop"
+FLAGS = {"allowed_models": ["sora-2"], "prc_opt_in": True}
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -53,6 +56,8 @@ async def store(backend: str) -> AsyncIterator[Store]:
         memory = MemoryStore(Clock())
         memory.add_account(ACCOUNT, BALANCE)
         memory.add_account(OTHER, 0)
+        info = KeyInfo(key_id="key_1", account_id=ACCOUNT, scopes=("jobs:read",))
+        memory.add_key(API_KEY, info, FLAGS)
         yield memory
         return
     engine = create_engine(backend)
@@ -60,6 +65,8 @@ async def store(backend: str) -> AsyncIterator[Store]:
         for account_id in (ACCOUNT, OTHER):
             await create_account(conn, account_id, account_id)
         await grant(conn, ACCOUNT, BALANCE)
+        await create_key(conn, ACCOUNT, key=API_KEY, scopes=["jobs:read"])
+        await set_flags(conn, ACCOUNT, **FLAGS)
     yield SqlStore(engine)
     await engine.dispose()
 
@@ -351,3 +358,111 @@ async def test_a_cooldown_keeps_its_latest_end(store: Store) -> None:
     assert await store.cooling_until("local:x", NOW) == NOW + 60_000
     assert await store.cooling_until("local:x", NOW + 60_000) is None
     assert await store.cooling_until("other:y", NOW) is None
+
+
+async def test_a_key_finds_its_account_scopes_and_flags(store: Store) -> None:
+    async with store.reading() as tx:
+        info = await tx.lookup_key(API_KEY)
+        assert info is not None and (info.account_id, info.scopes) == (ACCOUNT, ("jobs:read",))
+        assert await tx.lookup_key(API_KEY + "x") is None
+        assert await tx.get_flags(ACCOUNT) == FLAGS
+        assert await tx.get_flags(OTHER) == {}
+
+
+async def test_job_lists_page_filter_and_keep_to_their_account(store: Store) -> None:
+    await put(
+        store,
+        a_job("video_01"),
+        a_job("video_02", state=JobState.COMPLETED, next_run_at=None, completed_at=NOW),
+        a_job("video_03", state=JobState.MIRRORING, completed_at=NOW, delivered_by="other"),
+        a_job("video_04", state=JobState.MIRRORING),  # still being stored: in progress
+        a_job("video_05", deleted_at=NOW),
+        a_job("video_06", account_id=OTHER),
+    )
+
+    async def ids(**kw: object) -> list[str]:
+        async with store.reading() as tx:
+            return [j.id for j in await tx.list_jobs(ACCOUNT, **kw)]  # type: ignore[arg-type]
+
+    assert await ids(limit=10) == ["video_04", "video_03", "video_02", "video_01"]
+    assert await ids(limit=2, after="video_03") == ["video_02", "video_01"]
+    assert await ids(limit=2, order="asc", after="video_01") == ["video_02", "video_03"]
+    assert await ids(limit=10, status=PublicStatus.COMPLETED) == ["video_03", "video_02"]
+    assert await ids(limit=10, status=PublicStatus.IN_PROGRESS) == ["video_04"]
+    assert await ids(limit=10, model="other") == ["video_03"]
+    assert "video_05" in await ids(limit=10, include_deleted=True)
+
+
+async def test_usage_counts_what_was_delivered_per_day_and_model(store: Store) -> None:
+    day = 86_400_000
+    await put(
+        store,
+        a_job(
+            "video_1",
+            state=JobState.COMPLETED,
+            completed_at=NOW,
+            delivered_by="local",
+            units_consumed=4,
+            cost=400,
+            next_run_at=None,
+        ),
+        a_job(
+            "video_2",
+            state=JobState.MIRRORING,
+            completed_at=NOW + 1,
+            delivered_by="local",
+            units_consumed=2,
+            cost=200,
+        ),  # delivered; its copy is still retried
+        a_job("video_3", state=JobState.FAILED, completed_at=NOW, cost=0, next_run_at=None),
+        a_job(
+            "video_4",
+            state=JobState.COMPLETED,
+            completed_at=NOW + day,
+            delivered_by="other",
+            units_consumed=1,
+            cost=50,
+            next_run_at=None,
+        ),
+    )
+    async with store.reading() as tx:
+        rows = await tx.daily_usage(ACCOUNT, NOW - NOW % day, NOW - NOW % day + 2 * day)
+    first = NOW // day
+    assert [(r.day, r.model, r.jobs, r.seconds, r.cost) for r in rows] == [
+        (first, "local", 2, 6, 600),
+        (first + 1, "other", 1, 1, 50),
+    ]
+
+
+async def test_an_idempotency_key_is_held_completed_replayed_and_taken_over(store: Store) -> None:
+    async def claim(owner: str, now: int, request: str = "h1") -> KeyRecord | None:
+        async with store.begin() as tx:
+            return await tx.claim_idempotency(
+                ACCOUNT, "k1", request, owner=owner, now=now, lease_ms=1000, ttl_ms=86_400_000
+            )
+
+    assert await claim("a", NOW) is None  # ours
+    held = await claim("b", NOW + 10)
+    assert held is not None and held.state == "in_flight" and held.lease_expires_at == NOW + 1000
+    assert await claim("b", NOW + 2000) is None  # a's lease ran out: taken over
+    async with store.begin() as tx:
+        assert not await tx.complete_idempotency(ACCOUNT, "k1", "a", 202, {"id": "x"})
+        assert await tx.complete_idempotency(ACCOUNT, "k1", "b", 202, {"id": "video_9"})
+    done = await claim("c", NOW + 5000)
+    assert done is not None and (done.state, done.response_status) == ("done", 202)
+    assert done.response_body == {"id": "video_9"}
+    other = await claim("c", NOW + 5000, request="h2")
+    assert other is not None and other.request_hash == "h1"  # reused for another request
+    assert await claim("d", NOW + 86_400_001 + 5000) is None  # past its ttl: a new record
+
+
+async def test_a_released_key_is_free_at_once(store: Store) -> None:
+    async with store.begin() as tx:
+        args = dict(owner="a", now=NOW, lease_ms=60_000, ttl_ms=86_400_000)
+        assert await tx.claim_idempotency(ACCOUNT, "k2", "h", **args) is None  # type: ignore[arg-type]
+        await tx.release_idempotency(ACCOUNT, "k2", "a")
+    async with store.begin() as tx:
+        again = await tx.claim_idempotency(
+            ACCOUNT, "k2", "h", owner="b", now=NOW + 1, lease_ms=60_000, ttl_ms=86_400_000
+        )
+    assert again is None

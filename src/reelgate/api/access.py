@@ -6,15 +6,14 @@ from __future__ import annotations
 from reelgate.catalog.availability import access_denied
 from reelgate.errors import Forbidden, ValidationFailed
 from reelgate.runtime import Runtime
-from reelgate.store.accounts import KeyInfo, get_flags
-from reelgate.store.db import reading
+from reelgate.store.accounts import KeyInfo
 
 __all__ = ["check_available"]
 
 
 async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
-    async with reading(rt.db) as conn:
-        flags = await get_flags(conn, key.account_id)
+    async with rt.store.reading() as tx:
+        flags = await tx.get_flags(key.account_id)
     for model_id in chain:
         spec = rt.catalog.get(model_id)
         denied = access_denied(spec, flags)

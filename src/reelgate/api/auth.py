@@ -7,8 +7,7 @@ from fastapi import Request
 from reelgate.errors import Forbidden, Unauthorized
 from reelgate.limits import enforce
 from reelgate.runtime import Runtime
-from reelgate.store.accounts import KeyInfo, lookup_key
-from reelgate.store.db import reading
+from reelgate.store.accounts import KeyInfo
 
 __all__ = ["require_admin", "require_read", "require_write", "runtime"]
 
@@ -26,8 +25,8 @@ async def _authenticate(request: Request) -> KeyInfo:
             "Missing API key: send 'Authorization: Bearer <your rg_ key>'.",
             code="missing_api_key",
         )
-    async with reading(runtime(request).db) as conn:
-        info = await lookup_key(conn, token.strip())
+    async with runtime(request).store.reading() as tx:
+        info = await tx.lookup_key(token.strip())
     if info is None:
         raise Unauthorized(
             "This API key is not valid (unknown, revoked or expired).", code="invalid_api_key"

@@ -36,7 +36,6 @@ from reelgate.errors import Conflict, ReelgateError, ValidationFailed
 from reelgate.runtime import Runtime
 from reelgate.store.base import Tx
 from reelgate.store.db import is_unavailable
-from reelgate.store.idempotency import claim_key, release_key
 from reelgate.store.jobs import now_ms
 
 __all__ = ["IDEMPOTENCY_TTL_MS", "Idempotency", "idempotent"]
@@ -80,9 +79,8 @@ async def _claim(rt: Runtime, idem: Idempotency, request_hash: str) -> JSONRespo
     """Own the key; or answer from what is already recorded."""
     now = now_ms()
     lease_ms = int(rt.settings.idempotency_lease_seconds * 1000)
-    async with rt.db.begin() as conn:
-        record = await claim_key(
-            conn,
+    async with rt.store.begin() as tx:
+        record = await tx.claim_idempotency(
             idem.account_id,
             idem.key,
             request_hash,
@@ -128,8 +126,8 @@ async def _release(rt: Runtime, idem: Idempotency) -> None:
     the work did commit (its answer with it), the record is done and this changes
     nothing. Best effort: if the database is gone too, the lease simply runs out."""
     with contextlib.suppress(Exception):
-        async with rt.db.begin() as conn:
-            await release_key(conn, idem.account_id, idem.key, idem.owner)
+        async with rt.store.begin() as tx:
+            await tx.release_idempotency(idem.account_id, idem.key, idem.owner)
 
 
 async def _store(rt: Runtime, idem: Idempotency, status: int, body: Any) -> None:

@@ -33,8 +33,6 @@ from reelgate.errors import NotFound
 from reelgate.job import Job, PublicStatus
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
-from reelgate.store.db import reading
-from reelgate.store.jobs import get_job
 
 __all__ = ["SERVICE", "router"]
 
@@ -167,8 +165,8 @@ async def create(
 async def get_job_document(
     job_id: str, key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    async with reading(rt.db) as conn:
-        job = await get_job(conn, job_id, key.account_id)
+    async with rt.store.reading() as tx:
+        job = await tx.get_job(job_id, key.account_id)
     if job is None:
         raise NotFound(f"No job {job_id!r}.", param="job_id")
     return await _job_document(rt, job)

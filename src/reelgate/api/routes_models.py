@@ -11,8 +11,7 @@ from reelgate.api.auth import require_read, runtime
 from reelgate.catalog import ModelSpec
 from reelgate.catalog.availability import access_denied
 from reelgate.runtime import Runtime
-from reelgate.store.accounts import KeyInfo, get_flags
-from reelgate.store.db import reading
+from reelgate.store.accounts import KeyInfo
 
 __all__ = ["model_to_wire", "router"]
 
@@ -67,6 +66,6 @@ async def list_models(
     key: KeyInfo = Depends(require_read),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    async with reading(rt.db) as conn:
-        flags = await get_flags(conn, key.account_id)
+    async with rt.store.reading() as tx:
+        flags = await tx.get_flags(key.account_id)
     return {"object": "list", "data": [model_to_wire(rt, spec, flags) for spec in rt.catalog]}

@@ -13,10 +13,6 @@ from reelgate.errors import ValidationFailed
 from reelgate.job import Job, PublicStatus
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
-from reelgate.store.db import reading
-from reelgate.store.jobs import list_jobs
-from reelgate.store.ledger import get_balance
-from reelgate.store.usage import daily_usage
 
 __all__ = ["router"]
 
@@ -57,8 +53,8 @@ def _usage_row(job: Job) -> dict[str, Any]:
 async def balance(
     key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    async with reading(rt.db) as conn:
-        current = await get_balance(conn, key.account_id)
+    async with rt.store.reading() as tx:
+        current = await tx.get_balance(key.account_id)
     return {"object": "balance", "account_id": key.account_id, **current.to_wire()}
 
 
@@ -72,9 +68,8 @@ async def recent(
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     """Settings → Usage → Recent requests: newest first."""
-    async with reading(rt.db) as conn:
-        rows = await list_jobs(
-            conn,
+    async with rt.store.reading() as tx:
+        rows = await tx.list_jobs(
             key.account_id,
             limit=limit + 1,
             after=after,
@@ -107,9 +102,9 @@ async def summary(
         raise ValidationFailed("end must not be before start.", param="end")
     if (end - start).days > 366:
         raise ValidationFailed("A summary covers at most 366 days.", param="end")
-    async with reading(rt.db) as conn:
-        rows = await daily_usage(
-            conn, key.account_id, _day_ms(start), _day_ms(end + timedelta(days=1))
+    async with rt.store.reading() as tx:
+        rows = await tx.daily_usage(
+            key.account_id, _day_ms(start), _day_ms(end + timedelta(days=1))
         )
     data = [
         {

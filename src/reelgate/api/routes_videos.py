@@ -41,8 +41,6 @@ from reelgate.runtime import Runtime
 from reelgate.storage.signing import verify
 from reelgate.store.accounts import KeyInfo
 from reelgate.store.base import Tx
-from reelgate.store.db import reading
-from reelgate.store.jobs import get_job, list_jobs
 
 __all__ = ["router"]
 
@@ -51,8 +49,8 @@ log = logging.getLogger(__name__)
 
 
 async def _owned(rt: Runtime, key: KeyInfo, job_id: str) -> Job:
-    async with reading(rt.db) as conn:
-        job = await get_job(conn, job_id, key.account_id)
+    async with rt.store.reading() as tx:
+        job = await tx.get_job(job_id, key.account_id)
     if job is None:
         raise NotFound(f"No video job {job_id!r}.", param="id")
     return job
@@ -150,9 +148,9 @@ async def list_videos(
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     wanted = PublicStatus(status) if status else None
-    async with reading(rt.db) as conn:
-        rows = await list_jobs(
-            conn, key.account_id, limit=limit + 1, after=after, status=wanted, order=order
+    async with rt.store.reading() as tx:
+        rows = await tx.list_jobs(
+            key.account_id, limit=limit + 1, after=after, status=wanted, order=order
         )
     page = rows[:limit]
     data = [await job_to_wire(rt, job) for job in page]
@@ -247,8 +245,8 @@ async def video_stream(
     the provider's credentials (never shown). ``result.url`` points here, signed and
     expiring, so it works without an API key, like a stored file's link."""
     verify(STREAM_KEY.format(job_id=video_id), expires, signature, rt.signing_secret)
-    async with reading(rt.db) as conn:
-        job = await get_job(conn, video_id)
+    async with rt.store.reading() as tx:
+        job = await tx.get_job(video_id)
     if job is None or job.status is not PublicStatus.COMPLETED or job.result is None:
         raise NotFound(f"No delivered video {video_id!r}.", param="id")
     upstream_url = job.result.upstream_url

@@ -18,9 +18,12 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from reelgate.job import Event, Job, JobResult
+from reelgate.job import Event, Job, JobResult, PublicStatus
+from reelgate.store.accounts import KeyInfo
 from reelgate.store.events import StoredEvent
+from reelgate.store.idempotency import KeyRecord
 from reelgate.store.ledger import Balance
+from reelgate.store.usage import UsageDay
 
 __all__ = ["AmbiguousRecord", "Store", "Tx"]
 
@@ -94,6 +97,26 @@ class Tx(Protocol):
         """Which of these a job already uses or an operator was told of."""
         ...
 
+    async def list_jobs(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        status: PublicStatus | None = None,
+        model: str | None = None,
+        order: str = "desc",
+        include_deleted: bool = False,
+    ) -> list[Job]:
+        """An account's jobs by id (creation order), newest first unless ``order`` is
+        "asc"; ``after`` is the cursor (the last id seen); ``model`` matches the requested
+        or the delivering model."""
+        ...
+
+    async def daily_usage(self, account_id: str, start_ms: int, end_ms: int) -> list[UsageDay]:
+        """Delivered jobs completed in ``[start_ms, end_ms)`` per UTC day and model."""
+        ...
+
     # ── events and wake-ups ──
     async def record_event(self, job_id: str, seq: int, event: Event, now: int) -> None: ...
 
@@ -104,6 +127,13 @@ class Tx(Protocol):
     async def wake(self, job_id: str) -> None:
         """Wake the workers of every process when this transaction commits."""
         ...
+
+    # ── accounts ──
+    async def lookup_key(self, key: str) -> KeyInfo | None:
+        """The key's account and scopes; None if unknown, revoked or expired."""
+        ...
+
+    async def get_flags(self, account_id: str) -> dict[str, Any]: ...
 
     # ── credits ──
     async def get_balance(self, account_id: str) -> Balance:
@@ -126,6 +156,25 @@ class Tx(Protocol):
     async def record_ambiguous(self, record: AmbiguousRecord, now: int) -> None: ...
 
     # ── the API's Idempotency-Key records ──
+    async def claim_idempotency(
+        self,
+        account_id: str,
+        key: str,
+        request_hash: str,
+        *,
+        owner: str,
+        now: int,
+        lease_ms: int,
+        ttl_ms: int,
+    ) -> KeyRecord | None:
+        """Take the key for ``owner`` (None: ours now, new or taken over after its lease
+        ran out); otherwise the record as it stands (done, or in flight elsewhere)."""
+        ...
+
+    async def release_idempotency(self, account_id: str, key: str, owner: str) -> None:
+        """End ``owner``'s lease at once (its work never committed)."""
+        ...
+
     async def complete_idempotency(
         self, account_id: str, key: str, owner: str, status: int, body: Any
     ) -> bool:

@@ -16,11 +16,14 @@ from typing import Any
 
 from reelgate.errors import NotFound
 from reelgate.ids import new_id
-from reelgate.job import ACTIVE_STATES, Event, Job, JobResult, JobState
-from reelgate.store.base import AmbiguousRecord
+from reelgate.job import ACTIVE_STATES, Event, Job, JobResult, JobState, PublicStatus
+from reelgate.store.accounts import KeyInfo, hash_key
+from reelgate.store.base import AmbiguousRecord, Store
 from reelgate.store.events import StoredEvent
+from reelgate.store.idempotency import KeyRecord
 from reelgate.store.jobs import now_ms
 from reelgate.store.ledger import Balance, not_enough
+from reelgate.store.usage import DAY_MS, UsageDay
 
 __all__ = ["Hold", "LedgerEntry", "MemoryStore", "MemoryTx"]
 
@@ -46,6 +49,16 @@ class LedgerEntry:
     hold_id: str | None
 
 
+@dataclass(frozen=True)
+class _KeyState:
+    request_hash: str
+    created_at: int
+    owner: str | None
+    lease_expires_at: int | None
+    status: int | None = None
+    body: Any = None
+
+
 @dataclass
 class _State:
     jobs: dict[str, Job] = field(default_factory=dict)
@@ -55,8 +68,10 @@ class _State:
     events: dict[str, list[StoredEvent]] = field(default_factory=dict)
     ambiguous: list[tuple[AmbiguousRecord, int]] = field(default_factory=list)
     cooldowns: dict[str, tuple[int, str]] = field(default_factory=dict)
-    idempotency: dict[tuple[str, str], tuple[str | None, int, Any]] = field(default_factory=dict)
-    """(account, key) -> (owner while in flight, status, body)."""
+    idempotency: dict[tuple[str, str], _KeyState] = field(default_factory=dict)
+    flags: dict[str, dict[str, Any]] = field(default_factory=dict)
+    keys: dict[str, KeyInfo] = field(default_factory=dict)
+    """API keys by their hash."""
 
     def copy(self) -> _State:
         return _State(
@@ -68,6 +83,8 @@ class _State:
             ambiguous=list(self.ambiguous),
             cooldowns=dict(self.cooldowns),
             idempotency=dict(self.idempotency),
+            flags={k: dict(v) for k, v in self.flags.items()},
+            keys=dict(self.keys),
         )
 
 
@@ -215,6 +232,47 @@ class MemoryTx:
         listed = {r.upstream_id for r, _ in self.s.ambiguous if r.upstream_id in wanted}
         return {u for u in used | listed if u is not None}
 
+    async def list_jobs(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        status: PublicStatus | None = None,
+        model: str | None = None,
+        order: str = "desc",
+        include_deleted: bool = False,
+    ) -> list[Job]:
+        ascending = order == "asc"
+        found = [
+            j
+            for j in self.s.jobs.values()
+            if j.account_id == account_id
+            and (include_deleted or j.deleted_at is None)
+            and (status is None or j.status is status)
+            and (model is None or model in (j.model, j.delivered_by))
+            and (after is None or (j.id > after if ascending else j.id < after))
+        ]
+        return sorted(found, key=lambda j: j.id, reverse=not ascending)[:limit]
+
+    async def daily_usage(self, account_id: str, start_ms: int, end_ms: int) -> list[UsageDay]:
+        totals: dict[tuple[int, str | None], list[int]] = {}
+        for j in self.s.jobs.values():
+            if j.account_id != account_id or j.status is not PublicStatus.COMPLETED:
+                continue
+            if j.completed_at is None or not start_ms <= j.completed_at < end_ms:
+                continue
+            row = totals.setdefault((j.completed_at // DAY_MS, j.delivered_by), [0, 0, 0])
+            row[0] += 1
+            row[1] += j.units_consumed or 0
+            row[2] += j.cost or 0
+        return [
+            UsageDay(day=day, model=model, jobs=n, seconds=seconds, cost=cost)
+            for (day, model), (n, seconds, cost) in sorted(
+                totals.items(), key=lambda item: (item[0][0], item[0][1] or "")
+            )
+        ]
+
     # ── events and wake-ups ──
 
     async def record_event(self, job_id: str, seq: int, event: Event, now: int) -> None:
@@ -290,15 +348,61 @@ class MemoryTx:
 
     # ── the API's Idempotency-Key records ──
 
+    async def claim_idempotency(
+        self,
+        account_id: str,
+        key: str,
+        request_hash: str,
+        *,
+        owner: str,
+        now: int,
+        lease_ms: int,
+        ttl_ms: int,
+    ) -> KeyRecord | None:
+        s = self._write()
+        this = (account_id, key)
+        current = s.idempotency.get(this)
+        if current is not None and current.created_at < now - ttl_ms:
+            current = None
+        if current is None:
+            s.idempotency[this] = _KeyState(request_hash, now, owner, now + lease_ms)
+            return None
+        lapsed = current.lease_expires_at is not None and current.lease_expires_at < now
+        if current.owner is not None and current.request_hash == request_hash and lapsed:
+            s.idempotency[this] = replace(current, owner=owner, lease_expires_at=now + lease_ms)
+            return None
+        return KeyRecord(
+            request_hash=current.request_hash,
+            state="in_flight" if current.owner is not None else "done",
+            response_status=current.status,
+            response_body=current.body,
+            lease_expires_at=current.lease_expires_at,
+        )
+
     async def complete_idempotency(
         self, account_id: str, key: str, owner: str, status: int, body: Any
     ) -> bool:
         s = self._write()
         current = s.idempotency.get((account_id, key))
-        if current is None or current[0] != owner:
+        if current is None or current.owner != owner:
             return False
-        s.idempotency[(account_id, key)] = (None, status, body)
+        done = replace(current, owner=None, lease_expires_at=None, status=status, body=body)
+        s.idempotency[(account_id, key)] = done
         return True
+
+    async def release_idempotency(self, account_id: str, key: str, owner: str) -> None:
+        s = self._write()
+        current = s.idempotency.get((account_id, key))
+        if current is not None and current.owner == owner:
+            s.idempotency[(account_id, key)] = replace(current, lease_expires_at=0)
+
+    # ── accounts ──
+
+    async def lookup_key(self, key: str) -> KeyInfo | None:
+        return self.s.keys.get(hash_key(key))
+
+    async def get_flags(self, account_id: str) -> dict[str, Any]:
+        return dict(self.s.flags.get(account_id, {}))
 
 
 class MemoryStore:
@@ -333,13 +437,9 @@ class MemoryStore:
     def ledger(self) -> list[LedgerEntry]:
         return list(self.state.ledger)
 
-    def begin_idempotency(self, account_id: str, key: str, owner: str) -> None:
-        """A key held in flight by ``owner`` (what the API's claim does)."""
-        self.state.idempotency[(account_id, key)] = (owner, 0, None)
-
-    def idempotency_response(self, account_id: str, key: str) -> tuple[int, Any] | None:
-        current = self.state.idempotency.get((account_id, key))
-        return None if current is None or current[0] is not None else current[1:]
+    def add_key(self, key: str, info: KeyInfo, flags: dict[str, Any] | None = None) -> None:
+        self.state.keys[hash_key(key)] = info
+        self.state.flags[info.account_id] = dict(flags or {})
 
     # ── the interface ──
 
@@ -424,3 +524,7 @@ class MemoryStore:
     async def cooling_until(self, deployment: str, now: int) -> int | None:
         current = self.state.cooldowns.get(deployment)
         return current[0] if current is not None and current[0] > now else None
+
+
+def _is_a_store(store: MemoryStore) -> Store:
+    return store  # mypy holds the twin to the interface

@@ -8,13 +8,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from reelgate.job import Event, Job, JobResult
-from reelgate.store import ambiguous, cooldowns, events, idempotency, ledger
+from reelgate.job import Event, Job, JobResult, PublicStatus
+from reelgate.store import accounts, ambiguous, cooldowns, events, idempotency, ledger, usage
 from reelgate.store import jobs as sql_jobs
-from reelgate.store.base import AmbiguousRecord
+from reelgate.store.accounts import KeyInfo
+from reelgate.store.base import AmbiguousRecord, Store
 from reelgate.store.db import reading
 from reelgate.store.events import StoredEvent
+from reelgate.store.idempotency import KeyRecord
 from reelgate.store.ledger import Balance
+from reelgate.store.usage import UsageDay
 from reelgate.store.wakeup import notify_in_transaction
 
 __all__ = ["SqlStore", "SqlTx"]
@@ -68,6 +71,62 @@ class SqlTx:
 
     async def known_upstream_ids(self, upstream_ids: Sequence[str]) -> set[str]:
         return await sql_jobs.known_upstream_ids(self.conn, upstream_ids)
+
+    async def list_jobs(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        status: PublicStatus | None = None,
+        model: str | None = None,
+        order: str = "desc",
+        include_deleted: bool = False,
+    ) -> list[Job]:
+        return await sql_jobs.list_jobs(
+            self.conn,
+            account_id,
+            limit=limit,
+            after=after,
+            status=status,
+            model=model,
+            order=order,
+            include_deleted=include_deleted,
+        )
+
+    async def daily_usage(self, account_id: str, start_ms: int, end_ms: int) -> list[UsageDay]:
+        return await usage.daily_usage(self.conn, account_id, start_ms, end_ms)
+
+    async def lookup_key(self, key: str) -> KeyInfo | None:
+        return await accounts.lookup_key(self.conn, key)
+
+    async def get_flags(self, account_id: str) -> dict[str, Any]:
+        return await accounts.get_flags(self.conn, account_id)
+
+    async def claim_idempotency(
+        self,
+        account_id: str,
+        key: str,
+        request_hash: str,
+        *,
+        owner: str,
+        now: int,
+        lease_ms: int,
+        ttl_ms: int,
+    ) -> KeyRecord | None:
+        return await idempotency.claim_key(
+            self.conn,
+            account_id,
+            key,
+            request_hash,
+            owner=owner,
+            now=now,
+            lease_ms=lease_ms,
+            ttl_ms=ttl_ms,
+        )
+
+    async def release_idempotency(self, account_id: str, key: str, owner: str) -> None:
+        await idempotency.release_key(self.conn, account_id, key, owner)
 
     async def record_event(self, job_id: str, seq: int, event: Event, now: int) -> None:
         await events.insert_event(self.conn, job_id, seq, event, now)
@@ -156,3 +215,7 @@ class SqlStore:
 
     async def cooling_until(self, deployment: str, now: int) -> int | None:
         return await cooldowns.cooling_until(self.engine, deployment, now)
+
+
+def _is_a_store(store: SqlStore) -> Store:
+    return store  # mypy holds the implementation to the interface
