@@ -1,10 +1,10 @@
 """reelgate: a self-hostable gateway for AI video generation.
 
-The Python SDK is ``reelgate.Client`` / ``reelgate.AsyncClient`` (``reelgate.client``).
+The Python SDK is its own distribution, ``reelgate-client`` (``reelgate_client.Client`` /
+``reelgate_client.AsyncClient``, in ``clients/python``): the server depends on it, never
+the other way round.
 """
 
 __version__ = "0.1.0"
 
-from reelgate.client import AsyncClient, Client  # after __version__: the SDK reads it
-
-__all__ = ["AsyncClient", "Client", "__version__"]
+__all__ = ["__version__"]

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from reelgate.client import Client, JobCanceledError
 from reelgate.media.probe import probe_video
+from reelgate_client import Client, JobCanceledError
 from tests.acceptance.conftest import REELGATE, Procs, process_env
 from tests.acceptance.test_processes import _free_port, _wait_healthy
 

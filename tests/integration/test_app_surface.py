@@ -36,7 +36,9 @@ async def test_health_needs_no_key(client: httpx.AsyncClient) -> None:
 
 
 def test_public_surface_is_explicit() -> None:
-    assert reelgate.__all__ == ["AsyncClient", "Client", "__version__"]
+    # The SDK is its own distribution (reelgate-client): the server package no longer
+    # re-exports it.
+    assert reelgate.__all__ == ["__version__"]
     for name in reelgate.__all__:
         assert hasattr(reelgate, name)
 
@@ -50,12 +52,12 @@ async def test_a_500_is_a_whole_answer_and_the_connection_stays_usable(
 
     import uvicorn
 
-    from reelgate.api import routes_usage
     from reelgate.api.app import create_app
+    from reelgate.store.sql import SqlTx
     from tests.conftest import TEST_KEY
 
     calls = 0
-    real = routes_usage.get_balance
+    real = SqlTx.get_balance
 
     async def broken_once(*args: object, **kwargs: object) -> object:
         nonlocal calls
@@ -64,7 +66,7 @@ async def test_a_500_is_a_whole_answer_and_the_connection_stays_usable(
             raise RuntimeError("a bug")
         return await real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(routes_usage, "get_balance", broken_once)
+    monkeypatch.setattr(SqlTx, "get_balance", broken_once)
     server = uvicorn.Server(
         uvicorn.Config(create_app(rt), host="127.0.0.1", port=0, log_level="critical")
     )

@@ -22,10 +22,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-import reelgate.client
+import reelgate_client
 from reelgate.api.app import create_app
 from reelgate.catalog import load_catalog
-from reelgate.client import (
+from reelgate.config import Settings
+from reelgate.emulators.base import EmulatorServer
+from reelgate.engine.worker import Worker
+from reelgate.media.probe import probe_video
+from reelgate.runtime import Runtime, build_runtime
+from reelgate.store import migrate
+from reelgate.store.accounts import create_account, create_key
+from reelgate.store.ledger import grant
+from reelgate_client import (
     APIConnectionError,
     AsyncClient,
     AuthenticationError,
@@ -46,14 +54,6 @@ from reelgate.client import (
     Video,
     WaitTimeout,
 )
-from reelgate.config import Settings
-from reelgate.emulators.base import EmulatorServer
-from reelgate.engine.worker import Worker
-from reelgate.media.probe import probe_video
-from reelgate.runtime import Runtime, build_runtime
-from reelgate.store import migrate
-from reelgate.store.accounts import create_account, create_key
-from reelgate.store.ledger import grant
 from tests.conftest import TEST_KEY
 from tests.scripted import ScriptedProvider
 
@@ -242,13 +242,13 @@ def sdk(gateway: Gateway, make_sdk: Callable[..., Sdk]) -> Sdk:
 
 
 def test_every_name_in_all_exists_and_errors_share_one_root() -> None:
-    for name in reelgate.client.__all__:
-        assert hasattr(reelgate.client, name), name
+    for name in reelgate_client.__all__:
+        assert hasattr(reelgate_client, name), name
     errors = [
-        getattr(reelgate.client, n)
-        for n in reelgate.client.__all__
-        if isinstance(getattr(reelgate.client, n), type)
-        and issubclass(getattr(reelgate.client, n), BaseException)
+        getattr(reelgate_client, n)
+        for n in reelgate_client.__all__
+        if isinstance(getattr(reelgate_client, n), type)
+        and issubclass(getattr(reelgate_client, n), BaseException)
     ]
     assert len(errors) >= 15
     assert all(issubclass(e, ReelgateClientError) for e in errors)
@@ -434,7 +434,7 @@ def _job(progress: int, status: str = "in_progress") -> dict[str, Any]:
 
 @pytest.fixture
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reelgate.client._core.INITIAL_BACKOFF", 0.05)
+    monkeypatch.setattr("reelgate_client._core.INITIAL_BACKOFF", 0.05)
 
 
 @pytest.fixture

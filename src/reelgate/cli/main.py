@@ -1,4 +1,5 @@
-"""The ``reelgate`` command: serve, api, worker, db."""
+"""The ``reelgate`` command: serve, api, worker, db, the admin commands, and the client
+commands of ``reelgate-client`` (generate, models, jobs, job, usage, cancel, balance)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import typer
 import uvicorn
 
 from reelgate.cli.admin import accounts_app, ambiguous_app, credits_app, keys_app
-from reelgate.cli.client_commands import register_client_commands
 from reelgate.config import Settings
 from reelgate.store import migrate
 from reelgate.store.db import is_unavailable
+from reelgate_client.cli import register_client_commands
 
 if TYPE_CHECKING:
     from reelgate.engine.worker import Worker

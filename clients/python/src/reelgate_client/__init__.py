@@ -1,18 +1,21 @@
 """The reelgate Python SDK: ``Client`` (blocking) and ``AsyncClient`` (asyncio).
 
-    from reelgate.client import Client
+    from reelgate_client import Client
 
     with Client() as rg:  # REELGATE_URL, REELGATE_API_KEY
         video = rg.generate("local", "a red fox running through snow", duration_seconds=4,
                             on_progress=lambda v: print(v.status, v.progress))
         rg.download(video, "fox.mp4")
 
-It talks to a gateway over HTTP only; it never imports the server's internals.
+It talks to a gateway over HTTP only (its one dependency is httpx); it never imports
+the server. The command line (``reelgate-client``, in ``reelgate_client.cli``) needs the
+``cli`` extra: ``pip install 'reelgate-client[cli]'``.
 """
 
-from reelgate.client._async import AsyncClient, AsyncUsage
-from reelgate.client._sync import Client, Usage
-from reelgate.client.errors import (
+from reelgate_client._async import AsyncClient, AsyncUsage
+from reelgate_client._sync import Client, Usage
+from reelgate_client._version import __version__
+from reelgate_client.errors import (
     APIConnectionError,
     AuthenticationError,
     ConflictError,
@@ -32,7 +35,7 @@ from reelgate.client.errors import (
     ValidationError,
     WaitTimeout,
 )
-from reelgate.client.models import (
+from reelgate_client.models import (
     FINAL_STATUSES,
     AllowedParams,
     Attempt,
@@ -92,4 +95,5 @@ __all__ = [
     "VideoParams",
     "VideoResult",
     "WaitTimeout",
+    "__version__",
 ]

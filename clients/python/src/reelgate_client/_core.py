@@ -22,9 +22,9 @@ from urllib.parse import quote
 
 import httpx
 
-from reelgate import __version__
-from reelgate.client._sse import ServerSentEvent
-from reelgate.client.errors import (
+from reelgate_client._sse import ServerSentEvent
+from reelgate_client._version import __version__
+from reelgate_client.errors import (
     DownloadError,
     ReelgateAPIError,
     WaitTimeout,
@@ -32,7 +32,7 @@ from reelgate.client.errors import (
     job_error,
     parse_retry_after,
 )
-from reelgate.client.models import Video, VideoEvent
+from reelgate_client.models import Video, VideoEvent
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -1,4 +1,4 @@
-"""``reelgate.client.Client``: the blocking client (httpx). Rules live in ``_core``."""
+"""``reelgate_client.Client``: the blocking client (httpx). Rules live in ``_core``."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from reelgate.client import _core as core
-from reelgate.client._sse import SSEDecoder
-from reelgate.client.errors import APIConnectionError
-from reelgate.client.models import (
+from reelgate_client import _core as core
+from reelgate_client._sse import SSEDecoder
+from reelgate_client.errors import APIConnectionError
+from reelgate_client.models import (
     Balance,
     Model,
     Page,

@@ -1,5 +1,6 @@
-"""The client side of the ``reelgate`` command: generate, models, jobs, job, usage,
-cancel, balance. Each is a thin shell over ``reelgate.client.Client``.
+"""The ``reelgate-client`` command: generate, models, jobs, job, usage, cancel, balance.
+Each is a thin shell over ``reelgate_client.Client``. The server's ``reelgate`` command
+offers the same commands (``register_client_commands``).
 
 Results go to stdout (tables, or the gateway's JSON with ``--json``); progress,
 prompts and errors go to stderr, so ``--json`` output can be piped. An error
@@ -10,21 +11,34 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import typer
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.prompt import Prompt
-from rich.table import Table
-from rich.text import Text
+try:
+    import typer
+    from rich import box
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.prompt import Prompt
+    from rich.table import Table
+    from rich.text import Text
+except ImportError as exc:  # the SDK alone was installed
+    raise SystemExit(
+        f"reelgate-client's command line needs its extra ({exc.name} is missing): "
+        "pip install 'reelgate-client[cli]'"
+    ) from exc
 
-from reelgate.client import (
+from reelgate_client import (
     APIConnectionError,
     Client,
     ConflictError,
@@ -35,7 +49,7 @@ from reelgate.client import (
     Video,
 )
 
-__all__ = ["register_client_commands"]
+__all__ = ["app", "register_client_commands"]
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)
@@ -84,6 +98,12 @@ def _print_api_error(exc: ReelgateAPIError) -> None:
 
 def _print_json(value: object) -> None:
     out.out(json.dumps(value, indent=2, ensure_ascii=False), highlight=False)
+
+
+def _prog() -> str:
+    """The command being run (``reelgate`` or ``reelgate-client``), for hints."""
+    name = Path(sys.argv[0]).name
+    return name if name in ("reelgate", "reelgate-client") else "reelgate"
 
 
 def _when(value: datetime | None) -> str:
@@ -185,13 +205,13 @@ def _interrupted(client: Client, video_id: str) -> None:
         except ConflictError as exc:  # it finished while we asked
             out.print(f"{video_id} was not canceled: {exc.message}")
     else:
-        out.print(f"left {video_id} running; check on it with: reelgate job {video_id}")
+        out.print(f"left {video_id} running; check on it with: {_prog()} job {video_id}")
 
 
 def generate(
     prompt: Annotated[str, typer.Argument(help="What the video shows (describe the motion).")],
     model: Annotated[
-        str, typer.Option("--model", "-m", help="A model id (see `reelgate models`).")
+        str, typer.Option("--model", "-m", help="A model id (see the `models` command).")
     ],
     duration: Annotated[int | None, typer.Option("--duration", "-d", help="Seconds.")] = None,
     aspect: Annotated[str | None, typer.Option("--aspect", "-a", help="e.g. 16:9, 9:16.")] = None,
@@ -246,7 +266,7 @@ def generate(
         try:
             path = client.download(final, out_path or Path(f"{final.id}.mp4"))
         except KeyboardInterrupt:
-            err.print(f"\nDownload interrupted; the video is ready: reelgate job {final.id}")
+            err.print(f"\nDownload interrupted; the video is ready: {_prog()} job {final.id}")
             raise typer.Exit(130) from None
         if as_json:
             _print_json({**final.raw, "path": str(path)})
@@ -492,6 +512,19 @@ _COMMANDS: Mapping[str, Any] = {
 
 
 def register_client_commands(app: typer.Typer) -> None:
-    """Add the client commands to the ``reelgate`` app."""
+    """Add the client commands to a typer app (``reelgate-client``'s, and the server's
+    ``reelgate``)."""
     for name, command in _COMMANDS.items():
         app.command(name)(command)
+
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="reelgate-client: generate videos through a reelgate gateway "
+    "(REELGATE_URL, REELGATE_API_KEY).",
+)
+register_client_commands(app)
+
+if __name__ == "__main__":
+    app()

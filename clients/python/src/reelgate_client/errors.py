@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reelgate.client.models import Video
+    from reelgate_client.models import Video
 
 __all__ = [
     "APIConnectionError",
