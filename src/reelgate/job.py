@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 
 __all__ = [
     "ACTIVE_STATES",
-    "FINAL_STATES",
     "MAX_IMAGE_BYTES",
     "Attempt",
     "AttemptOutcome",
@@ -54,11 +53,6 @@ class PublicStatus(enum.StrEnum):
     def is_final(self) -> bool:
         return self in (PublicStatus.COMPLETED, PublicStatus.FAILED, PublicStatus.CANCELED)
 
-    def states(self) -> tuple[JobState, ...]:
-        """The internal states that may show as this status (a ``mirroring`` job shows
-        as ``completed`` once delivered, else as ``in_progress``)."""
-        return _STATES_OF[self]
-
 
 class Stage(enum.StrEnum):
     """What an in-progress job is doing (its status says only ``in_progress``)."""
@@ -87,18 +81,10 @@ class JobState(enum.StrEnum):
 
 
 ACTIVE_STATES = tuple(s for s in JobState if s.is_active)
-FINAL_STATES = tuple(s for s in JobState if not s.is_active)
 _STAGE = {
     JobState.SUBMITTING: Stage.SUBMITTING,
     JobState.RUNNING: Stage.RENDERING,
     JobState.MIRRORING: Stage.STORING,
-}
-_STATES_OF: dict[PublicStatus, tuple[JobState, ...]] = {
-    PublicStatus.QUEUED: (JobState.QUEUED,),
-    PublicStatus.IN_PROGRESS: (JobState.SUBMITTING, JobState.RUNNING, JobState.MIRRORING),
-    PublicStatus.COMPLETED: (JobState.COMPLETED, JobState.MIRRORING),
-    PublicStatus.FAILED: (JobState.FAILED,),
-    PublicStatus.CANCELED: (JobState.CANCELED,),
 }
 
 

@@ -33,7 +33,7 @@ from reelgate.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
-from reelgate.providers.grok import GrokProvider, _classify, from_settings
+from reelgate.providers.grok import PLUGIN, GrokProvider, _classify
 from reelgate.providers.http import HttpDeployment
 from tests.conftest import LOOPBACK_DOWNLOADS
 
@@ -300,14 +300,14 @@ async def test_a_wrong_or_missing_key_is_upstream_auth_and_never_leaks_the_key(
 
 
 async def test_from_settings_needs_the_key_and_reads_base_url_and_timeout() -> None:
-    assert from_settings(Settings()) is None
-    assert from_settings(Settings(xai_api_key="  ")) is None
+    assert PLUGIN.from_settings(Settings()) is None
+    assert PLUGIN.from_settings(Settings(xai_api_key="  ")) is None
     settings = Settings(
         xai_api_key="xai-secret-123",
         xai_base_url="http://127.0.0.1:9/v1",
         provider_timeout_seconds=12.5,
     )
-    provider = from_settings(settings)
+    provider = PLUGIN.from_settings(settings)
     assert isinstance(provider, GrokProvider) and isinstance(provider, Provider)
     assert provider.name == "grok"
     assert provider.supports_cancel is False and provider.idempotent_create is False

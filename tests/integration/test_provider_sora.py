@@ -32,7 +32,7 @@ from reelgate.providers.base import (
     UpstreamStatus,
 )
 from reelgate.providers.http import HttpDeployment
-from reelgate.providers.sora import SoraProvider, from_settings
+from reelgate.providers.sora import PLUGIN, SoraProvider
 from tests.conftest import LOOPBACK_DOWNLOADS
 
 KEY = "sk-emulated-sora-key-0123456789abcdef"
@@ -371,9 +371,9 @@ async def test_cancel_deletes_a_finished_video_but_cannot_stop_a_running_one(
 
 
 async def test_from_settings_needs_the_key_and_reads_base_url_style_and_timeout() -> None:
-    assert from_settings(Settings()) is None
-    assert from_settings(Settings(openai_api_key="")) is None  # type: ignore[arg-type]
-    provider = from_settings(
+    assert PLUGIN.from_settings(Settings()) is None
+    assert PLUGIN.from_settings(Settings(openai_api_key="")) is None  # type: ignore[arg-type]
+    provider = PLUGIN.from_settings(
         Settings(
             openai_api_key=KEY,  # type: ignore[arg-type]
             openai_base_url="https://example.openai.azure.com/openai/v1/",

@@ -38,7 +38,7 @@ from reelgate.providers.base import (
     UpstreamStatus,
 )
 from reelgate.providers.http import HttpDeployment
-from reelgate.providers.veo import VeoProvider, VertexVeoProvider, from_settings
+from reelgate.providers.veo import PLUGIN, VeoProvider, VertexVeoProvider
 from tests.conftest import LOOPBACK_DOWNLOADS
 
 KEY = "AIzaSy-emulated-gemini-key-0123456789"
@@ -487,10 +487,10 @@ async def test_vertex_wrong_token_is_upstream_auth_without_the_token(
 
 
 async def test_from_settings_prefers_the_gemini_key_then_vertex_then_nothing() -> None:
-    assert from_settings(Settings()) is None
-    assert from_settings(Settings(vertex_access_token="t")) is None  # no project
-    vertex = from_settings(Settings(vertex_access_token="t", vertex_project="p"))
-    gemini = from_settings(
+    assert PLUGIN.from_settings(Settings()) is None
+    assert PLUGIN.from_settings(Settings(vertex_access_token="t")) is None  # no project
+    vertex = PLUGIN.from_settings(Settings(vertex_access_token="t", vertex_project="p"))
+    gemini = PLUGIN.from_settings(
         Settings(gemini_api_key="k", vertex_access_token="t", vertex_project="p")
     )
     try:

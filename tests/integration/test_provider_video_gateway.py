@@ -35,8 +35,8 @@ from reelgate.providers.base import (
 )
 from reelgate.providers.http import HttpDeployment
 from reelgate.providers.video_gateway import (
+    PLUGIN,
     VideoGatewayProvider,
-    from_settings,
     interpret_status,
 )
 from tests.conftest import LOOPBACK_DOWNLOADS
@@ -434,16 +434,16 @@ def test_a_finished_answer_without_a_usable_link_is_transient(body: object) -> N
 
 
 def test_from_settings_is_none_unless_both_the_key_and_the_base_url_are_set() -> None:
-    assert from_settings(Settings()) is None
-    assert from_settings(Settings(video_gateway_api_key=KEY)) is None
-    assert from_settings(Settings(video_gateway_base_url="https://vg.example")) is None
+    assert PLUGIN.from_settings(Settings()) is None
+    assert PLUGIN.from_settings(Settings(video_gateway_api_key=KEY)) is None
+    assert PLUGIN.from_settings(Settings(video_gateway_base_url="https://vg.example")) is None
 
 
 async def test_from_settings_uses_the_configured_create_path(config: EmulatorConfig) -> None:
     server = EmulatorServer(create_app(config, create_path="/v2/generate"))
     config.public_url = server.url
     server.start()
-    provider = from_settings(
+    provider = PLUGIN.from_settings(
         Settings(
             video_gateway_api_key=KEY,
             video_gateway_base_url=server.url,

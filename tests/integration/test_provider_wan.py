@@ -27,7 +27,7 @@ from reelgate.providers.base import (
     UpstreamStatus,
 )
 from reelgate.providers.http import HttpDeployment
-from reelgate.providers.wan import WanProvider, from_settings
+from reelgate.providers.wan import PLUGIN, WanProvider
 from tests.conftest import LOOPBACK_DOWNLOADS
 
 KEY = "sk-wan-emulator-0123456789abcdef"
@@ -380,15 +380,17 @@ async def test_the_emulator_answers_a_missing_key_like_dashscope(upstream: Upstr
 
 
 async def test_from_settings_needs_the_key_and_reads_the_base_url(tmp_path: Path) -> None:
-    assert from_settings(Settings(data_dir=tmp_path)) is None
-    assert from_settings(Settings(data_dir=tmp_path, dashscope_api_key=SecretStr(" "))) is None
+    assert PLUGIN.from_settings(Settings(data_dir=tmp_path)) is None
+    assert (
+        PLUGIN.from_settings(Settings(data_dir=tmp_path, dashscope_api_key=SecretStr(" "))) is None
+    )
     settings = Settings(
         data_dir=tmp_path,
         dashscope_api_key=SecretStr(KEY),
         dashscope_base_url="https://dashscope.aliyuncs.com/api/v1",
         provider_timeout_seconds=12.0,
     )
-    provider = from_settings(settings)
+    provider = PLUGIN.from_settings(settings)
     assert isinstance(provider, WanProvider)
     assert "dashscope.aliyuncs.com" in repr(provider)
     assert KEY not in repr(provider)

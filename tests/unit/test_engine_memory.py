@@ -8,7 +8,7 @@ to; the provider is the scripted one (tests/scripted.py), the video a real MP4.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,18 +17,19 @@ from reelgate.catalog import Catalog, load_catalog
 from reelgate.config import Settings
 from reelgate.engine.events import EventHub
 from reelgate.engine.steps import Stepper
-from reelgate.job import Event, Job, JobParams, JobState, PublicStatus
+from reelgate.job import Event, JobParams, JobState, PublicStatus
 from reelgate.providers.registry import ProviderRegistry
 from reelgate.storage import open_storage
 from reelgate.store.ledger import Balance
 from reelgate.store.memory import MemoryStore
 from tests.scripted import ScriptedProvider
 from tests.values import NOW as START
-from tests.values import Clock
+from tests.values import Clock, a_job
 
 ACCOUNT = "acct_1"
 BALANCE = 1_000_000
 LEASE_MS = 30_000
+SMALL = JobParams(duration_seconds=1, resolution="360p", aspect_ratio="16:9", width=640, height=360)
 
 
 @dataclass
@@ -38,9 +39,7 @@ class Engine:
     provider: ScriptedProvider
     catalog: Catalog
     stepper: Stepper
-    steps: int = 0
     next_id: int = 0
-    woken_at: list[int] = field(default_factory=list)
 
     def stepper_for(self, worker_id: str) -> Stepper:
         return Stepper(
@@ -63,23 +62,13 @@ class Engine:
         price = max(self.catalog.get(m).price_for("360p") for m in chain)
         async with self.store.begin() as tx:
             hold = await tx.place_hold(ACCOUNT, job_id, price * 1)
-            job = Job(
-                id=job_id,
+            job = a_job(
+                job_id,
                 account_id=ACCOUNT,
-                source="native",
                 model=chain[0],
                 chain=tuple(chain),
-                chain_index=0,
-                attempt_no=0,
-                state=JobState.QUEUED,
                 prompt=prompt,
-                params=JobParams(
-                    duration_seconds=1,
-                    resolution="360p",
-                    aspect_ratio="16:9",
-                    width=640,
-                    height=360,
-                ),
+                params=SMALL,
                 deadline_at=now + deadline_s * 1000,
                 created_at=now,
                 updated_at=now,
@@ -104,7 +93,6 @@ class Engine:
                 self.clock.now = max(self.clock.now + 1, wake)
                 continue
             for job in due:
-                self.steps += 1
                 await self.stepper.advance(job)
         raise AssertionError(f"still stepping after {max_steps} rounds")
 

@@ -9,10 +9,7 @@ from reelgate.job import Job, JobError, MirrorStatus, PublicStatus
 from reelgate.runtime import Runtime
 from reelgate.storage.signing import signed_query
 
-__all__ = ["FINAL", "STREAM_KEY", "error_to_wire", "job_to_wire", "result_url", "stream_url"]
-
-
-FINAL = tuple(s.value for s in PublicStatus if s.is_final)
+__all__ = ["STREAM_KEY", "error_to_wire", "job_to_wire", "result_url", "stream_url"]
 
 
 def _cost(millicredits: int | None) -> dict[str, Any] | None:

@@ -34,7 +34,6 @@ from reelgate.errors import ProviderError, ReelgateError, TransientError
 from reelgate.job import Job, JobError
 from reelgate.providers.base import FindsLostCreates
 from reelgate.store.base import AmbiguousRecord, Tx
-from reelgate.store.jobs import now_ms
 
 if TYPE_CHECKING:
     from reelgate.engine.steps import Also, Stepper
@@ -49,7 +48,7 @@ of reelgate and the provider disagree a little)."""
 
 
 def record_create(
-    job: Job, spec: ModelSpec, outcome: str, note: str, upstream_id: str | None
+    job: Job, spec: ModelSpec, outcome: str, note: str, upstream_id: str | None, now: int
 ) -> Also:
     """The write that lists this job's create for operators (in the caller's transaction)."""
 
@@ -65,7 +64,7 @@ def record_create(
     )
 
     async def write(tx: Tx) -> None:
-        await tx.record_ambiguous(record, now_ms())
+        await tx.record_ambiguous(record, now)
 
     return write
 
@@ -174,6 +173,6 @@ async def _handle_extras(
             note = f"a second upstream job matched job {job.id}'s lost create; " + (
                 "canceled" if outcome == "duplicate_canceled" else "it could not be canceled"
             )
-            await record_create(job, spec, outcome, note, upstream_id)(tx)
+            await record_create(job, spec, outcome, note, upstream_id, stepper.clock())(tx)
 
     return write

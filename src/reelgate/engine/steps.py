@@ -186,7 +186,10 @@ class Stepper:
                         await tx.release_hold(job.hold_id)
                 if t.list_create is not None:
                     lc = t.list_create
-                    await record_create(job, spec, lc.outcome, lc.note, lc.upstream_id)(tx)
+                    listed = record_create(
+                        job, spec, lc.outcome, lc.note, lc.upstream_id, self.clock()
+                    )
+                    await listed(tx)
                 if also is not None:
                     await also(tx)
             return written
@@ -375,7 +378,7 @@ class Stepper:
             # Another worker has the job now and cannot know this upstream job exists.
             note = "created upstream, but the job's lease was lost before the id was recorded"
             async with self.store.begin() as tx:
-                await record_create(job, spec, "untracked", note, upstream_id)(tx)
+                await record_create(job, spec, "untracked", note, upstream_id, self.clock())(tx)
 
     async def wait_then_retry(
         self, job: Job, until_ms: int, note: JobError, *, count: bool

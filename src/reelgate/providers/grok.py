@@ -31,7 +31,7 @@ import base64
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import SecretStr
@@ -54,16 +54,11 @@ from reelgate.providers.base import (
 from reelgate.providers.http import HttpDeployment, new_client, request_json, stream_download
 from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
-if TYPE_CHECKING:
-    from reelgate.config import Settings
-
-
 __all__ = [
     "PLUGIN",
     "RESULT_URL_TTL",
     "GrokProvider",
     "GrokSettings",
-    "from_settings",
 ]
 
 RESULT_URL_TTL = timedelta(hours=24)
@@ -260,12 +255,6 @@ PLUGIN = ProviderPlugin(
     emulator="reelgate.emulators.grok",
     emulator_base_path="/v1",
 )
-
-
-def from_settings(settings: Settings) -> GrokProvider | None:
-    provider = PLUGIN.from_settings(settings)
-    assert provider is None or isinstance(provider, GrokProvider)
-    return provider
 
 
 def create_body(request: GenerationRequest) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import io
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -52,17 +52,12 @@ from reelgate.providers.http import (
 )
 from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
-if TYPE_CHECKING:
-    from reelgate.config import Settings
-
-
 __all__ = [
     "MODERATION_CODES",
     "PLUGIN",
     "ApiStyle",
     "SoraProvider",
     "SoraSettings",
-    "from_settings",
 ]
 
 ApiStyle = Literal["openai", "azure"]
@@ -297,12 +292,6 @@ PLUGIN = ProviderPlugin(
     emulator_base_path="/v1",
     emulator_extra={"openai_api_style": "openai"},
 )
-
-
-def from_settings(settings: Settings) -> SoraProvider | None:
-    provider = PLUGIN.from_settings(settings)
-    assert provider is None or isinstance(provider, SoraProvider)
-    return provider
 
 
 async def _with_image(

@@ -29,7 +29,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -47,9 +47,6 @@ from reelgate.providers.base import (
 from reelgate.providers.http import HttpDeployment, new_client, request_json, stream_download
 from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
-if TYPE_CHECKING:
-    from reelgate.config import Settings
-
 __all__ = [
     "GEMINI_BASE_URL",
     "PLUGIN",
@@ -57,7 +54,6 @@ __all__ = [
     "VeoProvider",
     "VeoSettings",
     "VertexVeoProvider",
-    "from_settings",
 ]
 
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
@@ -600,9 +596,3 @@ PLUGIN = ProviderPlugin(
     emulator="reelgate.emulators.veo",
     emulator_base_path="/v1beta",
 )
-
-
-def from_settings(settings: Settings) -> VeoProvider | None:
-    provider = PLUGIN.from_settings(settings)
-    assert provider is None or isinstance(provider, VeoProvider)
-    return provider

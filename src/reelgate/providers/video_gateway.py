@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -51,10 +51,6 @@ from reelgate.providers.base import (
 from reelgate.providers.http import HttpDeployment, new_client, request_json, stream_download
 from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
-if TYPE_CHECKING:
-    from reelgate.config import Settings
-
-
 __all__ = [
     "DEFAULT_CREATE_PATH",
     "DEFAULT_STATUS_PATH",
@@ -62,7 +58,6 @@ __all__ = [
     "VideoGatewayProvider",
     "VideoGatewaySettings",
     "classify_failure",
-    "from_settings",
     "interpret_status",
     "upstream_body",
 ]
@@ -422,9 +417,3 @@ PLUGIN = ProviderPlugin(
     base_url_setting="video_gateway_base_url",
     emulator="reelgate.emulators.video_gateway",
 )
-
-
-def from_settings(settings: Settings) -> VideoGatewayProvider | None:
-    provider = PLUGIN.from_settings(settings)
-    assert provider is None or isinstance(provider, VideoGatewayProvider)
-    return provider

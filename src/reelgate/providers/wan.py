@@ -29,7 +29,7 @@ import base64
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from pydantic import SecretStr
@@ -57,17 +57,12 @@ from reelgate.providers.http import (
 )
 from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
-if TYPE_CHECKING:
-    from reelgate.config import Settings
-
-
 __all__ = [
     "I2V_RESOLUTIONS",
     "PLUGIN",
     "T2V_SIZES",
     "WanProvider",
     "WanSettings",
-    "from_settings",
 ]
 
 CREATE_PATH = "/services/aigc/video-generation/video-synthesis"
@@ -570,9 +565,3 @@ PLUGIN = ProviderPlugin(
     emulator="reelgate.emulators.wan",
     emulator_base_path="/api/v1",
 )
-
-
-def from_settings(settings: Settings) -> WanProvider | None:
-    provider = PLUGIN.from_settings(settings)
-    assert provider is None or isinstance(provider, WanProvider)
-    return provider

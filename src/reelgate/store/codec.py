@@ -24,6 +24,7 @@ from reelgate.job import (
 
 __all__ = [
     "changed_columns",
+    "changed_fields",
     "decode_error",
     "decode_params",
     "decode_result",
@@ -159,15 +160,20 @@ def job_to_row(job: Job) -> dict[str, Any]:
     return {name: _column(name, getattr(job, name)) for name in _JOB_FIELDS}
 
 
-def changed_columns(before: Job, after: Job) -> dict[str, Any]:
-    """The columns a step changes: the fields of ``after`` that differ from ``before``."""
+def changed_fields(before: Job, after: Job) -> dict[str, Any]:
+    """The fields of ``after`` that differ from ``before`` (what a step changed)."""
     if after.id != before.id:
         raise ValueError(f"a step changed job {before.id} into {after.id}")
     return {
-        name: _column(name, getattr(after, name))
+        name: getattr(after, name)
         for name in _JOB_FIELDS
         if getattr(after, name) != getattr(before, name)
     }
+
+
+def changed_columns(before: Job, after: Job) -> dict[str, Any]:
+    """The columns a step changes, encoded for the row."""
+    return {name: _column(name, value) for name, value in changed_fields(before, after).items()}
 
 
 def job_from_row(row: Mapping[Any, Any]) -> Job:

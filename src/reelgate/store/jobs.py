@@ -8,8 +8,7 @@ holder may record a step), and lease renewal/release.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -27,7 +26,6 @@ __all__ = [
     "count_active",
     "count_occupying",
     "count_submitting",
-    "fenced_update",
     "get_job",
     "hide_job",
     "in_flight_totals",
@@ -44,9 +42,6 @@ __all__ = [
     "status_is",
     "write_step",
 ]
-
-
-ACTIVE_STATE_VALUES = tuple(s.value for s in ACTIVE_STATES)
 
 
 def now_ms() -> int:
@@ -168,42 +163,25 @@ async def claim_due(
     return sorted((job_from_row(r) for r in rows), key=lambda j: (j.next_run_at or 0, j.id))
 
 
-async def fenced_update(
-    engine: AsyncEngine | AsyncConnection,
-    job_id: str,
-    worker_id: str,
-    values: Mapping[str, Any],
-    *,
-    release: bool,
+async def write_step(
+    conn: AsyncConnection, before: Job, after: Job, worker_id: str, *, release: bool
 ) -> bool:
-    """Record a step's outcome, only if this worker still holds the lease.
+    """Record a step's outcome (the fields ``after`` changed against ``before``), only
+    if this worker still holds the lease.
 
     The ``lease_owner`` clause is the fence: a worker whose lease expired (and
     was taken over) writes nothing, and learns so from the row count.
     ``release`` also drops the lease in the same statement, so the job's new
     state, wake-up and lease change together.
     """
-    values = dict(values)
+    values = changed_columns(before, after)
     values["updated_at"] = now_ms()
     if release:
         values["lease_owner"] = None
         values["lease_expires_at"] = None
-    stmt = jobs.update().where(jobs.c.id == job_id).where(jobs.c.lease_owner == worker_id)
-    if isinstance(engine, AsyncConnection):
-        result = await engine.execute(stmt.values(**values))
-        return result.rowcount == 1
-    async with engine.begin() as conn:
-        result = await conn.execute(stmt.values(**values))
-        return result.rowcount == 1
-
-
-async def write_step(
-    conn: AsyncConnection, before: Job, after: Job, worker_id: str, *, release: bool
-) -> bool:
-    """``fenced_update`` of the fields a step changed (``after`` against ``before``)."""
-    return await fenced_update(
-        conn, before.id, worker_id, changed_columns(before, after), release=release
-    )
+    stmt = jobs.update().where(jobs.c.id == before.id).where(jobs.c.lease_owner == worker_id)
+    result = await conn.execute(stmt.values(**values))
+    return result.rowcount == 1
 
 
 async def renew_leases(
@@ -366,7 +344,7 @@ async def mark_cancel_requested(
     A delivered video whose copy is still being retried is not: it was paid for."""
     await conn.execute(
         jobs.update()
-        .where(_owned(account_id, job_id), jobs.c.state.in_(ACTIVE_STATE_VALUES))
+        .where(_owned(account_id, job_id), jobs.c.state.in_(ACTIVE_STATES))
         .where(jobs.c.completed_at.is_(None))
         .values(cancel_requested=True, next_run_at=now, updated_at=now)
     )

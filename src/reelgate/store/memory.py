@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reelgate.errors import NotFound
@@ -19,6 +19,7 @@ from reelgate.ids import new_id
 from reelgate.job import ACTIVE_STATES, Event, Job, JobResult, JobState, PublicStatus
 from reelgate.store.accounts import KeyInfo, hash_key
 from reelgate.store.base import AmbiguousRecord, Store
+from reelgate.store.codec import changed_fields
 from reelgate.store.events import StoredEvent
 from reelgate.store.idempotency import KeyRecord
 from reelgate.store.jobs import now_ms
@@ -26,8 +27,6 @@ from reelgate.store.ledger import Balance, not_enough
 from reelgate.store.usage import DAY_MS, UsageDay
 
 __all__ = ["Hold", "LedgerEntry", "MemoryStore", "MemoryTx"]
-
-_JOB_FIELDS = tuple(f.name for f in fields(Job))
 
 
 @dataclass(frozen=True)
@@ -123,11 +122,7 @@ class MemoryTx:
         current = s.jobs.get(before.id)
         if current is None or current.lease_owner != worker_id:
             return False
-        changed = {
-            name: getattr(after, name)
-            for name in _JOB_FIELDS
-            if getattr(after, name) != getattr(before, name)
-        }
+        changed = changed_fields(before, after)
         changed["updated_at"] = self.clock()
         if release:
             changed.update(lease_owner=None, lease_expires_at=None)
