@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from reelgate.errors import NotFound, PaymentRequired
+from reelgate.errors import NotFound, PaymentRequired, ValidationFailed
 from reelgate.job import (
     Attempt,
     AttemptOutcome,
@@ -24,11 +24,10 @@ from reelgate.job import (
     MirrorStatus,
     PublicStatus,
 )
-from reelgate.store.accounts import KeyInfo, create_account, create_key, set_flags
 from reelgate.store.base import AmbiguousRecord, Store
 from reelgate.store.db import create_engine
 from reelgate.store.idempotency import KeyRecord
-from reelgate.store.ledger import grant
+from reelgate.store.ledger import MAX_BALANCE, Balance
 from reelgate.store.memory import MemoryStore
 from reelgate.store.sql import SqlStore
 from tests.values import NOW, Clock
@@ -52,23 +51,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def store(backend: str) -> AsyncIterator[Store]:
-    if backend == "memory":
-        memory = MemoryStore(Clock())
-        memory.add_account(ACCOUNT, BALANCE)
-        memory.add_account(OTHER, 0)
-        info = KeyInfo(key_id="key_1", account_id=ACCOUNT, scopes=("jobs:read",))
-        memory.add_key(API_KEY, info, FLAGS)
-        yield memory
-        return
-    engine = create_engine(backend)
-    async with engine.begin() as conn:
+    engine = None if backend == "memory" else create_engine(backend)
+    store: Store = MemoryStore(Clock()) if engine is None else SqlStore(engine)
+    async with store.begin() as tx:
         for account_id in (ACCOUNT, OTHER):
-            await create_account(conn, account_id, account_id)
-        await grant(conn, ACCOUNT, BALANCE)
-        await create_key(conn, ACCOUNT, key=API_KEY, scopes=["jobs:read"])
-        await set_flags(conn, ACCOUNT, **FLAGS)
-    yield SqlStore(engine)
-    await engine.dispose()
+            await tx.create_account(account_id, account_id)
+        await tx.grant(ACCOUNT, BALANCE, "contract")
+        await tx.create_key(ACCOUNT, key=API_KEY, scopes=["jobs:read"])
+        await tx.set_flags(ACCOUNT, FLAGS)
+    yield store
+    if engine is not None:
+        await engine.dispose()
 
 
 def a_job(job_id: str = "video_1", **overrides: object) -> Job:
@@ -362,11 +355,103 @@ async def test_a_cooldown_keeps_its_latest_end(store: Store) -> None:
 
 async def test_a_key_finds_its_account_scopes_and_flags(store: Store) -> None:
     async with store.reading() as tx:
-        info = await tx.lookup_key(API_KEY)
+        info = await tx.lookup_key(API_KEY, NOW)
         assert info is not None and (info.account_id, info.scopes) == (ACCOUNT, ("jobs:read",))
-        assert await tx.lookup_key(API_KEY + "x") is None
+        assert await tx.lookup_key(API_KEY + "x", NOW) is None
         assert await tx.get_flags(ACCOUNT) == FLAGS
         assert await tx.get_flags(OTHER) == {}
+
+
+async def test_accounts_are_created_once_and_their_flags_merge(store: Store) -> None:
+    async with store.begin() as tx:
+        new = await tx.create_account("studio")
+        assert new.startswith("acct_") and await tx.account_exists(new)
+        assert await tx.ensure_account("acct_dev", "dev") is True
+        assert await tx.ensure_account("acct_dev", "dev") is False
+        assert await tx.set_flags(new, {"prc_opt_in": True}) == {"prc_opt_in": True}
+        merged = await tx.set_flags(new, {"allowed_models": ["local"]})
+    assert merged == {"prc_opt_in": True, "allowed_models": ["local"]}
+    async with store.reading() as tx:
+        assert not await tx.account_exists("acct_nobody")
+        assert await tx.get_flags(new) == merged
+        assert await tx.get_balance(new) == Balance(0, 0)
+
+
+async def test_grants_add_and_remove_but_never_below_what_is_held(store: Store) -> None:
+    async with store.begin() as tx:
+        assert await tx.grant(ACCOUNT, 5_000, "top-up") == Balance(BALANCE + 5_000, 0)
+        await tx.place_hold(ACCOUNT, "video_1", 100_000)
+    for amount, refused in (
+        (-6_000, PaymentRequired),
+        (MAX_BALANCE, ValidationFailed),
+    ):
+        with pytest.raises(refused):
+            async with store.begin() as tx:
+                await tx.grant(ACCOUNT, amount, "refused")
+    with pytest.raises(NotFound):
+        async with store.begin() as tx:
+            await tx.grant("acct_nobody", 1, "refused")
+    async with store.begin() as tx:
+        assert await tx.grant(ACCOUNT, -5_000, "take back") == Balance(BALANCE, 100_000)
+
+
+async def test_keys_are_listed_revoked_and_expire(store: Store) -> None:
+    async with store.begin() as tx:
+        key = await tx.create_key(OTHER, scopes=["jobs:read", "admin"], name="ops")
+        old = await tx.create_key(OTHER, name="old", expires_at=NOW - 1)
+        await tx.ensure_key(OTHER, key, "again")  # already stored: no second row
+        row = await tx.key_row(key)
+    assert key.startswith("rg_") and len(key) > 40
+    assert (row.account_id, row.name, row.prefix, row.scopes) == (
+        OTHER,
+        "ops",
+        key[:10],
+        ["jobs:read", "admin"],
+    )
+    assert key not in str(row.to_wire())  # only the prefix is ever shown again
+    async with store.reading() as tx:
+        assert {r.name for r in await tx.key_rows(OTHER)} == {"ops", "old"}
+        assert await tx.lookup_key(old, NOW) is None  # expired
+        found = await tx.lookup_key(key, NOW)
+        assert found is not None and found.scopes == ("jobs:read", "admin")
+    async with store.begin() as tx:
+        assert await tx.revoke_key(row.id, ACCOUNT, NOW) is False  # another account's
+        assert await tx.revoke_key(row.id, OTHER, NOW) is True
+        assert await tx.revoke_key(row.id, None, NOW) is False  # already revoked
+        assert await tx.revoke_key("key_nothing", None, NOW) is None
+    async with store.reading() as tx:
+        assert await tx.lookup_key(key, NOW) is None
+        assert (await tx.key_row(key)).revoked_at == NOW
+
+
+async def test_ambiguous_creates_are_listed_until_an_operator_resolves_them(
+    store: Store,
+) -> None:
+    async with store.begin() as tx:
+        for n in (1, 2):
+            record = AmbiguousRecord(
+                f"video_{n}", 1, "local", "local", f"up_{n}", NOW, "unknown", "x" * 600
+            )
+            await tx.record_ambiguous(record, NOW + n)
+    async with store.reading() as tx:
+        listed = await tx.list_ambiguous()
+    assert {(r.job_id, r.upstream_id, r.created_at) for r in listed} == {
+        ("video_1", "up_1", NOW + 1),
+        ("video_2", "up_2", NOW + 2),
+    }
+    assert [len(r.note) for r in listed] == [500, 500]
+    assert [r.id for r in listed] == sorted((r.id for r in listed), reverse=True)
+    first = listed[0]
+    async with store.begin() as tx:
+        assert await tx.resolve_ambiguous(first.id, "checked: not billed", NOW + 9)
+        assert not await tx.resolve_ambiguous(first.id, "twice", NOW + 10)
+        assert not await tx.resolve_ambiguous("amb_nothing", "?", NOW + 10)
+    async with store.reading() as tx:
+        assert [r.id for r in await tx.list_ambiguous()] == [listed[1].id]
+        everything = await tx.list_ambiguous(include_resolved=True, limit=1)
+    assert [(r.id, r.resolved_at, r.resolution) for r in everything] == [
+        (first.id, NOW + 9, "checked: not billed")
+    ]
 
 
 async def test_job_lists_page_filter_and_keep_to_their_account(store: Store) -> None:

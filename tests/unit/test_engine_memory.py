@@ -98,10 +98,12 @@ class Engine:
 
 
 @pytest.fixture
-def engine(tmp_path: Path, tiny_video: Path) -> Engine:
+async def engine(tmp_path: Path, tiny_video: Path) -> Engine:
     clock = Clock()
     store = MemoryStore(clock)
-    store.add_account(ACCOUNT, BALANCE)
+    async with store.begin() as tx:
+        await tx.create_account("test", ACCOUNT)
+        await tx.grant(ACCOUNT, BALANCE, "test grant")
     provider = ScriptedProvider(video=tiny_video)
     local = load_catalog().get("local")
     catalog = Catalog(

@@ -1,4 +1,7 @@
-"""Operator actions on accounts, keys and credits — shared by the admin API and the CLI."""
+"""Operator actions on accounts, keys and credits — shared by the admin API and the CLI.
+
+Each action is one transaction of the store (``store.base``), so it runs the same on
+SQLite, PostgreSQL and the in-memory twin."""
 
 from __future__ import annotations
 
@@ -7,24 +10,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from reelgate.errors import NotFound, ValidationFailed
-from reelgate.store.accounts import (
-    ALL_SCOPES,
-    KeyRow,
-    account_exists,
-    create_account,
-    create_key,
-    key_row,
-    key_rows,
-    revoke,
-    set_flags,
-)
-from reelgate.store.ambiguous import AmbiguousCreate, list_ambiguous, resolve_ambiguous
-from reelgate.store.db import reading
+from reelgate.store.accounts import ALL_SCOPES, KeyRow
+from reelgate.store.ambiguous import AmbiguousCreate
+from reelgate.store.base import Store, Tx
 from reelgate.store.jobs import now_ms
-from reelgate.store.ledger import Balance, get_balance, grant
+from reelgate.store.ledger import Balance
 
 __all__ = [
     "MAX_CREDITS",
@@ -78,56 +69,56 @@ def _check_scopes(scopes: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(scopes))
 
 
-async def _require_account(conn: Any, account_id: str) -> None:
-    if not await account_exists(conn, account_id):
+async def _require_account(tx: Tx, account_id: str) -> None:
+    if not await tx.account_exists(account_id):
         raise NotFound(f"No account {account_id!r}.", param="account_id")
 
 
-Then = Callable[[AsyncConnection, Any], Awaitable[None]]
+Then = Callable[[Tx, Any], Awaitable[None]]
 """Runs inside the action's own transaction with its result (the API stores its
 Idempotency-Key answer there, so the answer and the action commit together)."""
 
 
 async def create_account_with(
-    db: AsyncEngine,
+    store: Store,
     name: str,
     *,
     credits: int = 0,
     flags: dict[str, Any] | None = None,
     then: Then | None = None,
 ) -> tuple[str, Balance]:
-    async with db.begin() as conn:
-        account_id = await create_account(conn, name)
+    async with store.begin() as tx:
+        account_id = await tx.create_account(name)
         if flags:
-            await set_flags(conn, account_id, **flags)
+            await tx.set_flags(account_id, flags)
         balance = (
-            await grant(conn, account_id, credits, "initial grant")
+            await tx.grant(account_id, credits, "initial grant")
             if credits
-            else await get_balance(conn, account_id)
+            else await tx.get_balance(account_id)
         )
         if then is not None:
-            await then(conn, (account_id, balance))
+            await then(tx, (account_id, balance))
     return account_id, balance
 
 
-async def update_flags(db: AsyncEngine, account_id: str, **flags: Any) -> dict[str, Any]:
-    async with db.begin() as conn:
-        await _require_account(conn, account_id)
-        return await set_flags(conn, account_id, **flags)
+async def update_flags(store: Store, account_id: str, **flags: Any) -> dict[str, Any]:
+    async with store.begin() as tx:
+        await _require_account(tx, account_id)
+        return await tx.set_flags(account_id, flags)
 
 
 async def grant_credits(
-    db: AsyncEngine, account_id: str, amount: int, note: str, *, then: Then | None = None
+    store: Store, account_id: str, amount: int, note: str, *, then: Then | None = None
 ) -> Balance:
-    async with db.begin() as conn:
-        balance = await grant(conn, account_id, amount, note or "operator grant")
+    async with store.begin() as tx:
+        balance = await tx.grant(account_id, amount, note or "operator grant")
         if then is not None:
-            await then(conn, balance)
+            await then(tx, balance)
     return balance
 
 
 async def issue_key(
-    db: AsyncEngine,
+    store: Store,
     account_id: str,
     *,
     scopes: Sequence[str] = ALL_SCOPES,
@@ -145,39 +136,39 @@ async def issue_key(
                 param="expires_in_days",
             )
         expires_at = now_ms() + int(expires_in_days * 86_400_000)
-    async with db.begin() as conn:
-        await _require_account(conn, account_id)
-        key = await create_key(conn, account_id, scopes=checked, name=name, expires_at=expires_at)
-        shown = await key_row(conn, key)
+    async with store.begin() as tx:
+        await _require_account(tx, account_id)
+        key = await tx.create_key(account_id, scopes=checked, name=name, expires_at=expires_at)
+        shown = await tx.key_row(key)
         if then is not None:
-            await then(conn, shown)
+            await then(tx, shown)
     return key, shown
 
 
-async def list_keys(db: AsyncEngine, account_id: str) -> list[KeyRow]:
-    async with reading(db) as conn:
-        await _require_account(conn, account_id)
-        return await key_rows(conn, account_id)
+async def list_keys(store: Store, account_id: str) -> list[KeyRow]:
+    async with store.reading() as tx:
+        await _require_account(tx, account_id)
+        return await tx.key_rows(account_id)
 
 
-async def revoke_key(db: AsyncEngine, key_id: str, account_id: str | None = None) -> None:
-    async with db.begin() as conn:
-        if await revoke(conn, key_id, account_id, now_ms()) is None:
+async def revoke_key(store: Store, key_id: str, account_id: str | None = None) -> None:
+    async with store.begin() as tx:
+        if await tx.revoke_key(key_id, account_id, now_ms()) is None:
             raise NotFound(f"No API key {key_id!r}.", param="key_id")
 
 
 async def ambiguous_creates(
-    db: AsyncEngine, *, include_resolved: bool = False, limit: int = 100
+    store: Store, *, include_resolved: bool = False, limit: int = 100
 ) -> list[AmbiguousCreate]:
     """Upstream creates whose outcome reelgate could not settle: each may be a video
     the provider bills. Check the provider's console, then resolve them."""
-    async with reading(db) as conn:
-        return await list_ambiguous(conn, include_resolved=include_resolved, limit=limit)
+    async with store.reading() as tx:
+        return await tx.list_ambiguous(include_resolved=include_resolved, limit=limit)
 
 
-async def resolve_ambiguous_create(db: AsyncEngine, row_id: str, resolution: str) -> None:
-    async with db.begin() as conn:
-        if not await resolve_ambiguous(conn, row_id, resolution, now_ms()):
+async def resolve_ambiguous_create(store: Store, row_id: str, resolution: str) -> None:
+    async with store.begin() as tx:
+        if not await tx.resolve_ambiguous(row_id, resolution, now_ms()):
             raise NotFound(
                 f"No open ambiguous create {row_id!r} (unknown, or already resolved).",
                 param="id",

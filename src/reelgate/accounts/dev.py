@@ -9,8 +9,7 @@ print the same key instead of piling up new ones.
 from __future__ import annotations
 
 from reelgate.runtime import Runtime
-from reelgate.store.accounts import DEV_ACCOUNT_ID, ensure_account, ensure_key, new_key
-from reelgate.store.ledger import grant
+from reelgate.store.accounts import DEV_ACCOUNT_ID, new_key
 
 __all__ = ["ensure_dev_account"]
 
@@ -32,8 +31,8 @@ def _dev_key(rt: Runtime) -> str:
 async def ensure_dev_account(rt: Runtime) -> str:
     """Create the dev account and its key if missing; return the key (for printing once)."""
     key = _dev_key(rt)
-    async with rt.db.begin() as conn:
-        if await ensure_account(conn, DEV_ACCOUNT_ID, "dev") and rt.settings.dev_credits:
-            await grant(conn, DEV_ACCOUNT_ID, rt.settings.dev_credits * 1000, "dev account grant")
-        await ensure_key(conn, DEV_ACCOUNT_ID, key, "dev key")
+    async with rt.store.begin() as tx:
+        if await tx.ensure_account(DEV_ACCOUNT_ID, "dev") and rt.settings.dev_credits:
+            await tx.grant(DEV_ACCOUNT_ID, rt.settings.dev_credits * 1000, "dev account grant")
+        await tx.ensure_key(DEV_ACCOUNT_ID, key, "dev key")
     return key

@@ -8,6 +8,7 @@ from reelgate.errors import Forbidden, Unauthorized
 from reelgate.limits import enforce
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
+from reelgate.store.jobs import now_ms
 
 __all__ = ["require_admin", "require_read", "require_write", "runtime"]
 
@@ -26,7 +27,7 @@ async def _authenticate(request: Request) -> KeyInfo:
             code="missing_api_key",
         )
     async with runtime(request).store.reading() as tx:
-        info = await tx.lookup_key(token.strip())
+        info = await tx.lookup_key(token.strip(), now_ms())
     if info is None:
         raise Unauthorized(
             "This API key is not valid (unknown, revoked or expired).", code="invalid_api_key"

@@ -16,7 +16,6 @@ from pydantic import (
     StrictStr,
     StringConstraints,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.accounts import admin
 from reelgate.api.auth import require_admin, runtime
@@ -24,8 +23,8 @@ from reelgate.api.idempotency import Idempotency, idempotent
 from reelgate.api.openapi import errors
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import ALL_SCOPES, KeyInfo
+from reelgate.store.base import Tx
 from reelgate.store.ledger import Balance
-from reelgate.store.sql import SqlTx
 
 __all__ = ["router"]
 
@@ -75,8 +74,8 @@ def _completing(
     if idem is None:
         return None
 
-    async def then(conn: AsyncConnection, result: Any) -> None:
-        await idem.complete(SqlTx(conn), status, answer(result))
+    async def then(tx: Tx, result: Any) -> None:
+        await idem.complete(tx, status, answer(result))
 
     return then
 
@@ -117,7 +116,7 @@ async def create_account(
 
     async def work(idem: Idempotency | None) -> dict[str, Any]:
         created = await admin.create_account_with(
-            rt.db,
+            rt.store,
             body.name,
             credits=admin.parse_credits(body.credits),
             flags=flags,
@@ -136,7 +135,7 @@ async def update_account(
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_none=True)
-    flags = await admin.update_flags(rt.db, account_id, **changes)
+    flags = await admin.update_flags(rt.store, account_id, **changes)
     return {"object": "account", "id": account_id, "flags": flags}
 
 
@@ -153,7 +152,7 @@ async def grant_credits(
 
     async def work(idem: Idempotency | None) -> dict[str, Any]:
         balance = await admin.grant_credits(
-            rt.db,
+            rt.store,
             account_id,
             admin.parse_credits(body.amount),
             body.note,
@@ -183,7 +182,7 @@ async def create_key(
 
     async def work(idem: Idempotency | None) -> dict[str, Any]:
         secret, row = await admin.issue_key(
-            rt.db,
+            rt.store,
             account_id,
             scopes=body.scopes,
             name=body.name,
@@ -204,7 +203,7 @@ async def create_key(
 async def list_keys(
     account_id: str, _key: KeyInfo = Depends(require_admin), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    rows = await admin.list_keys(rt.db, account_id)
+    rows = await admin.list_keys(rt.store, account_id)
     return {"object": "list", "data": [r.to_wire() for r in rows]}
 
 
@@ -216,7 +215,7 @@ async def revoke_key(
     rt: Runtime = Depends(runtime),
 ) -> JSONResponse:
     async def work(_idem: Idempotency | None) -> dict[str, Any]:
-        await admin.revoke_key(rt.db, key_id)
+        await admin.revoke_key(rt.store, key_id)
         return {"object": "api_key", "id": key_id, "revoked": True}
 
     return await _once(request, rt, key, 200, work)
@@ -231,7 +230,7 @@ async def list_ambiguous_creates(
 ) -> dict[str, Any]:
     """Upstream creates whose answer was lost and that reelgate could not settle (never
     re-sent): each may be a video the provider bills. Newest first."""
-    rows = await admin.ambiguous_creates(rt.db, include_resolved=include_resolved, limit=limit)
+    rows = await admin.ambiguous_creates(rt.store, include_resolved=include_resolved, limit=limit)
     return {"object": "list", "data": [r.to_wire() for r in rows]}
 
 
@@ -251,7 +250,7 @@ async def resolve_ambiguous_create(
     rt: Runtime = Depends(runtime),
 ) -> JSONResponse:
     async def work(_idem: Idempotency | None) -> dict[str, Any]:
-        await admin.resolve_ambiguous_create(rt.db, row_id, body.resolution)
+        await admin.resolve_ambiguous_create(rt.store, row_id, body.resolution)
         return {"object": "ambiguous_create", "id": row_id, "resolution": body.resolution}
 
     return await _once(request, rt, key, 200, work)

@@ -17,7 +17,9 @@ from rich.table import Table
 from reelgate.accounts import admin
 from reelgate.config import Settings
 from reelgate.errors import ReelgateError
+from reelgate.store.base import Store
 from reelgate.store.db import create_engine
+from reelgate.store.sql import SqlStore
 
 __all__ = ["accounts_app", "ambiguous_app", "credits_app", "keys_app"]
 
@@ -32,11 +34,11 @@ T = TypeVar("T")
 console = Console()
 
 
-def _run(action: Callable[[Any], Awaitable[T]]) -> T:
+def _run(action: Callable[[Store], Awaitable[T]]) -> T:
     async def main() -> T:
         db = create_engine(Settings().resolved_database_url(), pool_size=1)
         try:
-            return await action(db)
+            return await action(SqlStore(db))
         finally:
             await db.dispose()
 
@@ -58,8 +60,8 @@ def accounts_create(
     """Create an account."""
     flags = {"allowed_models": allow_model, "prc_opt_in": prc_opt_in}
     account_id, balance = _run(
-        lambda db: admin.create_account_with(
-            db, name, credits=admin.parse_credits(credits), flags=flags
+        lambda store: admin.create_account_with(
+            store, name, credits=admin.parse_credits(credits), flags=flags
         )
     )
     if as_json:
@@ -85,7 +87,7 @@ def accounts_flags(
         changes["allowed_models"] = allow_model
     if prc_opt_in is not None:
         changes["prc_opt_in"] = prc_opt_in
-    flags = _run(lambda db: admin.update_flags(db, account_id, **changes))
+    flags = _run(lambda store: admin.update_flags(store, account_id, **changes))
     typer.echo(json.dumps(flags))
 
 
@@ -98,8 +100,8 @@ def keys_create(
 ) -> None:
     """Create a key and print it: the only time it is shown."""
     key, row = _run(
-        lambda db: admin.issue_key(
-            db, account_id, scopes=scope, name=name, expires_in_days=expires_in_days
+        lambda store: admin.issue_key(
+            store, account_id, scopes=scope, name=name, expires_in_days=expires_in_days
         )
     )
     console.print(f"key id {row.id}  scopes {','.join(row.scopes)}")
@@ -113,7 +115,7 @@ def _when(ms: int | None) -> str:
 @keys_app.command("list")
 def keys_list(account_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """List an account's keys (prefixes only)."""
-    rows = _run(lambda db: admin.list_keys(db, account_id))
+    rows = _run(lambda store: admin.list_keys(store, account_id))
     if as_json:
         typer.echo(json.dumps([r.to_wire() for r in rows]))
         return
@@ -134,7 +136,7 @@ def keys_list(account_id: str, as_json: bool = typer.Option(False, "--json")) ->
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key: it answers 401 from now on."""
-    _run(lambda db: admin.revoke_key(db, key_id))
+    _run(lambda store: admin.revoke_key(store, key_id))
     console.print(f"revoked {key_id}")
 
 
@@ -146,7 +148,7 @@ def credits_grant(
 ) -> None:
     """Add (or remove) credits; every grant is a ledger row."""
     balance = _run(
-        lambda db: admin.grant_credits(db, account_id, admin.parse_credits(amount), note)
+        lambda store: admin.grant_credits(store, account_id, admin.parse_credits(amount), note)
     )
     wire = balance.to_wire()
     console.print(f"{account_id}: balance {wire['balance']}, available {wire['available']}")
@@ -158,7 +160,7 @@ def ambiguous_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Creates that may have started an upstream job reelgate does not track."""
-    rows = _run(lambda db: admin.ambiguous_creates(db, include_resolved=all_))
+    rows = _run(lambda store: admin.ambiguous_creates(store, include_resolved=all_))
     if as_json:
         typer.echo(json.dumps([r.to_wire() for r in rows]))
         return
@@ -182,5 +184,5 @@ def ambiguous_resolve(
     row_id: str, note: str = typer.Option(..., help="What you found or did upstream.")
 ) -> None:
     """Mark one as checked (after looking in the provider's console)."""
-    _run(lambda db: admin.resolve_ambiguous_create(db, row_id, note))
+    _run(lambda store: admin.resolve_ambiguous_create(store, row_id, note))
     console.print(f"resolved {row_id}")

@@ -149,7 +149,7 @@ async def _run(
     from reelgate.accounts.dev import ensure_dev_account
     from reelgate.api.app import create_app
     from reelgate.runtime import build_runtime
-    from reelgate.store.accounts import DEV_ACCOUNT_ID, set_flags
+    from reelgate.store.accounts import DEV_ACCOUNT_ID
 
     public_url = settings.public_url or f"http://{host}:{port}"
     rt = await build_runtime(settings, public_url=public_url, emulated=emulated)
@@ -162,10 +162,9 @@ async def _run(
 
             async def allow_emulated() -> None:
                 # offline trial: let the dev account use every emulated model
-                async with rt.db.begin() as conn:
-                    await set_flags(
-                        conn, DEV_ACCOUNT_ID, allowed_models=rt.catalog.ids(), prc_opt_in=True
-                    )
+                async with rt.store.begin() as tx:
+                    flags = {"allowed_models": rt.catalog.ids(), "prc_opt_in": True}
+                    await tx.set_flags(DEV_ACCOUNT_ID, flags)
 
             if emulated:
                 await _when_available("dev account", allow_emulated)

@@ -119,8 +119,8 @@ async def set_flags(conn: AsyncConnection, account_id: str, **flags: Any) -> dic
     return merged
 
 
-async def lookup_key(conn: AsyncConnection, key: str) -> KeyInfo | None:
-    """The key's account and scopes, or None if unknown, revoked or expired."""
+async def lookup_key(conn: AsyncConnection, key: str, now: int) -> KeyInfo | None:
+    """The key's account and scopes, or None if unknown, revoked or expired by ``now``."""
     row = (
         (await conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == hash_key(key))))
         .mappings()
@@ -128,7 +128,7 @@ async def lookup_key(conn: AsyncConnection, key: str) -> KeyInfo | None:
     )
     if row is None or row["revoked_at"] is not None:
         return None
-    if row["expires_at"] is not None and row["expires_at"] <= now_ms():
+    if row["expires_at"] is not None and row["expires_at"] <= now:
         return None
     return KeyInfo(key_id=row["id"], account_id=row["account_id"], scopes=tuple(row["scopes"]))
 
@@ -175,7 +175,7 @@ async def key_rows(conn: AsyncConnection, account_id: str) -> list[KeyRow]:
     query = (
         sa.select(*_KEY_COLUMNS)
         .where(api_keys.c.account_id == account_id)
-        .order_by(api_keys.c.created_at)
+        .order_by(api_keys.c.created_at, api_keys.c.id)
     )
     return [KeyRow(**dict(r)) for r in (await conn.execute(query)).mappings().all()]
 

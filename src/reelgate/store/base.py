@@ -13,13 +13,14 @@ atomic on its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reelgate.job import Event, Job, JobResult, PublicStatus
-from reelgate.store.accounts import KeyInfo
+from reelgate.store.accounts import ALL_SCOPES, KeyInfo, KeyRow
+from reelgate.store.ambiguous import AmbiguousCreate
 from reelgate.store.events import StoredEvent
 from reelgate.store.idempotency import KeyRecord
 from reelgate.store.ledger import Balance
@@ -129,8 +130,8 @@ class Tx(Protocol):
         ...
 
     # ── accounts ──
-    async def lookup_key(self, key: str) -> KeyInfo | None:
-        """The key's account and scopes; None if unknown, revoked or expired."""
+    async def lookup_key(self, key: str, now: int) -> KeyInfo | None:
+        """The key's account and scopes; None if unknown, revoked or expired by ``now``."""
         ...
 
     async def get_flags(self, account_id: str) -> dict[str, Any]: ...
@@ -152,8 +153,67 @@ class Tx(Protocol):
         """Release the whole hold; False if already settled."""
         ...
 
-    # ── operators ──
+    # ── operators: accounts, keys, grants, ambiguous creates ──
+    async def create_account(self, name: str, account_id: str | None = None) -> str:
+        """A new account with no credits and no flags; returns its id."""
+        ...
+
+    async def ensure_account(self, account_id: str, name: str) -> bool:
+        """Create the account if missing; True if it was created now."""
+        ...
+
+    async def account_exists(self, account_id: str) -> bool: ...
+
+    async def set_flags(self, account_id: str, flags: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``flags`` into the account's flags; returns them all."""
+        ...
+
+    async def grant(self, account_id: str, amount: int, note: str) -> Balance:
+        """Add millicredits (negative: remove, never below what is held); ``NotFound``
+        for an unknown account."""
+        ...
+
+    async def create_key(
+        self,
+        account_id: str,
+        *,
+        key: str | None = None,
+        scopes: Sequence[str] = ALL_SCOPES,
+        name: str = "",
+        expires_at: int | None = None,
+    ) -> str:
+        """Store a key (a new random one unless given) by its hash and return it: the
+        only time it is seen."""
+        ...
+
+    async def ensure_key(self, account_id: str, key: str, name: str) -> None:
+        """Store ``key`` for the account unless it is stored already."""
+        ...
+
+    async def key_row(self, key: str) -> KeyRow:
+        """The listing row of a stored key (found by its hash)."""
+        ...
+
+    async def key_rows(self, account_id: str) -> list[KeyRow]:
+        """An account's keys, oldest first, revoked ones included."""
+        ...
+
+    async def revoke_key(self, key_id: str, account_id: str | None, now: int) -> bool | None:
+        """Revoke a key (only ``account_id``'s, when given). True: revoked now; False:
+        already revoked (or another account's); None: no such key."""
+        ...
+
     async def record_ambiguous(self, record: AmbiguousRecord, now: int) -> None: ...
+
+    async def list_ambiguous(
+        self, *, include_resolved: bool = False, limit: int = 100
+    ) -> list[AmbiguousCreate]:
+        """Newest first; by default only those no operator has resolved."""
+        ...
+
+    async def resolve_ambiguous(self, row_id: str, resolution: str, now: int) -> bool:
+        """Close an open record; False: unknown or already resolved."""
+        ...
 
     # ── the API's Idempotency-Key records ──
     async def claim_idempotency(

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_BALANCE",
     "Balance",
     "capture_hold",
+    "check_grant",
     "get_balance",
     "grant",
     "not_enough",
@@ -129,6 +130,13 @@ async def grant(
 ) -> Balance:
     """Add credits (a negative amount takes them away, never below zero)."""
     current = await _lock(conn, account_id)
+    check_grant(current, amount)
+    await _move(conn, account_id, "grant", balance_delta=amount, note=note)
+    return Balance(current.balance + amount, current.held)
+
+
+def check_grant(current: Balance, amount: int) -> None:
+    """Refuse a grant that would pass ``MAX_BALANCE`` or leave less than is held."""
     if current.balance + amount > MAX_BALANCE:
         raise ValidationFailed(
             f"A balance may not exceed {format_credits(MAX_BALANCE)} credits.",
@@ -140,8 +148,6 @@ async def grant(
             f"{format_credits(current.available)} are available.",
             code="insufficient_credits",
         )
-    await _move(conn, account_id, "grant", balance_delta=amount, note=note)
-    return Balance(current.balance + amount, current.held)
 
 
 async def place_hold(conn: AsyncConnection, account_id: str, job_id: str, amount: int) -> str:

@@ -9,7 +9,7 @@ data and an exception rolls everything back; transactions run one at a time
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,13 +17,14 @@ from typing import Any
 from reelgate.errors import NotFound
 from reelgate.ids import new_id
 from reelgate.job import ACTIVE_STATES, Event, Job, JobResult, JobState, PublicStatus
-from reelgate.store.accounts import KeyInfo, hash_key
+from reelgate.store.accounts import ALL_SCOPES, KeyInfo, KeyRow, hash_key, new_key
+from reelgate.store.ambiguous import AmbiguousCreate
 from reelgate.store.base import AmbiguousRecord, Store
 from reelgate.store.codec import changed_fields
 from reelgate.store.events import StoredEvent
 from reelgate.store.idempotency import KeyRecord
 from reelgate.store.jobs import now_ms
-from reelgate.store.ledger import Balance, not_enough
+from reelgate.store.ledger import Balance, check_grant, not_enough
 from reelgate.store.usage import DAY_MS, UsageDay
 
 __all__ = ["Hold", "LedgerEntry", "MemoryStore", "MemoryTx"]
@@ -62,20 +63,22 @@ class _KeyState:
 class _State:
     jobs: dict[str, Job] = field(default_factory=dict)
     accounts: dict[str, Balance] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
     holds: dict[str, Hold] = field(default_factory=dict)
     ledger: list[LedgerEntry] = field(default_factory=list)
     events: dict[str, list[StoredEvent]] = field(default_factory=dict)
-    ambiguous: list[tuple[AmbiguousRecord, int]] = field(default_factory=list)
+    ambiguous: list[AmbiguousCreate] = field(default_factory=list)
     cooldowns: dict[str, tuple[int, str]] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], _KeyState] = field(default_factory=dict)
     flags: dict[str, dict[str, Any]] = field(default_factory=dict)
-    keys: dict[str, KeyInfo] = field(default_factory=dict)
+    keys: dict[str, KeyRow] = field(default_factory=dict)
     """API keys by their hash."""
 
     def copy(self) -> _State:
         return _State(
             jobs=dict(self.jobs),
             accounts=dict(self.accounts),
+            names=dict(self.names),
             holds=dict(self.holds),
             ledger=list(self.ledger),
             events={k: list(v) for k, v in self.events.items()},
@@ -224,7 +227,7 @@ class MemoryTx:
     async def known_upstream_ids(self, upstream_ids: Sequence[str]) -> set[str]:
         wanted = set(upstream_ids)
         used = {j.upstream_id for j in self.s.jobs.values() if j.upstream_id in wanted}
-        listed = {r.upstream_id for r, _ in self.s.ambiguous if r.upstream_id in wanted}
+        listed = {r.upstream_id for r in self.s.ambiguous if r.upstream_id in wanted}
         return {u for u in used | listed if u is not None}
 
     async def list_jobs(
@@ -338,8 +341,117 @@ class MemoryTx:
 
     # ── operators ──
 
+    async def create_account(self, name: str, account_id: str | None = None) -> str:
+        s = self._write()
+        account_id = account_id or new_id("acct")
+        if account_id in s.accounts:
+            raise ValueError(f"account {account_id} exists")
+        s.accounts[account_id] = Balance(balance=0, held=0)
+        s.names[account_id] = name
+        s.flags[account_id] = {}
+        return account_id
+
+    async def ensure_account(self, account_id: str, name: str) -> bool:
+        if account_id in self.s.accounts:
+            return False
+        await self.create_account(name, account_id)
+        return True
+
+    async def account_exists(self, account_id: str) -> bool:
+        return account_id in self.s.accounts
+
+    async def set_flags(self, account_id: str, flags: Mapping[str, Any]) -> dict[str, Any]:
+        s = self._write()
+        merged = {**s.flags.get(account_id, {}), **flags}
+        if account_id in s.accounts:
+            s.flags[account_id] = merged
+        return dict(merged)
+
+    async def grant(self, account_id: str, amount: int, note: str) -> Balance:
+        current = await self.get_balance(account_id)
+        check_grant(current, amount)
+        self._write()
+        self._move(account_id, "grant", amount, 0, None)
+        return self.s.accounts[account_id]
+
+    async def create_key(
+        self,
+        account_id: str,
+        *,
+        key: str | None = None,
+        scopes: Sequence[str] = ALL_SCOPES,
+        name: str = "",
+        expires_at: int | None = None,
+    ) -> str:
+        s = self._write()
+        key = key or new_key()
+        if hash_key(key) in s.keys:
+            raise ValueError("this key is stored already")
+        s.keys[hash_key(key)] = KeyRow(
+            id=new_id("key"),
+            account_id=account_id,
+            name=name,
+            prefix=key[:10],
+            scopes=list(scopes),
+            created_at=self.clock(),
+            expires_at=expires_at,
+            revoked_at=None,
+        )
+        return key
+
+    async def ensure_key(self, account_id: str, key: str, name: str) -> None:
+        if hash_key(key) not in self.s.keys:
+            await self.create_key(account_id, key=key, name=name)
+
+    async def key_row(self, key: str) -> KeyRow:
+        return self.s.keys[hash_key(key)]
+
+    async def key_rows(self, account_id: str) -> list[KeyRow]:
+        rows = [r for r in self.s.keys.values() if r.account_id == account_id]
+        return sorted(rows, key=lambda r: (r.created_at, r.id))
+
+    async def revoke_key(self, key_id: str, account_id: str | None, now: int) -> bool | None:
+        s = self._write()
+        for key_hash, row in s.keys.items():
+            if row.id != key_id:
+                continue
+            if row.revoked_at is not None or account_id not in (None, row.account_id):
+                return False
+            s.keys[key_hash] = replace(row, revoked_at=now)
+            return True
+        return None
+
     async def record_ambiguous(self, record: AmbiguousRecord, now: int) -> None:
-        self._write().ambiguous.append((record, now))
+        self._write().ambiguous.append(
+            AmbiguousCreate(
+                id=new_id("amb"),
+                job_id=record.job_id,
+                attempt_no=record.attempt_no,
+                model=record.model,
+                provider=record.provider,
+                upstream_id=record.upstream_id,
+                sent_at=record.sent_at,
+                outcome=record.outcome,
+                note=record.note[:500],
+                created_at=now,
+                resolved_at=None,
+                resolution=None,
+            )
+        )
+
+    async def list_ambiguous(
+        self, *, include_resolved: bool = False, limit: int = 100
+    ) -> list[AmbiguousCreate]:
+        rows = [r for r in self.s.ambiguous if include_resolved or r.resolved_at is None]
+        return sorted(rows, key=lambda r: r.id, reverse=True)[:limit]
+
+    async def resolve_ambiguous(self, row_id: str, resolution: str, now: int) -> bool:
+        s = self._write()
+        for i, row in enumerate(s.ambiguous):
+            if row.id == row_id and row.resolved_at is None:
+                s.ambiguous[i] = replace(row, resolved_at=now, resolution=resolution[:500])
+                return True
+        return False
 
     # ── the API's Idempotency-Key records ──
 
@@ -393,8 +505,13 @@ class MemoryTx:
 
     # ── accounts ──
 
-    async def lookup_key(self, key: str) -> KeyInfo | None:
-        return self.s.keys.get(hash_key(key))
+    async def lookup_key(self, key: str, now: int) -> KeyInfo | None:
+        row = self.s.keys.get(hash_key(key))
+        if row is None or row.revoked_at is not None:
+            return None
+        if row.expires_at is not None and row.expires_at <= now:
+            return None
+        return KeyInfo(key_id=row.id, account_id=row.account_id, scopes=tuple(row.scopes))
 
     async def get_flags(self, account_id: str) -> dict[str, Any]:
         return dict(self.s.flags.get(account_id, {}))
@@ -408,11 +525,7 @@ class MemoryStore:
         self.woken: list[str] = []
         """Every job a committed transaction asked to wake workers for."""
 
-    # ── set-up and inspection (tests) ──
-
-    def add_account(self, account_id: str, balance: int) -> None:
-        self.state.accounts[account_id] = Balance(balance=balance, held=0)
-        self.state.ledger.append(LedgerEntry(account_id, "grant", balance, 0, None))
+    # ── inspection (tests) ──
 
     def balance(self, account_id: str) -> Balance:
         return self.state.accounts[account_id]
@@ -423,18 +536,14 @@ class MemoryStore:
     def events(self, job_id: str) -> list[StoredEvent]:
         return list(self.state.events.get(job_id, ()))
 
-    def ambiguous(self) -> list[AmbiguousRecord]:
-        return [record for record, _ in self.state.ambiguous]
+    def ambiguous(self) -> list[AmbiguousCreate]:
+        return list(self.state.ambiguous)
 
     def holds(self) -> list[Hold]:
         return list(self.state.holds.values())
 
     def ledger(self) -> list[LedgerEntry]:
         return list(self.state.ledger)
-
-    def add_key(self, key: str, info: KeyInfo, flags: dict[str, Any] | None = None) -> None:
-        self.state.keys[hash_key(key)] = info
-        self.state.flags[info.account_id] = dict(flags or {})
 
     # ── the interface ──
 

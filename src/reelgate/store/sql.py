@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from reelgate.job import Event, Job, JobResult, PublicStatus
 from reelgate.store import accounts, ambiguous, cooldowns, events, idempotency, ledger, usage
 from reelgate.store import jobs as sql_jobs
-from reelgate.store.accounts import KeyInfo
+from reelgate.store.accounts import ALL_SCOPES, KeyInfo, KeyRow
+from reelgate.store.ambiguous import AmbiguousCreate
 from reelgate.store.base import AmbiguousRecord, Store
 from reelgate.store.db import reading
 from reelgate.store.events import StoredEvent
@@ -97,8 +98,8 @@ class SqlTx:
     async def daily_usage(self, account_id: str, start_ms: int, end_ms: int) -> list[UsageDay]:
         return await usage.daily_usage(self.conn, account_id, start_ms, end_ms)
 
-    async def lookup_key(self, key: str) -> KeyInfo | None:
-        return await accounts.lookup_key(self.conn, key)
+    async def lookup_key(self, key: str, now: int) -> KeyInfo | None:
+        return await accounts.lookup_key(self.conn, key, now)
 
     async def get_flags(self, account_id: str) -> dict[str, Any]:
         return await accounts.get_flags(self.conn, account_id)
@@ -167,6 +168,56 @@ class SqlTx:
         self, account_id: str, key: str, owner: str, status: int, body: Any
     ) -> bool:
         return await idempotency.complete_key(self.conn, account_id, key, owner, status, body)
+
+    async def create_account(self, name: str, account_id: str | None = None) -> str:
+        return await accounts.create_account(self.conn, name, account_id)
+
+    async def ensure_account(self, account_id: str, name: str) -> bool:
+        return await accounts.ensure_account(self.conn, account_id, name)
+
+    async def account_exists(self, account_id: str) -> bool:
+        return await accounts.account_exists(self.conn, account_id)
+
+    async def set_flags(self, account_id: str, flags: Mapping[str, Any]) -> dict[str, Any]:
+        return await accounts.set_flags(self.conn, account_id, **flags)
+
+    async def grant(self, account_id: str, amount: int, note: str) -> Balance:
+        return await ledger.grant(self.conn, account_id, amount, note)
+
+    async def create_key(
+        self,
+        account_id: str,
+        *,
+        key: str | None = None,
+        scopes: Sequence[str] = ALL_SCOPES,
+        name: str = "",
+        expires_at: int | None = None,
+    ) -> str:
+        return await accounts.create_key(
+            self.conn, account_id, key=key, scopes=scopes, name=name, expires_at=expires_at
+        )
+
+    async def ensure_key(self, account_id: str, key: str, name: str) -> None:
+        await accounts.ensure_key(self.conn, account_id, key, name)
+
+    async def key_row(self, key: str) -> KeyRow:
+        return await accounts.key_row(self.conn, key)
+
+    async def key_rows(self, account_id: str) -> list[KeyRow]:
+        return await accounts.key_rows(self.conn, account_id)
+
+    async def revoke_key(self, key_id: str, account_id: str | None, now: int) -> bool | None:
+        return await accounts.revoke(self.conn, key_id, account_id, now)
+
+    async def list_ambiguous(
+        self, *, include_resolved: bool = False, limit: int = 100
+    ) -> list[AmbiguousCreate]:
+        return await ambiguous.list_ambiguous(
+            self.conn, include_resolved=include_resolved, limit=limit
+        )
+
+    async def resolve_ambiguous(self, row_id: str, resolution: str, now: int) -> bool:
+        return await ambiguous.resolve_ambiguous(self.conn, row_id, resolution, now)
 
 
 class SqlStore:
