@@ -33,16 +33,18 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 __all__ = ["RENDERER_VERSION", "RenderSpec", "render_video"]
 
-RENDERER_VERSION = 2
+RENDERER_VERSION = 3
 """Bump whenever the output for a given spec changes: render caches key on it."""
 
 SAMPLE_RATE = 48_000
 _X264_OPTIONS = {
     "preset": "veryfast",
     "crf": "28",
-    # A fixed thread count: x264's output depends on it, and byte-identical
-    # output for identical specs is what lets callers cache renders.
-    "threads": "4",
+    # One encoder thread: byte-identical output for identical specs is what lets
+    # callers cache renders, and x264 with frame threads (or sliced threads) gave
+    # different bytes for one spec now and then (1 in 8 renders, measured); renders
+    # run in a process pool, so jobs still use every core.
+    "threads": "1",
 }
 _MAX_SIDE = 3840
 _MAX_DURATION = 600
