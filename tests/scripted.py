@@ -29,6 +29,7 @@ from reelgate.providers.base import (
 class ScriptedProvider:
     video: Path
     name: str = "scripted"
+    route: str = "scripted"
     supports_cancel: bool = True
     idempotent_create: bool = True
     creates: list[GenerationRequest] = field(default_factory=list)

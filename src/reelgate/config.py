@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     lost_create_settle_seconds: float = Field(default=5.0, ge=0)
     """After a create's answer is lost, wait the provider's timeout plus this long before
     searching its job list, so a create it did receive is surely listed."""
+    model_gone_mark_seconds: float = Field(default=86_400.0, gt=0)
+    """After a provider says it no longer serves a model (404 model not found, "no longer
+    available"...), the model is skipped on that route and shown unavailable this long
+    (``reelgate providers check`` or the admin API lift the mark sooner)."""
     mirror_quick_retries: int = Field(default=3, ge=0, le=20)
     """Mirror retries (seconds apart) before the video is delivered unmirrored."""
     mirror_background_retries: int = Field(default=6, ge=0, le=50)
@@ -139,7 +143,7 @@ def with_config_file(settings: Settings) -> Settings:
     """Provider deployments from the config file, under what the environment sets::
 
     [providers.veo]
-    api_key = "..."            # REELGATE_GEMINI_API_KEY wins if set
+    api_key = "..."            # the environment (REELGATE_VERTEX_ACCESS_TOKEN) wins
     base_url = "https://..."
     timeout_seconds = 60
     max_concurrent_jobs = 4

@@ -8,7 +8,8 @@
     │   ├── PaymentRequired            402 insufficient_credits
     │   ├── NotFound                   404 not_found
     │   ├── Conflict                   409 conflict
-    │   ├── Gone                       410 gone (an upstream's result that expired)
+    │   ├── Gone                       410 gone (an upstream's result that expired) /
+    │   │                                  model_retired (a model its provider retired)
     │   ├── PayloadTooLarge            413 payload_too_large
     │   ├── UnsupportedMediaType       415 unsupported_media_type
     │   └── TooManyInFlight            429 too_many_jobs_in_flight / too_many_seconds_in_flight
@@ -20,6 +21,7 @@
     │   ├── QuotaExceeded              429 and throttling: cool down, fall back
     │   ├── TransientError             5xx, network, malformed answer: retry, then fall back
     │   ├── InvalidRequest             other 4xx: fail with the upstream message
+    │   ├── ModelGone                  the model is no longer served there: fall back
     │   └── UpstreamTimeout            the job's deadline passed
     └── StorageError                   the object store failed (mirroring, signing)
         └── NotAVideo                  mirrored bytes are not a playable video
@@ -42,6 +44,7 @@ __all__ = [
     "Forbidden",
     "Gone",
     "InvalidRequest",
+    "ModelGone",
     "NotAVideo",
     "NotFound",
     "PayloadTooLarge",
@@ -160,6 +163,8 @@ class ErrorClass(enum.StrEnum):
     TRANSIENT = "transient"
     INVALID = "invalid"
     TIMEOUT = "timeout"
+    GONE = "gone"
+    """The upstream no longer serves this model (retired, removed, not deployed)."""
 
 
 class ProviderError(ReelgateError):
@@ -227,6 +232,16 @@ class TransientError(ProviderError):
 class InvalidRequest(ProviderError):
     error_class = ErrorClass.INVALID
     code = "upstream_invalid"
+
+
+class ModelGone(ProviderError):
+    """The provider says this model is not served there (any more): a 404 model not
+    found, "is no longer available", a missing Azure deployment, DashScope's "Model not
+    exist". Another model may well take the job, so the engine falls back as for
+    quota, and marks the route and model unavailable for a long while."""
+
+    error_class = ErrorClass.GONE
+    code = "model_gone"
 
 
 class UpstreamTimeout(ProviderError):

@@ -117,6 +117,7 @@ class AttemptOutcome(enum.StrEnum):
     TRANSIENT = "transient"
     INVALID = "invalid"
     TIMEOUT = "timeout"
+    GONE = "gone"
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ async def sora_rt(rt: Runtime, emulator: EmulatorServer, local_renders: Path) ->
     deployment = HttpDeployment(
         base_url=f"{emulator.url}/v1", api_key=KEY, timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS
     )
-    rt.providers.providers["sora"] = SoraProvider(deployment)
+    rt.providers.providers["sora"] = SoraProvider(deployment, api_style="compatible")
     await rt.providers.providers["local"].aclose()
     rt.providers.providers["local"] = LocalProvider(local_renders)
     rt.catalog.replace(

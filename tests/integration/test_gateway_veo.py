@@ -1,5 +1,6 @@
-"""The whole gateway (HTTP API, engine, storage) driving the Veo (Gemini API) emulator:
-what a user of ``veo-3-1-fast`` sees, on SQLite and PostgreSQL."""
+"""The whole gateway (HTTP API, engine, storage) driving the Veo emulator on its default
+route, Vertex AI: what a user of ``veo-3-1-fast`` sees, on SQLite and PostgreSQL; and
+what happens on the Gemini API route, where Google retired every Veo id."""
 
 from __future__ import annotations
 
@@ -9,20 +10,23 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
+from reelgate.catalog.models import Lifecycle
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
 from reelgate.engine.worker import Worker
 from reelgate.errors import TransientError
 from reelgate.media.probe import probe_video
 from reelgate.providers.http import HttpDeployment
-from reelgate.providers.veo import VeoProvider
+from reelgate.providers.veo import VeoProvider, VertexVeoProvider
 from reelgate.runtime import Runtime
 from tests.conftest import LOOPBACK_DOWNLOADS, wait_for_status
 
-KEY = "AIzaSy-gateway-gemini-secret-0123456789"
+KEY = "ya29.gateway-vertex-secret-0123456789"
+PROJECT, LOCATION, BUCKET = "reel-project", "us-central1", "reel-bucket"
 MODEL = "veo-3-1-fast"
 POLL_SECONDS = 0.1
 
@@ -58,13 +62,43 @@ def quick(rt: Runtime, **changes: Any) -> None:
 
 @pytest.fixture
 def veo(rt: Runtime, upstream: EmulatorServer) -> VeoProvider:
-    """The adapter plugged into the runtime; ``rt.aclose`` closes it with the registry."""
+    """The Vertex adapter (results written to a bucket) plugged into the runtime;
+    ``rt.aclose`` closes it with the registry."""
+    provider = VertexVeoProvider(
+        HttpDeployment(f"{upstream.url}/v1", KEY, timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS),
+        project=PROJECT,
+        location=LOCATION,
+        storage_uri=f"gs://{BUCKET}/reelgate",
+        gcs_base_url=upstream.url,
+    )
+    rt.providers.providers["veo"] = provider
+    quick(rt)
+    return provider
+
+
+@pytest.fixture
+def gemini(rt: Runtime, upstream: EmulatorServer) -> VeoProvider:
+    """The Gemini API route, which the operator says still works for their key (the
+    catalog's route data says it retired on 2026-10-22); the emulator answers as Google
+    does: 404 "is no longer available"."""
     provider = VeoProvider(
         HttpDeployment(
-            f"{upstream.url}/v1beta", KEY, timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS
+            f"{upstream.url}/v1beta",
+            KEY,
+            timeout_seconds=10,
+            downloads=LOOPBACK_DOWNLOADS,
         )
     )
     rt.providers.providers["veo"] = provider
+    specs = []
+    for spec in rt.catalog:
+        if spec.provider == "veo":
+            gemini_route = dataclasses.replace(
+                spec.route("gemini"), lifecycle=Lifecycle.GA, retires_at=None
+            )
+            spec = dataclasses.replace(spec, routes={**spec.routes, "gemini": gemini_route})
+        specs.append(spec)
+    rt.catalog.replace(specs)
     quick(rt)
     return provider
 
@@ -100,7 +134,11 @@ async def test_a_job_completes_and_its_mirrored_copy_downloads(
     assert job["status"] == "completed", job
     assert job["delivered_by"] == MODEL
     assert outcomes(job) == [(MODEL, "completed")]
-    assert job["attempts"][0]["upstream_id"].startswith("models/veo-3.1-fast-generate-preview/")
+    upstream_id = job["attempts"][0]["upstream_id"]
+    assert upstream_id.startswith(
+        f"projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/"
+        "veo-3.1-fast-generate-001/operations/"
+    )
     result = job["result"]
     assert result["mirror_status"] == "stored"
     assert (result["width"], result["height"]) == (1280, 720)
@@ -166,12 +204,14 @@ async def test_our_mirrored_copy_outlives_the_expired_upstream_link(
     assert job["status"] == "completed", job
     assert job["result"]["mirror_status"] == "stored"
 
-    file_id = job["attempts"][0]["upstream_id"].rsplit("/", 1)[-1]
-    link = f"{upstream.url}/v1beta/files/{file_id}:download?alt=media"
+    operation = upstream.app.state.veo.jobs[job["attempts"][0]["upstream_id"]]
+    [path] = [p for p, j in upstream.app.state.veo.files.items() if j is operation]
+    bucket, _, name = path.partition("/")
+    link = f"{upstream.url}/storage/v1/b/{bucket}/o/{quote(name, safe='')}?alt=media"
     async with httpx.AsyncClient() as direct:
-        dead = await direct.get(link, headers={"x-goog-api-key": KEY})
-    assert dead.status_code == 403
-    assert dead.json()["error"]["status"] == "PERMISSION_DENIED"
+        dead = await direct.get(link, headers={"authorization": f"Bearer {KEY}"})
+    assert dead.status_code == 404  # the object in the bucket is gone; our copy is not
+    assert dead.json()["error"]["errors"][0]["reason"] == "notFound"
 
     ours = await client.get(job["result"]["url"])
     assert ours.status_code == 200
@@ -199,3 +239,77 @@ async def test_a_failed_operation_is_polled_once_and_fails_the_job_unbilled(
     with pytest.raises(TransientError) as failed:
         await veo.status(name)
     assert failed.value.terminal
+
+
+# -- the Gemini API route: every Veo id there is retired ----------------------------------
+
+
+async def test_a_model_gone_upstream_falls_back_unbilled_and_is_marked_unavailable(
+    client: httpx.AsyncClient,
+    rt: Runtime,
+    worker: Worker,
+    gemini: VeoProvider,
+    upstream: EmulatorServer,
+) -> None:
+    job = await submit_and_wait(
+        client, "a lighthouse at dusk", fallback=["local"], resolution="720p", duration_seconds=4
+    )
+    assert job["status"] == "completed", (job["error"], job["attempts"])
+    assert job["delivered_by"] == "local"
+    assert outcomes(job) == [(MODEL, "gone"), ("local", "completed")]
+    assert job["attempts"][0]["error"]["upstream_status"] == 404
+    assert "is no longer available" in job["attempts"][0]["error"]["message"]
+    local_price = rt.catalog.get("local").price_per_second
+    assert job["cost"]["millicredits"] == 4 * local_price  # only what local delivered
+
+    models = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
+    gone = models[MODEL]
+    assert gone["available"] is False and gone["route"] == "gemini"
+    assert gone["unavailable_since"] is not None and gone["unavailable_until"] is not None
+    assert "no longer serves it here" in gone["unavailable_reason"]
+    assert models["veo-3-1"]["available"] is True  # another upstream id: not marked
+
+    # the mark holds for the next job: skipped without asking Google again
+    creates = len(upstream.app.state.gemini.received)
+    again = await submit_and_wait(
+        client, "a second lighthouse", fallback=["local"], resolution="720p", duration_seconds=4
+    )
+    assert outcomes(again) == [(MODEL, "gone"), ("local", "completed")]
+    assert len(upstream.app.state.gemini.received) == creates
+    # and a request with nothing else to run on is refused up front, not queued to fail
+    refused = await client.post(
+        "/v1/videos", json={"model": MODEL, "prompt": "x", "duration_seconds": 4}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "model_unavailable"
+
+
+async def test_a_model_retired_on_its_route_is_refused_naming_the_date(
+    client: httpx.AsyncClient, rt: Runtime, upstream: EmulatorServer
+) -> None:
+    rt.providers.providers["veo"] = VeoProvider(
+        HttpDeployment(
+            f"{upstream.url}/v1beta",
+            KEY,
+            timeout_seconds=10,
+            downloads=LOOPBACK_DOWNLOADS,
+        )
+    )
+    resp = await client.post("/v1/videos", json={"model": "veo-3-1", "prompt": "x"})
+    assert resp.status_code == 410
+    error = resp.json()["error"]
+    assert (error["code"], error["retired_at"], error["param"]) == (
+        "model_retired",
+        "2026-10-22",
+        "model",
+    )
+    assert "gemini route" in error["message"]
+    models = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
+    assert models["veo-3-1"]["lifecycle"] == "retired"
+    assert models["veo-3-1"]["available"] is False
+    assert models["veo-3-1"]["routes"]["vertex"] == {
+        "upstream_model": "veo-3.1-generate-001",
+        "lifecycle": "ga",
+        "deprecated_at": None,
+        "retires_at": None,
+    }

@@ -18,6 +18,7 @@ from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
 from reelgate.emulators.sora import SoraEmulatorState, state_of
 from reelgate.errors import (
     InvalidRequest,
+    ModelGone,
     NotAVideo,
     QuotaExceeded,
     Refused,
@@ -60,7 +61,7 @@ def _provider(server: EmulatorServer, key: str = KEY, *, azure: bool = False) ->
     deployment = HttpDeployment(
         base_url=base, api_key=key, timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS
     )
-    return SoraProvider(deployment, api_style="azure" if azure else "openai")
+    return SoraProvider(deployment, api_style="azure" if azure else "compatible")
 
 
 @pytest.fixture
@@ -314,6 +315,8 @@ async def test_a_wrong_key_is_upstream_auth_and_never_shows_the_key(
 async def test_the_azure_style_sends_the_key_as_api_key_on_the_v1_path(
     emulator: EmulatorServer, tmp_path: Path
 ) -> None:
+    # a resource the retirement has not reached (by default Azure answers 410: below)
+    _state(emulator).config.still_served = frozenset({"sora-2"})
     provider = _provider(emulator, azure=True)
     try:
         result = await _generate(provider, _request())
@@ -389,3 +392,58 @@ async def test_from_settings_needs_the_key_and_reads_base_url_style_and_timeout(
     assert str(client.base_url) == "https://example.openai.azure.com/openai/v1/"
     assert client.headers["api-key"] == KEY and "authorization" not in client.headers
     assert client.timeout.read == 12.5
+
+
+# -- where sora-2 is served today ---------------------------------------------------------
+
+
+async def test_azure_answers_a_retired_model_with_410_and_the_job_may_fall_back(
+    emulator: EmulatorServer,
+) -> None:
+    """Microsoft's retirement docs: "All inference requests return 410 Gone" (sora-2
+    2025-12-08 retired on 2026-10-15; tests/fixtures/wire/azure_sora/)."""
+    provider = _provider(emulator, azure=True)
+    try:
+        with pytest.raises(ModelGone) as gone:
+            await provider.create(_request())
+        with pytest.raises(ModelGone) as missing:
+            await provider.create(_request(upstream_model="my-sora"))
+    finally:
+        await provider.aclose()
+    assert gone.value.upstream_status == 410
+    # tests/fixtures/wire/azure_sora/error-deployment-not-found.json: code null, 404
+    assert missing.value.upstream_status == 404
+    assert "The API deployment 'my-sora' for this resource does not exist" in missing.value.message
+
+
+async def test_an_unknown_model_is_model_not_found_and_gone(sora: SoraProvider) -> None:
+    """tests/fixtures/wire/sora/error-model-not-found.json: OpenAI's 404 envelope."""
+    with pytest.raises(ModelGone) as gone:
+        await sora.create(_request(upstream_model="sora-3"))
+    assert gone.value.details["upstream_code"] == "model_not_found"
+    assert "does not exist or you do not have access to it" in gone.value.message
+
+
+async def test_seconds_are_4_8_or_12(sora: SoraProvider) -> None:
+    """openai-python ``VideoSeconds`` = "4" | "8" | "12"; 16 and 20 s were OpenAI-only."""
+    with pytest.raises(InvalidRequest) as refused:
+        await sora.create(_request(duration_seconds=16))
+    assert refused.value.upstream_status == 400
+    assert "'4', '8', '12'" in refused.value.message
+
+
+async def test_azure_retry_after_ms_wins_over_retry_after(emulator: EmulatorServer) -> None:
+    _state(emulator).config.still_served = frozenset({"sora-2"})
+    provider = _provider(emulator, azure=True)
+    try:
+        with pytest.raises(QuotaExceeded) as quota:
+            await provider.create(_request("a boat [fault:quota]"))
+    finally:
+        await provider.aclose()
+    assert quota.value.retry_after == 30.5  # retry-after-ms 30500, not Retry-After 30
+
+
+def test_the_route_is_the_api_style() -> None:
+    for style in ("openai", "azure", "compatible"):
+        built = PLUGIN.from_settings(Settings(openai_api_key="k", openai_api_style=style))
+        assert built is not None and built.route == style

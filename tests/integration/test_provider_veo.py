@@ -1,11 +1,13 @@
 """VeoProvider (Gemini API) and VertexVeoProvider against the Veo emulators on loopback:
-the wire format they send, and how every upstream outcome is classified."""
+the wire format they send, how every upstream outcome is classified (a retired model
+included), and Vertex credentials minted from a service-account key and refreshed."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import io
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +22,10 @@ from starlette.routing import Route
 
 from reelgate.config import Settings
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
-from reelgate.emulators.veo import create_app, create_vertex_app
+from reelgate.emulators.veo import GEMINI_RETIRED, create_gemini_app, create_vertex_app
 from reelgate.errors import (
     InvalidRequest,
+    ModelGone,
     NotAVideo,
     ProviderError,
     QuotaExceeded,
@@ -37,8 +40,9 @@ from reelgate.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
+from reelgate.providers.google_token import GoogleToken
 from reelgate.providers.http import HttpDeployment
-from reelgate.providers.veo import PLUGIN, VeoProvider, VertexVeoProvider
+from reelgate.providers.veo import PLUGIN, VeoProvider, VertexVeoProvider, vertex_base_url
 from tests.conftest import LOOPBACK_DOWNLOADS
 
 KEY = "AIzaSy-emulated-gemini-key-0123456789"
@@ -67,8 +71,12 @@ def _serve(app: Starlette, config: EmulatorConfig) -> Iterator[tuple[EmulatorSer
 
 @pytest.fixture(scope="module")
 def gemini_emulator(veo_videos: Path) -> Iterator[tuple[EmulatorServer, Starlette]]:
-    config = EmulatorConfig(api_key=KEY, job_seconds=0.5, video_dir=veo_videos)
-    with _serve(create_app(config), config) as served:
+    """A key the Gemini API's retirement of Veo has not reached (the route reelgate keeps
+    for such keys); the default emulator answers these ids as gone."""
+    config = EmulatorConfig(
+        api_key=KEY, job_seconds=0.5, video_dir=veo_videos, still_served=GEMINI_RETIRED
+    )
+    with _serve(create_gemini_app(config), config) as served:
         yield served
 
 
@@ -127,6 +135,11 @@ def _request(prompt: str, **overrides: Any) -> GenerationRequest:
     }
     fields.update(overrides)
     return GenerationRequest(**fields)
+
+
+def _vrequest(prompt: str, **overrides: Any) -> GenerationRequest:
+    """A request as the catalog's ``vertex`` route sends it (the -001 ids)."""
+    return _request(prompt, **{"upstream_model": "veo-3.1-fast-generate-001", **overrides})
 
 
 def _creates(app: Starlette, prompt: str) -> list[dict[str, Any]]:
@@ -328,7 +341,7 @@ async def test_a_wrong_or_missing_key_is_upstream_auth_without_the_key(
 async def test_the_key_is_never_sent_to_another_origin(veo: VeoProvider, veo_videos: Path) -> None:
     """A result link on a host other than the deployment's gets no x-goog-api-key."""
     config = EmulatorConfig(api_key=KEY, job_seconds=0.5, video_dir=veo_videos)
-    with _serve(create_app(config), config) as (other, other_app):
+    with _serve(create_gemini_app(config), config) as (other, other_app):
         link = ResultLocation(url=f"{other.url}/v1beta/files/abc123:download?alt=media")
         with pytest.raises(InvalidRequest) as caught:
             await _download(veo, link, veo_videos / "never.mp4")
@@ -389,16 +402,42 @@ async def test_a_failed_operation_is_classified_by_its_rpc_status(
     assert caught.value.details["upstream_id"].endswith("/failed1")
 
 
-async def test_run_emulator_serves_the_gemini_shape(veo_videos: Path, tmp_path: Path) -> None:
+async def test_the_gemini_api_answers_every_retired_veo_id_as_gone(veo_videos: Path) -> None:
+    """tests/fixtures/wire/veo/error-model-retired-404.json: 404 NOT_FOUND "... is no
+    longer available" since 2026-10-22 (docs.apiyi.com; google-genai 3.6.1 README)."""
     config = EmulatorConfig(api_key=KEY, job_seconds=0.2, video_dir=veo_videos)
     with run_emulator("veo", config) as server:
         provider = _gemini(server)
         try:
-            result = await _result(provider, _request("registry wiring"))
+            for model in sorted(GEMINI_RETIRED):
+                with pytest.raises(ModelGone) as gone:
+                    await provider.create(_request("a retired id", upstream_model=model))
+                assert gone.value.upstream_status == 404
+                assert f"models/{model} is no longer available" in gone.value.message
+                assert gone.value.details["upstream_code"] == "NOT_FOUND"
+        finally:
+            await provider.aclose()
+
+
+async def test_run_emulator_serves_vertex_with_the_001_ids(
+    veo_videos: Path, tmp_path: Path
+) -> None:
+    config = EmulatorConfig(api_key=TOKEN, job_seconds=0.2, video_dir=veo_videos)
+    with run_emulator("veo", config) as server:
+        provider = _vertex(server)
+        try:
+            result = await _result(provider, _vrequest("registry wiring"))
             info = await _download(provider, result, tmp_path / "reg.mp4")
+            with pytest.raises(ModelGone) as gone:
+                await provider.create(
+                    _vrequest("old id", upstream_model="veo-3.1-generate-preview")
+                )
         finally:
             await provider.aclose()
     assert (info.width, info.height) == (1280, 720)
+    # tests/fixtures/wire/vertex_veo/error-model-not-found-404.json
+    assert "was not found or your project does not have access to it" in gone.value.message
+    assert gone.value.upstream_status == 404
 
 
 # -- Vertex AI --------------------------------------------------------------------------
@@ -409,10 +448,10 @@ async def test_vertex_inline_result_is_refetched_and_decoded_at_download(
 ) -> None:
     app = vertex_emulator[1]
     prompt = "a glacier calving, aerial shot"
-    request = _request(prompt, upstream_model="veo-3.1-generate-preview", seed=7)
+    request = _request(prompt, upstream_model="veo-3.1-generate-001", seed=7)
     submitted = await vertex.create(request)
     model_path = f"projects/{PROJECT}/locations/{LOCATION}/publishers/google/models"
-    assert submitted.upstream_id.startswith(f"{model_path}/veo-3.1-generate-preview/operations/")
+    assert submitted.upstream_id.startswith(f"{model_path}/veo-3.1-generate-001/operations/")
     status = await _finish(vertex, submitted.upstream_id)
     assert status.result is not None
     assert status.result.url.startswith("vertex-operation:projects/")
@@ -421,7 +460,7 @@ async def test_vertex_inline_result_is_refetched_and_decoded_at_download(
     assert (info.width, info.height) == (1280, 720)
 
     [create] = _creates(app, prompt)
-    assert create["path"] == f"/v1/{model_path}/veo-3.1-generate-preview:predictLongRunning"
+    assert create["path"] == f"/v1/{model_path}/veo-3.1-generate-001:predictLongRunning"
     assert create["body"] == {
         "instances": [{"prompt": prompt}],
         "parameters": {
@@ -442,7 +481,7 @@ async def test_vertex_gcs_result_downloads_through_the_json_api_and_can_expire(
 ) -> None:
     provider = _vertex(vertex_emulator[0], storage_uri="gs://reel-bucket/veo-out")
     try:
-        result = await _result(provider, _request("tide pools [fault:expire]"))
+        result = await _result(provider, _vrequest("tide pools [fault:expire]"))
         assert result.url.startswith("gs://reel-bucket/veo-out/")
         info = await _download(provider, result, tmp_path / "gcs.mp4")
         assert (info.width, info.height) == (1280, 720)
@@ -458,12 +497,12 @@ async def test_vertex_gcs_result_downloads_through_the_json_api_and_can_expire(
 
 
 async def test_vertex_refusal_and_quota(vertex: VertexVeoProvider) -> None:
-    submitted = await vertex.create(_request("unsafe [fault:refuse-image]"))
+    submitted = await vertex.create(_vrequest("unsafe [fault:refuse-image]"))
     with pytest.raises(Refused) as refused:
         await _finish(vertex, submitted.upstream_id)
     assert refused.value.details["flagged"] == "image"
     with pytest.raises(QuotaExceeded) as quota:
-        await vertex.create(_request("busy [fault:quota]"))
+        await vertex.create(_vrequest("busy [fault:quota]"))
     assert quota.value.upstream_status == 429
 
 
@@ -474,7 +513,7 @@ async def test_vertex_wrong_token_is_upstream_auth_without_the_token(
     provider = _vertex(vertex_emulator[0], wrong)
     try:
         with pytest.raises(InvalidRequest) as caught:
-            await provider.create(_request("hello"))
+            await provider.create(_vrequest("hello"))
     finally:
         await provider.aclose()
     assert caught.value.code == "upstream_auth"
@@ -486,19 +525,147 @@ async def test_vertex_wrong_token_is_upstream_auth_without_the_token(
 # -- from_settings ----------------------------------------------------------------------
 
 
-async def test_from_settings_prefers_the_gemini_key_then_vertex_then_nothing() -> None:
+async def test_from_settings_prefers_vertex_then_the_gemini_key_then_nothing() -> None:
     assert PLUGIN.from_settings(Settings()) is None
     assert PLUGIN.from_settings(Settings(vertex_access_token="t")) is None  # no project
-    vertex = PLUGIN.from_settings(Settings(vertex_access_token="t", vertex_project="p"))
-    gemini = PLUGIN.from_settings(
+    vertex = PLUGIN.from_settings(
         Settings(gemini_api_key="k", vertex_access_token="t", vertex_project="p")
     )
+    gemini = PLUGIN.from_settings(Settings(gemini_api_key="k"))
+    world = PLUGIN.from_settings(
+        Settings(vertex_access_token="t", vertex_project="p", vertex_location="global")
+    )
     try:
-        assert isinstance(vertex, VertexVeoProvider)
+        assert isinstance(vertex, VertexVeoProvider) and vertex.route == "vertex"
         assert "https://us-central1-aiplatform.googleapis.com/v1" in repr(vertex)
-        assert type(gemini) is VeoProvider
+        assert type(gemini) is VeoProvider and gemini.route == "gemini"
         assert "generativelanguage.googleapis.com/v1beta" in repr(gemini)
+        # google-genai's _api_client: "global" has no regional host prefix
+        assert "https://aiplatform.googleapis.com/v1" in repr(world)
     finally:
-        for provider in (vertex, gemini):
+        for provider in (vertex, gemini, world):
             if provider is not None:
                 await provider.aclose()
+
+
+def test_regional_and_multi_region_hosts_follow_google_genai() -> None:
+    assert vertex_base_url("europe-west4") == "https://europe-west4-aiplatform.googleapis.com/v1"
+    assert vertex_base_url("us") == "https://aiplatform.us.rep.googleapis.com/v1"
+    assert vertex_base_url("global") == "https://aiplatform.googleapis.com/v1"
+
+
+async def test_lite_renders_up_to_1080p_and_refuses_4k(
+    vertex: VertexVeoProvider, vertex_emulator: tuple[EmulatorServer, Starlette]
+) -> None:
+    lite = "veo-3.1-lite-generate-001"
+    ok = await vertex.create(
+        _vrequest("lite", upstream_model=lite, resolution="1080p", duration_seconds=8)
+    )
+    assert f"/models/{lite}/operations/" in ok.upstream_id
+    with pytest.raises(InvalidRequest) as refused:
+        await vertex.create(_vrequest("lite 4k", upstream_model=lite, resolution="4k"))
+    assert refused.value.upstream_status == 400
+
+
+# -- Vertex credentials: a service-account key, refreshed --------------------------------
+
+
+def _service_account(path: Path, token_uri: str) -> str:
+    """Write a service-account key file (the shape of a real one, with a fresh RSA key);
+    returns its public key (PEM) for the emulator's token endpoint to trust."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": PROJECT,
+                "private_key_id": "0123456789abcdef",
+                "private_key": private,
+                "client_email": f"reelgate@{PROJECT}.iam.gserviceaccount.com",
+                "client_id": "1234567890",
+                "token_uri": token_uri,
+            }
+        )
+    )
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+@pytest.fixture
+def token_emulator(veo_videos: Path) -> Iterator[tuple[EmulatorServer, Starlette]]:
+    config = EmulatorConfig(
+        api_key="no-fixed-token-is-accepted", job_seconds=0.2, video_dir=veo_videos
+    )
+    with _serve(create_vertex_app(config), config) as served:
+        yield served
+
+
+@pytest.mark.parametrize("lifetime", [3599, 120])
+async def test_a_service_account_key_mints_tokens_and_refreshes_them_before_expiry(
+    token_emulator: tuple[EmulatorServer, Starlette], tmp_path: Path, lifetime: int
+) -> None:
+    server, app = token_emulator
+    state = app.state.veo
+    state.config.token_seconds = lifetime
+    key_file = tmp_path / "sa.json"
+    email = f"reelgate@{PROJECT}.iam.gserviceaccount.com"
+    state.service_accounts[email] = _service_account(key_file, f"{server.url}/token")
+    token = GoogleToken.from_service_account_file(key_file)
+    provider = VertexVeoProvider(
+        HttpDeployment(f"{server.url}/v1", "", timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS),
+        project=PROJECT,
+        location=LOCATION,
+        gcs_base_url=server.url,
+        token=token,
+    )
+    try:
+        for n in range(3):
+            await provider.create(_vrequest(f"minted {n}"))
+    finally:
+        await provider.aclose()
+    grants = [r for r in state.received if r["path"] == "/token"]
+    # a token good for an hour serves every call; one that expires within the refresh
+    # margin (5 min) is replaced before each call
+    assert state.tokens_issued == len(grants) == (1 if lifetime == 3599 else 3)
+    assert token.current is not None and token.current in state.tokens
+    assert all(r["credential"] is None for r in grants)  # the grant carries no bearer
+
+
+async def test_a_key_google_does_not_know_is_upstream_auth(
+    token_emulator: tuple[EmulatorServer, Starlette], tmp_path: Path
+) -> None:
+    server, app = token_emulator
+    key_file = tmp_path / "sa.json"
+    _service_account(key_file, f"{server.url}/token")  # never registered with the emulator
+    provider = VertexVeoProvider(
+        HttpDeployment(f"{server.url}/v1", "", timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS),
+        project=PROJECT,
+        location=LOCATION,
+        token=GoogleToken.from_service_account_file(key_file),
+    )
+    try:
+        with pytest.raises(InvalidRequest) as refused:
+            await provider.create(_vrequest("who are you"))
+    finally:
+        await provider.aclose()
+    assert refused.value.code == "upstream_auth"
+    assert "Invalid JWT Signature" in refused.value.message
+    assert not [r for r in app.state.veo.received if r["path"].endswith(":predictLongRunning")]
+
+
+def test_a_file_that_is_not_a_service_account_key_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "notakey.json"
+    bad.write_text('{"type": "authorized_user"}')
+    with pytest.raises(ValueError, match="not a service-account key file"):
+        GoogleToken.from_service_account_file(bad)

@@ -14,10 +14,18 @@ from PIL import Image
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from reelgate.catalog import load_catalog
 from reelgate.config import Settings
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer
-from reelgate.emulators.wan import API_PREFIX, create_app
-from reelgate.errors import InvalidRequest, NotAVideo, QuotaExceeded, Refused, TransientError
+from reelgate.emulators.wan import API_PREFIX, BEIJING_PREFIX, create_app
+from reelgate.errors import (
+    InvalidRequest,
+    ModelGone,
+    NotAVideo,
+    QuotaExceeded,
+    Refused,
+    TransientError,
+)
 from reelgate.media.probe import probe_video
 from reelgate.providers.base import (
     GenerationRequest,
@@ -27,7 +35,7 @@ from reelgate.providers.base import (
     UpstreamStatus,
 )
 from reelgate.providers.http import HttpDeployment
-from reelgate.providers.wan import PLUGIN, WanProvider
+from reelgate.providers.wan import PLUGIN, REGION_BASE_URLS, WanProvider
 from tests.conftest import LOOPBACK_DOWNLOADS
 
 KEY = "sk-wan-emulator-0123456789abcdef"
@@ -257,11 +265,16 @@ async def test_a_refused_image_fails_the_task_and_flags_the_image(wan: WanProvid
     assert caught.value.details["upstream_id"] == submitted.upstream_id
 
 
-async def test_throttling_is_quota_with_the_retry_after_delay(wan: WanProvider) -> None:
+async def test_throttling_is_quota_and_leaves_the_pause_to_the_default_cooldown(
+    wan: WanProvider,
+) -> None:
+    """DashScope documents no Retry-After (tests/fixtures/wire/wan/error-throttling-*):
+    with none, the engine cools the deployment down for its default (planner)."""
     with pytest.raises(QuotaExceeded) as caught:
         await wan.create(_request("busy [fault:quota]"))
     assert caught.value.upstream_status == 429
-    assert caught.value.retry_after == 7.0
+    assert caught.value.details["upstream_code"] == "Throttling.RateQuota"
+    assert caught.value.retry_after is None
 
 
 async def test_a_burst_of_503s_is_transient_and_then_clears(wan: WanProvider) -> None:
@@ -395,3 +408,83 @@ async def test_from_settings_needs_the_key_and_reads_the_base_url(tmp_path: Path
     assert "dashscope.aliyuncs.com" in repr(provider)
     assert KEY not in repr(provider)
     await provider.aclose()
+
+
+# -- regions and their model names -----------------------------------------------------
+
+
+async def test_each_region_knows_its_own_names_and_a_missing_one_is_gone(
+    upstream: Upstream,
+) -> None:
+    """International names are ``wan2.1-*``, Beijing's ``wanx2.1-*`` (Alibaba's EN and ZH
+    references); the other region's name is DashScope's "Model not exist." (fixture
+    wan/error-model-not-exist-400.json), which is ModelGone: the job falls back."""
+    beijing = WanProvider(
+        HttpDeployment(
+            base_url=f"{upstream.server.url}{BEIJING_PREFIX}",
+            api_key=KEY,
+            downloads=LOOPBACK_DOWNLOADS,
+        ),
+        region="beijing",
+    )
+    intl = WanProvider(
+        HttpDeployment(base_url=upstream.base_url, api_key=KEY, downloads=LOOPBACK_DOWNLOADS)
+    )
+    try:
+        ok = await beijing.create(_request("beijing", upstream_model="wanx2.1-t2v-turbo"))
+        assert ok.upstream_id
+        with pytest.raises(ModelGone) as wrong_region:
+            await beijing.create(_request("beijing", upstream_model="wan2.1-t2v-turbo"))
+        with pytest.raises(ModelGone):
+            await intl.create(_request("intl", upstream_model="wanx2.1-t2v-turbo"))
+    finally:
+        await beijing.aclose()
+        await intl.aclose()
+    assert wrong_region.value.upstream_status == 400
+    assert wrong_region.value.details["upstream_code"] == "InvalidParameter"
+    assert wrong_region.value.message == "Model not exist."
+
+
+async def test_the_catalog_routes_wan_to_the_region_names() -> None:
+    catalog = load_catalog()
+    assert catalog.get("wan-2-1").route("intl").upstream_model == "wan2.1-t2v-turbo"
+    assert catalog.get("wan-2-1").route("beijing").upstream_model == "wanx2.1-t2v-turbo"
+    for region, url in REGION_BASE_URLS.items():
+        built = PLUGIN.from_settings(Settings(dashscope_api_key="k", dashscope_region=region))
+        assert built is not None and built.route == region
+        assert url in repr(built)
+        await built.aclose()
+    chosen = PLUGIN.from_settings(
+        Settings(
+            dashscope_api_key="k",
+            dashscope_region="beijing",
+            dashscope_base_url="https://ws-1.cn-beijing.maas.aliyuncs.com/api/v1",
+        )
+    )
+    assert chosen is not None and "ws-1.cn-beijing.maas" in repr(chosen)
+    await chosen.aclose()
+
+
+async def test_wan_2_5_renders_10_s_at_1080p_and_wan_2_2_refuses_720p(
+    wan: WanProvider, tmp_path: Path
+) -> None:
+    ten = await wan.create(
+        _request(
+            "a long take",
+            upstream_model="wan2.5-t2v-preview",
+            duration_seconds=10,
+            resolution="1080p",
+            width=1920,
+            height=1080,
+        )
+    )
+    seen = await _finish(wan, ten.upstream_id)
+    assert seen[-1].duration_seconds == 10
+    odd = await wan.create(
+        _request(
+            "no 720p", upstream_model="wan2.2-t2v-plus", resolution="720p", width=1280, height=720
+        )
+    )
+    with pytest.raises(InvalidRequest) as refused:
+        await _finish(wan, odd.upstream_id)
+    assert refused.value.details["upstream_code"] == "InvalidParameter"

@@ -125,11 +125,11 @@ async def test_unconfigured_provider_is_unavailable_and_says_what_to_set(
     models = {m["id"]: m for m in (await client.get("/v1/models?modality=video")).json()["data"]}
     assert models["local"]["available"] is True
     assert models["veo-3-1"]["available"] is False
-    assert "REELGATE_GEMINI_API_KEY" in models["veo-3-1"]["unavailable_reason"]
+    assert "REELGATE_VERTEX_PROJECT" in models["veo-3-1"]["unavailable_reason"]
     resp = await client.post("/v1/videos", json={"model": "veo-3-1", "prompt": "x"})
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "model_unavailable"
-    assert "REELGATE_GEMINI_API_KEY" in resp.json()["error"]["message"]
+    assert "REELGATE_VERTEX_PROJECT" in resp.json()["error"]["message"]
 
 
 async def test_models_catalog_shape(client: httpx.AsyncClient) -> None:

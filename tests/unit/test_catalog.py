@@ -18,8 +18,11 @@ def test_catalog_has_every_model_of_the_brief_plus_local() -> None:
     assert set(CATALOG.ids()) == {
         "veo-3-1",
         "veo-3-1-fast",
+        "veo-3-1-lite",
         "sora-2",
         "wan-2-1",
+        "wan-2-2",
+        "wan-2-5",
         "grok-video",
         "veo (Audio)",
         "veo fast (Audio)",
@@ -29,7 +32,9 @@ def test_catalog_has_every_model_of_the_brief_plus_local() -> None:
 
 def test_max_durations_follow_the_model_guide() -> None:
     # wan-2-1: the guide says 6 s, but DashScope's wan2.1 only renders 5 s (docs/providers/wan.md)
-    expected = {"veo-3-1": 8, "veo-3-1-fast": 4, "sora-2": 20, "wan-2-1": 5, "grok-video": 6}
+    # sora-2: the guide says 20 s, an OpenAI-only length that went with its Videos API on
+    # 2026-09-24; openai-python's VideoSeconds and Azure list 4/8/12 (docs/providers/sora.md)
+    expected = {"veo-3-1": 8, "veo-3-1-fast": 4, "sora-2": 12, "wan-2-1": 5, "grok-video": 6}
     assert {m: CATALOG.get(m).max_duration for m in expected} == expected
 
 

@@ -242,7 +242,7 @@ def test_a_quota_error_falls_back_and_cools_the_deployment_down() -> None:
     assert t.job.state is JobState.QUEUED and t.job.chain_index == 1
     assert t.job.upstream_id is None and t.job.active_provider is None
     assert t.cancel_upstream  # the running upstream job is abandoned
-    assert t.cooldown == p.Cooldown(p.deployment(SPEC), NOW + 30_000, "429")
+    assert t.cooldown == p.Cooldown(p.deployment(SPEC, None), NOW + 30_000, "429")
     closed = t.job.attempts[-1]
     assert closed.outcome is AttemptOutcome.QUOTA and closed.ended_at == NOW
     assert closed.error == JobError("quota", "429", error_class="quota", upstream_status=429)

@@ -1,12 +1,16 @@
-"""May this key use these models here: the account's availability rules, and whether
-each model's provider is configured. Shared by every route that creates jobs."""
+"""May this key use these models here: the account's availability rules, whether each
+model's provider is configured, and whether any model of the chain is still served (one
+its provider said is gone is skipped by the engine; a chain of only such models is
+refused). Shared by every route that creates jobs."""
 
 from __future__ import annotations
 
 from reelgate.catalog.availability import access_denied
+from reelgate.engine.planner import deployment
 from reelgate.errors import Forbidden, ValidationFailed
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
+from reelgate.store.jobs import now_ms
 
 __all__ = ["check_available"]
 
@@ -33,3 +37,21 @@ async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
                 param="model" if model_id == chain[0] else "fallback",
                 model=model_id,
             )
+    marks = {m.deployment: m for m in await rt.store.list_unavailable(now_ms())}
+    if not marks:
+        return
+    gone = []
+    for model_id in chain:
+        spec = rt.catalog.get(model_id)
+        mark = marks.get(deployment(spec, rt.providers.route_of(spec.provider)))
+        if mark is None:
+            return
+        gone.append(f"{model_id} ({mark.reason})")
+    raise ValidationFailed(
+        f"No model of this request is served by its provider now: {'; '.join(gone)}. "
+        "Choose another model (GET /v1/models shows which are available), or add one "
+        "as a fallback.",
+        code="model_unavailable",
+        param="model",
+        model=chain[0],
+    )

@@ -125,6 +125,7 @@ async def create(
                 resolution=body.resolution.lower(),
                 aspect_ratio=body.aspect_ratio,
             ),
+            route_of=rt.providers.route_of,
         )
         await check_available(rt, key, checked.chain)
 

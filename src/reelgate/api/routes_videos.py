@@ -107,6 +107,7 @@ async def _create(
             negative_prompt=body.negative_prompt,
             seed=body.seed,
         ),
+        route_of=rt.providers.route_of,
     )
     await check_available(rt, key, checked.chain)
     image, mime = decode_image(body.image) if body.image else (None, None)

@@ -10,6 +10,13 @@ Config file (TOML, ``REELGATE_CONFIG_FILE``)::
     [models."my-local"]               # a new entry copies another's fields
     base = "local"
     display_name = "Preview renderer"
+
+    [models."veo-3-1".routes.gemini]  # a route's upstream id and life cycle
+    lifecycle = "ga"                  # this key still works on the Gemini API
+    retires_at = 2027-01-31           # TOML dates; "" clears one
+
+    [models."sora-2"]
+    route_to_successor = true         # once retired, serve it with its successor
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reelgate.catalog.defaults import DEFAULT_MODELS
-from reelgate.catalog.models import ModelSpec
+from reelgate.catalog.models import Lifecycle, ModelSpec, Route
 from reelgate.errors import ReelgateError, ValidationFailed
 
 __all__ = ["Catalog", "load_catalog"]
@@ -76,6 +83,8 @@ def _override(spec: ModelSpec, values: Mapping[str, Any]) -> ModelSpec:
             allowed_changes[key] = tuple(value) if isinstance(value, list) else value
         elif key == "fallback":
             changes[key] = tuple(value)
+        elif key == "routes":
+            changes[key] = _routes(spec, value)
         elif key in {f.name for f in dataclasses.fields(ModelSpec)}:
             changes[key] = value
         else:
@@ -83,6 +92,35 @@ def _override(spec: ModelSpec, values: Mapping[str, Any]) -> ModelSpec:
     if allowed_changes:
         changes["allowed"] = dataclasses.replace(spec.allowed, **allowed_changes)
     return dataclasses.replace(spec, **changes)
+
+
+_ROUTE_KEYS = {"upstream_model", "lifecycle", "deprecated_at", "retires_at", "source"}
+
+
+def _routes(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Route]:
+    """The model's routes with the config file's changes (a new route name adds one)."""
+    routes = dict(spec.routes)
+    for name, fields in values.items():
+        unknown = set(fields) - _ROUTE_KEYS
+        if unknown:
+            raise ReelgateError(
+                f"config file: unknown route setting(s) {sorted(unknown)} for {spec.id!r}; "
+                f"choose from {sorted(_ROUTE_KEYS)}",
+                code="bad_config",
+            )
+        changes: dict[str, Any] = {k: (None if v == "" else v) for k, v in fields.items()}
+        if "lifecycle" in changes:
+            try:
+                changes["lifecycle"] = Lifecycle(changes["lifecycle"])
+            except ValueError:
+                raise ReelgateError(
+                    f"config file: lifecycle of {spec.id!r} on {name!r} must be one of "
+                    f"{[x.value for x in Lifecycle]}",
+                    code="bad_config",
+                ) from None
+        base = routes.get(name, Route(spec.upstream_model))
+        routes[name] = dataclasses.replace(base, **changes)
+    return routes
 
 
 def load_catalog(config_file: Path | None = None) -> Catalog:
@@ -101,6 +139,11 @@ def load_catalog(config_file: Path | None = None) -> Catalog:
                     code="bad_config",
                 )
     for spec in models.values():
+        if spec.successor is not None and spec.successor not in models:
+            raise ReelgateError(
+                f"config file: {spec.id!r} names unknown successor {spec.successor!r}",
+                code="bad_config",
+            )
         for fb in spec.fallback:
             if fb not in models:
                 raise ReelgateError(

@@ -9,7 +9,40 @@ any of this in the config file (see ``catalog.loader``).
 
 from __future__ import annotations
 
-from reelgate.catalog.models import AllowedParams, ModelSpec
+from datetime import date
+
+from reelgate.catalog.models import AllowedParams, Lifecycle, ModelSpec, Route
+
+# Sources of the routes below (read 2026-12-01; docs/providers/*.md quote them):
+_GEMINI_RETIRED = (
+    "docs.apiyi.com/en/live/2026-10/veo-3-1-preview-retired (2026-10-25): the Veo 3.1 "
+    "previews on the Gemini API answer 404 'is no longer available' from 2026-10-22; "
+    "google-genai 3.6.1 README: only Agent Platform (Vertex AI) supports video generation"
+)
+_VERTEX_IDS = (
+    "docs.cloud.google.com/gemini-enterprise-agent-platform/models/video/"
+    "generate-videos-from-text: veo-3.1-generate-001, veo-3.1-fast-generate-001, "
+    "veo-3.1-lite-generate-001 (preview)"
+)
+_OPENAI_SHUTDOWN = (
+    "developers.openai.com/api/docs/guides/video-generation: 'The Sora 2 video generation "
+    "models and Videos API are deprecated and will shut down on September 24, 2026'"
+)
+_AZURE_RETIREMENT = (
+    "learn.microsoft.com/en-us/azure/foundry/openai/concepts/model-retirement-schedule "
+    "(copy of 2026-09-02): 'sora-2 | 2025-12-08 | Preview | 2026-10-15'"
+)
+_WAN_NEWER = (
+    "help.aliyun.com/zh/model-studio/text-to-video-api-reference and "
+    "image-to-video-api-reference (2.1-2.6): wan2.2-t2v-plus 480P/1080P 5 s, "
+    "wan2.5-t2v-preview 480P-1080P 5/10 s; an international key rendered wan2.5 on "
+    "2026-06-16 (tests/fixtures/wire/wan/)"
+)
+_WAN_NAMES = (
+    "alibabacloud.com/help/en/model-studio/text-to-video-api-reference (international: "
+    "wan2.1-t2v-turbo); help.aliyun.com/zh/model-studio/text-to-video-api-reference "
+    "(Beijing: wanx2.1-t2v-turbo)"
+)
 
 # Veo 3.1 renders 1080p only at 8 s; the seed is honoured on Vertex only, so the
 # catalog does not offer it (docs/providers/veo.md).
@@ -36,7 +69,16 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         id="veo-3-1",
         provider="veo",
-        upstream_model="veo-3.1-generate-preview",
+        upstream_model="veo-3.1-generate-001",
+        routes={
+            "vertex": Route("veo-3.1-generate-001", Lifecycle.GA, source=_VERTEX_IDS),
+            "gemini": Route(
+                "veo-3.1-generate-preview",
+                Lifecycle.PREVIEW,
+                retires_at=date(2026, 10, 22),
+                source=_GEMINI_RETIRED,
+            ),
+        },
         display_name="Veo 3.1 (Google)",
         strengths="Photorealism, motion coherence",
         notes="Slower, higher cost",
@@ -51,7 +93,16 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         id="veo-3-1-fast",
         provider="veo",
-        upstream_model="veo-3.1-fast-generate-preview",
+        upstream_model="veo-3.1-fast-generate-001",
+        routes={
+            "vertex": Route("veo-3.1-fast-generate-001", Lifecycle.GA, source=_VERTEX_IDS),
+            "gemini": Route(
+                "veo-3.1-fast-generate-preview",
+                Lifecycle.PREVIEW,
+                retires_at=date(2026, 10, 22),
+                source=_GEMINI_RETIRED,
+            ),
+        },
         display_name="Veo 3.1 fast (Google)",
         strengths="Iteration",
         notes="Default for prototyping",
@@ -71,16 +122,52 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         poll_interval_seconds=5.0,
     ),
     ModelSpec(
+        id="veo-3-1-lite",
+        provider="veo",
+        upstream_model="veo-3.1-lite-generate-001",
+        routes={
+            "vertex": Route("veo-3.1-lite-generate-001", Lifecycle.PREVIEW, source=_VERTEX_IDS),
+            "gemini": Route(
+                "veo-3.1-lite-generate-preview",
+                Lifecycle.PREVIEW,
+                retires_at=date(2026, 10, 22),
+                source=_GEMINI_RETIRED,
+            ),
+        },
+        display_name="Veo 3.1 lite (Google)",
+        strengths="Cheapest Veo; drafts at volume",
+        notes=(
+            "Preview on Vertex AI. Limits (4/6/8 s, 720p/1080p, no 4k) and prices "
+            "($0.05/s 720p, $0.08/s 1080p) from third-party pages quoting Google "
+            "(docs/providers/veo.md); 1080p at 8 s like Veo 3.1"
+        ),
+        allowed=_VEO_PARAMS,
+        # priced at Veo 3.1's credits per dollar (45 credits/s for $0.40/s)
+        price_per_second=5_625,
+        resolution_prices={"1080p": 9_000},
+        default_resolution="720p",
+        default_aspect_ratio="16:9",
+        default_duration=8,
+        typical_seconds=60.0,
+        poll_interval_seconds=5.0,
+    ),
+    ModelSpec(
         id="sora-2",
         provider="sora",
         upstream_model="sora-2",
         display_name="Sora 2 (OpenAI)",
         strengths="Long, narrative scenes",
-        notes="Limited availability",
+        notes=(
+            "Limited availability. OpenAI shut its Videos API down on 2026-09-24 and Azure "
+            "retired sora-2 on 2026-10-15; reachable through an OpenAI-compatible Videos "
+            "upstream (REELGATE_OPENAI_API_STYLE=compatible)"
+        ),
+        # openai-python's VideoSeconds and Azure's docs list 4, 8 and 12 s, 720p only
+        # (the 16 and 20 s of OpenAI's guide went with its API)
         allowed=AllowedParams(
             resolutions=("720p",),
             aspect_ratios=("16:9", "9:16"),
-            durations=(4, 8, 12, 16, 20),
+            durations=(4, 8, 12),
             image_input=True,
             negative_prompt=False,
             seed=False,
@@ -92,15 +179,31 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         typical_seconds=180.0,
         poll_interval_seconds=10.0,
         availability="allow_list",
-        deprecated=(
-            "OpenAI shut down its Videos API on 2026-09-24; sora-2 works through Azure OpenAI "
-            "or a compatible endpoint (REELGATE_OPENAI_BASE_URL, REELGATE_OPENAI_API_STYLE)"
-        ),
+        routes={
+            "openai": Route(
+                "sora-2",
+                Lifecycle.DEPRECATED,
+                retires_at=date(2026, 9, 24),
+                source=_OPENAI_SHUTDOWN,
+            ),
+            "azure": Route(
+                "sora-2",
+                Lifecycle.PREVIEW,
+                retires_at=date(2026, 10, 15),
+                source=_AZURE_RETIREMENT,
+            ),
+        },
+        # OpenAI names no replacement; reelgate's nearest (long, photoreal scenes).
+        successor="veo-3-1",
     ),
     ModelSpec(
         id="wan-2-1",
         provider="wan",
         upstream_model="wan2.1-t2v-turbo",
+        routes={
+            "intl": Route("wan2.1-t2v-turbo", source=_WAN_NAMES),
+            "beijing": Route("wanx2.1-t2v-turbo", source=_WAN_NAMES),
+        },
         display_name="Wan 2.1 (Alibaba)",
         strengths="Text-to-video",
         notes=(
@@ -115,6 +218,66 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         ),
         price_per_second=10_000,
         default_resolution="720p",
+        default_aspect_ratio="16:9",
+        default_duration=5,
+        typical_seconds=240.0,
+        poll_interval_seconds=10.0,
+        availability="prc_opt_in",
+    ),
+    ModelSpec(
+        id="wan-2-2",
+        provider="wan",
+        upstream_model="wan2.2-t2v-plus",
+        routes={
+            "intl": Route("wan2.2-t2v-plus", source=_WAN_NEWER),
+            "beijing": Route("wan2.2-t2v-plus", source=_WAN_NEWER),
+        },
+        display_name="Wan 2.2 plus (Alibaba)",
+        strengths="Text- and image-to-video at 1080p",
+        notes=(
+            "PRC opt-in required. 5 s at 480p or 1080p (DashScope); image-to-video "
+            "runs wan2.2-i2v-plus. Priced from Beijing's CNY 0.14/0.70 per s"
+        ),
+        allowed=AllowedParams(
+            resolutions=("480p", "1080p"),
+            aspect_ratios=("16:9", "9:16", "1:1"),
+            durations=(5,),
+            image_input=True,
+        ),
+        # at wan-2-1's credits per dollar (10 credits/s for $0.036/s)
+        price_per_second=27_000,
+        resolution_prices={"480p": 5_400},
+        default_resolution="1080p",
+        default_aspect_ratio="16:9",
+        default_duration=5,
+        typical_seconds=240.0,
+        poll_interval_seconds=10.0,
+        availability="prc_opt_in",
+    ),
+    ModelSpec(
+        id="wan-2-5",
+        provider="wan",
+        upstream_model="wan2.5-t2v-preview",
+        routes={
+            "intl": Route("wan2.5-t2v-preview", Lifecycle.PREVIEW, source=_WAN_NEWER),
+            "beijing": Route("wan2.5-t2v-preview", Lifecycle.PREVIEW, source=_WAN_NEWER),
+        },
+        display_name="Wan 2.5 preview (Alibaba)",
+        strengths="5 or 10 s up to 1080p",
+        notes=(
+            "PRC opt-in required. Preview; 5 or 10 s at 480p, 720p or 1080p (DashScope); "
+            "image-to-video runs wan2.5-i2v-preview. Priced from Singapore's CNY "
+            "0.367/0.734/1.101 per s"
+        ),
+        allowed=AllowedParams(
+            resolutions=("480p", "720p", "1080p"),
+            aspect_ratios=("16:9", "9:16", "1:1"),
+            durations=(5, 10),
+            image_input=True,
+        ),
+        price_per_second=27_800,
+        resolution_prices={"480p": 13_900, "1080p": 41_700},
+        default_resolution="1080p",
         default_aspect_ratio="16:9",
         default_duration=5,
         typical_seconds=240.0,

@@ -6,11 +6,13 @@ the API and the engine agree on what a model can take.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
-__all__ = ["AllowedParams", "ModelSpec", "resolution_dims"]
+__all__ = ["AllowedParams", "Lifecycle", "ModelSpec", "Route", "resolution_dims"]
 
 _SHORT_SIDE = {"360p": 360, "480p": 480, "512p": 512, "720p": 720, "1080p": 1080}
 _ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4)}
@@ -60,6 +62,53 @@ class AllowedParams:
         }
 
 
+class Lifecycle(enum.StrEnum):
+    """Where a model is in its provider's life cycle, on one route."""
+
+    PREVIEW = "preview"
+    GA = "ga"
+    DEPRECATED = "deprecated"
+    """Still served, with a retirement announced or expected: plan the move."""
+    RETIRED = "retired"
+    """No longer served: a create would fail upstream, so reelgate refuses it first."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one route of the model's provider serves it: the id it answers to there,
+    and that id's life cycle. A route is a provider's deployment flavour (``gemini`` or
+    ``vertex`` for Veo, ``openai`` or ``azure`` for Sora, a DashScope region for Wan);
+    a provider deployment says which one it is (``Provider.route``)."""
+
+    upstream_model: str
+    lifecycle: Lifecycle = Lifecycle.GA
+    deprecated_at: date | None = None
+    retires_at: date | None = None
+    """From this day on the route no longer serves the model."""
+    source: str = ""
+    """Where the facts above come from (a public doc or SDK source, and its date)."""
+
+    def lifecycle_on(self, today: date) -> Lifecycle:
+        """The stage on ``today``: the dates move a model along without a release."""
+        if self.lifecycle is Lifecycle.RETIRED or (
+            self.retires_at is not None and today >= self.retires_at
+        ):
+            return Lifecycle.RETIRED
+        if self.lifecycle is Lifecycle.DEPRECATED or (
+            self.deprecated_at is not None and today >= self.deprecated_at
+        ):
+            return Lifecycle.DEPRECATED
+        return self.lifecycle
+
+    def to_wire(self, today: date) -> dict[str, Any]:
+        return {
+            "upstream_model": self.upstream_model,
+            "lifecycle": self.lifecycle_on(today).value,
+            "deprecated_at": self.deprecated_at.isoformat() if self.deprecated_at else None,
+            "retires_at": self.retires_at.isoformat() if self.retires_at else None,
+        }
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     id: str
@@ -85,7 +134,19 @@ class ModelSpec:
     """A named availability rule ("allow_list", "prc_opt_in"), enforced per account."""
     fallback: tuple[str, ...] = ()
     """Operator default fallback chain."""
-    deprecated: str | None = None
+    routes: Mapping[str, Route] = field(default_factory=dict)
+    """Per route of the provider (``Provider.route``): its upstream id and life cycle.
+    A route not listed serves ``upstream_model``, generally available."""
+    successor: str | None = None
+    """The catalog model to move to when this one retires (named in the refusal)."""
+    route_to_successor: bool = False
+    """The operator's choice: once retired, serve requests for this model with
+    ``successor`` instead of refusing them."""
+
+    def route(self, name: str | None) -> Route:
+        """How the route ``name`` serves this model (None: no deployment is configured)."""
+        found = self.routes.get(name) if name is not None else None
+        return found if found is not None else Route(self.upstream_model)
 
     @property
     def max_duration(self) -> int:

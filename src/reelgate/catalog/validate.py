@@ -7,8 +7,10 @@ client can correct the request without reading docs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from reelgate.catalog.catalog import Catalog
+from reelgate.catalog.lifecycle import RouteOf, in_service, retired_error, today
 from reelgate.catalog.models import ModelSpec, resolution_dims
 from reelgate.errors import ValidationFailed
 from reelgate.job import JobParams
@@ -72,11 +74,31 @@ def _check(spec: ModelSpec, sub: Submission, duration: int, resolution: str, asp
         )
 
 
-def validate_submission(catalog: Catalog, sub: Submission) -> ValidatedSubmission:
-    spec = catalog.get(sub.model)
-    fallback = sub.fallback or spec.fallback
+def _no_route(_kind: str) -> str | None:
+    return None
+
+
+def validate_submission(
+    catalog: Catalog,
+    sub: Submission,
+    *,
+    route_of: RouteOf = _no_route,
+    day: date | None = None,
+) -> ValidatedSubmission:
+    """``route_of``: the route each provider kind is deployed on here, which decides
+    whether a model is retired (``ModelSpec.routes``) on ``day`` (today by default)."""
+    day = day or today()
+
+    def serving(model_id: str, param: str) -> str:
+        served = in_service(catalog, model_id, route_of, day)
+        if served is None:
+            spec = catalog.get(model_id)
+            raise retired_error(spec, route_of(spec.provider), param)
+        return served
+
+    spec = catalog.get(serving(sub.model, "model"))
     chain = [spec.id]
-    for fb in fallback:
+    for fb in sub.fallback:
         if fb not in catalog:
             raise ValidationFailed(
                 f"Unknown fallback model {fb!r}. GET /v1/models lists the models you can use.",
@@ -84,8 +106,15 @@ def validate_submission(catalog: Catalog, sub: Submission) -> ValidatedSubmissio
                 param="fallback",
                 allowed=catalog.ids(),
             )
-        if fb not in chain:
-            chain.append(fb)
+        served = serving(fb, "fallback")
+        if served not in chain:
+            chain.append(served)
+    if not sub.fallback:
+        # the operator's default chain: a retired entry is left out, not refused
+        for fb in spec.fallback:
+            default = in_service(catalog, fb, route_of, day)
+            if default is not None and default not in chain:
+                chain.append(default)
     duration = sub.duration_seconds if sub.duration_seconds is not None else spec.default_duration
     resolution = (sub.resolution or spec.default_resolution).lower()
     aspect = sub.aspect_ratio or spec.default_aspect_ratio

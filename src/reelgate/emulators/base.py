@@ -99,6 +99,11 @@ class EmulatorConfig:
     retry_after_seconds: int = 30
     slow_create_seconds: float = 5.0
     """How long the ``slow-create`` fault holds back a create's answer."""
+    still_served: frozenset[str] = frozenset()
+    """Retired model ids this emulator serves anyway, as for an account the retirement has
+    not reached yet (by default a retired id gets the provider's own "gone" answer)."""
+    token_seconds: int = 3599
+    """Lifetime of the OAuth access tokens a token endpoint issues (Google: 3599)."""
 
     def videos(self) -> VideoSource:
         return VideoSource(self.video_dir)

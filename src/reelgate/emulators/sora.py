@@ -22,8 +22,16 @@ Faults (``[fault:NAME]`` in the prompt, see ``emulators.base``):
     slow/truncate   the download trickles / stops halfway (``trickle``)
     notvideo        the content is an HTML page
 
-What the sources do not pin down (404/400 wording, the expired-link answer,
-deleting a running video) is marked unverified in ``docs/providers/sora.md``.
+Models answer as the routes do in late 2026 (tests/fixtures/wire/sora*/ quote the
+sources): under ``/v1`` (an OpenAI-compatible Videos upstream) an unknown model is a
+404 ``model_not_found``; under ``/openai/v1`` (Azure) sora-2 was retired on 2026-10-15,
+so a create answers 410 Gone ("all inference requests return 410 Gone"), and a
+deployment that does not exist answers Azure's 404 "The API deployment ... does not
+exist". ``EmulatorConfig.still_served`` keeps retired models working. ``seconds`` is
+"4", "8" or "12" (openai-python's ``VideoSeconds``; Azure lists no other).
+
+What the sources do not pin down (404/400 wording, the 410 body, the expired-link
+answer, deleting a running video) is marked unverified in ``docs/providers/sora.md``.
 """
 
 from __future__ import annotations
@@ -55,7 +63,9 @@ from reelgate.emulators.base import (
 
 __all__ = ["MODEL_SIZES", "SECONDS", "SoraEmulatorState", "create_app", "state_of"]
 
-SECONDS = ("4", "8", "12", "16", "20")
+SECONDS = ("4", "8", "12")
+AZURE_RETIRED = frozenset({"sora-2", "sora-2-2025-10-06", "sora-2-2025-12-08"})
+"""Azure's retirement schedule: sora-2 2025-10-06 on 2026-07-15, 2025-12-08 on 2026-10-15."""
 _STANDARD = ("720x1280", "1280x720")
 _PRO = (*_STANDARD, "1024x1792", "1792x1024", "1080x1920", "1920x1080")
 MODEL_SIZES: dict[str, tuple[str, ...]] = {
@@ -192,6 +202,7 @@ def _authenticate(request: Request, api_key: str) -> None:
 
 async def _create(state: SoraEmulatorState, request: Request) -> Response:
     fields, reference = await _read_create(request)
+    azure = request.url.path.startswith("/openai/")
     state.received.append(
         {
             "content_type": request.headers.get("content-type", "").split(";")[0],
@@ -199,12 +210,13 @@ async def _create(state: SoraEmulatorState, request: Request) -> Response:
             "input_reference": reference,
         }
     )
+    _check_model(state, fields.get("model", "sora-2"), azure=azure)
     prompt = fields.get("prompt")
     if not isinstance(prompt, str) or not prompt:
         message = "Missing required parameter: 'prompt'."
         raise _error(400, message, "prompt", "missing_required_parameter")
     faults = faults_in(prompt, "sora")
-    _create_faults(state, prompt, faults)
+    _create_faults(state, prompt, faults, azure=request.url.path.startswith("/openai/"))
     model = _choice(fields, "model", "sora-2", tuple(MODEL_SIZES))
     seconds = _choice(fields, "seconds", "4", SECONDS)
     size = _choice(fields, "size", "720x1280", MODEL_SIZES[model])
@@ -227,7 +239,9 @@ async def _create(state: SoraEmulatorState, request: Request) -> Response:
     return JSONResponse(_video_object(video, state.config))
 
 
-def _create_faults(state: SoraEmulatorState, prompt: str, faults: frozenset[str]) -> None:
+def _create_faults(
+    state: SoraEmulatorState, prompt: str, faults: frozenset[str], *, azure: bool = False
+) -> None:
     if "5xx" in faults and state._bursts[prompt] < 2:
         state._bursts[prompt] += 1
         raise _error(503, "The server is overloaded or not ready yet.", type_="server_error")
@@ -238,6 +252,10 @@ def _create_faults(state: SoraEmulatorState, prompt: str, faults: frozenset[str]
             f"Requested 1. Please try again in {wait}s."
         )
         retry = {"Retry-After": str(wait)}
+        if azure:
+            # Azure OpenAI: "Follow the retry-after-ms header when present" (its quota and
+            # troubleshooting pages); finer than Retry-After's whole seconds
+            retry["retry-after-ms"] = str(wait * 1000 + 500)
         raise _error(429, message, None, "rate_limit_exceeded", type_="requests", headers=retry)
     if faults & {"refuse", "refuse-image"}:
         param = "input_reference" if "refuse-image" in faults else None
@@ -298,6 +316,26 @@ def _image_size(data: bytes) -> str:
     except (UnidentifiedImageError, OSError) as exc:
         message = "The input_reference file is not a supported image (jpeg, png or webp)."
         raise _error(400, message, "input_reference", "invalid_image") from exc
+
+
+def _check_model(state: SoraEmulatorState, model: Any, *, azure: bool) -> None:
+    """A model that is not served here: Azure's answers for a missing deployment and a
+    retired model, or OpenAI's ``model_not_found``."""
+    if not isinstance(model, str):
+        return  # _choice answers the type error
+    if azure and model in AZURE_RETIRED and model not in state.config.still_served:
+        body = {"error": {"code": "410", "message": f"The model '{model}' has been retired."}}
+        raise _Answer(410, body)
+    if model in MODEL_SIZES:
+        return
+    if azure:
+        message = (
+            f"The API deployment '{model}' for this resource does not exist. If you created "
+            "the deployment within the last 5 minutes, please wait a moment and try again."
+        )
+        raise _error(404, message, type_="video_generation_user_error")
+    message = f"The model `{model}` does not exist or you do not have access to it."
+    raise _error(404, message, None, "model_not_found")
 
 
 def _choice(fields: dict[str, Any], name: str, default: str, allowed: tuple[str, ...]) -> str:

@@ -1,4 +1,14 @@
-"""Veo stand-ins: the Gemini API (:func:`create_app`) and Vertex AI (:func:`create_vertex_app`).
+"""Veo stand-ins: Vertex AI (:func:`create_vertex_app`) with Google's OAuth token
+endpoint, and the Gemini API (:func:`create_gemini_app`); :func:`create_app` serves both
+on one port (``serve --emulators``: reelgate's default Veo route is Vertex AI).
+
+Models answer as Google's do in late 2026 (tests/fixtures/wire/veo*/ quote the
+sources): on the Gemini API every Veo id is retired ("This model models/{m} is no
+longer available", 404 NOT_FOUND, from 2026-10-22); Vertex serves
+``veo-3.1-{generate,fast-generate,lite-generate}-001`` and answers any other id with
+its 404 "Publisher Model ... was not found or your project does not have access to
+it". ``EmulatorConfig.still_served`` makes retired ids work, as for an account the
+retirement has not reached.
 
 Gemini API (base ``{public_url}/v1beta``), key in ``x-goog-api-key`` (or ``?key=``)::
 
@@ -6,7 +16,11 @@ Gemini API (base ``{public_url}/v1beta``), key in ``x-goog-api-key`` (or ``?key=
     GET  /v1beta/models/{model}/operations/{id}       -> {"name"} until done, then "done": true
     GET  /v1beta/files/{id}:download?alt=media        the video (needs the key)
 
-Vertex AI (base ``{public_url}/v1``), ``Authorization: Bearer <config.api_key>``::
+Vertex AI (base ``{public_url}/v1``), ``Authorization: Bearer <token>`` where the
+token is ``config.api_key`` or one ``POST /token`` issued (a service account's JWT
+grant, checked against the keys in ``state.service_accounts``)::
+
+    POST /token  grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<JWT>
 
     POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:predictLongRunning
     POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:fetchPredictOperation
@@ -31,6 +45,7 @@ import asyncio
 import base64
 import binascii
 import collections
+import json
 import secrets
 import string
 import time
@@ -38,6 +53,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -51,17 +69,36 @@ from reelgate.emulators.base import (
     trickle,
 )
 
-__all__ = ["GEMINI_MODELS", "VERTEX_MODELS", "create_app", "create_vertex_app"]
+__all__ = [
+    "GEMINI_RETIRED",
+    "GOOGLE_TOKEN_AUDIENCE",
+    "VERTEX_MODELS",
+    "create_app",
+    "create_gemini_app",
+    "create_vertex_app",
+]
 
-GEMINI_MODELS = frozenset(
+GEMINI_RETIRED = frozenset(
     {
         "veo-3.1-generate-preview",
         "veo-3.1-fast-generate-preview",
+        "veo-3.1-lite-generate-preview",
         "veo-3.0-generate-001",
         "veo-3.0-fast-generate-001",
+        "veo-2.0-generate-001",
     }
 )
-VERTEX_MODELS = GEMINI_MODELS | {"veo-3.1-generate-001", "veo-3.1-fast-generate-001"}
+"""Every Veo id the Gemini API served: all retired (3.0 and 2.0 on 2026-06-30, the 3.1
+previews on 2026-10-22)."""
+VERTEX_MODELS = frozenset(
+    {"veo-3.1-generate-001", "veo-3.1-fast-generate-001", "veo-3.1-lite-generate-001"}
+)
+"""What Vertex AI (Gemini Enterprise Agent Platform) lists for Veo in late 2026."""
+_NO_4K = frozenset({"veo-3.1-lite-generate-001", "veo-3.1-lite-generate-preview"})
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)
+"""google-auth signs every service-account grant for this audience, whatever the key
+file's ``token_uri`` says."""
+_JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 _SHORT_SIDE = {"720p": 720, "1080p": 1080, "4k": 2160}
 _DURATIONS = (4, 6, 8)
@@ -115,6 +152,11 @@ class _State:
     files: dict[str, _Job] = field(default_factory=dict)
     received: list[dict[str, Any]] = field(default_factory=list)
     creates_seen: collections.Counter[str] = field(default_factory=collections.Counter)
+    service_accounts: dict[str, str] = field(default_factory=dict)
+    """Public keys (PEM) of the service accounts the token endpoint trusts, by email."""
+    tokens: dict[str, float] = field(default_factory=dict)
+    """Issued access tokens and when (monotonic) each expires."""
+    tokens_issued: int = 0
 
 
 # -- request checks shared by both shapes -----------------------------------------------
@@ -144,14 +186,14 @@ def _record(state: _State, request: Request, credential: str | None) -> dict[str
     return entry
 
 
-def _dimensions(parameters: dict[str, Any]) -> tuple[int, int, int]:
+def _dimensions(parameters: dict[str, Any], model: str) -> tuple[int, int, int]:
     """Width, height and seconds of the requested video, validated like Veo 3.x does."""
     aspect = parameters.get("aspectRatio", "16:9")
     resolution = str(parameters.get("resolution", "720p")).lower()
     duration = parameters.get("durationSeconds", 8)
     if aspect not in ("16:9", "9:16"):
         raise _ApiError(400, "INVALID_ARGUMENT", f"Unsupported aspect ratio: {aspect}.")
-    if resolution not in _SHORT_SIDE:
+    if resolution not in _SHORT_SIDE or (resolution == "4k" and model in _NO_4K):
         raise _ApiError(400, "INVALID_ARGUMENT", f"Unsupported resolution: {resolution}.")
     try:
         seconds = int(duration)
@@ -217,7 +259,7 @@ def _quota(state: _State) -> _ApiError:
     )
 
 
-def _new_job(state: _State, name: str, body: dict[str, Any]) -> _Job:
+def _new_job(state: _State, name: str, body: dict[str, Any], model: str) -> _Job:
     """Validate a predictLongRunning body and start its job (faults checked first)."""
     instances = body.get("instances")
     parameters = body.get("parameters") or {}
@@ -239,7 +281,7 @@ def _new_job(state: _State, name: str, body: dict[str, Any]) -> _Job:
                 raise _ApiError(
                     400, "INVALID_ARGUMENT", f"{unsupported} isn't supported by this model."
                 )
-    width, height, seconds = _dimensions(parameters)
+    width, height, seconds = _dimensions(parameters, model)
     _check_image(instance.get("image"), state.shape)
     storage = parameters.get("storageUri")
     if storage is not None and not (isinstance(storage, str) and storage.startswith("gs://")):
@@ -321,6 +363,11 @@ def _state(request: Request) -> _State:
     return state
 
 
+def _gemini_state(request: Request) -> _State:
+    state: _State = request.app.state.gemini
+    return state
+
+
 # -- Gemini API --------------------------------------------------------------------------
 
 
@@ -356,12 +403,19 @@ def _gemini_credential(request: Request, state: _State) -> dict[str, Any]:
 
 
 async def _gemini_create(request: Request) -> Response:
-    state = _state(request)
+    state = _gemini_state(request)
     try:
         entry = _gemini_credential(request, state)
         body = entry["body"] = await _json_body(request)
         model = request.path_params["model"]
-        if model not in GEMINI_MODELS:
+        if model in GEMINI_RETIRED and model not in state.config.still_served:
+            raise _ApiError(
+                404,
+                "NOT_FOUND",
+                f"This model models/{model} is no longer available. Please update your code to "
+                "use a newer model for the latest features and improvements.",
+            )
+        if model not in state.config.still_served:
             raise _ApiError(
                 404,
                 "NOT_FOUND",
@@ -372,7 +426,7 @@ async def _gemini_create(request: Request) -> Response:
         operation_id = "".join(
             secrets.choice(string.ascii_lowercase + string.digits) for _ in range(12)
         )
-        job = _new_job(state, f"models/{model}/operations/{operation_id}", body)
+        job = _new_job(state, f"models/{model}/operations/{operation_id}", body, model)
     except _ApiError as exc:
         return exc.response()
     await answer_late(job.faults, state.config)
@@ -380,7 +434,7 @@ async def _gemini_create(request: Request) -> Response:
 
 
 async def _gemini_operation(request: Request) -> Response:
-    state = _state(request)
+    state = _gemini_state(request)
     try:
         _gemini_credential(request, state)
     except _ApiError as exc:
@@ -394,7 +448,7 @@ async def _gemini_operation(request: Request) -> Response:
 
 
 async def _gemini_download(request: Request) -> Response:
-    state = _state(request)
+    state = _gemini_state(request)
     try:
         _gemini_credential(request, state)
     except _ApiError as exc:
@@ -408,17 +462,19 @@ async def _gemini_download(request: Request) -> Response:
     return await _serve_file(state, state.files.get(file_id), gone)
 
 
-def create_app(config: EmulatorConfig) -> Starlette:
-    """The Gemini API's Veo surface."""
-    app = Starlette(
-        routes=[
-            Route("/v1beta/models/{model}:predictLongRunning", _gemini_create, methods=["POST"]),
-            Route("/v1beta/models/{model}/operations/{op}", _gemini_operation, methods=["GET"]),
-            Route("/v1beta/files/{file_id}:download", _gemini_download, methods=["GET"]),
-        ]
-    )
+def _gemini_routes() -> list[Route]:
+    return [
+        Route("/v1beta/models/{model}:predictLongRunning", _gemini_create, methods=["POST"]),
+        Route("/v1beta/models/{model}/operations/{op}", _gemini_operation, methods=["GET"]),
+        Route("/v1beta/files/{file_id}:download", _gemini_download, methods=["GET"]),
+    ]
+
+
+def create_gemini_app(config: EmulatorConfig) -> Starlette:
+    """The Gemini API's Veo surface (every Veo id there is retired: see the module doc)."""
+    app = Starlette(routes=_gemini_routes())
     state = _State(config, "gemini")
-    app.state.veo = state
+    app.state.veo = app.state.gemini = state
     app.state.received = state.received
     return app
 
@@ -438,7 +494,7 @@ def _bearer(request: Request, state: _State) -> dict[str, Any]:
             "Request is missing required authentication credential. Expected OAuth 2 access "
             "token, login cookie or other valid authentication credential.",
         )
-    if not secrets.compare_digest(token, state.config.api_key):
+    if not _token_ok(state, token):
         raise _ApiError(
             401,
             "UNAUTHENTICATED",
@@ -457,8 +513,14 @@ def _publisher_model(request: Request) -> str:
     name = (
         f"projects/{p['project']}/locations/{p['location']}/publishers/google/models/{p['model']}"
     )
-    if p["model"] not in VERTEX_MODELS:
-        raise _ApiError(404, "NOT_FOUND", f"Publisher Model `{name}` not found.")
+    if p["model"] not in VERTEX_MODELS | _state(request).config.still_served:
+        raise _ApiError(
+            404,
+            "NOT_FOUND",
+            f"Publisher Model `{name}` was not found or your project does not have access to "
+            "it. Please ensure you are using a valid model version. For more information, see: "
+            "https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions",
+        )
     return name
 
 
@@ -468,7 +530,7 @@ async def _vertex_create(request: Request) -> Response:
         entry = _bearer(request, state)
         body = entry["body"] = await _json_body(request)
         name = f"{_publisher_model(request)}/operations/{uuid.uuid4()}"
-        job = _new_job(state, name, body)
+        job = _new_job(state, name, body, request.path_params["model"])
     except _ApiError as exc:
         return exc.response()
     await answer_late(job.faults, state.config)
@@ -502,7 +564,7 @@ async def _gcs_object(request: Request) -> Response:
     header = request.headers.get("authorization", "")
     token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
     _record(state, request, "header" if token else None)
-    if not token or not secrets.compare_digest(token, state.config.api_key):
+    if not token or not _token_ok(state, token):
         error = {"message": "Invalid Credentials", "domain": "global", "reason": "authError"}
         body = {"error": {"code": 401, "message": "Invalid Credentials", "errors": [error]}}
         return JSONResponse(body, status_code=401)
@@ -515,17 +577,96 @@ async def _gcs_object(request: Request) -> Response:
     return await _serve_file(state, state.files.get(path), gone)
 
 
-def create_vertex_app(config: EmulatorConfig) -> Starlette:
-    """Vertex AI's Veo surface, plus the GCS JSON API reads its results need."""
+def _token_ok(state: _State, token: str) -> bool:
+    """The configured token, or one the token endpoint issued that has not expired."""
+    if secrets.compare_digest(token, state.config.api_key):
+        return True
+    expires = state.tokens.get(token)
+    return expires is not None and time.monotonic() < expires
+
+
+def _oauth_error(error: str, description: str) -> JSONResponse:
+    """Google's token endpoint answers OAuth 2 errors (RFC 6749 section 5.2)."""
+    return JSONResponse({"error": error, "error_description": description}, status_code=400)
+
+
+def _b64url(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+async def _token(request: Request) -> Response:
+    """A service account's JWT-bearer grant: the assertion must be RS256-signed by a key
+    registered in ``state.service_accounts`` (by ``client_email``), for Google's
+    audience, unexpired and asking for a scope."""
+    state = _state(request)
+    form = await request.form()
+    _record(state, request, None)
+    if form.get("grant_type") != _JWT_BEARER:
+        return _oauth_error("unsupported_grant_type", "Invalid grant_type.")
+    assertion = str(form.get("assertion") or "")
+    try:
+        header_b64, claims_b64, signature_b64 = assertion.split(".")
+        header = json.loads(_b64url(header_b64))
+        claims = json.loads(_b64url(claims_b64))
+        signature = _b64url(signature_b64)
+    except (ValueError, binascii.Error):
+        return _oauth_error("invalid_request", "Invalid JWT.")
+    key_pem = state.service_accounts.get(str(claims.get("iss")))
+    if header.get("alg") != "RS256" or key_pem is None:
+        return _oauth_error("invalid_grant", "Invalid JWT Signature.")
+    public_key = serialization.load_pem_public_key(key_pem.encode())
+    try:
+        assert isinstance(public_key, rsa.RSAPublicKey), "service accounts have RSA keys"
+        public_key.verify(
+            signature,
+            f"{header_b64}.{claims_b64}".encode(),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+    except InvalidSignature:
+        return _oauth_error("invalid_grant", "Invalid JWT Signature.")
+    now = time.time()
+    if claims.get("aud") != GOOGLE_TOKEN_AUDIENCE:
+        return _oauth_error("invalid_grant", "Invalid JWT: audience.")
+    if not (isinstance(claims.get("exp"), int) and claims["exp"] > now):
+        return _oauth_error(
+            "invalid_grant",
+            "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.",
+        )
+    if not claims.get("scope"):
+        return _oauth_error("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
+    token = "ya29.c." + secrets.token_urlsafe(24)
+    lifetime = state.config.token_seconds
+    state.tokens[token] = time.monotonic() + lifetime
+    state.tokens_issued += 1
+    return JSONResponse({"access_token": token, "expires_in": lifetime, "token_type": "Bearer"})
+
+
+def _vertex_routes() -> list[Route]:
     model = "/v1/projects/{project}/locations/{location}/publishers/google/models/{model}"
-    app = Starlette(
-        routes=[
-            Route(f"{model}:predictLongRunning", _vertex_create, methods=["POST"]),
-            Route(f"{model}:fetchPredictOperation", _vertex_fetch, methods=["POST"]),
-            Route("/storage/v1/b/{bucket}/o/{object:path}", _gcs_object, methods=["GET"]),
-        ]
-    )
+    return [
+        Route(f"{model}:predictLongRunning", _vertex_create, methods=["POST"]),
+        Route(f"{model}:fetchPredictOperation", _vertex_fetch, methods=["POST"]),
+        Route("/storage/v1/b/{bucket}/o/{object:path}", _gcs_object, methods=["GET"]),
+        Route("/token", _token, methods=["POST"]),
+    ]
+
+
+def create_vertex_app(config: EmulatorConfig) -> Starlette:
+    """Vertex AI's Veo surface, the GCS JSON API reads its results need, and the OAuth
+    token endpoint a service-account key file's ``token_uri`` may name."""
+    app = Starlette(routes=_vertex_routes())
     state = _State(config, "vertex")
     app.state.veo = state
     app.state.received = state.received
+    return app
+
+
+def create_app(config: EmulatorConfig) -> Starlette:
+    """Both surfaces on one port: Vertex AI (``app.state.veo``) and the Gemini API
+    (``app.state.gemini``), each with its own jobs."""
+    app = Starlette(routes=[*_vertex_routes(), *_gemini_routes()])
+    vertex, gemini = _State(config, "vertex"), _State(config, "gemini")
+    app.state.veo, app.state.gemini = vertex, gemini
+    app.state.received = vertex.received
     return app

@@ -1,16 +1,21 @@
 """A stand-in for DashScope's Wan video synthesis (legacy protocol), on loopback.
 
-Serves the real paths under ``/api/v1`` (point a deployment's base URL at
-``{emulator}/api/v1``), checks ``Authorization: Bearer`` like DashScope
-(401 ``InvalidApiKey``), requires ``X-DashScope-Async: enable`` on create,
-answers with DashScope's envelopes and status words, and serves results from
-``/results/...`` as pre-signed-looking OSS links that need no key.
+Serves the real paths under ``/api/v1`` for the international (Singapore) region
+and under ``/beijing/api/v1`` for Beijing (a stand-in for its own host,
+dashscope.aliyuncs.com): point a deployment's base URL at one of them. Each region
+knows its own model names: international ``wan2.1-*``, Beijing ``wanx2.1-*``
+(Alibaba's EN and ZH references), both ``wan2.2-*`` and ``wan2.5-*-preview``; any
+other name is DashScope's 400 InvalidParameter "Model not exist.". It checks
+``Authorization: Bearer`` like DashScope (401 ``InvalidApiKey``), requires
+``X-DashScope-Async: enable`` on create, answers with DashScope's envelopes and
+status words, and serves results from ``/results/...`` as pre-signed-looking OSS
+links that need no key.
 
 Fault keywords map to DashScope's own signals:
 
     refuse        400 DataInspectionFailed at create ("Input text data ...")
     refuse-image  the task ends FAILED with DataInspectionFailed ("Input image data ...")
-    quota         429 Throttling.RateQuota with Retry-After
+    quota         429 Throttling.RateQuota, with no Retry-After (DashScope documents none)
     slow-create   the task is created, its create answer held back (a lost answer)
     5xx           the first two creates with this prompt answer 503 ModelUnavailable
     malformed     the first task query answers a body that is not JSON
@@ -54,9 +59,10 @@ from reelgate.emulators.base import (
     trickle,
 )
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["API_PREFIX", "BEIJING_PREFIX", "create_app"]
 
 API_PREFIX = "/api/v1"
+BEIJING_PREFIX = "/beijing/api/v1"
 _LINK_TTL = 24 * 3600
 _FINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
 _INTERNAL_ERROR = (
@@ -74,6 +80,13 @@ _TIERS: dict[str, dict[str, tuple[int, int]]] = {
         "4:3": (1088, 832),
         "3:4": (832, 1088),
     },
+    "1080P": {
+        "16:9": (1920, 1080),
+        "9:16": (1080, 1920),
+        "1:1": (1440, 1440),
+        "4:3": (1632, 1248),
+        "3:4": (1248, 1632),
+    },
 }
 _RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0, "4:3": 4 / 3, "3:4": 3 / 4}
 
@@ -85,13 +98,31 @@ class _Model:
     durations: tuple[int, ...]
 
 
-# From the API references (2.1-2.6): wan2.1 t2v is 5 s only; i2v turbo takes 3-5 s.
-_MODELS: dict[str, _Model] = {}
-for _prefix in ("wan2.1", "wanx2.1"):
-    _MODELS[f"{_prefix}-t2v-turbo"] = _Model(False, ("480P", "720P"), (5,))
-    _MODELS[f"{_prefix}-t2v-plus"] = _Model(False, ("720P",), (5,))
-    _MODELS[f"{_prefix}-i2v-turbo"] = _Model(True, ("480P", "720P"), (3, 4, 5))
-    _MODELS[f"{_prefix}-i2v-plus"] = _Model(True, ("720P",), (5,))
+# From the API references (2.1-2.6): wan2.1 t2v is 5 s only; i2v turbo takes 3-5 s;
+# wan2.2 renders 5 s (t2v/i2v plus at 480P or 1080P, i2v flash at 480P-1080P);
+# wan2.5 previews 5 or 10 s at 480P-1080P (tests/fixtures/wire/wan/ quote them).
+_SHARED: dict[str, _Model] = {
+    "wan2.2-t2v-plus": _Model(False, ("480P", "1080P"), (5,)),
+    "wan2.2-i2v-plus": _Model(True, ("480P", "1080P"), (5,)),
+    "wan2.2-i2v-flash": _Model(True, ("480P", "720P", "1080P"), (5,)),
+    "wan2.5-t2v-preview": _Model(False, ("480P", "720P", "1080P"), (5, 10)),
+    "wan2.5-i2v-preview": _Model(True, ("480P", "720P", "1080P"), (5, 10)),
+}
+
+
+def _wan21(prefix: str) -> dict[str, _Model]:
+    return {
+        f"{prefix}-t2v-turbo": _Model(False, ("480P", "720P"), (5,)),
+        f"{prefix}-t2v-plus": _Model(False, ("720P",), (5,)),
+        f"{prefix}-i2v-turbo": _Model(True, ("480P", "720P"), (3, 4, 5)),
+        f"{prefix}-i2v-plus": _Model(True, ("720P",), (5,)),
+    }
+
+
+_REGIONS: dict[str, dict[str, _Model]] = {
+    API_PREFIX: {**_wan21("wan2.1"), **_SHARED},
+    BEIJING_PREFIX: {**_wan21("wanx2.1"), **_SHARED},
+}
 
 
 @dataclass
@@ -168,13 +199,16 @@ def _image_dims(img_url: str) -> tuple[int, int] | None:
         return None
 
 
-def _plan(body: dict[str, Any]) -> tuple[_Model, dict[str, Any], Response | None]:
+def _plan(
+    body: dict[str, Any], models: dict[str, _Model]
+) -> tuple[_Model, dict[str, Any], Response | None]:
     """Create-time validation (400s), as DashScope does before it queues a task."""
-    model = _MODELS.get(str(body.get("model")))
+    model = models.get(str(body.get("model")))
     inputs = body.get("input")
     params = body.get("parameters") or {}
     if model is None:
-        return _MODELS["wan2.1-t2v-turbo"], {}, _error(400, "InvalidParameter", "Model not exist.")
+        unknown = _Model(False, (), ())
+        return unknown, {}, _error(400, "InvalidParameter", "Model not exist.")
     if not isinstance(inputs, dict) or not isinstance(params, dict):
         return model, {}, _error(400, "InvalidParameter", "input must be an object")
     if not model.image and not inputs.get("prompt"):
@@ -224,7 +258,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
         state.received.append(
             {"headers": {"x-dashscope-async": request.headers["x-dashscope-async"]}, "body": body}
         )
-        model, params, invalid = _plan(body)
+        region = BEIJING_PREFIX if request.url.path.startswith(BEIJING_PREFIX) else API_PREFIX
+        model, params, invalid = _plan(body, _REGIONS[region])
         if invalid is not None:
             return invalid
         inputs: dict[str, Any] = body["input"]
@@ -239,7 +274,6 @@ def create_app(config: EmulatorConfig) -> Starlette:
                 429,
                 "Throttling.RateQuota",
                 "Requests rate limit exceeded, please try again later.",
-                **{"Retry-After": str(config.retry_after_seconds)},
             )
         if "5xx" in faults:
             seen = state.create_attempts.get(prompt, 0)
@@ -422,14 +456,20 @@ def create_app(config: EmulatorConfig) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route(
-                f"{API_PREFIX}/services/aigc/video-generation/video-synthesis",
-                create,
-                methods=["POST"],
+            *(
+                route
+                for prefix in (API_PREFIX, BEIJING_PREFIX)
+                for route in (
+                    Route(
+                        f"{prefix}/services/aigc/video-generation/video-synthesis",
+                        create,
+                        methods=["POST"],
+                    ),
+                    Route(f"{prefix}/tasks", list_tasks, methods=["GET"]),
+                    Route(f"{prefix}/tasks/{{task_id}}", get_task, methods=["GET"]),
+                    Route(f"{prefix}/tasks/{{task_id}}/cancel", cancel, methods=["POST"]),
+                )
             ),
-            Route(f"{API_PREFIX}/tasks", list_tasks, methods=["GET"]),
-            Route(f"{API_PREFIX}/tasks/{{task_id}}", get_task, methods=["GET"]),
-            Route(f"{API_PREFIX}/tasks/{{task_id}}/cancel", cancel, methods=["POST"]),
             Route("/results/{name}", result, methods=["GET"]),
         ]
     )

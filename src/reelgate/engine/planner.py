@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 
 from reelgate.billing import billable_seconds
 from reelgate.catalog import ModelSpec
+from reelgate.catalog.lifecycle import Unavailable
 from reelgate.engine import progress as prog
 from reelgate.engine.policy import (
     MAX_TRANSIENT_RETRIES,
@@ -42,7 +43,7 @@ from reelgate.engine.policy import (
     decide,
     poll_delay_seconds,
 )
-from reelgate.errors import ErrorClass, ProviderError, QuotaExceeded, TransientError
+from reelgate.errors import ErrorClass, ModelGone, ProviderError, QuotaExceeded, TransientError
 from reelgate.job import (
     Attempt,
     AttemptOutcome,
@@ -66,6 +67,7 @@ __all__ = [
     "Failed",
     "ListCreate",
     "LookAgain",
+    "MarkedGone",
     "MirrorFailed",
     "Mirrored",
     "Outcome",
@@ -86,9 +88,14 @@ CAPACITY_WAIT_MS = 1000
 MAX_MIRROR_WAIT_SECONDS = 7200.0
 
 
-def deployment(spec: ModelSpec) -> str:
-    """What a cooldown applies to: quota is per provider account and upstream model."""
-    return f"{spec.provider}:{spec.upstream_model}"
+GONE_MARK_SECONDS = 86_400.0
+"""How long a model its provider no longer serves is skipped (and shown unavailable)."""
+
+
+def deployment(spec: ModelSpec, route: str | None) -> str:
+    """What a cooldown or an unavailable mark applies to: the provider and the upstream
+    model the route serves (quota is per provider account and upstream model)."""
+    return f"{spec.provider}:{spec.route(route).upstream_model}"
 
 
 # ── what the planner reads besides the job ─────────────────────────────────────
@@ -102,6 +109,9 @@ class Rules:
     """(model, resolution, seconds) -> millicredits."""
     idempotent_create: bool | None = None
     """Whether the current model's provider dedupes creates; None: not configured here."""
+    route: str | None = None
+    """The route of the current model's provider deployment (None: not configured)."""
+    gone_mark_seconds: float = GONE_MARK_SECONDS
     mirror_quick_retries: int = 3
     mirror_background_retries: int = 6
     mirror_retry_base_seconds: float = 30.0
@@ -140,6 +150,13 @@ class DeadlinePassed:
 class Cooling:
     until: int
     """When the deployment's cooldown ends."""
+
+
+@dataclass(frozen=True)
+class MarkedGone:
+    """The current model is marked unavailable on its route (``Unavailable``)."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -212,6 +229,7 @@ Outcome = (
     | CancelRequested
     | DeadlinePassed
     | Cooling
+    | MarkedGone
     | AtCapacity
     | Sending
     | Created
@@ -244,6 +262,8 @@ class Transition:
     cancel_upstream: bool = False
     """Cancel the upstream job (best effort) before writing."""
     cooldown: Cooldown | None = None
+    unavailable: Unavailable | None = None
+    """Mark the model unavailable on its route (its provider no longer serves it)."""
     list_create: ListCreate | None = None
     log: str | None = None
 
@@ -258,6 +278,8 @@ def plan(job: Job, outcome: Outcome, now: int, rules: Rules) -> Transition:
             return _timed_out(job, now, rules)
         case Cooling(until=until):
             return _cooling(job, until, now, rules)
+        case MarkedGone(reason=reason):
+            return _marked_gone(job, reason, now, rules)
         case AtCapacity():
             wait = min(now + CAPACITY_WAIT_MS, job.deadline_at)
             return Transition(replace(job, next_run_at=wait))
@@ -372,6 +394,15 @@ def _cooling(job: Job, until: int, now: int, rules: Rules) -> Transition:
         f"{spec.id} is cooling down for {seconds} s after a quota answer from its provider",
         code="cooldown",
     )
+    return _failed(tried, error, now, rules, start_cooldown=False)
+
+
+def _marked_gone(job: Job, reason: str, now: int, rules: Rules) -> Transition:
+    """A model marked unavailable on its route is not asked: the job moves on down its
+    chain (or fails with ``model_gone``), without marking it again."""
+    spec = rules.spec
+    tried = replace(job, attempts=(*job.attempts, Attempt(model=spec.id, started_at=now)))
+    error = ModelGone(f"{spec.id} is marked unavailable here: {reason}")
     return _failed(tried, error, now, rules, start_cooldown=False)
 
 
@@ -572,11 +603,17 @@ def _failed(
     unresolved: ListCreate | None = None,
     start_cooldown: bool = True,
 ) -> Transition:
-    """Apply the policy's decision to an upstream error."""
-    cooldown = None
+    """Apply the policy's decision to an upstream error. ``start_cooldown``: a quota
+    answer cools the deployment down, and a gone answer marks the model unavailable
+    (False when the error is itself the mark or the cooldown being read)."""
+    cooldown = unavailable = None
+    where = deployment(rules.spec, rules.route)
     if start_cooldown and exc.error_class is ErrorClass.QUOTA:
         pause = exc.retry_after if exc.retry_after is not None else DEFAULT_COOLDOWN_SECONDS
-        cooldown = Cooldown(deployment(rules.spec), now + int(pause * 1000), exc.message)
+        cooldown = Cooldown(where, now + int(pause * 1000), exc.message)
+    if start_cooldown and exc.error_class is ErrorClass.GONE:
+        until = now + int(rules.gone_mark_seconds * 1000)
+        unavailable = Unavailable(where, rules.spec.id, exc.message, now, until)
     has_next = job.chain_index + 1 < len(job.chain)
     # An upstream job that itself ended failed cannot succeed on another poll:
     # skip the retries of this step and go straight to the fallback (or fail).
@@ -620,6 +657,7 @@ def _failed(
                 next_run_at=min(now + int(decision.delay_seconds * 1000), job.deadline_at),
             ),
             cooldown=cooldown,
+            unavailable=unavailable,
             log=log,
         )
     if isinstance(decision, FallBack):
@@ -638,6 +676,7 @@ def _failed(
             ),
             cancel_upstream=job.state is JobState.RUNNING,
             cooldown=cooldown,
+            unavailable=unavailable,
             list_create=unresolved,
             log=log,
         )
@@ -653,4 +692,9 @@ def _failed(
     )
     # the attempt keeps the upstream's own error; the job shows the decision's
     closed = job.closing_attempt(outcome, error, now)
-    return replace(failed, job=replace(failed.job, attempts=closed), cooldown=cooldown)
+    return replace(
+        failed,
+        job=replace(failed.job, attempts=closed),
+        cooldown=cooldown,
+        unavailable=unavailable,
+    )

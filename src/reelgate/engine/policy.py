@@ -4,6 +4,7 @@ DESIGN.md's table, as code:
 
     refused   -> Fail (no fallback: another model would be asked the same thing)
     quota     -> FallBack to the next model in the chain, else Fail
+    gone      -> FallBack to the next model in the chain, else Fail (model_gone)
     transient -> Retry the same step with jittered backoff, then FallBack, else Fail
     invalid   -> Fail with the upstream's message
     timeout   -> Fail
@@ -86,6 +87,13 @@ def user_message(error: ProviderError, model: str, *, suggest_fallback: bool = T
             else "Retry later, or choose the other model."
         )
         return f"{model} is out of quota or rate-limited upstream ({error.message}). {advice}"
+    if error.error_class is ErrorClass.GONE:
+        advice = (
+            "Choose another model, or add a fallback model to the request (fallback: [...])."
+            if suggest_fallback
+            else "Choose the other model."
+        )
+        return f"{model} is no longer served by its provider ({error.message}). {advice}"
     if error.error_class is ErrorClass.TIMEOUT:
         return "The video was not ready before the job's deadline. Resubmit, or try a faster model."
     return f"{model}: {error.message}"
@@ -119,7 +127,7 @@ def decide(
     if cls is ErrorClass.TRANSIENT and retries < MAX_TRANSIENT_RETRIES:
         delay = max(backoff_seconds(retries, uniform=uniform), error.retry_after or 0.0)
         return Retry(delay_seconds=delay)
-    if cls in (ErrorClass.QUOTA, ErrorClass.TRANSIENT) and has_next:
+    if cls in (ErrorClass.QUOTA, ErrorClass.TRANSIENT, ErrorClass.GONE) and has_next:
         return FallBack(reason=cls.value)
     code = {
         ErrorClass.REFUSED: "refused",
@@ -127,5 +135,6 @@ def decide(
         ErrorClass.TRANSIENT: "upstream_unavailable",
         ErrorClass.INVALID: "upstream_invalid",
         ErrorClass.TIMEOUT: "timeout",
+        ErrorClass.GONE: "model_gone",
     }[cls]
     return Fail(code=code, message=user_message(error, model, suggest_fallback=suggest_fallback))

@@ -40,6 +40,7 @@ from reelgate.engine.planner import (
     Failed,
     ListCreate,
     LookAgain,
+    MarkedGone,
     Mirrored,
     MirrorFailed,
     Outcome,
@@ -147,6 +148,8 @@ class Stepper:
                 catalog, model, resolution, seconds
             ),
             idempotent_create=provider.idempotent_create if provider is not None else None,
+            route=provider.route if provider is not None else None,
+            gone_mark_seconds=settings.model_gone_mark_seconds,
             mirror_quick_retries=settings.mirror_quick_retries,
             mirror_background_retries=settings.mirror_background_retries,
             mirror_retry_base_seconds=settings.mirror_retry_base_seconds,
@@ -172,6 +175,8 @@ class Stepper:
         if t.cooldown is not None:
             c = t.cooldown
             await self.store.start_cooldown(c.deployment, c.until, c.reason, self.clock())
+        if t.unavailable is not None:
+            await self.store.mark_unavailable(t.unavailable)
         spec = self.spec(job)
 
         async def write() -> Job | None:
@@ -297,7 +302,12 @@ class Stepper:
             await settle_lost_create(self, job, spec, lost)
             return
         if job.state is JobState.QUEUED:
-            until = await self.store.cooling_until(deployment(spec), self.clock())
+            where = deployment(spec, self.providers.route_of(spec.provider))
+            for mark in await self.store.list_unavailable(self.clock()):
+                if mark.deployment == where:
+                    await self.take(job, MarkedGone(mark.reason))
+                    return
+            until = await self.store.cooling_until(where, self.clock())
             if until is not None:
                 await self.take(job, Cooling(until))
                 return
@@ -327,7 +337,7 @@ class Stepper:
             job_id=job.id,
             attempt=job.attempt_no,
             model=spec.id,
-            upstream_model=spec.upstream_model,
+            upstream_model=spec.route(self.providers.route_of(spec.provider)).upstream_model,
             prompt=job.prompt,
             duration_seconds=p.duration_seconds,
             resolution=p.resolution,

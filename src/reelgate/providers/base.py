@@ -100,6 +100,10 @@ class Provider(Protocol):
     """One upstream deployment."""
 
     name: str
+    route: str
+    """Which of its provider's routes this deployment is (``gemini`` or ``vertex``, a
+    DashScope region...): the catalog's ``ModelSpec.routes`` key for its model ids and
+    their life cycle."""
     supports_cancel: bool
     idempotent_create: bool
     """True when re-sending create with the same idempotency key cannot start a second job."""

@@ -93,6 +93,7 @@ class GrokProvider:
     xAI's result links are public, and the key must not travel to another host."""
 
     name = "grok"
+    route = "xai"
     supports_cancel = False
     idempotent_create = False
     """xAI takes no idempotency key: its official SDK retries a create only after a 429."""

@@ -36,6 +36,7 @@ __all__ = [
     "new_client",
     "parse_retry_after",
     "request_json",
+    "retry_after_of",
     "stream_download",
 ]
 
@@ -81,6 +82,19 @@ def new_client(deployment: HttpDeployment, headers: Mapping[str, str]) -> httpx.
         timeout=httpx.Timeout(deployment.timeout_seconds, connect=10.0),
         follow_redirects=False,
     )
+
+
+def retry_after_of(headers: httpx.Headers) -> float | None:
+    """How long the upstream asked us to wait: ``retry-after-ms`` (OpenAI's and Azure
+    OpenAI's header, milliseconds, read first as openai-python's ``_base_client`` does),
+    else ``Retry-After``."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    return parse_retry_after(headers.get("retry-after"))
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -130,7 +144,7 @@ def classify_response(resp: httpx.Response, body: Any, classify: Classifier | No
     """Raise the classified error for a non-2xx answer; return for a 2xx."""
     if resp.is_success:
         return
-    retry_after = parse_retry_after(resp.headers.get("retry-after"))
+    retry_after = retry_after_of(resp.headers)
     if classify is not None:
         specific = classify(resp.status_code, body)
         if specific is not None:

@@ -80,6 +80,7 @@ class LocalProvider:
     """
 
     name = "local"
+    route = "local"
     supports_cancel = True
     idempotent_create = True
 

@@ -26,6 +26,11 @@ class ProviderRegistry:
     def get(self, kind: str) -> Provider | None:
         return self.providers.get(kind)
 
+    def route_of(self, kind: str) -> str | None:
+        """The route the configured deployment of ``kind`` is (None: none configured)."""
+        provider = self.providers.get(kind)
+        return provider.route if provider is not None else None
+
     def unavailable_reason(self, kind: str) -> str | None:
         if kind in self.providers:
             return None

@@ -12,9 +12,14 @@ Wire format (openai-python ``resources/videos.py``, ``types/video*.py``; see
     DELETE /videos/{id}           documented for completed or failed videos only
 
 Sora has no idempotency header and no way to stop a running render, so
-``idempotent_create`` and ``supports_cancel`` are both False. OpenAI retires
-this API on 2026-09-24; Azure OpenAI deployments keep the same shape (the key
-goes in ``api-key`` instead of ``Authorization: Bearer``).
+``idempotent_create`` and ``supports_cancel`` are both False. OpenAI shut this API
+down on 2026-09-24 and Azure retired sora-2 on 2026-10-15 (the catalog's routes say
+so); the same shape is served by OpenAI-compatible upstreams (``compatible``: a
+bearer key, any base URL). Azure sends the key in ``api-key``. A 404 or 410 to a
+create (the path names no video, so the model or deployment is what is missing:
+``model_not_found``, Azure's "The API deployment ... does not exist", Azure's 410
+for a retired model) is ``ModelGone``: the job falls back. A 429's
+``retry-after-ms`` is read before ``Retry-After`` (``providers.http``).
 
 This module must never log, return or format the API key: the upstream's own
 401 message quotes part of the key, so it is never passed on.
@@ -34,7 +39,14 @@ import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import Field, SecretStr
 
-from reelgate.errors import InvalidRequest, ProviderError, QuotaExceeded, Refused, TransientError
+from reelgate.errors import (
+    InvalidRequest,
+    ModelGone,
+    ProviderError,
+    QuotaExceeded,
+    Refused,
+    TransientError,
+)
 from reelgate.providers.base import (
     GenerationRequest,
     ImageInput,
@@ -60,7 +72,7 @@ __all__ = [
     "SoraSettings",
 ]
 
-ApiStyle = Literal["openai", "azure"]
+ApiStyle = Literal["openai", "azure", "compatible"]
 
 MODERATION_CODES = frozenset(
     {
@@ -87,6 +99,7 @@ class SoraProvider:
     def __init__(self, deployment: HttpDeployment, *, api_style: ApiStyle = "openai") -> None:
         self._deployment = deployment
         self._style = api_style
+        self.route: str = api_style
         self._base = deployment.base_url.rstrip("/")
         auth = (
             {"api-key": deployment.api_key}
@@ -230,7 +243,16 @@ class SoraProvider:
         return body
 
     def _classifier(self, *, has_image: bool) -> Classifier:
+        """A create's answers: also "the model is not served here" (ModelGone)."""
+
         def classify(status: int, body: Any) -> ProviderError | None:
+            if status in (404, 410):
+                error = _error_fields(body)
+                said = str(error.get("message") or f"HTTP {status}")
+                gone = ModelGone(_scrub(said, self._deployment.api_key), upstream_status=status)
+                if error.get("code"):
+                    gone.details["upstream_code"] = str(error["code"])
+                return gone
             return _classify(status, body, self._style, self._deployment.api_key, has_image)
 
         return classify
@@ -260,8 +282,10 @@ class SoraSettings(ProviderSettings):
 
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
-    openai_api_style: str = Field(default="openai", pattern="^(openai|azure)$")
-    """"azure": send the key as the ``api-key`` header (Azure OpenAI deployments)."""
+    openai_api_style: str = Field(default="openai", pattern="^(openai|azure|compatible)$")
+    """The route: ``openai`` (api.openai.com, shut down 2026-09-24), ``azure`` (the key in
+    the ``api-key`` header; sora-2 retired 2026-10-15) or ``compatible`` (any upstream
+    that serves the Videos API shape with a bearer key)."""
 
 
 def build(settings: SoraSettings, context: BuildContext) -> SoraProvider | None:
@@ -275,8 +299,8 @@ def build(settings: SoraSettings, context: BuildContext) -> SoraProvider | None:
         timeout_seconds=context.timeout_seconds,
         downloads=context.downloads,
     )
-    style: ApiStyle = "azure" if settings.openai_api_style == "azure" else "openai"
-    return SoraProvider(deployment, api_style=style)
+    styles: dict[str, ApiStyle] = {"azure": "azure", "compatible": "compatible"}
+    return SoraProvider(deployment, api_style=styles.get(settings.openai_api_style, "openai"))
 
 
 PLUGIN = ProviderPlugin(
@@ -290,7 +314,7 @@ PLUGIN = ProviderPlugin(
     base_url_setting="openai_base_url",
     emulator="reelgate.emulators.sora",
     emulator_base_path="/v1",
-    emulator_extra={"openai_api_style": "openai"},
+    emulator_extra={"openai_api_style": "compatible"},
 )
 
 

@@ -6,15 +6,20 @@ Gemini API (:class:`VeoProvider`), key in the ``x-goog-api-key`` header::
     GET  {base}/{name}                                -> {"name", "done"?, "response"?, "error"?}
     GET  response.generateVideoResponse.generatedSamples[0].video.uri   (a Files API link)
 
-Vertex AI (:class:`VertexVeoProvider`), OAuth access token as a bearer::
+Vertex AI (:class:`VertexVeoProvider`, the default route since Google retired Veo on
+the Gemini API on 2026-10-22), an OAuth access token as a bearer, minted and refreshed
+from a service-account key or Application Default Credentials (``google_token``)::
 
     POST {base}/projects/{p}/locations/{l}/publishers/google/models/{m}:predictLongRunning
     POST ...{m}:fetchPredictOperation {"operationName": name}
     response.videos[0].gcsUri (read through the GCS JSON API) or .bytesBase64Encoded
 
 A finished operation with no video and ``raiMediaFilteredCount`` > 0 is a
-safety refusal. Neither API reports progress, dedupes a re-sent create, or
-documents a cancel for these operations, so the adapter claims none of that.
+safety refusal. A 404 to a create is the model gone (``ModelGone``): "This model
+models/{m} is no longer available" on the Gemini API, "Publisher Model ... was not
+found or your project does not have access to it" on Vertex. Neither API reports
+progress, dedupes a re-sent create, or documents a cancel for these operations, so
+the adapter claims none of that.
 
 The credential travels only in a header, and only to the deployment's own
 origins: a request hook on the client strips it from any other host,
@@ -29,13 +34,21 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
 
-from reelgate.errors import InvalidRequest, ProviderError, QuotaExceeded, Refused, TransientError
+from reelgate.errors import (
+    InvalidRequest,
+    ModelGone,
+    ProviderError,
+    QuotaExceeded,
+    Refused,
+    TransientError,
+)
 from reelgate.providers.base import (
     GenerationRequest,
     ImageInput,
@@ -44,6 +57,7 @@ from reelgate.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
+from reelgate.providers.google_token import GoogleToken
 from reelgate.providers.http import HttpDeployment, new_client, request_json, stream_download
 from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
@@ -179,6 +193,7 @@ class VeoProvider:
     """Veo on the Gemini API. ``name`` is the provider kind the catalog uses."""
 
     name = "veo"
+    route = "gemini"
     supports_cancel = False
     idempotent_create = False
     """The API takes no request id: a re-sent create starts a second (billed) video."""
@@ -192,7 +207,7 @@ class VeoProvider:
         self._deployment = deployment
         self._client = new_client(deployment, self._credential_headers())
         guard = _credential_guard(self._trusted_origins(), self._credential_header)
-        self._client.event_hooks = {"request": [guard], "response": []}
+        self._client.event_hooks = {"request": [*self._request_hooks(), guard], "response": []}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._deployment!r})"
@@ -201,7 +216,13 @@ class VeoProvider:
 
     async def create(self, request: GenerationRequest) -> Submitted:
         model = self._upstream_model(request.upstream_model)
-        answer = await self._call("POST", self._create_path(model), json=self._body(request))
+        answer = await request_json(
+            self._client,
+            "POST",
+            self._create_path(model),
+            classify=self._classify_create,
+            json=self._body(request),
+        )
         name = answer.get("name") if isinstance(answer, dict) else None
         if not isinstance(name, str) or self._operation_pattern().fullmatch(name) is None:
             raise TransientError(
@@ -256,6 +277,10 @@ class VeoProvider:
 
     def _credential_headers(self) -> dict[str, str]:
         return {self._credential_header: self._deployment.api_key}
+
+    def _request_hooks(self) -> list[Callable[[httpx.Request], Awaitable[None]]]:
+        """Hooks that run before the credential guard (Vertex sets its fresh token)."""
+        return []
 
     def _trusted_origins(self) -> frozenset[Origin]:
         return frozenset({_origin(self._deployment.base_url)})
@@ -373,6 +398,17 @@ class VeoProvider:
             return InvalidRequest(message, upstream_status=status, **detail)
         return None
 
+    def _classify_create(self, status: int, body: Any) -> ProviderError | None:
+        """A create's path names the model: its 404 (or 410) means the model is not
+        served here (retired, or not enabled for the project), not a bad request."""
+        if status in (404, 410):
+            message, word, _, _ = _rpc_error(body)
+            detail: dict[str, Any] = {"upstream_code": word} if word else {}
+            return ModelGone(
+                self._scrub(message) or f"HTTP {status}", upstream_status=status, **detail
+            )
+        return self._classify(status, body)
+
     def _classify_download(self, status: int, body: Any) -> ProviderError | None:
         message, word, reasons, _ = _rpc_error(body)
         message = self._scrub(message) or f"HTTP {status}"
@@ -407,13 +443,19 @@ class VertexVeoProvider(VeoProvider):
 
     ``deployment.base_url`` is ``https://{location}-aiplatform.googleapis.com/v1``;
     ``storage_uri`` (``gs://bucket/prefix``) makes Vertex write videos to GCS
-    instead of returning them inline; ``models`` maps catalog upstream names to
-    Vertex model ids where they differ (Vertex lists ``veo-3.1-generate-001``).
-    The access token is used as given: refreshing it is the operator's job.
+    instead of returning them inline. The model ids come from the catalog's
+    ``vertex`` route (Vertex lists ``veo-3.1-generate-001``, not the previews).
+    ``token`` mints the bearer (refreshed before it expires); without one, the
+    deployment's key is used as a fixed access token.
     """
 
+    route = "vertex"
+
     _credential_header = "authorization"
-    _credential_setting = "REELGATE_VERTEX_ACCESS_TOKEN (OAuth tokens expire after about an hour)"
+    _credential_setting = (
+        "REELGATE_VERTEX_CREDENTIALS_FILE, the Application Default Credentials or "
+        "REELGATE_VERTEX_ACCESS_TOKEN (a fixed token expires after about an hour)"
+    )
     _gone_statuses = frozenset({404, 410})
     """GCS answers 404 for a deleted object; its 403 is a permission problem."""
 
@@ -424,8 +466,8 @@ class VertexVeoProvider(VeoProvider):
         project: str,
         location: str,
         storage_uri: str | None = None,
-        models: Mapping[str, str] | None = None,
         gcs_base_url: str = "https://storage.googleapis.com",
+        token: GoogleToken | None = None,
     ) -> None:
         if not re.fullmatch(r"[\w.-]+", project) or not re.fullmatch(r"[\w-]+", location):
             raise ValueError("Vertex project and location must be plain identifiers")
@@ -434,21 +476,31 @@ class VertexVeoProvider(VeoProvider):
         self._project = project
         self._location = location
         self._storage_uri = storage_uri
-        self._models = dict(models or {})
         self._gcs_base = gcs_base_url.rstrip("/")
+        self._token = token or GoogleToken.fixed(deployment.api_key)
         super().__init__(deployment)
 
     def _credential_headers(self) -> dict[str, str]:
-        return {self._credential_header: f"Bearer {self._deployment.api_key}"}
+        return {}  # set per request by _authorize, with a token that is still fresh
+
+    def _request_hooks(self) -> list[Callable[[httpx.Request], Awaitable[None]]]:
+        trusted = self._trusted_origins()
+
+        async def authorize(request: httpx.Request) -> None:
+            if (request.url.scheme, request.url.host, request.url.port) in trusted:
+                request.headers[self._credential_header] = f"Bearer {await self._token.get()}"
+
+        return [authorize]
+
+    def _scrub(self, text: str) -> str:
+        token = self._token.current
+        return super()._scrub(text.replace(token, "***") if token else text)
 
     def _trusted_origins(self) -> frozenset[Origin]:
         return frozenset({_origin(self._deployment.base_url), _origin(self._gcs_base)})
 
     def _operation_pattern(self) -> re.Pattern[str]:
         return _VERTEX_OPERATION
-
-    def _upstream_model(self, model: str) -> str:
-        return super()._upstream_model(self._models.get(model, model))
 
     def _create_path(self, model: str) -> str:
         return (
@@ -504,10 +556,14 @@ class VertexVeoProvider(VeoProvider):
         if not bucket or not name:
             raise InvalidRequest(f"not a GCS object URI: {result.url}")
         url = f"{self._gcs_base}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
+        # the GCS JSON API is another origin than Vertex's: the bearer goes there by name
+        # (netsafe sends it to that first origin only, never to a redirect's)
+        bearer = {self._credential_header: f"Bearer {await self._token.get()}"}
         async for chunk in stream_download(
             self._client,
             f"{url}?alt=media",
             rules=self._deployment.downloads,
+            headers=bearer,
             classify=self._classify_download,
         ):
             yield chunk
@@ -554,33 +610,73 @@ def _image(image: ImageInput) -> dict[str, str]:
 
 
 class VeoSettings(ProviderSettings):
-    """The Gemini API key, else Vertex AI (an access token and a project)."""
+    """Vertex AI (the default: a project plus credentials), else a Gemini API key."""
 
-    gemini_api_key: SecretStr | None = None
-    gemini_base_url: str = GEMINI_BASE_URL
-    vertex_access_token: SecretStr | None = None
     vertex_project: str = ""
     vertex_location: str = "us-central1"
+    """A region (``us-central1``) or ``global``."""
+    vertex_credentials_file: Path | None = None
+    """A service-account key file (JSON): its tokens are minted and refreshed."""
+    vertex_use_adc: bool = False
+    """Use Application Default Credentials (``google.auth.default()``)."""
+    vertex_access_token: SecretStr | None = None
+    """A fixed OAuth access token, used as given (it expires after about an hour)."""
     vertex_base_url: str = ""
-    """Default: https://{location}-aiplatform.googleapis.com/v1"""
+    """Default: https://{location}-aiplatform.googleapis.com/v1 (aiplatform.googleapis.com
+    for ``global``), as google-genai builds it."""
+    vertex_storage_uri: str = ""
+    """``gs://bucket/prefix``: Vertex writes the videos into the operator's bucket (read
+    back through the GCS JSON API) instead of returning them inline."""
+    vertex_gcs_base_url: str = "https://storage.googleapis.com"
+    gemini_api_key: SecretStr | None = None
+    """The Gemini API route: Google retired Veo there on 2026-10-22; kept for keys that
+    still work (a 404 "no longer available" falls back and marks the model gone)."""
+    gemini_base_url: str = GEMINI_BASE_URL
+
+
+def vertex_base_url(location: str) -> str:
+    """google-genai's ``_api_client``: ``global`` has no regional prefix, ``us``/``eu``
+    are multi-region endpoints, and any other location is a region."""
+    if location == "global":
+        return "https://aiplatform.googleapis.com/v1"
+    if location in ("us", "eu"):
+        return f"https://aiplatform.{location}.rep.googleapis.com/v1"
+    return f"https://{location}-aiplatform.googleapis.com/v1"
+
+
+def _vertex_token(settings: VeoSettings) -> tuple[GoogleToken | None, str]:
+    """The configured credential, and the project (ADC may name one)."""
+    project = settings.vertex_project
+    if settings.vertex_credentials_file is not None:
+        return GoogleToken.from_service_account_file(settings.vertex_credentials_file), project
+    if settings.vertex_use_adc:
+        token, adc_project = GoogleToken.from_adc()
+        return token, project or adc_project or ""
+    if settings.vertex_access_token is not None:
+        fixed = settings.vertex_access_token.get_secret_value()
+        return (GoogleToken.fixed(fixed) if fixed else None), project
+    return None, project
 
 
 def build(settings: VeoSettings, context: BuildContext) -> VeoProvider | None:
-    """The Gemini API deployment when its key is set, else Vertex AI when a token and a
-    project are set, else None (the registry then lists the Veo models as unavailable)."""
+    """Vertex AI when a project and a credential are set, else the Gemini API when its
+    key is set, else None (the registry then lists the Veo models as unavailable)."""
     timeout, downloads = context.timeout_seconds, context.downloads
+    token, project = _vertex_token(settings)
+    if token is not None and project:
+        location = settings.vertex_location
+        base_url = settings.vertex_base_url or vertex_base_url(location)
+        return VertexVeoProvider(
+            HttpDeployment(base_url, token.current or "", timeout, downloads),
+            project=project,
+            location=location,
+            storage_uri=settings.vertex_storage_uri or None,
+            gcs_base_url=settings.vertex_gcs_base_url,
+            token=token,
+        )
     gemini_key = settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else ""
     if gemini_key:
         return VeoProvider(HttpDeployment(settings.gemini_base_url, gemini_key, timeout, downloads))
-    token = settings.vertex_access_token.get_secret_value() if settings.vertex_access_token else ""
-    if token and settings.vertex_project:
-        location = settings.vertex_location
-        base_url = settings.vertex_base_url or f"https://{location}-aiplatform.googleapis.com/v1"
-        return VertexVeoProvider(
-            HttpDeployment(base_url, token, timeout, downloads),
-            project=settings.vertex_project,
-            location=location,
-        )
     return None
 
 
@@ -588,11 +684,15 @@ PLUGIN = ProviderPlugin(
     kind="veo",
     settings=VeoSettings,
     build=build,
-    setup_hint="set REELGATE_GEMINI_API_KEY (or the REELGATE_VERTEX_* settings)",
-    capabilities=Capabilities(cancel=False, idempotent_create=False),
-    default_base_url=GEMINI_BASE_URL,
-    key_setting="gemini_api_key",
-    base_url_setting="gemini_base_url",
+    setup_hint=(
+        "set REELGATE_VERTEX_PROJECT and a credential: REELGATE_VERTEX_CREDENTIALS_FILE (a "
+        "service-account key), REELGATE_VERTEX_USE_ADC=true or REELGATE_VERTEX_ACCESS_TOKEN"
+    ),
+    capabilities=Capabilities(cancel=False, idempotent_create=False, regions=("vertex", "gemini")),
+    default_base_url="https://{location}-aiplatform.googleapis.com/v1",
+    key_setting="vertex_access_token",
+    base_url_setting="vertex_base_url",
     emulator="reelgate.emulators.veo",
-    emulator_base_path="/v1beta",
+    emulator_base_path="/v1",
+    emulator_extra={"vertex_project": "emulator-project", "vertex_location": "us-central1"},
 )

@@ -227,6 +227,7 @@ class VideoGatewayProvider:
     """
 
     name = "video_gateway"
+    route = "default"
     supports_cancel = False
     """The brief documents no cancel endpoint."""
     idempotent_create = False

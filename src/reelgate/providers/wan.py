@@ -1,4 +1,12 @@
-"""Alibaba Wan (2.1) on DashScope / Model Studio: the ``wan`` provider kind.
+"""Alibaba Wan (2.1, 2.2, 2.5) on DashScope / Model Studio: the ``wan`` provider kind.
+
+A deployment is one region (``REELGATE_DASHSCOPE_REGION``): keys, base URLs and
+model names are per region (international ``wan2.1-t2v-turbo``, Beijing
+``wanx2.1-t2v-turbo``); the region is the deployment's route, so the catalog's
+``routes`` give each model's name there. "Model not exist." (400 InvalidParameter,
+sometimes 404) and ``ModelNotFound`` are ``ModelGone``: the job falls back. A 429
+carries no Retry-After (none is documented), so the engine's default cooldown
+applies.
 
 Wire format, as documented for the legacy video-synthesis protocol
 (docs/providers/wan.md has the sources):
@@ -32,10 +40,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from reelgate.errors import (
     InvalidRequest,
+    ModelGone,
     ProviderError,
     QuotaExceeded,
     Refused,
@@ -60,6 +69,7 @@ from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin
 __all__ = [
     "I2V_RESOLUTIONS",
     "PLUGIN",
+    "REGION_BASE_URLS",
     "T2V_SIZES",
     "WanProvider",
     "WanSettings",
@@ -91,6 +101,8 @@ I2V_RESOLUTIONS: Mapping[str, str] = {"480p": "480P", "720p": "720P", "1080p": "
 """Image-to-video takes a tier; the aspect ratio follows the input image."""
 
 # Content inspection ("Green net"): a refusal, whether at create or as a FAILED task.
+_MODEL_MISSING = re.compile(r"model (does )?not exist|model can ?not be found", re.IGNORECASE)
+"""DashScope's words for a model name its region does not serve (tests/fixtures/wire/wan/)."""
 _REFUSAL_CODES = frozenset(
     {
         "DataInspectionFailed",
@@ -161,8 +173,10 @@ class WanProvider:
         t2v_model: str | None = None,
         i2v_model: str | None = None,
         prompt_extend: bool = True,
+        region: str = "intl",
     ) -> None:
         self._deployment = deployment
+        self.route = region
         self._t2v_model = t2v_model
         self._i2v_model = i2v_model
         self._prompt_extend = prompt_extend
@@ -458,14 +472,17 @@ def _classifier(api_key: str) -> Classifier:
         message = scrub(raw)
         if code is None:
             return _auth_error(status, None) if status == 401 else None
+        if code == "ModelNotFound" or (
+            code == "InvalidParameter" and _MODEL_MISSING.search(message)
+        ):
+            return ModelGone(message, upstream_status=status, upstream_code=code)
         if code in _REFUSAL_CODES or code.endswith(".DataInspectionFailed"):
             refused = Refused(message, upstream_status=status, upstream_code=code)
             if flag := _flagged(message):
                 refused.details["flagged"] = flag
             return refused
         if code in _QUOTA_CODES or code.startswith("Throttling"):
-            if status == 429:
-                return None  # the default keeps the Retry-After header
+            # a Retry-After, if one ever comes, is filled in by classify_response
             return QuotaExceeded(message, upstream_status=status, upstream_code=code)
         if code in _AUTH_CODES or status == 401:
             return _auth_error(status, code)
@@ -525,11 +542,23 @@ def _video_seconds(usage: Any) -> float | None:
     return None
 
 
+REGION_BASE_URLS = {
+    "intl": "https://dashscope-intl.aliyuncs.com/api/v1",
+    "beijing": "https://dashscope.aliyuncs.com/api/v1",
+    "us": "https://dashscope-us.aliyuncs.com/api/v1",
+}
+"""Singapore (international), Beijing and Virginia, per Alibaba's API references; the
+workspace hosts ``{WorkspaceId}.{region}.maas.aliyuncs.com`` also work (set the base
+URL). The model, the key and the URL must all be of one region."""
+
+
 class WanSettings(ProviderSettings):
-    """Alibaba Cloud Model Studio (DashScope), international endpoint by default."""
+    """Alibaba Cloud Model Studio (DashScope): a region, its key, and (optionally) a
+    base URL in that region (default: the region's own)."""
 
     dashscope_api_key: SecretStr | None = None
-    dashscope_base_url: str = "https://dashscope-intl.aliyuncs.com/api/v1"
+    dashscope_region: str = Field(default="intl", pattern="^(intl|beijing|us)$")
+    dashscope_base_url: str = REGION_BASE_URLS["intl"]
 
 
 def build(settings: WanSettings, context: BuildContext) -> WanProvider | None:
@@ -539,13 +568,15 @@ def build(settings: WanSettings, context: BuildContext) -> WanProvider | None:
     )
     if not key:
         return None
+    region = settings.dashscope_region
+    chosen = "dashscope_base_url" in settings.model_fields_set
     deployment = HttpDeployment(
-        base_url=settings.dashscope_base_url,
+        base_url=settings.dashscope_base_url if chosen else REGION_BASE_URLS[region],
         api_key=key,
         timeout_seconds=context.timeout_seconds,
         downloads=context.downloads,
     )
-    return WanProvider(deployment)
+    return WanProvider(deployment, region=region)
 
 
 PLUGIN = ProviderPlugin(
@@ -557,7 +588,7 @@ PLUGIN = ProviderPlugin(
         cancel=True,
         idempotent_create=False,
         finds_lost_creates=True,
-        regions=("dashscope-intl.aliyuncs.com", "dashscope.aliyuncs.com"),
+        regions=tuple(REGION_BASE_URLS),
     ),
     default_base_url="https://dashscope-intl.aliyuncs.com/api/v1",
     key_setting="dashscope_api_key",

@@ -18,6 +18,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from reelgate.catalog.lifecycle import Unavailable
 from reelgate.job import Event, Job, JobResult, PublicStatus
 from reelgate.store.accounts import ALL_SCOPES, KeyInfo, KeyRow
 from reelgate.store.ambiguous import AmbiguousCreate
@@ -285,3 +286,15 @@ class Store(Protocol):
         ...
 
     async def cooling_until(self, deployment: str, now: int) -> int | None: ...
+
+    async def mark_unavailable(self, record: Unavailable) -> None:
+        """Mark a model its provider no longer serves there (the latest mark wins)."""
+        ...
+
+    async def list_unavailable(self, now: int) -> list[Unavailable]:
+        """The marks in force at ``now``, by deployment."""
+        ...
+
+    async def clear_unavailable(self, deployment: str) -> bool:
+        """Lift a mark; False: there was none."""
+        ...

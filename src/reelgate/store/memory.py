@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from reelgate.catalog.lifecycle import Unavailable
 from reelgate.errors import NotFound
 from reelgate.ids import new_id
 from reelgate.job import ACTIVE_STATES, Event, Job, JobResult, JobState, PublicStatus
@@ -69,6 +70,7 @@ class _State:
     events: dict[str, list[StoredEvent]] = field(default_factory=dict)
     ambiguous: list[AmbiguousCreate] = field(default_factory=list)
     cooldowns: dict[str, tuple[int, str]] = field(default_factory=dict)
+    unavailable: dict[str, Unavailable] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], _KeyState] = field(default_factory=dict)
     flags: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, KeyRow] = field(default_factory=dict)
@@ -84,6 +86,7 @@ class _State:
             events={k: list(v) for k, v in self.events.items()},
             ambiguous=list(self.ambiguous),
             cooldowns=dict(self.cooldowns),
+            unavailable=dict(self.unavailable),
             idempotency=dict(self.idempotency),
             flags={k: dict(v) for k, v in self.flags.items()},
             keys=dict(self.keys),
@@ -628,6 +631,18 @@ class MemoryStore:
     async def cooling_until(self, deployment: str, now: int) -> int | None:
         current = self.state.cooldowns.get(deployment)
         return current[0] if current is not None and current[0] > now else None
+
+    async def mark_unavailable(self, record: Unavailable) -> None:
+        async with self._lock:
+            self.state.unavailable[record.deployment] = replace(record, reason=record.reason[:500])
+
+    async def list_unavailable(self, now: int) -> list[Unavailable]:
+        marks = [u for u in self.state.unavailable.values() if u.until > now]
+        return sorted(marks, key=lambda u: u.deployment)
+
+    async def clear_unavailable(self, deployment: str) -> bool:
+        async with self._lock:
+            return self.state.unavailable.pop(deployment, None) is not None
 
 
 def _is_a_store(store: MemoryStore) -> Store:

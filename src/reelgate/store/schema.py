@@ -137,6 +137,18 @@ provider_cooldowns = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
 
+# A model its provider said it no longer serves on a route (``errors.ModelGone``):
+# the engine skips it and /v1/models shows it unavailable until ``until_at``.
+unavailable_models = sa.Table(
+    "unavailable_models",
+    metadata,
+    sa.Column("deployment", sa.String(200), primary_key=True),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("marked_at", sa.BigInteger, nullable=False),
+    sa.Column("until_at", sa.BigInteger, nullable=False),
+)
+
 # One per job: the most the job may cost, reserved at submit and resolved exactly
 # once (captured on completion, released otherwise).
 holds = sa.Table(

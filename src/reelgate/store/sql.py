@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from reelgate.catalog.lifecycle import Unavailable
 from reelgate.job import Event, Job, JobResult, PublicStatus
 from reelgate.store import accounts, ambiguous, cooldowns, events, idempotency, ledger, usage
 from reelgate.store import jobs as sql_jobs
@@ -266,6 +267,15 @@ class SqlStore:
 
     async def cooling_until(self, deployment: str, now: int) -> int | None:
         return await cooldowns.cooling_until(self.engine, deployment, now)
+
+    async def mark_unavailable(self, record: Unavailable) -> None:
+        await cooldowns.mark_unavailable(self.engine, record)
+
+    async def list_unavailable(self, now: int) -> list[Unavailable]:
+        return await cooldowns.list_unavailable(self.engine, now)
+
+    async def clear_unavailable(self, deployment: str) -> bool:
+        return await cooldowns.clear_unavailable(self.engine, deployment)
 
 
 def _is_a_store(store: SqlStore) -> Store:
