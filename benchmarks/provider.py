@@ -48,6 +48,7 @@ class InstantProvider:
     """Size of the ``free`` box appended to the clip (0: the clip alone)."""
     chunk_bytes: int = 64 * 1024
     name: str = PROVIDER_KIND
+    route: str = "instant"
     supports_cancel: bool = False
     idempotent_create: bool = True
     creates: int = 0
