@@ -101,7 +101,11 @@ export const VERSION = "0.1.0";
  * @property {boolean} usable  and this API key may use it
  * @property {string | null} not_usable_reason
  * @property {boolean} emulated
- * @property {unknown} deprecated
+ * @property {string | null} deprecated  why it is deprecated or retired, if it is
+ * @property {"preview" | "ga" | "deprecated" | "retired"} lifecycle  on the route in use
+ * @property {string | null} retires_at  ISO day its route stops serving it
+ * @property {string | null} successor  the model to move to
+ * @property {string | null} route  which route of its provider this gateway uses
  */
 
 /**

@@ -297,6 +297,15 @@ async def test_models_list_get_iterate_and_the_usage_log(sdk: Sdk) -> None:
     local = next(m for m in models if m.id == "local")
     assert local.usable and "360p" in local.allowed.resolution
     assert local.price.millicredits_per_second == 1000
+    assert (local.lifecycle, local.route, local.successor) == ("ga", "local", None)
+    sora = next(m for m in models if m.id == "sora-2")
+    assert sora.successor == "veo-3-1"
+    assert sora.raw["routes"]["azure"] == {
+        "upstream_model": "sora-2",
+        "lifecycle": "retired",
+        "deprecated_at": None,
+        "retires_at": "2026-10-15",
+    }
 
     done = [await sdk("generate", "s-primary", f"page {i} {sdk.kind}") for i in range(3)]
     page = await sdk("list", limit=2)

@@ -294,11 +294,17 @@ def models(url: Url = None, api_key: ApiKey = None, as_json: AsJson = False) -> 
         _Col("credits/s"),
         _Col("resolutions", drop=2),
         _Col("aspect", drop=1),
+        _Col("life cycle", drop=2),
         _Col("usable"),
     ]
     rows, notes = [], []
     for m in found:
         usable = "[green]yes[/]" if m.usable else "[red]no[/]"
+        life = m.lifecycle
+        if m.retires_at and m.lifecycle != "retired":
+            life += f" (retires {m.retires_at})"
+        if m.lifecycle in ("deprecated", "retired") and m.successor:
+            life += f" → {m.successor}"
         if m.emulated:
             usable += " (emulated)"
         if not m.usable and m.not_usable_reason:
@@ -311,6 +317,7 @@ def models(url: Url = None, api_key: ApiKey = None, as_json: AsJson = False) -> 
                 m.price.credits_per_second,
                 " ".join(m.allowed.resolution),
                 " ".join(m.allowed.aspect_ratio),
+                life,
                 usable,
             ]
         )

@@ -378,6 +378,13 @@ class Model:
     not_usable_reason: str | None
     emulated: bool
     deprecated: bool
+    lifecycle: str = "ga"
+    """``preview``, ``ga``, ``deprecated`` or ``retired`` on the route this gateway uses."""
+    retires_at: str | None = None
+    """The day (ISO) its route stops serving it, when announced."""
+    successor: str | None = None
+    """The model to move to when it retires."""
+    route: str | None = None
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -399,6 +406,10 @@ class Model:
             not_usable_reason=_opt_str(d.get("not_usable_reason")),
             emulated=bool(d.get("emulated")),
             deprecated=bool(d.get("deprecated")),
+            lifecycle=str(d.get("lifecycle") or "ga"),
+            retires_at=_opt_str(d.get("retires_at")),
+            successor=_opt_str(d.get("successor")),
+            route=_opt_str(d.get("route")),
             raw=d,
         )
 

@@ -48,7 +48,13 @@ function modelCard(m) {
   const usable = m.usable !== false;
   const tags = [
     m.emulated ? el("span", { class: "tag emulated", title: "Served by a local emulator of the provider's API" }, "emulated") : null,
-    m.deprecated ? el("span", { class: "tag deprecated", title: m.deprecated }, "deprecated") : null,
+    m.lifecycle === "preview" ? el("span", { class: "tag emulated", title: `Preview on its ${m.route || ""} route` }, "preview") : null,
+    m.lifecycle === "deprecated" || m.lifecycle === "retired"
+      ? el("span", {
+          class: "tag deprecated",
+          title: (m.deprecated || m.lifecycle) + (m.successor ? `; successor: ${m.successor}` : ""),
+        }, m.lifecycle)
+      : null,
     !usable ? el("span", { class: "tag off" }, m.available === false ? "unavailable" : "not enabled") : null,
   ];
   const input = el("input", {
