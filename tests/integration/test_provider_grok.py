@@ -18,6 +18,7 @@ from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
 from reelgate.emulators.grok import GrokEmulator, emulator_of
 from reelgate.errors import (
     InvalidRequest,
+    ModelGone,
     NotAVideo,
     ProviderError,
     QuotaExceeded,
@@ -363,3 +364,36 @@ def test_xai_error_bodies_are_classified_by_their_wording(
     assert error.code == code
     if code != "upstream_auth":
         assert error.message == body["error"]
+
+
+# -- models and endings as of 2026-12 ---------------------------------------------------
+
+
+async def test_an_expired_request_is_final_and_polled_no_more(upstream: Upstream) -> None:
+    """xai-sdk-python raises "Deferred request expired."; Vercel's client
+    XAI_VIDEO_GENERATION_EXPIRED (tests/fixtures/wire/grok/poll-expired.json)."""
+    provider = upstream.provider
+    submitted = await provider.create(_request("too late [fault:expired]"))
+    with pytest.raises(TransientError) as caught:
+        await _until_done(provider, submitted.upstream_id)
+    assert caught.value.code == "upstream_expired" and caught.value.terminal
+
+
+async def test_an_unknown_model_is_gone_and_1_5_takes_an_image_at_1080p(
+    upstream: Upstream,
+) -> None:
+    provider = upstream.provider
+    with pytest.raises(ModelGone) as gone:
+        await provider.create(_request("who", upstream_model="grok-imagine-video-9"))
+    ok = await provider.create(
+        _request(
+            "a still, animated",
+            upstream_model="grok-imagine-video-1.5",
+            resolution="1080p",
+            width=1920,
+            height=1080,
+            image=ImageInput(data=_png(1920, 1080), mime_type="image/png"),
+        )
+    )
+    assert gone.value.upstream_status == 404
+    assert ok.upstream_id

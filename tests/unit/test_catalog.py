@@ -24,6 +24,7 @@ def test_catalog_has_every_model_of_the_brief_plus_local() -> None:
         "wan-2-2",
         "wan-2-5",
         "grok-video",
+        "grok-video-1-5",
         "veo (Audio)",
         "veo fast (Audio)",
         "local",

@@ -38,6 +38,11 @@ _WAN_NEWER = (
     "wan2.5-t2v-preview 480P-1080P 5/10 s; an international key rendered wan2.5 on "
     "2026-06-16 (tests/fixtures/wire/wan/)"
 )
+_GROK_15 = (
+    "xai-org/xai-sdk-python@4dab6a44 src/xai_sdk/types/model.py (grok-imagine-video-1.5), "
+    "sync/video.py (duration 1-15); v1.19.0 allows 1080p; prices: inference.sh "
+    "(2026-11-06), muapi"
+)
 _WAN_NAMES = (
     "alibabacloud.com/help/en/model-studio/text-to-video-api-reference (international: "
     "wan2.1-t2v-turbo); help.aliyun.com/zh/model-studio/text-to-video-api-reference "
@@ -304,6 +309,34 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         default_aspect_ratio="16:9",
         default_duration=6,
         typical_seconds=90.0,
+        poll_interval_seconds=5.0,
+    ),
+    ModelSpec(
+        id="grok-video-1-5",
+        provider="grok",
+        upstream_model="grok-imagine-video-1.5",
+        routes={"xai": Route("grok-imagine-video-1.5", source=_GROK_15)},
+        display_name="Grok video 1.5 (xAI)",
+        strengths="Up to 15 s and 1080p, text or image to video",
+        notes=(
+            "xAI. Prices ($0.08/$0.14/$0.25 per s at 480p/720p/1080p) from third-party "
+            "pages; xAI's own price page was not found (docs/providers/grok.md)"
+        ),
+        allowed=AllowedParams(
+            resolutions=("480p", "720p", "1080p"),
+            aspect_ratios=("16:9", "9:16", "1:1"),
+            durations=tuple(range(1, 16)),
+            image_input=True,
+            negative_prompt=False,
+            seed=False,
+        ),
+        # at grok-video's credits per dollar (12.5 credits/s for $0.07/s at 720p)
+        price_per_second=25_000,
+        resolution_prices={"480p": 14_300, "1080p": 44_600},
+        default_resolution="720p",
+        default_aspect_ratio="16:9",
+        default_duration=8,
+        typical_seconds=120.0,
         poll_interval_seconds=5.0,
     ),
     ModelSpec(

@@ -19,6 +19,8 @@ keywords (see ``emulators.base``) map to xAI's own signals:
     never          pending forever, progress stalled at 50
     fail           the job ends "failed" with error.code "internal_error" (an extra)
     expire         the result link answers 404 NoSuchKey after its first download
+    expired        the request ends ``{"status": "expired"}`` (a DeferredStatus of the
+                   SDKs, not of the REST spec; no REST capture exists)
     slow, truncate, notvideo   applied to the result download
 
 Shapes not confirmed from xAI's own sources are listed in docs/providers/grok.md.
@@ -64,13 +66,18 @@ MODELS: dict[str, tuple[str, ...]] = {
     "grok-imagine-video": ("480p", "720p"),
     "grok-imagine-video-1.5": ("480p", "720p", "1080p"),
 }
-"""Resolutions per model; 1080p is text-to-video only (docs.x.ai video generation page)."""
+"""Resolutions per model, for text- and image-to-video alike (xai-sdk-python v1.19.0,
+2026-08-18: 1080p "e.g. grok-imagine-video-1.5 for image-to-video")."""
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
 DURATION_RANGE = (1, 15)
 DEFAULTS = {"model": "grok-imagine-video", "duration": 8, "resolution": "480p", "aspect": "16:9"}
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
-USD_TICKS_PER_SECOND = {"480p": 500_000_000, "720p": 700_000_000}
-"""$0.05/s at 480p and $0.07/s at 720p; one USD is 10^10 ticks (MediaUsage, spec)."""
+USD_TICKS_PER_SECOND = {
+    "grok-imagine-video": {"480p": 500_000_000, "720p": 700_000_000},
+    "grok-imagine-video-1.5": {"480p": 800_000_000, "720p": 1_400_000_000, "1080p": 2_500_000_000},
+}
+"""$0.05/$0.07 per s (480p/720p), and for 1.5 $0.08/$0.14/$0.25 (third-party price pages,
+tests/fixtures/wire/grok/); one USD is 10^10 ticks (MediaUsage, spec)."""
 NEVER_PROGRESS = 50
 
 _DATA_URI = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
@@ -176,6 +183,8 @@ class GrokEmulator:
                 progress = min(progress, NEVER_PROGRESS)
             return JSONResponse({"status": "pending", "progress": progress}, status_code=202)
         job.final_polls += 1
+        if "expired" in job.faults:
+            return JSONResponse({"status": "expired"})
         if "fail" in job.faults:
             error = {"code": "internal_error", "message": "Video generation failed."}
             return JSONResponse({"status": "failed", "error": error})
@@ -192,8 +201,9 @@ class GrokEmulator:
             "model": job.model,
             "progress": 100,
         }
-        if job.resolution in USD_TICKS_PER_SECOND:
-            ticks = USD_TICKS_PER_SECOND[job.resolution] * job.duration
+        per_second = USD_TICKS_PER_SECOND[job.model]
+        if job.resolution in per_second:
+            ticks = per_second[job.resolution] * job.duration
             answer["usage"] = {"cost_in_usd_ticks": ticks}
         return JSONResponse(answer)
 
@@ -277,8 +287,7 @@ def _job_from(body: dict[str, Any], prompt: str, faults: frozenset[str]) -> _Job
         raise _Invalid(_error(400, INVALID_ARGUMENT, "A prompt is required for text-to-video."))
     duration = _duration(body.get("duration", body.get("seconds", DEFAULTS["duration"])))
     resolution = body.get("resolution") or DEFAULTS["resolution"]
-    allowed = MODELS[model] if image is None else ("480p", "720p")
-    if resolution not in allowed:
+    if resolution not in MODELS[model]:
         raise _Invalid(
             _error(400, INVALID_ARGUMENT, f"Resolution {resolution} is not supported by {model}.")
         )

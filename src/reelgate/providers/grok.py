@@ -38,6 +38,7 @@ from pydantic import SecretStr
 
 from reelgate.errors import (
     InvalidRequest,
+    ModelGone,
     ProviderError,
     QuotaExceeded,
     Refused,
@@ -111,12 +112,19 @@ class GrokProvider:
     async def create(self, request: GenerationRequest) -> Submitted:
         # x-client-request-id is the header xai-sdk-ts sends for tracing; xAI does not
         # dedupe on it, but it lets an operator find this attempt in xAI's logs.
-        data = await self._call(
-            "POST",
-            "/videos/generations",
-            json=create_body(request),
-            headers={"x-client-request-id": request.idempotency_key},
-        )
+        try:
+            data = await self._call(
+                "POST",
+                "/videos/generations",
+                json=create_body(request),
+                headers={"x-client-request-id": request.idempotency_key},
+            )
+        except InvalidRequest as exc:
+            if exc.upstream_status == 404:
+                # "model-not-found ... errors are returned as HTTP errors" (xAI's spec):
+                # the create path names no request, so the model is what is missing
+                raise ModelGone(exc.message, upstream_status=404) from None
+            raise
         request_id = data.get("request_id") if isinstance(data, dict) else None
         if not isinstance(request_id, str) or not request_id:
             raise TransientError(
@@ -191,10 +199,13 @@ class GrokProvider:
         if status == _FAILED:
             raise _failure(data.get("error"), upstream_id)
         if status == _EXPIRED:
+            # The SDKs end here too (xai-sdk-python "Deferred request expired.", Vercel's
+            # XAI_VIDEO_GENERATION_EXPIRED): the request is gone, polling cannot revive it
             raise TransientError(
                 "xAI expired the video request before it finished",
                 code="upstream_expired",
                 upstream_id=upstream_id,
+                terminal=True,
             )
         raise TransientError(f"xAI answered an unknown video status {status!r}")
 
