@@ -283,12 +283,14 @@ class WanProvider:
                 f"DashScope task {upstream_id} was canceled upstream",
                 code="upstream_canceled",
                 upstream_id=upstream_id,
+                terminal=True,
             )
         if state == "UNKNOWN":
             raise InvalidRequest(
                 f"DashScope no longer knows task {upstream_id} (task ids live 24 hours)",
                 code="upstream_task_unknown",
                 upstream_id=upstream_id,
+                terminal=True,
             )
         raise TransientError(f"DashScope answered an unknown task_status {state!r}")
 
