@@ -15,6 +15,7 @@ import typer
 import uvicorn
 
 from reelgate.cli.admin import accounts_app, ambiguous_app, credits_app, keys_app
+from reelgate.cli.providers import providers_app
 from reelgate.config import Settings
 from reelgate.store import migrate
 from reelgate.store.db import is_unavailable
@@ -31,6 +32,7 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(ambiguous_app, name="ambiguous")
+app.add_typer(providers_app, name="providers")
 register_client_commands(app)
 
 log = logging.getLogger("reelgate.cli")

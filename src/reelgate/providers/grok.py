@@ -52,7 +52,13 @@ from reelgate.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
-from reelgate.providers.http import HttpDeployment, new_client, request_json, stream_download
+from reelgate.providers.http import (
+    HttpDeployment,
+    accepted_credential,
+    new_client,
+    request_json,
+    stream_download,
+)
 from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
 __all__ = [
@@ -131,6 +137,15 @@ class GrokProvider:
                 "xAI accepted the video request but answered no request_id", ambiguous=True
             )
         return Submitted(request_id)
+
+    async def verify(self) -> None:
+        """The credential check of ``reelgate providers check``: a request id that does
+        not exist answers 404 once the key is accepted."""
+        try:
+            await self.status("00000000-0000-0000-0000-000000000000")
+        except ProviderError as exc:
+            if not accepted_credential(exc):
+                raise
 
     async def status(self, upstream_id: str) -> UpstreamStatus:
         data = await self._call("GET", f"/videos/{quote(upstream_id, safe='')}")

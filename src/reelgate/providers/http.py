@@ -33,6 +33,7 @@ __all__ = [
     "Classifier",
     "DownloadRules",
     "HttpDeployment",
+    "accepted_credential",
     "new_client",
     "parse_retry_after",
     "request_json",
@@ -82,6 +83,13 @@ def new_client(deployment: HttpDeployment, headers: Mapping[str, str]) -> httpx.
         timeout=httpx.Timeout(deployment.timeout_seconds, connect=10.0),
         follow_redirects=False,
     )
+
+
+def accepted_credential(exc: ProviderError) -> bool:
+    """For a credential check that reads something that does not exist: a 404-style
+    answer (or a missing model) still proves the credential was accepted; an auth,
+    quota or transport failure does not."""
+    return exc.code != "upstream_auth" and exc.error_class.value in ("invalid", "gone")
 
 
 def retry_after_of(headers: httpx.Headers) -> float | None:

@@ -138,6 +138,10 @@ class SoraProvider:
             raise _failure(body.get("error"), video_id)
         return Submitted(video_id)
 
+    async def verify(self) -> None:
+        """The credential check of ``reelgate providers check``: list one video."""
+        await self._call("GET", "/videos", self._classify, params={"limit": 1})
+
     async def status(self, upstream_id: str) -> UpstreamStatus:
         body = await self._call("GET", f"/videos/{quote(upstream_id, safe='')}", self._classify)
         state = body.get("status")

@@ -58,7 +58,13 @@ from reelgate.providers.base import (
     UpstreamStatus,
 )
 from reelgate.providers.google_token import GoogleToken
-from reelgate.providers.http import HttpDeployment, new_client, request_json, stream_download
+from reelgate.providers.http import (
+    HttpDeployment,
+    accepted_credential,
+    new_client,
+    request_json,
+    stream_download,
+)
 from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
 
 __all__ = [
@@ -258,6 +264,18 @@ class VeoProvider:
     async def cancel(self, upstream_id: str) -> None:
         """Never called (``supports_cancel`` is False): no cancel is documented for Veo."""
         return None
+
+    async def verify(self) -> None:
+        """The credential check of ``reelgate providers check``: fetch an operation that
+        does not exist (its 404 comes after authentication)."""
+        try:
+            await self._fetch_operation(self._probe_operation())
+        except ProviderError as exc:
+            if not accepted_credential(exc):
+                raise
+
+    def _probe_operation(self) -> str:
+        return "models/veo-3.1-generate-001/operations/reelgatecheck0"
 
     async def download(self, result: ResultLocation) -> AsyncIterator[bytes]:
         if not result.url.startswith(("https://", "http://")):
@@ -501,6 +519,12 @@ class VertexVeoProvider(VeoProvider):
 
     def _operation_pattern(self) -> re.Pattern[str]:
         return _VERTEX_OPERATION
+
+    def _probe_operation(self) -> str:
+        return (
+            f"projects/{self._project}/locations/{self._location}/publishers/google/models/"
+            "veo-3.1-generate-001/operations/00000000-0000-0000-0000-000000000000"
+        )
 
     def _create_path(self, model: str) -> str:
         return (

@@ -241,6 +241,16 @@ class WanProvider:
             parameters["seed"] = request.seed & _MAX_SEED
         return {"model": model, "input": inputs, "parameters": parameters}
 
+    async def verify(self) -> None:
+        """The credential check of ``reelgate providers check``: one page of the task list."""
+        await request_json(
+            self._api,
+            "GET",
+            "/tasks",
+            params={"page_no": 1, "page_size": 1},
+            classify=self._classify,
+        )
+
     async def status(self, upstream_id: str) -> UpstreamStatus:
         answer = await request_json(
             self._api,
