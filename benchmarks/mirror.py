@@ -104,8 +104,7 @@ async def _mirror_once(provider: InstantProvider, directory: Path, key: str) -> 
     )
     start = time.perf_counter()
     result = await mirror_result(
-        provider,
-        ResultLocation(url="https://upstream.invalid/big.mp4"),
+        provider.download(ResultLocation(url="https://upstream.invalid/big.mp4")),
         storage,
         key,
         max_bytes=provider.total_bytes + 1,

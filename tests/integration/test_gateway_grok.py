@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
+from reelgate.api.app import create_app
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
 from reelgate.emulators.grok import GrokEmulator, emulator_of
 from reelgate.engine.worker import Worker
@@ -20,7 +22,8 @@ from reelgate.media.probe import probe_video
 from reelgate.providers.grok import GrokProvider
 from reelgate.providers.http import HttpDeployment
 from reelgate.runtime import Runtime
-from tests.conftest import LOOPBACK_DOWNLOADS, wait_for_status
+from reelgate.storage import open_storage
+from tests.conftest import LOOPBACK_DOWNLOADS, TEST_KEY, wait_for_status
 
 KEY = "xai-gateway-test-key-0123456789"
 MODEL = "grok-video"
@@ -171,3 +174,87 @@ async def test_a_failed_grok_job_is_polled_once_and_the_job_falls_back_to_local(
     with pytest.raises(TransientError) as failed:
         await provider.status(request_id)
     assert failed.value.terminal
+
+
+# -- Zero Data Retention teams ------------------------------------------------------
+
+
+async def test_a_zero_data_retention_team_gets_its_video_through_our_upload_url(
+    rt: Runtime, video_dir: Path
+) -> None:
+    """xAI answers a ZDR team's create without ``output.upload_url`` with a 400
+    (tests/fixtures/wire/grok/error-zdr-400.json); reelgate sends it again once with a
+    signed PUT link into its own storage, xAI uploads there, and the job is mirrored
+    from that object. The next create carries the link from the start."""
+    # a real socket in this loop (the runtime's database is bound to it): xAI PUTs there
+    api = uvicorn.Server(
+        uvicorn.Config(create_app(rt), host="127.0.0.1", port=0, log_level="warning")
+    )
+    serving = asyncio.create_task(api.serve())
+    while not api.started:
+        await asyncio.sleep(0.01)
+    api_url = f"http://127.0.0.1:{api.servers[0].sockets[0].getsockname()[1]}"
+    task: asyncio.Task[None] | None = None
+    wk: Worker | None = None
+    try:
+        rt.storage = open_storage(
+            rt.settings.resolved_storage_url(),
+            public_base_url=api_url,
+            signing_secret=rt.signing_secret,
+        )
+        config = EmulatorConfig(
+            api_key=KEY, job_seconds=0.3, video_dir=video_dir, zero_data_retention=True
+        )
+        with run_emulator("grok", config) as server:
+            rt.providers.providers["grok"] = GrokProvider(
+                HttpDeployment(
+                    base_url=f"{server.url}/v1", api_key=KEY, downloads=LOOPBACK_DOWNLOADS
+                )
+            )
+            Grok(server, emulator_of(server), rt).tune(
+                poll_interval_seconds=POLL_SECONDS, typical_seconds=1.0
+            )
+            wk = Worker.from_runtime(rt, concurrency=2, lease_seconds=10)
+            task = asyncio.create_task(wk.run())
+            headers = {"Authorization": f"Bearer {TEST_KEY}"}
+            async with httpx.AsyncClient(base_url=api_url, headers=headers) as client:
+                first = await _run(client, "a lighthouse that keeps no logs")
+                second = await _run(client, "a second lighthouse")
+                copy = await client.get(first["result"]["url"])
+            emulator = emulator_of(server)
+    finally:
+        if wk is not None and task is not None:
+            wk.stop()
+            await asyncio.wait_for(task, timeout=30)
+        api.should_exit = True
+        await serving
+    assert first["status"] == "completed", first
+    assert first["result"]["mirror_status"] == "stored"
+    assert copy.status_code == 200 and len(copy.content) == first["result"]["bytes"]
+    assert second["status"] == "completed", second
+    outputs = [body.get("output") for body in emulator.received]
+    assert outputs[0] is None  # the first create learnt it
+    assert all(o is not None for o in outputs[1:]) and len(outputs) == 3
+    assert outputs[1]["upload_url"].startswith(f"{api_url}/v1/uploads/uploads/")
+    assert all(job.uploaded for job in emulator.jobs.values())
+
+
+async def test_the_upload_route_takes_only_its_own_signed_links(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    key = "uploads/video_x-1.mp4"
+    link = await rt.storage.upload_url(key, 60)
+    ok = await client.put(link.removeprefix("http://testserver"), content=b"bytes")
+    assert ok.status_code == 200 and await rt.storage.exists(key)
+    download = await rt.storage.signed_url(key, 60)  # a GET link's signature
+    query = download.split("?", 1)[1]
+    refused = [
+        await client.put(f"/v1/uploads/{key}?{query}", content=b"x"),
+        await client.put(link.removeprefix("http://testserver") + "0", content=b"x"),
+        await client.put(
+            link.removeprefix("http://testserver").replace("uploads/video_x", "videos/video_x"),
+            content=b"x",
+        ),
+    ]
+    assert [r.status_code for r in refused] == [403, 403, 403]
+    assert all(r.json()["error"]["code"] == "invalid_signature" for r in refused)

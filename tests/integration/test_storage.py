@@ -431,3 +431,21 @@ def test_s3_unknown_option_is_a_storage_error_without_values(moto_endpoint: str)
     assert info.value.code == "storage_misconfigured"
     assert "aws_bogus" in info.value.message
     assert "hunter2" not in info.value.message
+
+
+async def test_s3_presigned_put_takes_a_providers_upload_and_streams_it_back(
+    s3_storage: Storage,
+) -> None:
+    """What a provider given ``output.upload_url`` does (xAI: "Signed URL to upload the
+    generated video via HTTP PUT"): PUT to the presigned link, no credentials of its own."""
+    data = os.urandom(3 * MIB)
+    url = await s3_storage.upload_url("uploads/video_1-1.mp4", 600)
+    assert "X-Amz-Signature=" in url and SECRET_ACCESS_KEY not in url
+    async with httpx.AsyncClient(timeout=30) as http:
+        put = await http.put(url, content=data, headers={"content-type": "video/mp4"})
+        assert put.status_code == 200
+    streamed = b"".join([chunk async for chunk in s3_storage.stream("uploads/video_1-1.mp4")])
+    assert streamed == data
+    with pytest.raises(StorageError) as missing:
+        _ = [chunk async for chunk in s3_storage.stream("uploads/none.mp4")]
+    assert missing.value.code == "object_not_found"

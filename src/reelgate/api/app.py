@@ -13,6 +13,7 @@ from reelgate.api import (
     routes_models,
     routes_usage,
     routes_videos,
+    uploads,
 )
 from reelgate.api.auth import require_admin, require_read, require_write
 from reelgate.api.errors import install_error_handlers
@@ -41,6 +42,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(routes_events.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_media_service.router)
+    app.include_router(uploads.router)
     root = local_root(rt.storage)
     if root is not None:
         app.include_router(make_files_router(root, rt.signing_secret))
@@ -56,6 +58,7 @@ def create_app(rt: Runtime) -> FastAPI:
         max_body_bytes=rt.settings.max_body_bytes,
         inline_image_bytes=MAX_IMAGE_BYTES,
         upload_bytes=MAX_IMAGE_BYTES,
+        object_bytes=rt.settings.mirror_max_bytes,
     )
     app.add_middleware(ErrorBoundary)  # added last: the outermost
     return app

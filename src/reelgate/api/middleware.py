@@ -200,9 +200,17 @@ class _TooLarge(Exception):
 
 class RequestGuard:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, inline_image_bytes: int, upload_bytes: int
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        inline_image_bytes: int,
+        upload_bytes: int,
+        object_bytes: int = 0,
     ) -> None:
         self.app = app
+        self.object_bytes = object_bytes
+        """A provider's PUT of a finished video (``api.uploads``): streamed, never read here."""
         self.max_body = max_body_bytes
         # base64 grows an inline image by 4/3
         self.video_body = max_body_bytes + (inline_image_bytes * 4) // 3 + 8
@@ -219,6 +227,13 @@ class RequestGuard:
             return
         if scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
             await self.app(scope, receive, send)
+            return
+        if scope["method"] == "PUT" and scope["path"].startswith("/v1/uploads/"):
+            declared = _header(scope, b"content-length")
+            if declared.isdigit() and int(declared) > self.object_bytes:
+                await send_error(send, _too_large(self.object_bytes))
+                return
+            await self.app(scope, _counting(receive, self.object_bytes), send)
             return
         ctype = _header(scope, b"content-type").split(";")[0].strip().lower()
         multipart = ctype == "multipart/form-data"

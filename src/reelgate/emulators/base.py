@@ -102,6 +102,9 @@ class EmulatorConfig:
     still_served: frozenset[str] = frozenset()
     """Retired model ids this emulator serves anyway, as for an account the retirement has
     not reached yet (by default a retired id gets the provider's own "gone" answer)."""
+    zero_data_retention: bool = False
+    """xAI: the team is a Zero Data Retention team (every create must carry
+    ``output.upload_url``)."""
     token_seconds: int = 3599
     """Lifetime of the OAuth access tokens a token endpoint issues (Google: 3599)."""
 

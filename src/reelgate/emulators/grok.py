@@ -19,6 +19,14 @@ keywords (see ``emulators.base``) map to xAI's own signals:
     never          pending forever, progress stalled at 50
     fail           the job ends "failed" with error.code "internal_error" (an extra)
     expire         the result link answers 404 NoSuchKey after its first download
+    Zero Data Retention (``EmulatorConfig.zero_data_retention``): a create without
+    ``output.upload_url`` answers xAI's 400 "Zero Data Retention teams must provide
+    output.upload_url for video generation." (phuryn/grok-build-vscode#100); with one
+    (any team may send it; VideoOutput in xAI's OpenAPI: "Signed URL to upload the
+    generated video via HTTP PUT"), the finished video is PUT there before the first
+    final poll, whose ``video.url`` is then that URL (as xAI says of images); a failed
+    PUT answers done with ``storage_error`` and no URL.
+
     expired        the request ends ``{"status": "expired"}`` (a DeferredStatus of the
                    SDKs, not of the REST spec; no REST capture exists)
     slow, truncate, notvideo   applied to the result download
@@ -40,6 +48,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from PIL import Image, UnidentifiedImageError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -99,6 +108,9 @@ class _Job:
     width: int
     height: int
     faults: frozenset[str]
+    upload_url: str | None = None
+    uploaded: bool = False
+    storage_error: str | None = None
     created: float = field(default_factory=time.monotonic)
     polls: int = 0
     final_polls: int = 0
@@ -155,10 +167,21 @@ class GrokEmulator:
             return _error(400, INVALID_ARGUMENT, "Prompt rejected by content moderation.")
         if "refuse-image" in faults:
             return _error(400, INVALID_ARGUMENT, "Input image rejected by content moderation.")
+        output = body.get("output")
+        upload_url = output.get("upload_url") if isinstance(output, dict) else None
+        if output is not None and not (isinstance(upload_url, str) and upload_url):
+            return _error(400, INVALID_ARGUMENT, "output.upload_url must be a non-empty string.")
+        if self.config.zero_data_retention and upload_url is None:
+            return _error(
+                400,
+                "invalid-argument",
+                "Zero Data Retention teams must provide output.upload_url for video generation.",
+            )
         try:
             job = _job_from(body, prompt, faults)
         except _Invalid as invalid:
             return invalid.response
+        job.upload_url = upload_url
         self.jobs[job.id] = job
         await answer_late(faults, self.config)
         return JSONResponse({"request_id": job.id})
@@ -193,6 +216,21 @@ class GrokEmulator:
             "duration": job.duration,
             "respect_moderation": True,
         }
+        if job.upload_url is not None and "refuse" not in job.faults:
+            if not job.uploaded and job.storage_error is None:
+                await self._upload(job)
+            if job.storage_error is not None:
+                video["url"] = None
+                return JSONResponse(
+                    {
+                        "status": "done",
+                        "video": video,
+                        "model": job.model,
+                        "progress": 100,
+                        "storage_error": job.storage_error,
+                    }
+                )
+            video["url"] = job.upload_url
         if "refuse" in job.faults:
             video = {"url": "", "duration": job.duration, "respect_moderation": False}
         answer: dict[str, Any] = {
@@ -224,6 +262,24 @@ class GrokEmulator:
             media_type="video/mp4",
             headers={"content-length": str(len(data))},
         )
+
+    async def _upload(self, job: _Job) -> None:
+        """PUT the finished video to the job's ``output.upload_url``."""
+        assert job.upload_url is not None
+        path = await self.videos.get(job.width, job.height, job.duration, job.prompt)
+        data = await asyncio.to_thread(path.read_bytes)
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                answer = await client.put(
+                    job.upload_url, content=data, headers={"content-type": "video/mp4"}
+                )
+        except httpx.HTTPError as exc:
+            job.storage_error = f"upload failed: {type(exc).__name__}"
+            return
+        if answer.is_success:
+            job.uploaded = True
+        else:
+            job.storage_error = f"upload failed: HTTP {answer.status_code}"
 
     def _result_url(self, job: _Job) -> str:
         return f"{self.config.public_url}/xai-vidgen-bucket/xai-video-{job.id}.mp4"

@@ -10,22 +10,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from reelgate.engine.planner import StoredCopy
 from reelgate.errors import StorageError
 from reelgate.media.probe import probe_video
-from reelgate.providers.base import Provider, ResultLocation
 from reelgate.storage import Storage
 
 __all__ = ["mirror_result"]
 
 
-async def _spool(provider: Provider, result: ResultLocation, path: Path, max_bytes: int) -> str:
+async def _spool(source: AsyncIterator[bytes], path: Path, max_bytes: int) -> str:
     digest = hashlib.sha256()
     size = 0
     with path.open("wb") as fh:
-        async for chunk in provider.download(result):
+        async for chunk in source:
             size += len(chunk)
             if size > max_bytes:
                 raise StorageError(
@@ -40,13 +40,15 @@ async def _spool(provider: Provider, result: ResultLocation, path: Path, max_byt
 
 
 async def mirror_result(
-    provider: Provider, result: ResultLocation, storage: Storage, key: str, *, max_bytes: int
+    source: AsyncIterator[bytes], storage: Storage, key: str, *, max_bytes: int
 ) -> StoredCopy:
+    """``source``: the provider's download, or (for a result the provider uploaded to
+    us) the uploaded object read back from storage."""
     with tempfile.TemporaryDirectory(prefix="reelgate-mirror-") as tmp:
         path = Path(tmp) / "video"
-        sha = await _spool(provider, result, path, max_bytes)
+        sha = await _spool(source, path, max_bytes)
         info = await asyncio.to_thread(probe_video, path)
-        stored = await storage.put_file(key, path, result.content_type or "video/mp4")
+        stored = await storage.put_file(key, path, "video/mp4")
     return StoredCopy(
         key=key,
         bytes=stored.size,

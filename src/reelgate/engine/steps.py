@@ -56,10 +56,12 @@ from reelgate.engine.policy import Uniform
 from reelgate.errors import InvalidRequest, ProviderError, ReelgateError, TransientError
 from reelgate.job import Job, JobError, JobState
 from reelgate.providers.base import (
+    UPLOADED,
     GenerationRequest,
     ImageInput,
     Provider,
     ResultLocation,
+    TakesOutputUpload,
 )
 from reelgate.providers.registry import ProviderRegistry
 from reelgate.storage import Storage
@@ -81,6 +83,14 @@ T = TypeVar("T")
 
 def storage_key(job: Job) -> str:
     return f"videos/{job.account_id}/{job.id}.mp4"
+
+
+def upload_key(job: Job) -> str:
+    """Where a provider writes this attempt's video when given an upload URL."""
+    return f"uploads/{job.id}-{job.attempt_no}.mp4"
+
+
+UPLOAD_URL_MARGIN_SECONDS = 600
 
 
 class _Unloaded:
@@ -331,7 +341,9 @@ class Stepper:
         ``count``: this send is a retry that counts against the transient limit."""
         return await self.take(job, Sending(count=count))
 
-    def _request(self, job: Job, spec: ModelSpec, image: ImageInput | None) -> GenerationRequest:
+    def _request(
+        self, job: Job, spec: ModelSpec, image: ImageInput | None, upload_url: str | None = None
+    ) -> GenerationRequest:
         p = job.params
         return GenerationRequest(
             job_id=job.id,
@@ -347,11 +359,21 @@ class Stepper:
             negative_prompt=p.negative_prompt,
             seed=p.seed,
             image=image,
+            output_upload_url=upload_url,
         )
 
     async def generation_request(self, job: Job, spec: ModelSpec) -> GenerationRequest:
         image = await load_image(job.params, self.storage, self.settings.net_policy())
-        return self._request(job, spec, image)
+        return self._request(job, spec, image, await self._upload_url(job, spec))
+
+    async def _upload_url(self, job: Job, spec: ModelSpec) -> str | None:
+        """A PUT link into our storage for providers that take one, good until the job's
+        deadline (plus a margin): the provider writes the video there itself."""
+        provider = self.providers.get(spec.provider)
+        if not (isinstance(provider, TakesOutputUpload) and provider.takes_output_upload):
+            return None
+        lifetime = max(0, (job.deadline_at - self.clock()) // 1000) + UPLOAD_URL_MARGIN_SECONDS
+        return await self.storage.upload_url(upload_key(job), lifetime)
 
     async def send_create(
         self, job: Job, spec: ModelSpec, image: ImageInput | _Unloaded | None = UNLOADED
@@ -363,7 +385,7 @@ class Stepper:
             if isinstance(image, _Unloaded):
                 request = await self.generation_request(job, spec)
             else:
-                request = self._request(job, spec, image)
+                request = self._request(job, spec, image, await self._upload_url(job, spec))
             submitted = await provider.create(request)
         except ProviderError as exc:
             if exc.ambiguous:
@@ -414,12 +436,13 @@ class Stepper:
         )
         outcome: Outcome
         try:
+            source = (
+                self.storage.stream(upload_key(job))
+                if location.url.startswith(UPLOADED)
+                else self.provider(spec).download(location)
+            )
             copy = await mirror_result(
-                self.provider(spec),
-                location,
-                self.storage,
-                storage_key(job),
-                max_bytes=self.settings.mirror_max_bytes,
+                source, self.storage, storage_key(job), max_bytes=self.settings.mirror_max_bytes
             )
         except (ReelgateError, OSError) as exc:
             message = exc.message if isinstance(exc, ReelgateError) else type(exc).__name__

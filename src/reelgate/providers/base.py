@@ -19,12 +19,14 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "UPLOADED",
     "FindsLostCreates",
     "GenerationRequest",
     "ImageInput",
     "Provider",
     "ResultLocation",
     "Submitted",
+    "TakesOutputUpload",
     "UpstreamState",
     "UpstreamStatus",
 ]
@@ -56,11 +58,28 @@ class GenerationRequest:
     negative_prompt: str | None = None
     seed: int | None = None
     image: ImageInput | None = None
+    output_upload_url: str | None = None
+    """Where the provider may PUT the finished video (into reelgate's own storage),
+    for providers that take one (``TakesOutputUpload``); its result is then
+    ``ResultLocation(UPLOADED)``."""
 
     @property
     def idempotency_key(self) -> str:
         """Stable per job and attempt: a re-sent create after a crash is the same create."""
         return f"{self.job_id}-{self.attempt}"
+
+
+UPLOADED = "reelgate-upload:"
+"""A result the provider wrote to ``GenerationRequest.output_upload_url``: the engine
+reads it from its own storage (``engine.steps.upload_key``) instead of downloading."""
+
+
+@runtime_checkable
+class TakesOutputUpload(Protocol):
+    """A provider that can write its result to a URL reelgate gives it (xAI's
+    ``output.upload_url``): the engine puts one in every request to it."""
+
+    takes_output_upload: bool
 
 
 @dataclass(frozen=True)

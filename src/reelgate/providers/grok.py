@@ -21,6 +21,15 @@ key is a *400* ("Incorrect API key provided: xa***yz ..."), exhausted credits a
 credentials) and lives about 24 hours. xAI has no cancel endpoint for videos
 and does not dedupe creates.
 
+Zero Data Retention teams must send ``output.upload_url`` ("a signed URL to upload
+the generated video via HTTP PUT", xAI's OpenAPI ``VideoOutput``), or every create
+answers 400 "Zero Data Retention teams must provide output.upload_url for video
+generation.". The engine gives this adapter a PUT link into reelgate's own storage
+with every request (``takes_output_upload``); it is sent when
+``REELGATE_XAI_ZERO_DATA_RETENTION`` is set, and after that 400 (the create is sent
+again once with it, and every later one carries it). The result is then the object
+xAI uploaded (``UPLOADED``), mirrored from reelgate's storage.
+
 This module must never log the key, put it in a URL, or copy an upstream auth
 message (xAI echoes a fragment of the key) into an error.
 """
@@ -28,6 +37,7 @@ message (xAI echoes a fragment of the key) into an error.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -45,6 +55,7 @@ from reelgate.errors import (
     TransientError,
 )
 from reelgate.providers.base import (
+    UPLOADED,
     GenerationRequest,
     ImageInput,
     ResultLocation,
@@ -60,6 +71,10 @@ from reelgate.providers.http import (
     stream_download,
 )
 from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
+
+log = logging.getLogger(__name__)
+_ZDR = re.compile(r"Zero Data Retention.*output\.upload_url", re.IGNORECASE)
+"""xAI's 400 for a create without output.upload_url from a ZDR team."""
 
 __all__ = [
     "PLUGIN",
@@ -101,12 +116,21 @@ class GrokProvider:
 
     name = "grok"
     route = "xai"
+    takes_output_upload = True
     supports_cancel = False
     idempotent_create = False
     """xAI takes no idempotency key: its official SDK retries a create only after a 429."""
 
-    def __init__(self, deployment: HttpDeployment, *, result_ttl: timedelta = RESULT_URL_TTL):
+    def __init__(
+        self,
+        deployment: HttpDeployment,
+        *,
+        result_ttl: timedelta = RESULT_URL_TTL,
+        zero_data_retention: bool = False,
+    ):
         self._deployment = deployment
+        self._zdr = zero_data_retention
+        """Send ``output.upload_url`` (set, or learnt from xAI's 400)."""
         self._result_ttl = result_ttl
         auth = {"Authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}
         self._client = new_client(deployment, auth)
@@ -118,13 +142,16 @@ class GrokProvider:
     async def create(self, request: GenerationRequest) -> Submitted:
         # x-client-request-id is the header xai-sdk-ts sends for tracing; xAI does not
         # dedupe on it, but it lets an operator find this attempt in xAI's logs.
+        upload = request.output_upload_url
         try:
-            data = await self._call(
-                "POST",
-                "/videos/generations",
-                json=create_body(request),
-                headers={"x-client-request-id": request.idempotency_key},
-            )
+            try:
+                data = await self._send_create(request, with_upload=self._zdr)
+            except InvalidRequest as exc:
+                if self._zdr or upload is None or not _ZDR.search(exc.message):
+                    raise
+                log.warning("xAI says this team keeps no data: sending output.upload_url")
+                self._zdr = True
+                data = await self._send_create(request, with_upload=True)
         except InvalidRequest as exc:
             if exc.upstream_status == 404:
                 # "model-not-found ... errors are returned as HTTP errors" (xAI's spec):
@@ -146,6 +173,22 @@ class GrokProvider:
         except ProviderError as exc:
             if not accepted_credential(exc):
                 raise
+
+    async def _send_create(self, request: GenerationRequest, *, with_upload: bool) -> Any:
+        body = create_body(request)
+        if with_upload:
+            if request.output_upload_url is None:
+                raise InvalidRequest(
+                    "xAI needs output.upload_url for this team and reelgate has none to give",
+                    code="no_upload_url",
+                )
+            body["output"] = {"upload_url": request.output_upload_url}
+        return await self._call(
+            "POST",
+            "/videos/generations",
+            json=body,
+            headers={"x-client-request-id": request.idempotency_key},
+        )
 
     async def status(self, upstream_id: str) -> UpstreamStatus:
         data = await self._call("GET", f"/videos/{quote(upstream_id, safe='')}")
@@ -235,10 +278,28 @@ class GrokProvider:
                 "xAI's moderation withheld the generated video (respect_moderation: false)",
                 upstream_id=upstream_id,
             )
+        storage_error = data.get("storage_error")
+        if storage_error:
+            raise TransientError(
+                f"xAI could not upload the video to reelgate's storage: {storage_error}",
+                code="upload_failed",
+                upstream_id=upstream_id,
+                terminal=True,
+            )
         url = video.get("url")
+        duration = video.get("duration")
+        if self._zdr or not url:
+            # written to the upload URL we gave (a done video with no link of its own is
+            # one that went there): read it back from our storage
+            return UpstreamStatus(
+                UpstreamState.SUCCEEDED,
+                progress=100,
+                result=ResultLocation(url=UPLOADED),
+                duration_seconds=float(duration) if isinstance(duration, int | float) else None,
+                extra=_usage(data),
+            )
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             raise TransientError("xAI finished the video but answered no video URL")
-        duration = video.get("duration")
         return UpstreamStatus(
             UpstreamState.SUCCEEDED,
             progress=100,
@@ -253,6 +314,9 @@ class GrokSettings(ProviderSettings):
 
     xai_api_key: SecretStr | None = None
     xai_base_url: str = "https://api.x.ai/v1"
+    xai_zero_data_retention: bool = False
+    """The team keeps no data: send every create an ``output.upload_url`` into
+    reelgate's storage (learnt from xAI's 400 too, but that costs one refused create)."""
 
 
 def build(settings: GrokSettings, context: BuildContext) -> GrokProvider | None:
@@ -266,7 +330,8 @@ def build(settings: GrokSettings, context: BuildContext) -> GrokProvider | None:
             api_key=key,
             timeout_seconds=context.timeout_seconds,
             downloads=context.downloads,
-        )
+        ),
+        zero_data_retention=settings.xai_zero_data_retention,
     )
 
 

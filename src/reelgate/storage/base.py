@@ -7,6 +7,7 @@ credentials in one.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +30,15 @@ class Storage(Protocol):
 
     async def signed_url(self, key: str, expires_in: int) -> str:
         """A URL a browser can GET (with Range) until it expires."""
+        ...
+
+    async def upload_url(self, key: str, expires_in: int) -> str:
+        """A URL a provider can PUT the object to until it expires (a presigned cloud
+        URL, or reelgate's own signed ``/v1/uploads/{key}`` for local storage)."""
+        ...
+
+    def stream(self, key: str) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks (``StorageError`` ``object_not_found``)."""
         ...
 
     async def read_bytes(self, key: str, max_bytes: int) -> bytes:

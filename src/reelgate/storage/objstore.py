@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
@@ -23,7 +23,7 @@ from obstore.store import GCSStore, LocalStore, MemoryStore, S3Store
 
 from reelgate.errors import StorageError
 from reelgate.storage.base import StoredObject
-from reelgate.storage.signing import MIN_SECRET_BYTES, signed_query
+from reelgate.storage.signing import MIN_SECRET_BYTES, UPLOAD_DOMAIN, signed_query
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, GCSConfig, ObjectStore, S3Config
@@ -294,6 +294,33 @@ class ObjectStorage:
                 raise StorageError(f"signing failed: {type(exc).__name__}", key=key) from exc
         query = signed_query(key, lifetime, self._signing_secret)
         return f"{self._public_base_url}/files/{quote(key, safe='/')}?{query}"
+
+    async def upload_url(self, key: str, expires_in: int) -> str:
+        """A PUT link valid for ``expires_in`` seconds, capped at ``MAX_URL_LIFETIME``."""
+        validate_key(key)
+        if expires_in <= 0:
+            raise ValueError("expires_in must be a positive number of seconds")
+        lifetime = min(expires_in, MAX_URL_LIFETIME)
+        if isinstance(self._store, S3Store | GCSStore):
+            try:
+                return await obstore.sign_async(
+                    self._store, "PUT", key, timedelta(seconds=lifetime)
+                )
+            except (ObstoreError, OSError) as exc:
+                raise StorageError(f"signing failed: {type(exc).__name__}", key=key) from exc
+        query = signed_query(key, lifetime, self._signing_secret, domain=UPLOAD_DOMAIN)
+        return f"{self._public_base_url}/v1/uploads/{quote(key, safe='/')}?{query}"
+
+    async def stream(self, key: str) -> AsyncIterator[bytes]:
+        validate_key(key)
+        try:
+            result = await obstore.get_async(self._store, key)
+            async for chunk in result.stream(min_chunk_size=_READ_CHUNK_SIZE):
+                yield bytes(chunk)
+        except (FileNotFoundError, NotFoundError) as exc:
+            raise StorageError("no such object", code="object_not_found", key=key) from exc
+        except (ObstoreError, OSError) as exc:
+            raise StorageError(f"read failed: {type(exc).__name__}", key=key) from exc
 
     async def read_bytes(self, key: str, max_bytes: int) -> bytes:
         """Read a small object whole; ``StorageError`` (``object_too_large``) past ``max_bytes``.

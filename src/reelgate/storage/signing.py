@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from reelgate.errors import Forbidden
 
-__all__ = ["MIN_SECRET_BYTES", "sign_path", "signed_query", "verify"]
+__all__ = ["MIN_SECRET_BYTES", "UPLOAD_DOMAIN", "sign_path", "signed_query", "verify"]
 
 MIN_SECRET_BYTES = 16
 """Shorter secrets make the HMAC guessable; refuse them rather than sign weakly."""
@@ -25,6 +25,9 @@ MIN_SECRET_BYTES = 16
 # A purpose prefix keeps these MACs from ever validating some other message
 # that reelgate might sign with the same secret in the future.
 _DOMAIN = b"reelgate.files.v1\n"
+UPLOAD_DOMAIN = b"reelgate.uploads.v1\n"
+"""Upload links (PUT) are signed under their own purpose: a download link's signature
+never lets anyone write, and the reverse."""
 # ASCII digits only: int() would also take "+5", " 5", "1_0" and other scripts' digits.
 _EXPIRES = re.compile(r"[0-9]{1,16}")
 
@@ -34,24 +37,27 @@ def _check_secret(secret: bytes) -> None:
         raise ValueError(f"the signing secret must be at least {MIN_SECRET_BYTES} bytes")
 
 
-def sign_path(key: str, expires_at: int, secret: bytes) -> str:
+def sign_path(key: str, expires_at: int, secret: bytes, *, domain: bytes = _DOMAIN) -> str:
     """The base64url (unpadded) HMAC-SHA256 of the expiry and the key."""
     _check_secret(secret)
     if expires_at < 0:
         raise ValueError("expires_at must be a Unix time in seconds")
     # The expiry is digits only, so the newline makes the split unambiguous.
     expiry = str(expires_at).encode("ascii")
-    message = _DOMAIN + expiry + b"\n" + key.encode("utf-8", "surrogatepass")
+    message = domain + expiry + b"\n" + key.encode("utf-8", "surrogatepass")
     digest = hmac.new(secret, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def signed_query(key: str, expires_in: int, secret: bytes, now: float | None = None) -> str:
+def signed_query(
+    key: str, expires_in: int, secret: bytes, now: float | None = None, *, domain: bytes = _DOMAIN
+) -> str:
     """The ``expires=...&signature=...`` query string for a link valid ``expires_in`` s."""
     if expires_in <= 0:
         raise ValueError("expires_in must be a positive number of seconds")
     expires_at = int(time.time() if now is None else now) + expires_in
-    return urlencode({"expires": expires_at, "signature": sign_path(key, expires_at, secret)})
+    signature = sign_path(key, expires_at, secret, domain=domain)
+    return urlencode({"expires": expires_at, "signature": signature})
 
 
 def verify(
@@ -60,6 +66,8 @@ def verify(
     signature: str,
     secret: bytes,
     now: float | None = None,
+    *,
+    domain: bytes = _DOMAIN,
 ) -> None:
     """Accept a link or raise ``Forbidden`` with code ``invalid_signature`` or ``url_expired``.
 
@@ -74,7 +82,7 @@ def verify(
         expires_at = expires
     if expires_at < 0:
         raise Forbidden("the link's signature is not valid", code="invalid_signature")
-    expected = sign_path(key, expires_at, secret).encode("ascii")
+    expected = sign_path(key, expires_at, secret, domain=domain).encode("ascii")
     # compare_digest refuses non-ASCII str, so compare bytes; "replace" keeps junk harmless.
     if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
         raise Forbidden("the link's signature is not valid", code="invalid_signature")
