@@ -13,7 +13,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, Literal, cast
 from urllib.parse import quote, unquote, urlsplit
 
 import obstore
@@ -281,22 +281,15 @@ class ObjectStorage:
 
     async def signed_url(self, key: str, expires_in: int) -> str:
         """A GET link valid for ``expires_in`` seconds, capped at ``MAX_URL_LIFETIME``."""
-        validate_key(key)
-        if expires_in <= 0:
-            raise ValueError("expires_in must be a positive number of seconds")
-        lifetime = min(expires_in, MAX_URL_LIFETIME)
-        if isinstance(self._store, S3Store | GCSStore):
-            try:
-                return await obstore.sign_async(
-                    self._store, "GET", key, timedelta(seconds=lifetime)
-                )
-            except (ObstoreError, OSError) as exc:
-                raise StorageError(f"signing failed: {type(exc).__name__}", key=key) from exc
-        query = signed_query(key, lifetime, self._signing_secret)
-        return f"{self._public_base_url}/files/{quote(key, safe='/')}?{query}"
+        return await self._link("GET", key, expires_in)
 
     async def upload_url(self, key: str, expires_in: int) -> str:
         """A PUT link valid for ``expires_in`` seconds, capped at ``MAX_URL_LIFETIME``."""
+        return await self._link("PUT", key, expires_in)
+
+    async def _link(self, method: Literal["GET", "PUT"], key: str, expires_in: int) -> str:
+        """The cloud's presigned link, or reelgate's own (``/files`` to read,
+        ``/v1/uploads`` to write, each signed under its own purpose)."""
         validate_key(key)
         if expires_in <= 0:
             raise ValueError("expires_in must be a positive number of seconds")
@@ -304,12 +297,15 @@ class ObjectStorage:
         if isinstance(self._store, S3Store | GCSStore):
             try:
                 return await obstore.sign_async(
-                    self._store, "PUT", key, timedelta(seconds=lifetime)
+                    self._store, method, key, timedelta(seconds=lifetime)
                 )
             except (ObstoreError, OSError) as exc:
                 raise StorageError(f"signing failed: {type(exc).__name__}", key=key) from exc
-        query = signed_query(key, lifetime, self._signing_secret, domain=UPLOAD_DOMAIN)
-        return f"{self._public_base_url}/v1/uploads/{quote(key, safe='/')}?{query}"
+        if method == "PUT":
+            query = signed_query(key, lifetime, self._signing_secret, domain=UPLOAD_DOMAIN)
+            return f"{self._public_base_url}/v1/uploads/{quote(key, safe='/')}?{query}"
+        query = signed_query(key, lifetime, self._signing_secret)
+        return f"{self._public_base_url}/files/{quote(key, safe='/')}?{query}"
 
     async def stream(self, key: str) -> AsyncIterator[bytes]:
         validate_key(key)
