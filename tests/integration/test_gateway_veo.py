@@ -313,3 +313,31 @@ async def test_a_model_retired_on_its_route_is_refused_naming_the_date(
         "deprecated_at": None,
         "retires_at": None,
     }
+
+
+async def test_a_retired_model_with_a_fallback_is_skipped_not_failed(
+    client: httpx.AsyncClient, rt: Runtime, worker: Worker, upstream: EmulatorServer
+) -> None:
+    rt.providers.providers["veo"] = VeoProvider(
+        HttpDeployment(
+            f"{upstream.url}/v1beta", KEY, timeout_seconds=10, downloads=LOOPBACK_DOWNLOADS
+        )
+    )
+    quick(rt)
+    resp = await client.post(
+        "/v1/videos",
+        json={
+            "model": "veo-3-1",
+            "prompt": "a lighthouse",
+            "fallback": ["local"],
+            "duration_seconds": 4,
+            "resolution": "720p",
+        },
+    )
+    assert resp.status_code == 202, resp.text
+    seen = await wait_for_status(client, resp.json()["id"], {"completed", "failed"}, timeout=30)
+    job = seen[-1]
+    assert job["status"] == "completed" and job["delivered_by"] == "local"
+    assert outcomes(job) == [("veo-3-1", "gone"), ("local", "completed")]
+    assert "retired on its gemini route on 2026-10-22" in job["attempts"][0]["error"]["message"]
+    assert not upstream.app.state.gemini.received  # Google was never asked

@@ -88,13 +88,25 @@ def test_the_operator_may_serve_a_retired_model_with_its_successor() -> None:
     assert checked.chain == ["veo-3-1"]  # validated against the model that serves it
 
 
-def test_a_retired_fallback_is_refused_but_a_retired_default_is_left_out() -> None:
+def test_a_retired_model_with_something_to_fall_back_to_is_accepted_and_skipped() -> None:
+    """A retired model never fails a job that has a fallback: the chain keeps it (the
+    engine skips it, recorded as ``gone``) as long as one model of it is served."""
     where = routes(sora="openai", veo="vertex", local="local")
-    with pytest.raises(Gone) as refused:
-        validate_submission(
-            CATALOG, Submission(model="local", fallback=("sora-2",)), route_of=where, day=DAY
-        )
-    assert refused.value.details["param"] == "fallback"
+    first = validate_submission(
+        CATALOG,
+        Submission(model="sora-2", fallback=("local",), duration_seconds=4),
+        route_of=where,
+        day=DAY,
+    )
+    assert first.chain == ["sora-2", "local"]
+    middle = validate_submission(
+        CATALOG,
+        Submission(model="local", fallback=("sora-2", "veo-3-1-fast"), duration_seconds=4),
+        route_of=where,
+        day=DAY,
+    )
+    assert middle.chain == ["local", "sora-2", "veo-3-1-fast"]
+    # the operator's default chain leaves a retired entry out
     local = replace(CATALOG.get("local"), fallback=("sora-2", "veo-3-1-fast"))
     catalog = Catalog([local, *(m for m in CATALOG if m.id != "local")])
     checked = validate_submission(

@@ -89,14 +89,16 @@ def validate_submission(
     whether a model is retired (``ModelSpec.routes``) on ``day`` (today by default)."""
     day = day or today()
 
-    def serving(model_id: str, param: str) -> str:
-        served = in_service(catalog, model_id, route_of, day)
-        if served is None:
-            spec = catalog.get(model_id)
-            raise retired_error(spec, route_of(spec.provider), param)
-        return served
+    def served(model_id: str) -> str:
+        """The model that serves ``model_id`` today (its successor, if the operator
+        routes it there), or ``model_id`` itself when it is retired: the engine skips a
+        retired model down the chain, recorded as ``gone`` in the job's attempts."""
+        return in_service(catalog, model_id, route_of, day) or model_id
 
-    spec = catalog.get(serving(sub.model, "model"))
+    def retired(model_id: str) -> bool:
+        return in_service(catalog, model_id, route_of, day) is None
+
+    spec = catalog.get(served(sub.model))
     chain = [spec.id]
     for fb in sub.fallback:
         if fb not in catalog:
@@ -106,15 +108,16 @@ def validate_submission(
                 param="fallback",
                 allowed=catalog.ids(),
             )
-        served = serving(fb, "fallback")
-        if served not in chain:
-            chain.append(served)
+        if served(fb) not in chain:
+            chain.append(served(fb))
     if not sub.fallback:
-        # the operator's default chain: a retired entry is left out, not refused
+        # the operator's default chain: a retired entry is left out
         for fb in spec.fallback:
-            default = in_service(catalog, fb, route_of, day)
-            if default is not None and default not in chain:
-                chain.append(default)
+            if not retired(fb) and served(fb) not in chain:
+                chain.append(served(fb))
+    if all(retired(model_id) for model_id in chain):
+        # nothing in the chain is served any more: refuse now rather than queue a failure
+        raise retired_error(spec, route_of(spec.provider), "model")
     duration = sub.duration_seconds if sub.duration_seconds is not None else spec.default_duration
     resolution = (sub.resolution or spec.default_resolution).lower()
     aspect = sub.aspect_ratio or spec.default_aspect_ratio

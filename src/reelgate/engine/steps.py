@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from reelgate.billing import charge_for
 from reelgate.catalog import Catalog, ModelSpec
+from reelgate.catalog.lifecycle import today
+from reelgate.catalog.models import Lifecycle
 from reelgate.config import Settings
 from reelgate.engine.events import EventHub, event_for
 from reelgate.engine.inputs import load_image
@@ -312,7 +314,14 @@ class Stepper:
             await settle_lost_create(self, job, spec, lost)
             return
         if job.state is JobState.QUEUED:
-            where = deployment(spec, self.providers.route_of(spec.provider))
+            route = self.providers.route_of(spec.provider)
+            served = spec.route(route)
+            if served.lifecycle_on(today(self.clock())) is Lifecycle.RETIRED:
+                since = f" on {served.retires_at.isoformat()}" if served.retires_at else ""
+                after = f"; its successor is {spec.successor}" if spec.successor else ""
+                await self.take(job, MarkedGone(f"retired on its {route} route{since}{after}"))
+                return
+            where = deployment(spec, route)
             for mark in await self.store.list_unavailable(self.clock()):
                 if mark.deployment == where:
                     await self.take(job, MarkedGone(mark.reason))
