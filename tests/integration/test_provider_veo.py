@@ -669,3 +669,27 @@ def test_a_file_that_is_not_a_service_account_key_is_refused(tmp_path: Path) -> 
     bad.write_text('{"type": "authorized_user"}')
     with pytest.raises(ValueError, match="not a service-account key file"):
         GoogleToken.from_service_account_file(bad)
+
+
+async def test_application_default_credentials_name_the_key_and_the_project(
+    token_emulator: tuple[EmulatorServer, Starlette],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """REELGATE_VERTEX_USE_ADC: google.auth.default() finds the key file that
+    GOOGLE_APPLICATION_CREDENTIALS names, and its project_id serves as the project."""
+    server, app = token_emulator
+    key_file = tmp_path / "adc.json"
+    email = f"reelgate@{PROJECT}.iam.gserviceaccount.com"
+    app.state.veo.service_accounts[email] = _service_account(key_file, f"{server.url}/token")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    provider = PLUGIN.from_settings(
+        Settings(vertex_use_adc=True, vertex_base_url=f"{server.url}/v1")
+    )
+    assert isinstance(provider, VertexVeoProvider)
+    try:
+        submitted = await provider.create(_vrequest("by default"))
+    finally:
+        await provider.aclose()
+    assert submitted.upstream_id.startswith(f"projects/{PROJECT}/locations/us-central1/")
+    assert app.state.veo.tokens_issued == 1
