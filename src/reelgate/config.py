@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     model_gone_mark_seconds: float = Field(default=86_400.0, gt=0)
     """After a provider says it no longer serves a model (404 model not found, "no longer
     available"...), the model is skipped on that route and shown unavailable this long
-    (``reelgate providers check`` or the admin API lift the mark sooner)."""
+    (``reelgate providers unmark MODEL`` lifts it sooner)."""
     mirror_quick_retries: int = Field(default=3, ge=0, le=20)
     """Mirror retries (seconds apart) before the video is delivered unmirrored."""
     mirror_background_retries: int = Field(default=6, ge=0, le=50)

@@ -56,7 +56,7 @@ async def test_quota_cools_the_deployment_down_for_every_worker(
         client, worker, {"model": "s-primary", "prompt": "quota please", "fallback": ["s-backup"]}
     )
     assert first["delivered_by"] == "s-backup"
-    until = await cooling_until(rt.db, "scripted:s-primary")
+    until = await cooling_until(rt.db, "scripted:scripted:s-primary")
     assert until is not None and until - now_ms() > 20_000  # Retry-After: 30
     calls = scripted.create_calls
     second = await _run_until_final(

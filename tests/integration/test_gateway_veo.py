@@ -266,7 +266,10 @@ async def test_a_model_gone_upstream_falls_back_unbilled_and_is_marked_unavailab
     gone = models[MODEL]
     assert gone["available"] is False and gone["route"] == "gemini"
     assert gone["unavailable_since"] is not None and gone["unavailable_until"] is not None
-    assert "no longer serves it here" in gone["unavailable_reason"]
+    assert gone["unavailable_reason"] == (
+        "marked unavailable: its provider answered HTTP 404 model_gone: the model is not "
+        "served there"
+    )
     assert models["veo-3-1"]["available"] is True  # another upstream id: not marked
 
     # the mark holds for the next job: skipped without asking Google again

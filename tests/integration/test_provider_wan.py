@@ -437,12 +437,17 @@ async def test_each_region_knows_its_own_names_and_a_missing_one_is_gone(
             await beijing.create(_request("beijing", upstream_model="wan2.1-t2v-turbo"))
         with pytest.raises(ModelGone):
             await intl.create(_request("intl", upstream_model="wanx2.1-t2v-turbo"))
+        image = ImageInput(data=_png(640, 480), mime_type="image/png")
+        with pytest.raises(ModelGone) as i2v:
+            await beijing.create(_request("i2v", upstream_model="wan2.1-t2v-turbo", image=image))
     finally:
         await beijing.aclose()
         await intl.aclose()
     assert wrong_region.value.upstream_status == 400
     assert wrong_region.value.details["upstream_code"] == "InvalidParameter"
     assert wrong_region.value.message == "Model not exist."
+    # the mark goes on the name that was sent (image-to-video's), not on the t2v one
+    assert i2v.value.details["upstream_model"] == "wan2.1-i2v-turbo"
 
 
 async def test_the_catalog_routes_wan_to_the_region_names() -> None:

@@ -91,3 +91,35 @@ def test_generate_makes_a_video_per_model_and_names_a_retired_one(
     assert rows["wan-2-1"]["ok"] and "made and downloaded" in rows["wan-2-1"]["detail"]
     assert rows["wan-2-1"]["seconds"] > 0
     assert result.exit_code == 1
+
+
+def test_marks_are_listed_and_lifted_by_model(sqlite_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    from reelgate.catalog.lifecycle import Unavailable
+    from reelgate.store.db import create_engine
+    from reelgate.store.jobs import now_ms
+    from reelgate.store.sql import SqlStore
+
+    async def mark() -> None:
+        db = create_engine(sqlite_url)
+        now = now_ms()
+        store = SqlStore(db)
+        for deployment, model in (
+            ("veo:gemini:veo-3.1-generate-preview", "veo-3-1"),
+            ("wan:intl:wan2.5-i2v-preview", "wan-2-5"),
+        ):
+            await store.mark_unavailable(
+                Unavailable(deployment, model, "HTTP 404 model_gone", now, now + 60_000)
+            )
+        await db.dispose()
+
+    asyncio.run(mark())
+    env = {"REELGATE_DATABASE_URL": sqlite_url, "REELGATE_DATA_DIR": str(tmp_path)}
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(app, ["providers", "marks", "--json"], env=env).stdout)
+    assert {m["model"] for m in listed} == {"veo-3-1", "wan-2-5"}
+    lifted = runner.invoke(app, ["providers", "unmark", "veo-3-1"], env=env)
+    assert "lifted 1 mark(s): veo:gemini:veo-3.1-generate-preview" in lifted.stdout
+    left = json.loads(runner.invoke(app, ["providers", "marks", "--json"], env=env).stdout)
+    assert [m["model"] for m in left] == ["wan-2-5"]

@@ -146,7 +146,11 @@ def test_a_gone_model_falls_back_and_is_marked_unavailable(state: str) -> None:
     assert t.job.state is JobState.QUEUED and t.job.chain_index == 1
     assert t.job.attempts[-1].outcome is AttemptOutcome.GONE
     assert t.unavailable == Unavailable(
-        "local:local-renderer", "local", "models/x is no longer available", NOW, NOW + 3_600_000
+        "local:local:local-renderer",
+        "local",
+        "its provider answered HTTP 404 model_gone: the model is not served there",
+        NOW,
+        NOW + 3_600_000,
     )
     assert t.cooldown is None and t.settle is None  # the hold waits for the next model
 
@@ -164,3 +168,23 @@ def test_a_model_marked_unavailable_is_skipped_without_marking_it_again() -> Non
     assert t.job.state is JobState.QUEUED and t.job.chain_index == 1
     assert t.unavailable is None
     assert t.job.attempts[-1].outcome is AttemptOutcome.GONE
+
+
+def test_a_quoted_date_or_the_old_deprecated_key_in_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "reelgate.toml"
+    config.write_text('[models."veo-3-1".routes.gemini]\nretires_at = "2027-01-31"\n')
+    with pytest.raises(ReelgateError, match="must be a TOML date"):
+        load_catalog(config)
+    config.write_text('[models."sora-2"]\ndeprecated = "works through Azure only"\n')
+    assert "(deprecated: works through Azure only)" in load_catalog(config).get("sora-2").notes
+
+
+def test_a_retired_models_limits_do_not_refuse_what_the_fallback_serves() -> None:
+    where = routes(sora="openai", local="local")
+    checked = validate_submission(
+        CATALOG,
+        Submission(model="sora-2", fallback=("local",), duration_seconds=2),  # sora: 4/8/12
+        route_of=where,
+        day=DAY,
+    )
+    assert checked.chain == ["sora-2", "local"] and checked.params.duration_seconds == 2

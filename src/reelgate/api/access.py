@@ -6,6 +6,8 @@ refused). Shared by every route that creates jobs."""
 from __future__ import annotations
 
 from reelgate.catalog.availability import access_denied
+from reelgate.catalog.lifecycle import today
+from reelgate.catalog.models import Lifecycle
 from reelgate.engine.planner import deployment
 from reelgate.errors import Forbidden, ValidationFailed
 from reelgate.runtime import Runtime
@@ -39,11 +41,16 @@ async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
             )
     marks = {m.deployment: m for m in await rt.store.list_unavailable(now_ms())}
     if not marks:
-        return
+        return  # validation already refused a chain of only retired models
+    day = today()
     gone = []
     for model_id in chain:
         spec = rt.catalog.get(model_id)
-        mark = marks.get(deployment(spec, rt.providers.route_of(spec.provider)))
+        route = rt.providers.route_of(spec.provider)
+        if spec.route(route).lifecycle_on(day) is Lifecycle.RETIRED:
+            gone.append(f"{model_id} (retired)")
+            continue
+        mark = marks.get(deployment(spec, route))
         if mark is None:
             return
         gone.append(f"{model_id} ({mark.reason})")

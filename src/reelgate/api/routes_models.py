@@ -60,7 +60,7 @@ def model_to_wire(
         if spec.successor:
             reason = f"{reason}; use {spec.successor}"
     if reason is None and mark is not None:
-        reason = f"its provider no longer serves it here: {mark.reason}"
+        reason = f"marked unavailable: {mark.reason}"
     denied = access_denied(spec, flags)
     return {
         "id": spec.id,

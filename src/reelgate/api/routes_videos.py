@@ -36,8 +36,9 @@ from reelgate.errors import (
 )
 from reelgate.job import Job, MirrorStatus, PublicStatus
 from reelgate.netsafe import check_url
-from reelgate.providers.base import ResultLocation
+from reelgate.providers.base import UPLOADED, ResultLocation
 from reelgate.runtime import Runtime
+from reelgate.storage.keys import upload_key
 from reelgate.storage.signing import verify
 from reelgate.store.accounts import KeyInfo
 from reelgate.store.base import Tx
@@ -266,7 +267,12 @@ async def video_stream(
         url=upstream_url,
         content_type=job.result.content_type or "video/mp4",
     )
-    chunks = provider.download(location)
+    # a video the provider wrote into our storage is read from there
+    chunks = (
+        rt.storage.stream(upload_key(job))
+        if upstream_url.startswith(UPLOADED)
+        else provider.download(location)
+    )
     try:
         first = await anext(chunks)  # errors (an expired link, say) answer before any byte
     except StopAsyncIteration:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,10 @@ def _override(spec: ModelSpec, values: Mapping[str, Any]) -> ModelSpec:
             changes[key] = tuple(value)
         elif key == "routes":
             changes[key] = _routes(spec, value)
+        elif key == "deprecated":
+            # the field before routes existed (docs told operators to set it): kept as a
+            # note, since a route's life cycle now says when a model retires
+            changes["notes"] = f"{values.get('notes', spec.notes)} (deprecated: {value})"
         elif key in {f.name for f in dataclasses.fields(ModelSpec)}:
             changes[key] = value
         else:
@@ -109,6 +114,20 @@ def _routes(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Route]:
                 code="bad_config",
             )
         changes: dict[str, Any] = {k: (None if v == "" else v) for k, v in fields.items()}
+        for when in ("deprecated_at", "retires_at"):
+            value = changes.get(when)
+            if value is not None and not isinstance(value, date):
+                raise ReelgateError(
+                    f"config file: {when} of {spec.id!r} on {name!r} must be a TOML date "
+                    f'(2027-01-31, unquoted) or "" to clear it; got {value!r}',
+                    code="bad_config",
+                )
+        for text in ("upstream_model", "source"):
+            if text in changes and not isinstance(changes[text], str):
+                raise ReelgateError(
+                    f"config file: {text} of {spec.id!r} on {name!r} must be a string",
+                    code="bad_config",
+                )
         if "lifecycle" in changes:
             try:
                 changes["lifecycle"] = Lifecycle(changes["lifecycle"])

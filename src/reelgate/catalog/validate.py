@@ -122,7 +122,8 @@ def validate_submission(
     resolution = (sub.resolution or spec.default_resolution).lower()
     aspect = sub.aspect_ratio or spec.default_aspect_ratio
     for model_id in chain:
-        _check(catalog.get(model_id), sub, duration, resolution, aspect)
+        if not retired(model_id):  # a retired one is skipped: its limits do not matter
+            _check(catalog.get(model_id), sub, duration, resolution, aspect)
     width, height = resolution_dims(resolution, aspect)
     params = JobParams(
         duration_seconds=duration,

@@ -92,10 +92,11 @@ GONE_MARK_SECONDS = 86_400.0
 """How long a model its provider no longer serves is skipped (and shown unavailable)."""
 
 
-def deployment(spec: ModelSpec, route: str | None) -> str:
-    """What a cooldown or an unavailable mark applies to: the provider and the upstream
-    model the route serves (quota is per provider account and upstream model)."""
-    return f"{spec.provider}:{spec.route(route).upstream_model}"
+def deployment(spec: ModelSpec, route: str | None, upstream_model: str | None = None) -> str:
+    """What a cooldown or an unavailable mark applies to: the provider, its route (a
+    region's marks do not block another's) and the upstream model the route serves, or
+    ``upstream_model`` when the adapter sent another (Wan's image-to-video name)."""
+    return f"{spec.provider}:{route or '-'}:{upstream_model or spec.route(route).upstream_model}"
 
 
 # ── what the planner reads besides the job ─────────────────────────────────────
@@ -613,7 +614,13 @@ def _failed(
         cooldown = Cooldown(where, now + int(pause * 1000), exc.message)
     if start_cooldown and exc.error_class is ErrorClass.GONE:
         until = now + int(rules.gone_mark_seconds * 1000)
-        unavailable = Unavailable(where, rules.spec.id, exc.message, now, until)
+        sent = exc.details.get("upstream_model")
+        gone_where = deployment(rules.spec, rules.route, sent if isinstance(sent, str) else None)
+        # shown to every account in /v1/models: the provider's words stay in the job's
+        # own attempt and the log (they may name the operator's project)
+        status = f"HTTP {exc.upstream_status} " if exc.upstream_status else ""
+        public = f"its provider answered {status}{exc.code}: the model is not served there"
+        unavailable = Unavailable(gone_where, rules.spec.id, public, now, until)
     has_next = job.chain_index + 1 < len(job.chain)
     # An upstream job that itself ended failed cannot succeed on another poll:
     # skip the retries of this step and go straight to the fallback (or fail).
@@ -640,6 +647,8 @@ def _failed(
         upstream_status=exc.upstream_status,
     )
     log = f"{exc.error_class.value} on {job.current_model} -> {type(decision).__name__}"
+    if unavailable is not None:
+        log += f"; marked unavailable: {exc.message}"
     if isinstance(decision, Retry):
         last = job.last_attempt
         attempts = job.attempts

@@ -55,7 +55,13 @@ from reelgate.engine.planner import (
     plan,
 )
 from reelgate.engine.policy import Uniform
-from reelgate.errors import InvalidRequest, ProviderError, ReelgateError, TransientError
+from reelgate.errors import (
+    InvalidRequest,
+    ProviderError,
+    ReelgateError,
+    StorageError,
+    TransientError,
+)
 from reelgate.job import Job, JobError, JobState
 from reelgate.providers.base import (
     UPLOADED,
@@ -67,6 +73,7 @@ from reelgate.providers.base import (
 )
 from reelgate.providers.registry import ProviderRegistry
 from reelgate.storage import Storage
+from reelgate.storage.keys import storage_key, upload_key
 from reelgate.store.base import Store, Tx
 from reelgate.store.db import is_unavailable
 from reelgate.store.jobs import now_ms
@@ -81,15 +88,6 @@ Also = Callable[[Tx], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def storage_key(job: Job) -> str:
-    return f"videos/{job.account_id}/{job.id}.mp4"
-
-
-def upload_key(job: Job) -> str:
-    """Where a provider writes this attempt's video when given an upload URL."""
-    return f"uploads/{job.id}-{job.attempt_no}.mp4"
 
 
 UPLOAD_URL_MARGIN_SECONDS = 600
@@ -382,7 +380,12 @@ class Stepper:
         if not (isinstance(provider, TakesOutputUpload) and provider.takes_output_upload):
             return None
         lifetime = max(0, (job.deadline_at - self.clock()) // 1000) + UPLOAD_URL_MARGIN_SECONDS
-        return await self.storage.upload_url(upload_key(job), lifetime)
+        try:
+            return await self.storage.upload_url(upload_key(job), lifetime)
+        except StorageError as exc:
+            # e.g. cloud credentials that cannot sign: the create goes without a link
+            log.warning("job %s: no upload link could be signed (%s)", job.id, exc.code)
+            return None
 
     async def send_create(
         self, job: Job, spec: ModelSpec, image: ImageInput | _Unloaded | None = UNLOADED
@@ -453,6 +456,17 @@ class Stepper:
             copy = await mirror_result(
                 source, self.storage, storage_key(job), max_bytes=self.settings.mirror_max_bytes
             )
+        except StorageError as exc:
+            if location.url.startswith(UPLOADED) and exc.code == "object_not_found":
+                # the provider said it wrote the video to us, and it is not there: a
+                # provider failure (retried, then the fallback), never a delivery
+                missing = TransientError(
+                    "the provider reported the video uploaded, but it is not in storage",
+                    code="upload_missing",
+                )
+                await self.on_error(job, missing)
+                return
+            outcome = MirrorFailed(exc.message, final=False)
         except (ReelgateError, OSError) as exc:
             message = exc.message if isinstance(exc, ReelgateError) else type(exc).__name__
             outcome = MirrorFailed(message, final=isinstance(exc, InvalidRequest))

@@ -149,7 +149,10 @@ class GrokProvider:
             except InvalidRequest as exc:
                 if self._zdr or upload is None or not _ZDR.search(exc.message):
                     raise
-                log.warning("xAI says this team keeps no data: sending output.upload_url")
+                log.warning(
+                    "xAI says this team keeps no data: sending output.upload_url from now "
+                    "on; set REELGATE_XAI_ZERO_DATA_RETENTION=true to skip the refused create"
+                )
                 self._zdr = True
                 data = await self._send_create(request, with_upload=True)
         except InvalidRequest as exc:
@@ -288,9 +291,10 @@ class GrokProvider:
             )
         url = video.get("url")
         duration = video.get("duration")
-        if self._zdr or not url:
-            # written to the upload URL we gave (a done video with no link of its own is
-            # one that went there): read it back from our storage
+        if self._zdr:
+            # written to the upload URL every create carries in this mode: read it back
+            # from our storage (after a restart that forgot a learnt mode, set
+            # REELGATE_XAI_ZERO_DATA_RETENTION so this holds from the first poll)
             return UpstreamStatus(
                 UpstreamState.SUCCEEDED,
                 progress=100,

@@ -201,6 +201,9 @@ class WanProvider:
         except Refused as exc:
             _default_flag(exc, had_image=request.image is not None)
             raise
+        except ModelGone as exc:
+            exc.details["upstream_model"] = body["model"]  # the i2v name may differ
+            raise
         output = answer.get("output") if isinstance(answer, dict) else None
         task_id = output.get("task_id") if isinstance(output, dict) else None
         if not isinstance(task_id, str) or not task_id:
