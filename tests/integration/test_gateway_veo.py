@@ -46,6 +46,18 @@ def upstream(video_dir: Path) -> Iterator[EmulatorServer]:
         yield server
 
 
+def small(rt: Runtime) -> None:
+    """Let the Veo models take 360p and 1 s, so a fallback to ``local`` renders fast (the
+    upstream answers before it reads the size)."""
+    specs = []
+    for spec in rt.catalog:
+        if spec.provider == "veo":
+            tiny = dataclasses.replace(spec.allowed, resolutions=("360p",), durations=(1,))
+            spec = dataclasses.replace(spec, allowed=tiny, default_resolution="360p")
+        specs.append(spec)
+    rt.catalog.replace(specs)
+
+
 def quick(rt: Runtime, **changes: Any) -> None:
     """Poll the Veo models and ``local`` fast; apply ``changes`` to the Veo entries."""
     specs = []
@@ -251,8 +263,9 @@ async def test_a_model_gone_upstream_falls_back_unbilled_and_is_marked_unavailab
     gemini: VeoProvider,
     upstream: EmulatorServer,
 ) -> None:
+    small(rt)  # Google answers before it looks at the size: let local render a tiny one
     job = await submit_and_wait(
-        client, "a lighthouse at dusk", fallback=["local"], resolution="720p", duration_seconds=4
+        client, "a lighthouse at dusk", fallback=["local"], resolution="360p", duration_seconds=1
     )
     assert job["status"] == "completed", (job["error"], job["attempts"])
     assert job["delivered_by"] == "local"
@@ -260,7 +273,7 @@ async def test_a_model_gone_upstream_falls_back_unbilled_and_is_marked_unavailab
     assert job["attempts"][0]["error"]["upstream_status"] == 404
     assert "is no longer available" in job["attempts"][0]["error"]["message"]
     local_price = rt.catalog.get("local").price_per_second
-    assert job["cost"]["millicredits"] == 4 * local_price  # only what local delivered
+    assert job["cost"]["millicredits"] == 1 * local_price  # only what local delivered
 
     models = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
     gone = models[MODEL]
@@ -275,13 +288,13 @@ async def test_a_model_gone_upstream_falls_back_unbilled_and_is_marked_unavailab
     # the mark holds for the next job: skipped without asking Google again
     creates = len(upstream.app.state.gemini.received)
     again = await submit_and_wait(
-        client, "a second lighthouse", fallback=["local"], resolution="720p", duration_seconds=4
+        client, "a second lighthouse", fallback=["local"], resolution="360p", duration_seconds=1
     )
     assert outcomes(again) == [(MODEL, "gone"), ("local", "completed")]
     assert len(upstream.app.state.gemini.received) == creates
     # and a request with nothing else to run on is refused up front, not queued to fail
     refused = await client.post(
-        "/v1/videos", json={"model": MODEL, "prompt": "x", "duration_seconds": 4}
+        "/v1/videos", json={"model": MODEL, "prompt": "x", "duration_seconds": 1}
     )
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "model_unavailable"

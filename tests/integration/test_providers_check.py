@@ -81,7 +81,12 @@ def test_generate_makes_a_video_per_model_and_names_a_retired_one(
         REELGATE_GEMINI_BASE_URL=f"{servers['veo'].url}/v1beta",
     )
     result = CliRunner().invoke(
-        app, ["providers", "check", "--json", "--generate", "-p", "veo", "-p", "wan"], env=env
+        app,
+        [
+            *("providers", "check", "--json", "--generate", "-p", "veo", "-p", "wan"),
+            *("-m", "veo-3-1", "-m", "veo-3-1-fast", "-m", "wan-2-1"),
+        ],
+        env=env,
     )
     rows = {r["subject"]: r for r in _rows(result)}
     assert rows["veo-3-1-fast"]["route"] == "gemini" and not rows["veo-3-1-fast"]["ok"]
@@ -90,6 +95,7 @@ def test_generate_makes_a_video_per_model_and_names_a_retired_one(
     assert not rows["veo-3-1"]["ok"] and "retired on this route" in rows["veo-3-1"]["detail"]
     assert rows["wan-2-1"]["ok"] and "made and downloaded" in rows["wan-2-1"]["detail"]
     assert rows["wan-2-1"]["seconds"] > 0
+    assert "wan-2-5" not in rows  # -m keeps to the models named
     assert result.exit_code == 1
 
 

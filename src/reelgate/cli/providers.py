@@ -32,7 +32,9 @@ providers_app = typer.Typer(no_args_is_help=True, help="The configured provider 
 console = Console(emoji=False)  # ":gemini:" in a deployment key is not an emoji
 
 
-async def _check(generate: bool, kinds: list[str], job_seconds: float) -> list[CheckRow]:
+async def _check(
+    generate: bool, kinds: list[str], models: list[str], job_seconds: float
+) -> list[CheckRow]:
     settings = with_config_file(Settings())
     registry = build_registry(settings)
     try:
@@ -41,6 +43,7 @@ async def _check(generate: bool, kinds: list[str], job_seconds: float) -> list[C
             load_catalog(settings.config_file),
             generate=generate,
             kinds=kinds,
+            models=models,
             job_seconds=job_seconds,
         )
     finally:
@@ -53,13 +56,14 @@ def check(
         False, "--generate", help="Also make the cheapest, shortest video of each model (billed)."
     ),
     provider: list[str] = typer.Option([], "--provider", "-p", help="Only these kinds."),
+    model: list[str] = typer.Option([], "--model", "-m", help="Only these catalog models."),
     job_seconds: float = typer.Option(900.0, help="How long one --generate job may take."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Per configured deployment: whether it takes the credential, each model's life
     cycle on its route, and with --generate a real job end to end, with latency and
     the provider's reason for any failure."""
-    rows = asyncio.run(_check(generate, provider, job_seconds))
+    rows = asyncio.run(_check(generate, provider, model, job_seconds))
     if as_json:
         typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
     elif not rows:

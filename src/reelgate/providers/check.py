@@ -95,6 +95,7 @@ async def check_providers(
     *,
     generate: bool = False,
     kinds: Sequence[str] = (),
+    models: Sequence[str] = (),
     job_seconds: float = 900.0,
     day: date | None = None,
 ) -> list[CheckRow]:
@@ -113,7 +114,7 @@ async def check_providers(
                 rows.append(CheckRow(kind, route, "credential", False, _why(exc), _since(started)))
                 continue  # nothing else can work without the credential
         for spec in catalog:
-            if spec.provider != kind:
+            if spec.provider != kind or (models and spec.id not in models):
                 continue
             served = spec.route(route)
             stage = served.lifecycle_on(day)
