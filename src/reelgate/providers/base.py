@@ -20,15 +20,19 @@ from typing import Protocol, runtime_checkable
 
 __all__ = [
     "UPLOADED",
+    "WEBHOOK_TOLERANCE_SECONDS",
     "FindsLostCreates",
     "GenerationRequest",
     "ImageInput",
     "Provider",
+    "ReceivesWebhooks",
     "ResultLocation",
     "Submitted",
     "TakesOutputUpload",
     "UpstreamState",
     "UpstreamStatus",
+    "WebhookCall",
+    "WebhookRejected",
 ]
 
 
@@ -62,6 +66,11 @@ class GenerationRequest:
     """Where the provider may PUT the finished video (into reelgate's own storage),
     for providers that take one (``TakesOutputUpload``); its result is then
     ``ResultLocation(UPLOADED)``."""
+    callback_url: str | None = None
+    """reelgate's public URL for this job's inbound webhook, for providers that call back
+    (``ReceivesWebhooks``): the adapter registers it with the create (fal's
+    ``fal_webhook``, Replicate's ``webhook``). None: no public URL is configured, so the
+    job is polled only."""
 
     @property
     def idempotency_key(self) -> str:
@@ -157,3 +166,51 @@ class FindsLostCreates(Protocol):
         ``TransientError`` (look again later): a job that might be someone else's
         is never returned. Raises a ``ProviderError`` when the listing fails."""
         ...
+
+
+@dataclass(frozen=True)
+class WebhookCall:
+    """A provider's call to reelgate that its signature proved genuine."""
+
+    upstream_id: str
+    """The upstream job it is about (fal's request id, Replicate's prediction id...)."""
+    delivery_id: str
+    """Unique per delivery (the ``webhook-id`` header, or the provider's equivalent): a
+    second call with the same one is a replay and changes nothing."""
+    sent_at: float
+    """When the provider signed it (Unix seconds), already checked to be recent."""
+    final: bool
+    """The call says the upstream job ended (succeeded, failed or canceled)."""
+
+
+class WebhookRejected(Exception):
+    """An inbound call that is not genuinely the provider's (bad or missing signature,
+    unknown key), or is stale or malformed. ``reason`` is safe to log; it never holds a
+    secret or the signature."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@runtime_checkable
+class ReceivesWebhooks(Protocol):
+    """A provider that can call reelgate back when a job changes: the engine passes a
+    per-job ``GenerationRequest.callback_url`` and the API hands each call on that URL to
+    ``verify_webhook``. Polling stays on as a slower safety net."""
+
+    receives_webhooks: bool
+
+    async def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: float
+    ) -> WebhookCall:
+        """Check the call as the provider documents (its signature headers, its secret or
+        published keys, a timestamp within ``WEBHOOK_TOLERANCE_SECONDS`` of ``now``) and
+        read which upstream job it is about. ``headers`` are lower-cased. Raises
+        ``WebhookRejected`` for anything forged, stale or malformed."""
+        ...
+
+
+WEBHOOK_TOLERANCE_SECONDS = 300.0
+"""How far a signed timestamp may be from now (both ways) before a call is stale
+(Standard Webhooks and fal both use five minutes)."""
