@@ -34,8 +34,11 @@ system-deps:
 	  else echo "not installed:$$missing (their tests will skip)"; fi; \
 	fi
 
+# The suite runs on PYTEST_WORKERS processes (pytest-xdist); a test module stays on
+# one worker (--dist loadscope), so module fixtures start once. PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= 3
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # Refresh the pictures in docs/screenshots/ (make test takes them into a temp folder).
 screenshots: $(STAMP) system-deps
