@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     """obstore options for s3:// and gs:// (e.g. aws_endpoint, aws_region); JSON in the env."""
     config_file: Path | None = None
     public_url: str = ""
+    """The gateway's address as clients (and providers calling back) reach it."""
+    inbound_webhooks: bool = True
+    """Ask providers that can call back to do so when a job finishes (on ``public_url``,
+    which they must be able to reach); polling stays on as a slower safety net."""
+    webhook_safety_poll_seconds: float = Field(default=300.0, gt=0)
+    """With a callback registered, the longest a running job waits for one before it is
+    polled anyway (never sooner than twice the model's usual render time)."""
     dev_api_key: SecretStr | None = None
     dev_credits: int = Field(default=100_000, ge=0)
     """Credits the embedded default's dev account is granted when it is created."""
@@ -89,6 +96,10 @@ class Settings(BaseSettings):
     """Per provider kind, overriding provider_timeout_seconds (e.g. {"veo": 60})."""
     provider_max_concurrent: dict[str, int] = Field(default_factory=dict)
     """Per provider kind: jobs submitted upstream at once; more wait their turn."""
+    provider_priority: dict[str, int] = Field(default_factory=dict)
+    """Which route of a model is tried first: per provider kind (``{"fal": 10}``) or per
+    model and kind (``{"wan-2-5:wan": 0}``); lower first, 100 when not set. Equal
+    priorities go to the route that costs less upstream, then to catalog order."""
     # Each provider's own settings (its key, base URL, ...) are declared by its module
     # (``providers.plugin.ProviderSettings``) and reached with ``provider_settings``.
 
@@ -147,6 +158,7 @@ def with_config_file(settings: Settings) -> Settings:
     base_url = "https://..."
     timeout_seconds = 60
     max_concurrent_jobs = 4
+    priority = 10              # lower is tried first among a model's routes
     """
     from reelgate.providers.plugin import discover
 
@@ -176,6 +188,12 @@ def with_config_file(settings: Settings) -> Settings:
                 **settings.provider_max_concurrent,
                 **dict(update.get("provider_max_concurrent", {})),  # type: ignore[call-overload]
                 kind: int(values["max_concurrent_jobs"]),
+            }
+        if "priority" in values:
+            update["provider_priority"] = {
+                **settings.provider_priority,
+                **dict(update.get("provider_priority", {})),  # type: ignore[call-overload]
+                kind: int(values["priority"]),
             }
     if not update:
         return settings

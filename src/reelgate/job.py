@@ -172,6 +172,11 @@ class Attempt:
     """The upstream job was found after its create's answer was lost, not created."""
     last_error: JobError | None = None
     """The error a retry of this attempt is waiting out."""
+    provider: str | None = None
+    """The provider kind the attempt went to (None in rows from before routes: the
+    model's own provider)."""
+    route: str | None = None
+    """The route of that provider (``catalog.routing.Served.name``)."""
 
     def closed(self, outcome: AttemptOutcome, error: JobError | None, now: int) -> Attempt:
         return replace(self, outcome=outcome, error=error, ended_at=now)

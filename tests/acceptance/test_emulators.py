@@ -66,7 +66,12 @@ def test_every_provider_through_its_emulator_and_a_429_fallback(
             submitted[f"{name}-i2v"] = r.json()["id"]
     r = http.post(
         "/v1/videos",
-        json={**JOBS["veo"], "prompt": "[fault:quota@veo] a fox", "fallback": ["grok-video"]},
+        json={
+            **JOBS["veo"],
+            # Veo 3.1 fast has three routes here (Vertex, fal, Replicate): all out of quota
+            "prompt": "[fault:quota@veo] [fault:quota@fal] [fault:quota@replicate] a fox",
+            "fallback": ["grok-video"],
+        },
     )
     assert r.status_code == 202, r.text
     submitted["fallback"] = r.json()["id"]
@@ -91,9 +96,11 @@ def test_every_provider_through_its_emulator_and_a_429_fallback(
         assert job["cost"]["millicredits"] > 0
     fallback = final["fallback"]
     assert fallback["delivered_by"] == "grok-video"
-    assert [(a["model"], a["outcome"]) for a in fallback["attempts"]] == [
-        ("veo-3-1-fast", "quota"),
-        ("grok-video", "completed"),
+    assert [(a["model"], a["provider"], a["outcome"]) for a in fallback["attempts"]] == [
+        ("veo-3-1-fast", "veo", "quota"),  # its own route first (the lowest price)...
+        ("veo-3-1-fast", "fal", "quota"),  # ...then its other routes, by price...
+        ("veo-3-1-fast", "replicate", "quota"),
+        ("grok-video", "grok", "completed"),  # ...before the next model of the chain
     ]
 
     # a stop says so once per component: the API, the worker, each emulator

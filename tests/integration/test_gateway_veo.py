@@ -323,12 +323,22 @@ async def test_a_model_retired_on_its_route_is_refused_naming_the_date(
     models = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
     assert models["veo-3-1"]["lifecycle"] == "retired"
     assert models["veo-3-1"]["available"] is False
-    assert models["veo-3-1"]["routes"]["vertex"] == {
+    routes = models["veo-3-1"]["routes"]
+    assert routes["vertex"] == {
         "upstream_model": "veo-3.1-generate-001",
         "lifecycle": "ga",
         "deprecated_at": None,
         "retires_at": None,
+        "provider": "veo",
+        "state": "not_configured",  # this deployment is the Gemini one
+        "emulated": False,
+        "cooling_until": None,
+        "unavailable_until": None,
+        "cost_per_second": 45_000,
     }
+    assert routes["gemini"]["state"] == "retired"
+    assert (routes["fal"]["provider"], routes["fal"]["state"]) == ("fal", "not_configured")
+    assert next(iter(routes)) == "gemini"  # the routes serving it here come first
 
 
 async def test_a_retired_model_with_a_fallback_is_skipped_not_failed(

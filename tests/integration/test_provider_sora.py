@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from PIL import Image
 
 from reelgate.config import Settings
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
-from reelgate.emulators.sora import SoraEmulatorState, state_of
+from reelgate.emulators.sora import SoraEmulatorState, point_webhooks, state_of
 from reelgate.errors import (
     InvalidRequest,
     ModelGone,
@@ -31,6 +33,7 @@ from reelgate.providers.base import (
     ResultLocation,
     UpstreamState,
     UpstreamStatus,
+    WebhookRejected,
 )
 from reelgate.providers.http import HttpDeployment
 from reelgate.providers.sora import PLUGIN, SoraProvider
@@ -447,3 +450,97 @@ def test_the_route_is_the_api_style() -> None:
     for style in ("openai", "azure", "compatible"):
         built = PLUGIN.from_settings(Settings(openai_api_key="k", openai_api_style=style))
         assert built is not None and built.route == style
+
+
+# ── OpenAI's project webhooks: video.completed / video.failed ──────────────────────
+
+
+async def test_the_emulators_events_verify_with_openais_own_client_and_with_the_adapter(
+    emulator: EmulatorServer, sora_videos: Path
+) -> None:
+    """The emulator signs its events as OpenAI documents (checked with openai-python's
+    ``webhooks.verify_signature``, the official verifier); the adapter accepts exactly
+    those, names the video, and refuses a changed body, a wrong secret or a stale call."""
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        received.append((headers, body))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    hook = EmulatorServer(endpoint, name="hook")
+    hook.start()
+    try:
+        secret = point_webhooks(emulator, f"{hook.url}/v1/provider-hooks/sora")
+        assert secret.startswith("whsec_")
+        provider = SoraProvider(
+            HttpDeployment(
+                base_url=f"{emulator.url}/v1",
+                api_key=KEY,
+                timeout_seconds=10,
+                downloads=LOOPBACK_DOWNLOADS,
+            ),
+            api_style="compatible",
+            webhook_secret=secret,
+        )
+        try:
+            done = await provider.create(_request("a lighthouse at dusk"))
+            failed = await provider.create(_request("a storm [fault:fail]"))
+            async with asyncio.timeout(15):
+                while len(received) < 2:
+                    await asyncio.sleep(0.05)
+            by_video: dict[str, tuple[dict[str, str], bytes]] = {}
+            for headers, body in received:
+                openai.OpenAI(api_key="unused").webhooks.verify_signature(
+                    body, headers, secret=secret
+                )
+                event = openai.OpenAI(api_key="unused").webhooks.unwrap(
+                    body, headers, secret=secret
+                )
+                by_video[event.data.id] = (headers, body)  # type: ignore[union-attr]
+            assert set(by_video) == {done.upstream_id, failed.upstream_id}
+            now = time.time()
+            call = await provider.verify_webhook(*by_video[done.upstream_id], now)
+            assert (call.upstream_id, call.final, call.result) == (done.upstream_id, True, None)
+            headers, body = by_video[failed.upstream_id]
+            assert b'"video.failed"' in body
+            assert (await provider.verify_webhook(headers, body, now)).final
+            with pytest.raises(WebhookRejected, match="signature"):
+                await provider.verify_webhook(headers, body.replace(b"failed", b"complete"), now)
+            with pytest.raises(WebhookRejected, match="tolerance"):
+                await provider.verify_webhook(headers, body, now + 600)
+            stranger = SoraProvider(
+                HttpDeployment(
+                    base_url=f"{emulator.url}/v1",
+                    api_key=KEY,
+                    timeout_seconds=10,
+                    downloads=LOOPBACK_DOWNLOADS,
+                ),
+                webhook_secret="whsec_" + "A" * 32,
+            )
+            with pytest.raises(WebhookRejected, match="signature"):
+                await stranger.verify_webhook(headers, body, now)
+            await stranger.aclose()
+        finally:
+            await provider.aclose()
+            point_webhooks(emulator, None)
+    finally:
+        hook.stop()
+
+
+def test_a_sora_deployment_takes_calls_only_with_a_webhook_secret() -> None:
+    plain = PLUGIN.from_settings(Settings(openai_api_key=KEY))  # type: ignore[call-arg]
+    hooked = PLUGIN.from_settings(
+        Settings(openai_api_key=KEY, openai_webhook_secret="whsec_" + "B" * 32)  # type: ignore[call-arg]
+    )
+    assert isinstance(plain, SoraProvider) and isinstance(hooked, SoraProvider)
+    assert not plain.receives_webhooks and hooked.receives_webhooks
+    assert not hooked.per_job_callbacks  # one endpoint per project, never a URL per job
+    assert "whsec_" not in repr(hooked)

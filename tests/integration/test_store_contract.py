@@ -26,6 +26,7 @@ from reelgate.job import (
 )
 from reelgate.store.base import AmbiguousRecord, Store
 from reelgate.store.db import create_engine
+from reelgate.store.hooks import KEEP_MS
 from reelgate.store.idempotency import KeyRecord
 from reelgate.store.ledger import MAX_BALANCE, Balance
 from reelgate.store.memory import MemoryStore
@@ -351,6 +352,44 @@ async def test_a_cooldown_keeps_its_latest_end(store: Store) -> None:
     assert await store.cooling_until("local:x", NOW) == NOW + 60_000
     assert await store.cooling_until("local:x", NOW + 60_000) is None
     assert await store.cooling_until("other:y", NOW) is None
+
+
+async def test_cooldowns_are_listed_while_in_force(store: Store) -> None:
+    await store.start_cooldown("fal:fal:a", NOW + 60_000, "429", NOW)
+    await store.start_cooldown("replicate:replicate:b", NOW + 5_000, "429", NOW)
+    assert await store.list_cooling(NOW) == {
+        "fal:fal:a": NOW + 60_000,
+        "replicate:replicate:b": NOW + 5_000,
+    }
+    assert await store.list_cooling(NOW + 5_000) == {"fal:fal:a": NOW + 60_000}
+
+
+async def test_a_provider_call_wakes_its_running_job_once_and_hands_over_its_video(
+    store: Store,
+) -> None:
+    running = a_job(
+        "video_run", state=JobState.RUNNING, upstream_id="up_1", next_run_at=NOW + 300_000
+    )
+    queued = a_job("video_q", state=JobState.QUEUED, next_run_at=NOW + 300_000)
+    await put(store, running, queued)
+    pushed = JobResult(upstream_url="https://v.example/r.mp4", content_type="video/mp4")
+    async with store.begin() as tx:
+        # a project-wide call names the upstream job only: it finds the job running it
+        assert await tx.running_job_for("up_1") == "video_run"
+        assert await tx.running_job_for("up_other") is None
+        assert await tx.record_delivery("msg_1", "replicate", "video_run", NOW)
+        assert not await tx.poll_now("video_run", "up_other", NOW)  # another attempt's
+        assert not await tx.poll_now("video_q", "up_1", NOW)  # not running
+        assert await tx.poll_now("video_run", "up_1", NOW, pushed)
+    job = await get(store, "video_run")
+    assert job is not None and job.next_run_at == NOW and job.result == pushed
+    async with store.begin() as tx:
+        # a replay of the same delivery is recognised; an unseen one is not
+        assert not await tx.record_delivery("msg_1", "replicate", "video_run", NOW + 1)
+        assert await tx.record_delivery("msg_2", "replicate", "video_run", NOW + 1)
+    async with store.begin() as tx:
+        # delivery ids are forgotten once a replay would be refused on its timestamp
+        assert await tx.record_delivery("msg_1", "replicate", "video_run", NOW + KEEP_MS + 2)
 
 
 async def test_a_key_finds_its_account_scopes_and_flags(store: Store) -> None:

@@ -28,7 +28,55 @@ def test_catalog_has_every_model_of_the_brief_plus_local() -> None:
         "veo (Audio)",
         "veo fast (Audio)",
         "local",
+        # through fal and Replicate (issue 11)
+        "kling-2-5-turbo",
+        "seedance-1-pro",
+        "hailuo-02",
+        "luma-ray-2",
+        "ltx-video",
+        "pixverse-v5",
     }
+
+
+def test_every_hosted_model_accepts_only_what_each_of_its_routes_can_render() -> None:
+    """A public model's allowed values are the intersection of its routes' schemas: a
+    request any route would refuse is refused at the API instead."""
+    from reelgate.providers.fal import APPS
+    from reelgate.providers.replicate import MODELS
+
+    checked = 0
+    for spec in CATALOG:
+        for route in spec.routes.values():
+            allowed = spec.allowed
+            if route.provider == "fal" or (route.provider is None and spec.provider == "fal"):
+                app = APPS[route.upstream_model]
+                for endpoint in (app.t2v, app.i2v):
+                    if endpoint is None:
+                        continue
+                    assert set(allowed.durations) <= set(endpoint.durations), (spec.id, endpoint)
+                    if endpoint.resolutions:
+                        names = {r.lower() for r in endpoint.resolutions}
+                        assert {r.lower() for r in allowed.resolutions} <= names, spec.id
+                    if endpoint.aspect_ratios and endpoint is app.t2v:
+                        assert set(allowed.aspect_ratios) <= set(endpoint.aspect_ratios), spec.id
+                    assert endpoint.negative_prompt or not allowed.negative_prompt, spec.id
+                    assert endpoint.seed or not allowed.seed, spec.id
+                checked += 1
+            elif route.provider == "replicate":
+                model = MODELS[route.upstream_model]
+                if model.durations:
+                    assert set(allowed.durations) <= set(model.durations), spec.id
+                elif model.duration_range:
+                    lo, hi = model.duration_range
+                    assert all(lo <= d <= hi for d in allowed.durations), spec.id
+                if model.resolutions and model.resolution_field:
+                    assert set(allowed.resolutions) <= set(model.resolutions), spec.id
+                if model.aspect_ratios and model.aspect_field:
+                    assert set(allowed.aspect_ratios) <= set(model.aspect_ratios), spec.id
+                assert model.negative_prompt or not allowed.negative_prompt, spec.id
+                assert model.seed or not allowed.seed, spec.id
+                checked += 1
+    assert checked >= 14
 
 
 def test_max_durations_follow_the_model_guide() -> None:
@@ -152,3 +200,17 @@ def test_veo_renders_1080p_only_at_8_seconds() -> None:
         CATALOG, Submission(model="veo-3-1", resolution="1080p", duration_seconds=8)
     )
     assert ok.params.width == 1920
+
+
+def test_docs_models_md_is_the_catalog_table() -> None:
+    """docs/models.md is generated from the catalog: regenerate it when a model changes
+    (``python -m reelgate.catalog.table > docs/models.md``)."""
+    from pathlib import Path
+
+    from reelgate.catalog.table import markdown
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "models.md"
+    assert doc.read_text(encoding="utf-8") == markdown(), (
+        "docs/models.md is stale: run python -m reelgate.catalog.table > docs/models.md"
+    )
+    assert "kling-2-5-turbo" in doc.read_text(encoding="utf-8")

@@ -14,6 +14,7 @@ import pytest
 from reelgate.catalog import Catalog, load_catalog
 from reelgate.catalog.lifecycle import RouteOf, Unavailable
 from reelgate.catalog.models import Lifecycle, Route
+from reelgate.catalog.routing import Served
 from reelgate.catalog.validate import Submission, validate_submission
 from reelgate.engine import planner as p
 from reelgate.errors import Gone, ModelGone, ReelgateError
@@ -142,7 +143,8 @@ def test_a_gone_model_falls_back_and_is_marked_unavailable(state: str) -> None:
     if state == "submitting":
         before = replace(before, attempts=(replace(before.attempts[0], create_pending=False),))
     error = ModelGone("models/x is no longer available", upstream_status=404)
-    t = p.plan(before, p.Failed(error), NOW, rules(route="local", gone_mark_seconds=3600))
+    served = Served("local", "local", Route("local-renderer"))
+    t = p.plan(before, p.Failed(error), NOW, rules(served=served, gone_mark_seconds=3600))
     assert t.job.state is JobState.QUEUED and t.job.chain_index == 1
     assert t.job.attempts[-1].outcome is AttemptOutcome.GONE
     assert t.unavailable == Unavailable(

@@ -10,7 +10,7 @@ import pytest
 from reelgate.catalog import load_catalog
 from reelgate.config import Settings
 from reelgate.emulators.base import EmulatorConfig
-from reelgate.providers.base import FindsLostCreates, Provider
+from reelgate.providers.base import FindsLostCreates, Provider, ReceivesWebhooks
 from reelgate.providers.plugin import ProviderPlugin, ProviderSettings, discover
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +24,7 @@ def test_the_known_providers_are_found_by_themselves() -> None:
 
 def test_every_catalog_model_has_a_provider_plugin() -> None:
     kinds = {spec.provider for spec in load_catalog()}
+    kinds |= {r.provider for spec in load_catalog() for r in spec.routes.values() if r.provider}
     assert kinds <= set(PLUGINS), kinds - set(PLUGINS)
 
 
@@ -33,7 +34,11 @@ def test_a_provider_brings_every_part(kind: str, tmp_path: Path) -> None:
     assert plugin.kind == kind
     assert issubclass(plugin.settings, ProviderSettings)
     assert plugin.setup_hint
-    assert any(spec.provider == kind for spec in load_catalog()), "no catalog entry"
+    # a model of its own, or a route of another's it serves (fal serving Wan, say)
+    assert any(
+        spec.provider == kind or any(r.provider == kind for r in spec.routes.values())
+        for spec in load_catalog()
+    ), "no catalog entry"
     assert (ROOT / "docs" / "providers" / f"{kind}.md").is_file(), "no docs page"
     for name in (plugin.key_setting, plugin.base_url_setting):
         assert name is None or name in plugin.settings.model_fields
@@ -65,6 +70,7 @@ async def test_a_cloud_provider_has_an_emulator_it_can_be_aimed_at(
         assert provider.supports_cancel == caps.cancel
         assert provider.idempotent_create == caps.idempotent_create
         assert isinstance(provider, FindsLostCreates) == caps.finds_lost_creates
+        assert isinstance(provider, ReceivesWebhooks) == caps.inbound_webhooks
         assert SECRET not in repr(provider)  # the credential never shows
     finally:
         await provider.aclose()

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from reelgate.catalog.availability import access_denied
 from reelgate.catalog.lifecycle import today
-from reelgate.catalog.models import Lifecycle
-from reelgate.engine.planner import deployment
+from reelgate.catalog.routing import served_routes
 from reelgate.errors import Forbidden, ValidationFailed
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
@@ -31,7 +30,8 @@ async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
                 model=model_id,
                 rule=spec.availability,
             )
-        reason = rt.providers.unavailable_reason(spec.provider)
+        served = served_routes(spec, rt.providers.route_of)
+        reason = None if served else rt.providers.unavailable_reason(spec.provider)
         if reason:
             raise ValidationFailed(
                 f"Model {model_id!r} is unavailable on this gateway: {reason}.",
@@ -46,14 +46,16 @@ async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
     gone = []
     for model_id in chain:
         spec = rt.catalog.get(model_id)
-        route = rt.providers.route_of(spec.provider)
-        if spec.route(route).lifecycle_on(day) is Lifecycle.RETIRED:
+        in_service = [
+            s for s in served_routes(spec, rt.providers.route_of) if not s.retired_on(day)
+        ]
+        if not in_service:
             gone.append(f"{model_id} (retired)")
             continue
-        mark = marks.get(deployment(spec, route))
-        if mark is None:
+        marked = [marks[s.key] for s in in_service if s.key in marks]
+        if len(marked) < len(in_service):
             return
-        gone.append(f"{model_id} ({mark.reason})")
+        gone.append(f"{model_id} ({marked[0].reason})")
     raise ValidationFailed(
         f"No model of this request is served by its provider now: {'; '.join(gone)}. "
         "Choose another model (GET /v1/models shows which are available), or add one "

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from reelgate import __version__
 from reelgate.api import (
+    provider_hooks,
     routes_admin,
     routes_events,
     routes_media_service,
@@ -43,6 +44,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(routes_admin.router)
     app.include_router(routes_media_service.router)
     app.include_router(uploads.router)
+    app.include_router(provider_hooks.router)
     root = local_root(rt.storage)
     if root is not None:
         app.include_router(make_files_router(root, rt.signing_secret))

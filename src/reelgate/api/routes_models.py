@@ -12,8 +12,8 @@ from reelgate.api.auth import require_read, runtime
 from reelgate.catalog import ModelSpec
 from reelgate.catalog.availability import access_denied
 from reelgate.catalog.lifecycle import Unavailable, today
-from reelgate.catalog.models import Lifecycle
-from reelgate.engine.planner import deployment
+from reelgate.catalog.models import Lifecycle, Route
+from reelgate.catalog.routing import Served, deployment_key, served_routes
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
 from reelgate.store.jobs import now_ms
@@ -40,28 +40,82 @@ def _lifecycle_note(spec: ModelSpec, lifecycle: Lifecycle, route: str | None) ->
     return None
 
 
+def _route_to_wire(
+    rt: Runtime,
+    name: str,
+    kind: str,
+    route: Route,
+    served: Served | None,
+    marks: Mapping[str, Unavailable],
+    cooling: Mapping[str, int],
+    day: date,
+) -> dict[str, Any]:
+    """One route of a model and its state here: ``available``, ``cooling`` (after a quota
+    answer), ``unavailable`` (its provider said the model is gone there), ``retired``
+    or ``not_configured`` (no deployment of its provider on this route)."""
+    out = route.to_wire(day)
+    out["provider"] = kind
+    key = served.key if served is not None else deployment_key(kind, name, route.upstream_model)
+    mark = marks.get(key)
+    until = cooling.get(key)
+    if served is None:
+        state = "not_configured"
+    elif served.retired_on(day):
+        state = "retired"
+    elif mark is not None:
+        state = "unavailable"
+    elif until is not None:
+        state = "cooling"
+    else:
+        state = "available"
+    out["state"] = state
+    out["emulated"] = served is not None and kind in rt.providers.emulated
+    out["cooling_until"] = until // 1000 if until is not None and served is not None else None
+    out["unavailable_until"] = mark.until // 1000 if mark is not None else None
+    out["cost_per_second"] = route.cost_per_second
+    return out
+
+
 def model_to_wire(
     rt: Runtime,
     spec: ModelSpec,
     flags: Mapping[str, Any],
     marks: Mapping[str, Unavailable],
     day: date,
+    cooling: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """One model as this gateway serves it today: ``lifecycle`` and its dates are those
-    of the route its provider is configured on (every known route under ``routes``);
-    ``unavailable_since`` is set while the provider says the model is gone there."""
-    route = rt.providers.route_of(spec.provider)
-    served = spec.route(route)
+    """One model as this gateway serves it today. ``route``, ``lifecycle`` and their
+    dates are those of the route tried first here; ``routes`` lists every route the
+    catalog knows, with its provider and its state here, in the order they are tried
+    (the ones not configured last). ``unavailable_since`` is set while every route
+    serving it is marked gone."""
+    cooling = cooling or {}
+    served_all = served_routes(spec, rt.providers.route_of, rt.settings.provider_priority)
+    in_service = [s for s in served_all if not s.retired_on(day)]
+    live = [s for s in in_service if s.key not in marks]
+    first = served_all[0] if served_all else None
+    route = first.name if first is not None else None
+    served = spec.route(route) if first is None else first.route
     lifecycle = served.lifecycle_on(day)
-    mark = marks.get(deployment(spec, route)) if route is not None else None
-    reason = rt.providers.unavailable_reason(spec.provider)
-    if reason is None and lifecycle is Lifecycle.RETIRED:
+    mark = marks.get(in_service[0].key) if in_service and not live else None
+    reason = None
+    if not served_all:
+        reason = rt.providers.unavailable_reason(spec.provider)
+    elif not in_service:
         reason = _lifecycle_note(spec, lifecycle, route)
         if spec.successor:
             reason = f"{reason}; use {spec.successor}"
-    if reason is None and mark is not None:
+    elif mark is not None:
         reason = f"marked unavailable: {mark.reason}"
     denied = access_denied(spec, flags)
+    routes: dict[str, Any] = {}
+    for s in served_all:
+        routes[s.name] = _route_to_wire(rt, s.name, s.kind, s.route, s, marks, cooling, day)
+    own_listed = spec.routes if spec.routes else {}
+    for name, r in own_listed.items():
+        if name not in routes:
+            kind = r.provider or spec.provider
+            routes[name] = _route_to_wire(rt, name, kind, r, None, marks, cooling, day)
     return {
         "id": spec.id,
         "object": "model",
@@ -86,7 +140,7 @@ def model_to_wire(
         "fallback": list(spec.fallback),
         "deadline_seconds": spec.deadline_seconds or rt.settings.default_deadline_seconds,
         "available": reason is None,
-        "emulated": spec.provider in rt.providers.emulated,
+        "emulated": first is not None and first.kind in rt.providers.emulated,
         "unavailable_reason": reason,
         "availability_rule": spec.availability,
         "usable": reason is None and denied is None,
@@ -98,7 +152,7 @@ def model_to_wire(
         "deprecated_at": served.deprecated_at.isoformat() if served.deprecated_at else None,
         "retires_at": served.retires_at.isoformat() if served.retires_at else None,
         "successor": spec.successor,
-        "routes": {name: r.to_wire(day) for name, r in spec.routes.items()},
+        "routes": routes,
         "unavailable_since": mark.marked_at // 1000 if mark is not None else None,
         "unavailable_until": mark.until // 1000 if mark is not None else None,
     }
@@ -114,8 +168,9 @@ async def list_models(
     async with rt.store.reading() as tx:
         flags = await tx.get_flags(key.account_id)
     marks = {m.deployment: m for m in await rt.store.list_unavailable(now)}
+    cooling = await rt.store.list_cooling(now)
     day = today(now)
     return {
         "object": "list",
-        "data": [model_to_wire(rt, spec, flags, marks, day) for spec in rt.catalog],
+        "data": [model_to_wire(rt, spec, flags, marks, day, cooling) for spec in rt.catalog],
     }

@@ -86,6 +86,8 @@ def _attempts(job: Job) -> list[dict[str, Any]]:
     return [
         {
             "model": a.model,
+            "provider": a.provider,
+            "route": a.route,
             "upstream_id": a.upstream_id,
             "outcome": a.outcome.value,
             "error": error_to_wire(a.error),

@@ -15,6 +15,11 @@ Config file (TOML, ``REELGATE_CONFIG_FILE``)::
     lifecycle = "ga"                  # this key still works on the Gemini API
     retires_at = 2027-01-31           # TOML dates; "" clears one
 
+    [models."wan-2-5".routes.fal]     # another provider serving the model: its kind,
+    provider = "fal"                  # its id there, what it costs upstream
+    upstream_model = "fal-ai/wan-25-preview/text-to-video"
+    cost_per_second = 5625
+
     [models."sora-2"]
     route_to_successor = true         # once retired, serve it with its successor
 """
@@ -99,7 +104,15 @@ def _override(spec: ModelSpec, values: Mapping[str, Any]) -> ModelSpec:
     return dataclasses.replace(spec, **changes)
 
 
-_ROUTE_KEYS = {"upstream_model", "lifecycle", "deprecated_at", "retires_at", "source"}
+_ROUTE_KEYS = {
+    "upstream_model",
+    "lifecycle",
+    "deprecated_at",
+    "retires_at",
+    "source",
+    "provider",
+    "cost_per_second",
+}
 
 
 def _routes(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Route]:
@@ -122,7 +135,14 @@ def _routes(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Route]:
                     f'(2027-01-31, unquoted) or "" to clear it; got {value!r}',
                     code="bad_config",
                 )
-        for text in ("upstream_model", "source"):
+        cost = changes.get("cost_per_second")
+        if cost is not None and (not isinstance(cost, int) or isinstance(cost, bool) or cost < 0):
+            raise ReelgateError(
+                f"config file: cost_per_second of {spec.id!r} on {name!r} must be a "
+                f"whole number of millicredits, 0 or more; got {cost!r}",
+                code="bad_config",
+            )
+        for text in ("upstream_model", "source", "provider"):
             if text in changes and not isinstance(changes[text], str):
                 raise ReelgateError(
                     f"config file: {text} of {spec.id!r} on {name!r} must be a string",

@@ -11,6 +11,16 @@ from __future__ import annotations
 
 from datetime import date
 
+from reelgate.catalog.hosted import (
+    FAL_VEO_31,
+    FAL_VEO_31_FAST,
+    FAL_WAN_25,
+    HOSTED_MODELS,
+    REPLICATE_VEO_31,
+    REPLICATE_VEO_31_FAST,
+    REPLICATE_WAN_25,
+    usd,
+)
 from reelgate.catalog.models import AllowedParams, Lifecycle, ModelSpec, Route
 
 # Sources of the routes below (read 2026-12-01; docs/providers/*.md quote them):
@@ -76,13 +86,20 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         provider="veo",
         upstream_model="veo-3.1-generate-001",
         routes={
-            "vertex": Route("veo-3.1-generate-001", Lifecycle.GA, source=_VERTEX_IDS),
+            "vertex": Route(
+                "veo-3.1-generate-001",
+                Lifecycle.GA,
+                source=_VERTEX_IDS,
+                cost_per_second=usd("0.40"),
+            ),
             "gemini": Route(
                 "veo-3.1-generate-preview",
                 Lifecycle.PREVIEW,
                 retires_at=date(2026, 10, 22),
                 source=_GEMINI_RETIRED,
             ),
+            "fal": FAL_VEO_31,
+            "replicate": REPLICATE_VEO_31,
         },
         display_name="Veo 3.1 (Google)",
         strengths="Photorealism, motion coherence",
@@ -100,13 +117,20 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         provider="veo",
         upstream_model="veo-3.1-fast-generate-001",
         routes={
-            "vertex": Route("veo-3.1-fast-generate-001", Lifecycle.GA, source=_VERTEX_IDS),
+            "vertex": Route(
+                "veo-3.1-fast-generate-001",
+                Lifecycle.GA,
+                source=_VERTEX_IDS,
+                cost_per_second=usd("0.15"),
+            ),
             "gemini": Route(
                 "veo-3.1-fast-generate-preview",
                 Lifecycle.PREVIEW,
                 retires_at=date(2026, 10, 22),
                 source=_GEMINI_RETIRED,
             ),
+            "fal": FAL_VEO_31_FAST,
+            "replicate": REPLICATE_VEO_31_FAST,
         },
         display_name="Veo 3.1 fast (Google)",
         strengths="Iteration",
@@ -266,6 +290,8 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         routes={
             "intl": Route("wan2.5-t2v-preview", Lifecycle.PREVIEW, source=_WAN_NEWER),
             "beijing": Route("wan2.5-t2v-preview", Lifecycle.PREVIEW, source=_WAN_NEWER),
+            "fal": FAL_WAN_25,
+            "replicate": REPLICATE_WAN_25,
         },
         display_name="Wan 2.5 preview (Alibaba)",
         strengths="5 or 10 s up to 1080p",
@@ -371,6 +397,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         deadline_seconds=600,
         poll_interval_seconds=5.0,
     ),
+    *HOSTED_MODELS,
     ModelSpec(
         id="local",
         provider="local",

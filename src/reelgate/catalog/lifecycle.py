@@ -10,18 +10,24 @@ A model its provider answered "gone" for (``errors.ModelGone``) is marked
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from reelgate.catalog.catalog import Catalog
 from reelgate.catalog.models import Lifecycle, ModelSpec
+from reelgate.catalog.routing import RouteOf, served_routes
 from reelgate.errors import Gone
 
-__all__ = ["RouteOf", "Unavailable", "in_service", "retired_error", "today"]
+__all__ = ["RouteOf", "Unavailable", "in_service", "retired_error", "retired_here", "today"]
 
-RouteOf = Callable[[str], str | None]
-"""The route of the deployment configured for a provider kind (None: none)."""
+
+def retired_here(spec: ModelSpec, route_of: RouteOf, day: date) -> bool:
+    """Every route serving ``spec`` here is retired on ``day`` (with no route set up, the
+    one its own provider would be deployed on counts)."""
+    served = served_routes(spec, route_of)
+    if not served:
+        return spec.route(route_of(spec.provider)).lifecycle_on(day) is Lifecycle.RETIRED
+    return all(s.retired_on(day) for s in served)
 
 
 def today(now_ms: int | None = None) -> date:
@@ -58,7 +64,7 @@ def in_service(catalog: Catalog, model_id: str, route_of: RouteOf, day: date) ->
     operator's default chain)."""
     seen: set[str] = set()
     spec = catalog.get(model_id)
-    while spec.route(route_of(spec.provider)).lifecycle_on(day) is Lifecycle.RETIRED:
+    while retired_here(spec, route_of, day):
         seen.add(spec.id)
         if not (spec.route_to_successor and spec.successor) or spec.successor in seen:
             return None

@@ -14,8 +14,24 @@ from typing import Any
 
 __all__ = ["AllowedParams", "Lifecycle", "ModelSpec", "Route", "resolution_dims"]
 
-_SHORT_SIDE = {"360p": 360, "480p": 480, "512p": 512, "720p": 720, "1080p": 1080}
-_ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4)}
+_SHORT_SIDE = {
+    "360p": 360,
+    "480p": 480,
+    "512p": 512,
+    "540p": 540,
+    "720p": 720,
+    "768p": 768,
+    "1080p": 1080,
+}
+_ASPECTS = {
+    "16:9": (16, 9),
+    "9:16": (9, 16),
+    "1:1": (1, 1),
+    "4:3": (4, 3),
+    "3:4": (3, 4),
+    "21:9": (21, 9),
+    "9:21": (9, 21),
+}
 
 
 def _even(n: float) -> int:
@@ -87,6 +103,12 @@ class Route:
     """From this day on the route no longer serves the model."""
     source: str = ""
     """Where the facts above come from (a public doc or SDK source, and its date)."""
+    provider: str | None = None
+    """The provider kind serving this route, when it is not the model's own provider
+    (``fal`` or ``replicate`` serving a Wan or a Veo model, say)."""
+    cost_per_second: int | None = None
+    """What the route costs upstream per second of video, in millicredits at the
+    catalog's rate (``catalog.defaults.USD``): ranks otherwise equal routes."""
 
     def lifecycle_on(self, today: date) -> Lifecycle:
         """The stage on ``today``: the dates move a model along without a release."""
@@ -106,6 +128,7 @@ class Route:
             "lifecycle": self.lifecycle_on(today).value,
             "deprecated_at": self.deprecated_at.isoformat() if self.deprecated_at else None,
             "retires_at": self.retires_at.isoformat() if self.retires_at else None,
+            "provider": self.provider,
         }
 
 

@@ -220,6 +220,9 @@ def serve(
     ) as servers:
         for kind, srv in servers.items():
             typer.echo(f"emulator {kind:<14} {srv.url}")
+        if not settings.public_url:
+            # the emulators run here, so they can call this gateway back on loopback
+            settings = settings.updated(public_url=f"http://{host}:{port}")
         asyncio.run(
             _run(
                 emulated_settings(settings, servers),

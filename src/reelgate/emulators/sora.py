@@ -21,6 +21,16 @@ Faults (``[fault:NAME]`` in the prompt, see ``emulators.base``):
     expire          the content answers 404 after the first download
     slow/truncate   the download trickles / stops halfway (``trickle``)
     notvideo        the content is an HTML page
+    nohook          no webhook event is sent for this video
+
+Webhooks: once ``point_webhooks`` names an endpoint (as an operator registers one with
+an OpenAI project for ``video.completed`` and ``video.failed``), each video that ends
+sends ``{"id": "evt_…", "object": "event", "created_at", "type": "video.completed" |
+"video.failed", "data": {"id": "video_…"}}`` there (API reference, "Webhook Events"),
+signed per Standard Webhooks with the endpoint's ``whsec_`` secret (``webhook-id``,
+``webhook-timestamp``, ``webhook-signature: v1,<base64 HMAC-SHA256 of
+id.timestamp.body>``: the OpenAI webhooks guide; openai-python ``lib/_webhooks.py``
+verifies exactly that), retried on anything but a 2xx.
 
 Models answer as the routes do in late 2026 (tests/fixtures/wire/sora*/ quote the
 sources): under ``/v1`` (an OpenAI-compatible Videos upstream) an unknown model is a
@@ -37,7 +47,10 @@ answer, deleting a running video) is marked unverified in ``docs/providers/sora.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.policy
+import hashlib
+import hmac
 import io
 import itertools
 import secrets
@@ -47,6 +60,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from typing import Any
 
+import httpx
 from PIL import Image, UnidentifiedImageError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -55,13 +69,22 @@ from starlette.routing import Mount, Route
 
 from reelgate.emulators.base import (
     EmulatorConfig,
+    EmulatorServer,
     answer_late,
     elapsed_fraction,
     faults_in,
     trickle,
 )
 
-__all__ = ["MODEL_SIZES", "SECONDS", "SoraEmulatorState", "create_app", "state_of"]
+__all__ = [
+    "MODEL_SIZES",
+    "SECONDS",
+    "SoraEmulatorState",
+    "create_app",
+    "point_webhooks",
+    "sign_event",
+    "state_of",
+]
 
 SECONDS = ("4", "8", "12")
 AZURE_RETIRED = frozenset({"sora-2", "sora-2-2025-10-06", "sora-2-2025-12-08"})
@@ -108,8 +131,19 @@ class SoraEmulatorState:
     received: list[dict[str, Any]] = field(default_factory=list)
     """Every create as it arrived: its content type, its fields, and what the reference
     image was (name, type, byte count, pixel size)."""
+    webhook_url: str | None = None
+    """The project's webhook endpoint (None: no events are sent)."""
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    """Every event delivery attempt: url, type, video id, attempt, status, headers, body."""
     _bursts: Counter[str] = field(default_factory=Counter)
     _order: itertools.count[int] = field(default_factory=itertools.count)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def webhook_secret(self) -> str:
+        """The endpoint's signing secret (fixed per API key, as a dashboard shows it)."""
+        digest = hashlib.sha256(b"sora-emulator-webhook:" + self.config.api_key.encode()).digest()
+        return "whsec_" + base64.b64encode(digest[:24]).decode("ascii")
 
 
 class _Answer(Exception):
@@ -235,8 +269,74 @@ async def _create(state: SoraEmulatorState, request: Request) -> Response:
         created_at=time.time(),
     )
     state.videos[video.id] = video
+    if state.webhook_url and not faults & {"never", "nohook"}:
+        task = asyncio.get_running_loop().create_task(_send_event(state, video))
+        state._tasks.add(task)
+        task.add_done_callback(state._tasks.discard)
     await answer_late(faults, state.config)
     return JSONResponse(_video_object(video, state.config))
+
+
+_WEBHOOK_ATTEMPTS = 4
+_WEBHOOK_BACKOFF = (0.1, 0.3, 0.6)
+
+
+def sign_event(secret: str, event_id: str, stamp: int, body: bytes) -> str:
+    """``webhook-signature``: ``v1,`` and the base64 HMAC-SHA256, keyed with the decoded
+    ``whsec_`` secret, of ``"{webhook-id}.{webhook-timestamp}.{body}"``."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{event_id}.{stamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+async def _send_event(state: SoraEmulatorState, video: _Video) -> None:
+    """When the video ends, tell the project's endpoint (retrying on non-2xx)."""
+    await asyncio.sleep(max(0.0, video.started + state.config.job_seconds - time.monotonic()))
+    status, _ = _status(video, state.config)
+    url = state.webhook_url
+    if url is None or status not in ("completed", "failed"):
+        return
+    event_id = f"evt_{secrets.token_hex(12)}"
+    kind = f"video.{status}"
+    body = (
+        b'{"id": "%s", "object": "event", "created_at": %d, "type": "%s", "data": {"id": "%s"}}'
+        % (event_id.encode(), int(time.time()), kind.encode(), video.id.encode())
+    )
+    async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
+        for attempt in range(_WEBHOOK_ATTEMPTS):
+            stamp = int(time.time())
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": event_id,
+                "webhook-timestamp": str(stamp),
+                "webhook-signature": sign_event(state.webhook_secret, event_id, stamp, body),
+            }
+            record: dict[str, Any] = {
+                "url": url,
+                "type": kind,
+                "video": video.id,
+                "attempt": attempt + 1,
+                "headers": headers,
+                "body": body,
+            }
+            try:
+                answer = await client.post(url, content=body, headers=headers)
+                record["status"] = answer.status_code
+            except httpx.HTTPError as exc:
+                record["status"] = type(exc).__name__
+            state.deliveries.append(record)
+            if isinstance(record["status"], int) and 200 <= record["status"] < 300:
+                return
+            if attempt < len(_WEBHOOK_BACKOFF):
+                await asyncio.sleep(_WEBHOOK_BACKOFF[attempt])
+
+
+def point_webhooks(server: EmulatorServer, url: str | None) -> str:
+    """Register ``url`` as the project's webhook endpoint (None: remove it); returns its
+    signing secret."""
+    state = state_of(server.app)
+    state.webhook_url = url
+    return state.webhook_secret
 
 
 def _create_faults(

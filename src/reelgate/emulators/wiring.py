@@ -7,6 +7,7 @@ deployment aimed at the emulator's base URL, with the emulator's key.
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from reelgate.config import Settings
 from reelgate.emulators import emulated_kinds
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
+from reelgate.engine.callbacks import HOOK_PATH
 from reelgate.providers.plugin import discover
 
 __all__ = ["emulated_settings", "running_emulators", "settings_for"]
@@ -53,6 +55,21 @@ def emulated_settings(settings: Settings, servers: dict[str, EmulatorServer]) ->
         "fetch_allow_private": [*settings.fetch_allow_private, "127.0.0.1/32"],
         "fetch_allow_ports": [*settings.fetch_allow_ports, *(s.port for s in servers.values())],
     }
+    plugins = discover()
     for kind, server in servers.items():
         update |= settings_for(kind, server.url, f"emulator-{kind}")
+        setting = plugins[kind].emulator_webhook_setting
+        if setting is None:
+            continue
+        # a provider whose calls go to one registered endpoint: register this gateway's
+        # (when it has a public address), as an operator would in the provider's console
+        url = (
+            f"{settings.public_url.rstrip('/')}{HOOK_PATH}/{kind}"
+            if settings.public_url and settings.inbound_webhooks
+            else None
+        )
+        emulator = importlib.import_module(plugins[kind].emulator or "")
+        secret = emulator.point_webhooks(server, url)
+        if url is not None:
+            update[setting] = secret
     return settings.updated(**update)

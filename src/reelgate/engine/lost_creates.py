@@ -56,7 +56,8 @@ def record_create(
         job_id=job.id,
         attempt_no=job.attempt_no,
         model=spec.id,
-        provider=spec.provider,
+        # the provider the create went to (a route of another provider, or its own)
+        provider=(job.attempts[-1].provider if job.attempts else None) or spec.provider,
         upstream_id=upstream_id,
         sent_at=job.attempts[-1].create_sent_at if job.attempts else None,
         outcome=outcome,
@@ -80,7 +81,8 @@ async def _give_up(
 async def settle_lost_create(
     stepper: Stepper, job: Job, spec: ModelSpec, exc: ProviderError
 ) -> None:
-    provider = stepper.providers.get(spec.provider)
+    kind = stepper.kind_of(job)
+    provider = stepper.providers.get(kind)
     if provider is None:
         # Not configured in this process (a restart without its key, say): whether it
         # dedupes or can be searched is unknown here. Keep the create marked, look later.
@@ -94,12 +96,11 @@ async def settle_lost_create(
         await stepper.on_error(job, retry)
         return
     if not isinstance(provider, FindsLostCreates):
-        await _give_up(stepper, job, spec, exc, f"{spec.provider} cannot dedupe or list creates")
+        await _give_up(stepper, job, spec, exc, f"{kind} cannot dedupe or list creates")
         return
     sent_at = job.attempts[-1].create_sent_at or job.updated_at
     settle_ms = int(
-        (stepper.settings.timeout_for(spec.provider) + stepper.settings.lost_create_settle_seconds)
-        * 1000
+        (stepper.settings.timeout_for(kind) + stepper.settings.lost_create_settle_seconds) * 1000
     )
     now = stepper.clock()
     note = JobError(
@@ -113,7 +114,7 @@ async def settle_lost_create(
         return
     since = datetime.fromtimestamp((sent_at - LOOKBACK_MS) / 1000, UTC)
     async with stepper.store.reading() as tx:
-        exclude = frozenset(await tx.active_upstream_ids(spec.provider))
+        exclude = frozenset(await tx.active_upstream_ids(kind))
     try:
         request = await stepper.generation_request(job, spec)  # its input image, if any
         found = await provider.find_created(request, since, exclude)
@@ -143,7 +144,7 @@ async def settle_lost_create(
     adopted, extras = candidates[0], candidates[1:]
     log.info("job %s: adopting upstream job %s (its create's answer was lost)", job.id, adopted)
     async with stepper.store.reading() as tx:
-        siblings = await tx.count_submitting(spec.provider, job.id)
+        siblings = await tx.count_submitting(kind, job.id)
     # Another job of this provider with a create in flight may own an extra: then it is
     # only listed for operators, never canceled.
     also = await _handle_extras(stepper, job, spec, provider, extras, cancel=siblings == 0)

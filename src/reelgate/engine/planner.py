@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from reelgate.billing import billable_seconds
 from reelgate.catalog import ModelSpec
 from reelgate.catalog.lifecycle import Unavailable
+from reelgate.catalog.routing import Served, deployment_key
 from reelgate.engine import progress as prog
 from reelgate.engine.policy import (
     MAX_TRANSIENT_RETRIES,
@@ -93,10 +94,9 @@ GONE_MARK_SECONDS = 86_400.0
 
 
 def deployment(spec: ModelSpec, route: str | None, upstream_model: str | None = None) -> str:
-    """What a cooldown or an unavailable mark applies to: the provider, its route (a
-    region's marks do not block another's) and the upstream model the route serves, or
-    ``upstream_model`` when the adapter sent another (Wan's image-to-video name)."""
-    return f"{spec.provider}:{route or '-'}:{upstream_model or spec.route(route).upstream_model}"
+    """The key of ``spec``'s own provider on ``route`` (``catalog.routing.deployment_key``),
+    for ``upstream_model`` when the adapter sent another (Wan's image-to-video name)."""
+    return deployment_key(spec.provider, route, upstream_model or spec.route(route).upstream_model)
 
 
 # ── what the planner reads besides the job ─────────────────────────────────────
@@ -109,10 +109,18 @@ class Rules:
     price: Callable[[str, str, int], int]
     """(model, resolution, seconds) -> millicredits."""
     idempotent_create: bool | None = None
-    """Whether the current model's provider dedupes creates; None: not configured here."""
-    route: str | None = None
-    """The route of the current model's provider deployment (None: not configured)."""
+    """Whether the current route's provider dedupes creates; None: not configured here."""
+    served: Served | None = None
+    """The route the job's current attempt is on, or the one its next create goes to
+    (None: no provider of the model is configured here)."""
+    next_route: bool = False
+    """The model has another route here this job has not tried yet: a quota or gone
+    answer (anything that falls back) moves to it before the next model of the chain."""
     gone_mark_seconds: float = GONE_MARK_SECONDS
+    callback_wait_seconds: float | None = None
+    """The provider calls back when the job changes (a callback URL went with the
+    create): poll only as a safety net, this long apart. None: poll on the model's
+    schedule."""
     mirror_quick_retries: int = 3
     mirror_background_retries: int = 6
     mirror_retry_base_seconds: float = 30.0
@@ -167,7 +175,8 @@ class AtCapacity:
 
 @dataclass(frozen=True)
 class Sending:
-    """A create is about to be sent. ``count``: a re-send that counts as a retry."""
+    """A create is about to be sent (to ``Rules.served``). ``count``: a re-send that
+    counts as a retry."""
 
     count: bool = False
 
@@ -385,11 +394,23 @@ def _timed_out(job: Job, now: int, rules: Rules) -> Transition:
     )
 
 
+def _skipped(job: Job, now: int, rules: Rules) -> Job:
+    """The job with an attempt recording a route that was not asked."""
+    served = rules.served
+    attempt = Attempt(
+        model=rules.spec.id,
+        started_at=now,
+        provider=served.kind if served else rules.spec.provider,
+        route=served.name if served else None,
+    )
+    return replace(job, attempts=(*job.attempts, attempt))
+
+
 def _cooling(job: Job, until: int, now: int, rules: Rules) -> Transition:
     """A deployment cooling down after a quota answer is not asked again until the
     cooldown ends: the job moves on down its chain (or fails with ``quota``)."""
     spec = rules.spec
-    tried = replace(job, attempts=(*job.attempts, Attempt(model=spec.id, started_at=now)))
+    tried = _skipped(job, now, rules)
     seconds = max(1, (until - now) // 1000)
     error = QuotaExceeded(
         f"{spec.id} is cooling down for {seconds} s after a quota answer from its provider",
@@ -402,7 +423,7 @@ def _marked_gone(job: Job, reason: str, now: int, rules: Rules) -> Transition:
     """A model marked unavailable on its route is not asked: the job moves on down its
     chain (or fails with ``model_gone``), without marking it again."""
     spec = rules.spec
-    tried = replace(job, attempts=(*job.attempts, Attempt(model=spec.id, started_at=now)))
+    tried = _skipped(job, now, rules)
     error = ModelGone(f"{spec.id} is marked unavailable here: {reason}")
     return _failed(tried, error, now, rules, start_cooldown=False)
 
@@ -411,14 +432,20 @@ def _sending(job: Job, now: int, rules: Rules, *, count: bool) -> Transition:
     """Mark a create in flight before it is sent (so a worker that dies after sending
     leaves a trace, ``engine.lost_creates``). The lease stays: the create follows."""
     if job.state is JobState.QUEUED:
+        served = rules.served
         attempt = Attempt(
-            model=rules.spec.id, started_at=now, create_pending=True, create_sent_at=now
+            model=rules.spec.id,
+            started_at=now,
+            create_pending=True,
+            create_sent_at=now,
+            provider=served.kind if served else rules.spec.provider,
+            route=served.name if served else None,
         )
         return Transition(
             replace(
                 job,
                 state=JobState.SUBMITTING,
-                active_provider=rules.spec.provider,
+                active_provider=attempt.provider,
                 attempt_no=job.attempt_no + 1,
                 attempts=(*job.attempts, attempt),
                 progress=prog.forward(job.progress, 1),
@@ -448,12 +475,13 @@ def _running(job: Job, upstream_id: str, now: int, rules: Rules, *, adopted: boo
         create_pending=False,
         adopted=last.adopted or adopted,
     )
-    delay_ms = int(poll_delay_seconds(rules.spec.poll_interval_seconds, 0) * 1000)
+    delay_ms = _poll_delay_ms(rules, 0)
     return Transition(
         replace(
             job,
             state=JobState.RUNNING,
             upstream_id=upstream_id,
+            result=None,  # while running, only a provider's call puts one here
             running_since=now,
             poll_count=0,
             retries=0,
@@ -462,6 +490,14 @@ def _running(job: Job, upstream_id: str, now: int, rules: Rules, *, adopted: boo
             next_run_at=min(now + delay_ms, job.deadline_at),
         )
     )
+
+
+def _poll_delay_ms(rules: Rules, poll_count: int) -> int:
+    """When to poll next: on the model's schedule, or, when the provider calls back,
+    only as a safety net (a callback makes the job due at once, ``store.hooks``)."""
+    if rules.callback_wait_seconds is not None:
+        return int(max(rules.callback_wait_seconds, 2 * rules.spec.typical_seconds) * 1000)
+    return int(poll_delay_seconds(rules.spec.poll_interval_seconds, poll_count) * 1000)
 
 
 def _polled(job: Job, status: UpstreamStatus, now: int, rules: Rules) -> Transition:
@@ -490,7 +526,7 @@ def _polled(job: Job, status: UpstreamStatus, now: int, rules: Rules) -> Transit
         )
     elapsed = (now - (job.running_since or now)) / 1000.0
     estimate = prog.running_progress(status.progress, elapsed, spec.typical_seconds)
-    delay_ms = int(poll_delay_seconds(spec.poll_interval_seconds, job.poll_count + 1) * 1000)
+    delay_ms = _poll_delay_ms(rules, job.poll_count + 1)
     return Transition(
         replace(
             job,
@@ -608,20 +644,25 @@ def _failed(
     answer cools the deployment down, and a gone answer marks the model unavailable
     (False when the error is itself the mark or the cooldown being read)."""
     cooldown = unavailable = None
-    where = deployment(rules.spec, rules.route)
+    served = rules.served
+    where = served.key if served else deployment(rules.spec, None)
     if start_cooldown and exc.error_class is ErrorClass.QUOTA:
         pause = exc.retry_after if exc.retry_after is not None else DEFAULT_COOLDOWN_SECONDS
         cooldown = Cooldown(where, now + int(pause * 1000), exc.message)
     if start_cooldown and exc.error_class is ErrorClass.GONE:
         until = now + int(rules.gone_mark_seconds * 1000)
         sent = exc.details.get("upstream_model")
-        gone_where = deployment(rules.spec, rules.route, sent if isinstance(sent, str) else None)
+        gone_where = (
+            deployment_key(served.kind, served.name, sent)
+            if served is not None and isinstance(sent, str)
+            else where
+        )
         # shown to every account in /v1/models: the provider's words stay in the job's
         # own attempt and the log (they may name the operator's project)
         status = f"HTTP {exc.upstream_status} " if exc.upstream_status else ""
         public = f"its provider answered {status}{exc.code}: the model is not served there"
         unavailable = Unavailable(gone_where, rules.spec.id, public, now, until)
-    has_next = job.chain_index + 1 < len(job.chain)
+    has_next = job.chain_index + 1 < len(job.chain) or rules.next_route
     # An upstream job that itself ended failed cannot succeed on another poll:
     # skip the retries of this step and go straight to the fallback (or fail).
     terminal = job.state is JobState.RUNNING and exc.terminal
@@ -646,7 +687,9 @@ def _failed(
         error_class=exc.error_class.value,
         upstream_status=exc.upstream_status,
     )
-    log = f"{exc.error_class.value} on {job.current_model} -> {type(decision).__name__}"
+    on = f"{job.current_model} via {served.kind}:{served.name}" if served else job.current_model
+    step = "NextRoute" if isinstance(decision, FallBack) and rules.next_route else None
+    log = f"{exc.error_class.value} on {on} -> {step or type(decision).__name__}"
     if unavailable is not None:
         log += f"; marked unavailable: {exc.message}"
     if isinstance(decision, Retry):
@@ -675,7 +718,8 @@ def _failed(
                 job,
                 state=JobState.QUEUED,
                 active_provider=None,
-                chain_index=job.chain_index + 1,
+                # another route of the same model first, then the chain's next model
+                chain_index=job.chain_index if rules.next_route else job.chain_index + 1,
                 upstream_id=None,
                 running_since=None,
                 poll_count=0,

@@ -22,13 +22,16 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from reelgate.billing import charge_for
 from reelgate.catalog import Catalog, ModelSpec
 from reelgate.catalog.lifecycle import today
-from reelgate.catalog.models import Lifecycle
+from reelgate.catalog.models import Route
+from reelgate.catalog.routing import Served, served_routes
 from reelgate.config import Settings
+from reelgate.engine.callbacks import callback_url
 from reelgate.engine.events import EventHub, event_for
 from reelgate.engine.inputs import load_image
 from reelgate.engine.lost_creates import record_create, settle_lost_create
@@ -51,7 +54,6 @@ from reelgate.engine.planner import (
     Sending,
     Stale,
     Transition,
-    deployment,
     plan,
 )
 from reelgate.engine.policy import Uniform
@@ -68,8 +70,11 @@ from reelgate.providers.base import (
     GenerationRequest,
     ImageInput,
     Provider,
+    ReceivesWebhooks,
     ResultLocation,
     TakesOutputUpload,
+    UpstreamState,
+    UpstreamStatus,
 )
 from reelgate.providers.registry import ProviderRegistry
 from reelgate.storage import Storage
@@ -117,6 +122,7 @@ class Stepper:
         worker_id: str,
         clock: Callable[[], int] = now_ms,
         uniform: Uniform = random.uniform,
+        hook_secret: bytes | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -127,6 +133,8 @@ class Stepper:
         self.worker_id = worker_id
         self.clock = clock
         self.uniform = uniform
+        self.hook_secret = hook_secret
+        """Signs per-job callback URLs (None: providers are polled only)."""
 
     @classmethod
     def from_runtime(
@@ -141,6 +149,7 @@ class Stepper:
             hub=rt.events,
             worker_id=worker_id,
             clock=clock,
+            hook_secret=rt.signing_secret,
         )
 
     # ── carrying out a transition ──────────────────────────────────────────────
@@ -148,8 +157,53 @@ class Stepper:
     def spec(self, job: Job) -> ModelSpec:
         return self.catalog.get(job.current_model)
 
-    def rules(self, spec: ModelSpec) -> Rules:
-        provider = self.providers.get(spec.provider)
+    def routes(self, spec: ModelSpec) -> list[Served]:
+        """The routes serving ``spec`` here, best first (``catalog.routing``)."""
+        return served_routes(spec, self.providers.route_of, self.settings.provider_priority)
+
+    def current_route(self, job: Job) -> Served | None:
+        """The route of the job's current attempt (None while queued: the next create
+        picks one). An attempt from before routes were recorded is on the model's own
+        provider."""
+        spec = self.spec(job)
+        last = job.last_attempt
+        if job.state is JobState.QUEUED or last is None or last.model != spec.id:
+            return None
+        kind = last.provider or spec.provider
+        name = last.route or self.providers.route_of(kind)
+        for served in self.routes(spec):
+            if served.kind == kind and (name is None or served.name == name):
+                return served
+        # the deployment changed since (the operator moved it): still the same upstream
+        listed = spec.routes.get(name) if name is not None else None
+        route = listed if listed is not None and kind != spec.provider else spec.route(name)
+        return Served(kind, name or "-", route if route.provider in (None, kind) else Route(""))
+
+    def _tried(self, job: Job, spec: ModelSpec) -> set[tuple[str, str | None]]:
+        """The routes of ``spec`` this job has closed an attempt on (or skipped)."""
+        return {
+            (a.provider or spec.provider, a.route)
+            for a in job.attempts
+            if a.model == spec.id and a.ended_at is not None
+        }
+
+    def _has_next_route(self, job: Job, spec: ModelSpec, current: Served | None) -> bool:
+        tried = self._tried(job, spec)
+        if current is not None:
+            tried.add((current.kind, current.name))
+        return any((s.kind, s.name) not in tried for s in self.routes(spec))
+
+    def rules(
+        self, job: Job, served: Served | None = None, *, next_route: bool | None = None
+    ) -> Rules:
+        """What the planner reads for ``job``. ``served``: the route of its next create
+        (default: its current attempt's). ``next_route``: whether a failure may move to
+        another route of the model (default: when one is left untried)."""
+        spec = self.spec(job)
+        served = served if served is not None else self.current_route(job)
+        if next_route is None:
+            next_route = self._has_next_route(job, spec, served)
+        provider = self.providers.get(served.kind) if served is not None else None
         settings = self.settings
         catalog = self.catalog
         return Rules(
@@ -158,7 +212,11 @@ class Stepper:
                 catalog, model, resolution, seconds
             ),
             idempotent_create=provider.idempotent_create if provider is not None else None,
-            route=provider.route if provider is not None else None,
+            served=served,
+            next_route=next_route,
+            callback_wait_seconds=(
+                settings.webhook_safety_poll_seconds if self._calls_back(job, served) else None
+            ),
             gone_mark_seconds=settings.model_gone_mark_seconds,
             mirror_quick_retries=settings.mirror_quick_retries,
             mirror_background_retries=settings.mirror_background_retries,
@@ -166,12 +224,14 @@ class Stepper:
             uniform=self.uniform,
         )
 
-    def plan(self, job: Job, outcome: Outcome) -> Transition:
-        return plan(job, outcome, self.clock(), self.rules(self.spec(job)))
+    def plan(self, job: Job, outcome: Outcome, rules: Rules | None = None) -> Transition:
+        return plan(job, outcome, self.clock(), rules or self.rules(job))
 
-    async def take(self, job: Job, outcome: Outcome, *, also: Also | None = None) -> Job | None:
+    async def take(
+        self, job: Job, outcome: Outcome, *, also: Also | None = None, rules: Rules | None = None
+    ) -> Job | None:
         """Plan the outcome and carry the transition out (None: the lease was lost)."""
-        return await self.apply(job, self.plan(job, outcome), also=also)
+        return await self.apply(job, self.plan(job, outcome, rules), also=also)
 
     async def apply(self, job: Job, t: Transition, *, also: Also | None = None) -> Job | None:
         """Carry out a transition: upstream cancel and cooldown first (best effort),
@@ -268,7 +328,8 @@ class Stepper:
             await self._mirror(job)
 
     async def _cancel_upstream(self, job: Job) -> None:
-        provider = self.providers.get(self.spec(job).provider)
+        served = self.current_route(job)
+        provider = self.providers.get(served.kind) if served is not None else None
         if provider is None or not provider.supports_cancel or not job.upstream_id:
             return
         try:
@@ -276,23 +337,30 @@ class Stepper:
         except ReelgateError as exc:
             log.info("job %s: upstream cancel failed (%s); ignoring", job.id, exc.code)
 
-    def provider(self, spec: ModelSpec) -> Provider:
-        provider = self.providers.get(spec.provider)
+    def kind_of(self, job: Job) -> str:
+        """The provider kind of the job's current attempt (the model's own, queued)."""
+        served = self.current_route(job)
+        return served.kind if served is not None else self.spec(job).provider
+
+    def provider(self, job: Job) -> Provider:
+        """The deployment the job's current attempt is on."""
+        kind = self.kind_of(job)
+        provider = self.providers.get(kind)
         if provider is None:
-            reason = self.providers.unavailable_reason(spec.provider) or spec.provider
+            reason = self.providers.unavailable_reason(kind) or kind
             raise TransientError(reason, code="provider_unavailable")
         return provider
 
-    async def _take_slot(self, job: Job, spec: ModelSpec, sending: Transition) -> Job | None:
+    async def _take_slot(self, job: Job, served: Served, sending: Transition) -> Job | None:
         """Move to ``submitting`` only if the deployment has a free slot (its
         ``provider_max_concurrent`` cap), atomically: the count and the write share one
         transaction, serialised per provider. None: at capacity (the job looks again
         shortly) or the lease was lost."""
-        limit = self.settings.provider_max_concurrent.get(spec.provider)
+        limit = self.settings.provider_max_concurrent.get(served.kind)
         async with self.store.begin() as tx:
             if limit:
-                await tx.lock_provider(spec.provider)
-                if await tx.count_occupying(spec.provider, job.id) >= limit:
+                await tx.lock_provider(served.kind)
+                if await tx.count_occupying(served.kind, job.id) >= limit:
                     wait = self.plan(job, AtCapacity())
                     await self._fenced(tx, job, wait.job, release=True)
                     return None
@@ -311,23 +379,15 @@ class Stepper:
             lost = TransientError("the worker stopped while a create was in flight")
             await settle_lost_create(self, job, spec, lost)
             return
+        chosen: Served | None = None
         if job.state is JobState.QUEUED:
-            route = self.providers.route_of(spec.provider)
-            served = spec.route(route)
-            if served.lifecycle_on(today(self.clock())) is Lifecycle.RETIRED:
-                since = f" on {served.retires_at.isoformat()}" if served.retires_at else ""
-                after = f"; its successor is {spec.successor}" if spec.successor else ""
-                await self.take(job, MarkedGone(f"retired on its {route} route{since}{after}"))
+            picked = await self._pick_route(job, spec)
+            if isinstance(picked, tuple):
+                blocked, outcome = picked
+                # no healthy route left: the model is skipped down the chain
+                await self.take(job, outcome, rules=self.rules(job, blocked, next_route=False))
                 return
-            where = deployment(spec, route)
-            for mark in await self.store.list_unavailable(self.clock()):
-                if mark.deployment == where:
-                    await self.take(job, MarkedGone(mark.reason))
-                    return
-            until = await self.store.cooling_until(where, self.clock())
-            if until is not None:
-                await self.take(job, Cooling(until))
-                return
+            chosen = picked
         # The input image is fetched before the create is marked in flight, so the
         # marked time is when the create went out (a lost create is looked for by it).
         try:
@@ -336,12 +396,51 @@ class Stepper:
             await self.on_error(job, exc)
             return
         if job.state is JobState.QUEUED:
-            marked = await self._take_slot(job, spec, self.plan(job, Sending()))
+            if chosen is None:  # no provider of the model is configured here
+                await self.on_error(job, self._no_provider(spec))
+                return
+            sending = self.plan(job, Sending(), self.rules(job, chosen))
+            marked = await self._take_slot(job, chosen, sending)
         else:
             # A retry after a definite answer (a 5xx, say): mark it in flight, then send.
             marked = await self.mark_sending(job)
         if marked is not None:
             await self.send_create(marked, spec, image)
+
+    def _no_provider(self, spec: ModelSpec) -> TransientError:
+        reason = self.providers.unavailable_reason(spec.provider) or spec.provider
+        return TransientError(reason, code="provider_unavailable")
+
+    async def _pick_route(
+        self, job: Job, spec: ModelSpec
+    ) -> Served | tuple[Served, Cooling | MarkedGone] | None:
+        """The route for the job's next create: the best one this job has not tried that
+        is not retired, marked gone or cooling down. When every one left is, the first of
+        them with why it was skipped; None when no provider of the model is set up."""
+        now = self.clock()
+        tried = self._tried(job, spec)
+        left = [s for s in self.routes(spec) if (s.kind, s.name) not in tried]
+        if not left:
+            return None
+        day = today(now)
+        marks = {m.deployment: m for m in await self.store.list_unavailable(now)}
+        blocked: tuple[Served, Cooling | MarkedGone] | None = None
+        for served in left:
+            why: Cooling | MarkedGone | None = None
+            r = served.route
+            if served.retired_on(day):
+                since = f" on {r.retires_at.isoformat()}" if r.retires_at else ""
+                after = f"; its successor is {spec.successor}" if spec.successor else ""
+                why = MarkedGone(f"retired on its {served.name} route{since}{after}")
+            elif (mark := marks.get(served.key)) is not None:
+                why = MarkedGone(mark.reason)
+            elif (until := await self.store.cooling_until(served.key, now)) is not None:
+                why = Cooling(until)
+            if why is None:
+                return served
+            blocked = blocked or (served, why)
+        assert blocked is not None
+        return blocked
 
     async def mark_sending(self, job: Job, *, count: bool = False) -> Job | None:
         """Record that a create is about to be sent (None: the lease was lost).
@@ -352,11 +451,13 @@ class Stepper:
         self, job: Job, spec: ModelSpec, image: ImageInput | None, upload_url: str | None = None
     ) -> GenerationRequest:
         p = job.params
+        served = self.current_route(job)
+        upstream = served.upstream_model if served is not None else spec.upstream_model
         return GenerationRequest(
             job_id=job.id,
             attempt=job.attempt_no,
             model=spec.id,
-            upstream_model=spec.route(self.providers.route_of(spec.provider)).upstream_model,
+            upstream_model=upstream,
             prompt=job.prompt,
             duration_seconds=p.duration_seconds,
             resolution=p.resolution,
@@ -367,6 +468,43 @@ class Stepper:
             seed=p.seed,
             image=image,
             output_upload_url=upload_url,
+            callback_url=self._callback_url(job, served),
+        )
+
+    def _calls_back(self, job: Job, served: Served | None) -> bool:
+        """The route's provider will call when the job ends: with a per-job URL the
+        create carries, or at the endpoint the operator registered with it."""
+        provider = self._hooked(served)
+        if provider is None:
+            return False
+        return not provider.per_job_callbacks or self._callback_url(job, served) is not None
+
+    def _hooked(self, served: Served | None) -> ReceivesWebhooks | None:
+        settings = self.settings
+        if served is None or not (settings.inbound_webhooks and settings.public_url):
+            return None
+        provider = self.providers.get(served.kind)
+        if isinstance(provider, ReceivesWebhooks) and provider.receives_webhooks:
+            return provider
+        return None
+
+    def _callback_url(self, job: Job, served: Served | None) -> str | None:
+        """The job's callback URL for a provider that calls back per job, when the
+        gateway has a public address to give (None: none goes with the create)."""
+        provider = self._hooked(served)
+        if served is None or provider is None or not provider.per_job_callbacks:
+            return None
+        if self.hook_secret is None:
+            return None
+        settings = self.settings
+        now = self.clock()
+        return callback_url(
+            settings.public_url,
+            served.kind,
+            job.id,
+            self.hook_secret,
+            lifetime_seconds=max(0, (job.deadline_at - now) // 1000),
+            now=now / 1000,
         )
 
     async def generation_request(self, job: Job, spec: ModelSpec) -> GenerationRequest:
@@ -376,7 +514,7 @@ class Stepper:
     async def _upload_url(self, job: Job, spec: ModelSpec) -> str | None:
         """A PUT link into our storage for providers that take one, good until the job's
         deadline (plus a margin): the provider writes the video there itself."""
-        provider = self.providers.get(spec.provider)
+        provider = self.providers.get(self.kind_of(job))
         if not (isinstance(provider, TakesOutputUpload) and provider.takes_output_upload):
             return None
         lifetime = max(0, (job.deadline_at - self.clock()) // 1000) + UPLOAD_URL_MARGIN_SECONDS
@@ -393,7 +531,7 @@ class Stepper:
         """Send the create. ``image``: already loaded before the create was marked in
         flight (so the marked send time is the real one); loaded here otherwise."""
         try:
-            provider = self.provider(spec)
+            provider = self.provider(job)
             if isinstance(image, _Unloaded):
                 request = await self.generation_request(job, spec)
             else:
@@ -431,17 +569,32 @@ class Stepper:
         await self.take(job, LookAgain(until_ms, note, count=count))
 
     async def _poll(self, job: Job) -> None:
-        spec = self.spec(job)
         assert job.upstream_id is not None
+        pushed = job.result
+        if pushed is not None:
+            # the provider's signed call named the finished video (api.provider_hooks)
+            expires = pushed.upstream_expires_at
+            location = ResultLocation(
+                url=pushed.upstream_url,
+                expires_at=datetime.fromtimestamp(expires / 1000, UTC) if expires else None,
+                content_type=pushed.content_type or "video/mp4",
+            )
+            told = UpstreamStatus(
+                UpstreamState.SUCCEEDED,
+                progress=100,
+                result=location,
+                duration_seconds=pushed.duration_seconds,
+            )
+            await self.take(job, Polled(told))
+            return
         try:
-            status = await self.provider(spec).status(job.upstream_id)
+            status = await self.provider(job).status(job.upstream_id)
         except ProviderError as exc:
             await self.on_error(job, exc)
             return
         await self.take(job, Polled(status))
 
     async def _mirror(self, job: Job) -> None:
-        spec = self.spec(job)
         assert job.result is not None, "a mirroring job has a result"
         location = ResultLocation(
             url=job.result.upstream_url, content_type=job.result.content_type or "video/mp4"
@@ -451,7 +604,7 @@ class Stepper:
             source = (
                 self.storage.stream(upload_key(job))
                 if location.url.startswith(UPLOADED)
-                else self.provider(spec).download(location)
+                else self.provider(job).download(location)
             )
             copy = await mirror_result(
                 source, self.storage, storage_key(job), max_bytes=self.settings.mirror_max_bytes

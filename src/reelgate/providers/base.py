@@ -181,6 +181,15 @@ class WebhookCall:
     """When the provider signed it (Unix seconds), already checked to be recent."""
     final: bool
     """The call says the upstream job ended (succeeded, failed or canceled)."""
+    result: UpstreamStatus | None = None
+    """The finished video the signed body names (a success only): the job moves on from
+    it without polling. None: the job is polled now instead (a failure, say, which the
+    poll classifies)."""
+
+    def is_about(self, upstream_id: str) -> bool:
+        """Whether the call is about the upstream job reelgate stored as ``upstream_id``
+        (a provider whose stored ids carry more than its calls name overrides this)."""
+        return upstream_id == self.upstream_id
 
 
 class WebhookRejected(Exception):
@@ -195,11 +204,15 @@ class WebhookRejected(Exception):
 
 @runtime_checkable
 class ReceivesWebhooks(Protocol):
-    """A provider that can call reelgate back when a job changes: the engine passes a
-    per-job ``GenerationRequest.callback_url`` and the API hands each call on that URL to
-    ``verify_webhook``. Polling stays on as a slower safety net."""
+    """A provider that can call reelgate back when a job changes. With
+    ``per_job_callbacks`` the engine passes a per-job ``GenerationRequest.callback_url``
+    (fal, Replicate); without, the provider calls one endpoint the operator registered
+    with it, ``{public_url}/v1/provider-hooks/{kind}`` (OpenAI's project webhooks), and
+    the call names the upstream job. The API hands each call to ``verify_webhook``.
+    Polling stays on as a slower safety net."""
 
     receives_webhooks: bool
+    per_job_callbacks: bool
 
     async def verify_webhook(
         self, headers: Mapping[str, str], body: bytes, now: float

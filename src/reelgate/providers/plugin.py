@@ -90,6 +90,13 @@ class ProviderPlugin(Generic[S]):
     """The API prefix under the emulator's root (``/v1beta`` for Gemini, say)."""
     emulator_extra: Mapping[str, Any] = field(default_factory=dict)
     """More settings that aim a deployment at the emulator."""
+    emulator_url_settings: Mapping[str, str] = field(default_factory=dict)
+    """Settings that hold another URL of the provider, as paths under the emulator's
+    root (fal's webhook keys: ``{"fal_jwks_url": "/.well-known/jwks.json"}``)."""
+    emulator_webhook_setting: str | None = None
+    """For a provider that calls one registered endpoint (not per job): the setting that
+    holds that endpoint's signing secret. Its emulator module has
+    ``point_webhooks(server, url) -> secret`` to register the gateway's endpoint."""
 
     def emulated_settings(self, url: str, key: str) -> dict[str, Any]:
         """The settings that aim this provider at its emulator at ``url``."""
@@ -98,6 +105,8 @@ class ProviderPlugin(Generic[S]):
             values[self.key_setting] = key
         if self.base_url_setting:
             values[self.base_url_setting] = url + self.emulator_base_path
+        for setting, path in self.emulator_url_settings.items():
+            values[setting] = url + path
         return values
 
     def from_settings(self, settings: Settings) -> Provider | None:

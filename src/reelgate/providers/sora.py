@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ from reelgate.errors import (
     Refused,
     TransientError,
 )
+from reelgate.providers import standard_webhooks
 from reelgate.providers.base import (
     GenerationRequest,
     ImageInput,
@@ -54,6 +56,8 @@ from reelgate.providers.base import (
     Submitted,
     UpstreamState,
     UpstreamStatus,
+    WebhookCall,
+    WebhookRejected,
 )
 from reelgate.providers.http import (
     Classifier,
@@ -82,6 +86,8 @@ MODERATION_CODES = frozenset(
         "ResponsibleAIPolicyViolation",  # Azure's innererror code for the same
     }
 )
+VIDEO_EVENTS = frozenset({"video.completed", "video.failed"})
+"""The webhook events about a video (openai-python ``webhook_create_params.py``)."""
 _QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 _KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_*.\-]{3,}|[A-Za-z0-9]{3}\*{3,}[A-Za-z0-9]{2,})")
 _IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
@@ -96,9 +102,22 @@ class SoraProvider:
     idempotent_create = False
     """The API takes no idempotency key: a create re-sent after a crash starts a second video."""
 
-    def __init__(self, deployment: HttpDeployment, *, api_style: ApiStyle = "openai") -> None:
+    per_job_callbacks = False
+    """OpenAI sends ``video.completed`` / ``video.failed`` to the project's webhook
+    endpoints (set in its dashboard or with ``POST /v1/webhooks``), never per request."""
+
+    def __init__(
+        self,
+        deployment: HttpDeployment,
+        *,
+        api_style: ApiStyle = "openai",
+        webhook_secret: str = "",
+    ) -> None:
         self._deployment = deployment
         self._style = api_style
+        self._webhook_secret = webhook_secret
+        self.receives_webhooks = bool(webhook_secret)
+        """Only once the operator has registered reelgate's endpoint and set its secret."""
         self.route: str = api_style
         self._base = deployment.base_url.rstrip("/")
         auth = (
@@ -215,6 +234,30 @@ class SoraProvider:
             code="lookup_incomplete",
         )
 
+    async def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: float
+    ) -> WebhookCall:
+        """An OpenAI webhook event (Standard Webhooks, openai-python ``lib/_webhooks.py``;
+        events per the API reference "Webhook Events": ``{"id": "evt_…", "object":
+        "event", "created_at", "type": "video.completed" | "video.failed", "data": {"id":
+        "video_…"}}``). It names the video only, so the job is polled at once for it."""
+        signed = standard_webhooks.verify(
+            self._webhook_secret, headers, body, now, raw_allowed=True
+        )
+        try:
+            event = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise WebhookRejected("the webhook body is not JSON") from None
+        data = event.get("data") if isinstance(event, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise WebhookRejected("the webhook body is not an OpenAI event")
+        return WebhookCall(
+            upstream_id=data["id"],
+            delivery_id=signed.delivery_id,
+            sent_at=signed.sent_at,
+            final=event.get("type") in VIDEO_EVENTS,
+        )
+
     async def cancel(self, upstream_id: str) -> None:
         """Delete the video upstream. The API documents this for completed or failed
         videos only, so for a running one it frees nothing and answers an error."""
@@ -290,6 +333,10 @@ class SoraSettings(ProviderSettings):
     """The route: ``openai`` (api.openai.com, shut down 2026-09-24), ``azure`` (the key in
     the ``api-key`` header; sora-2 retired 2026-10-15) or ``compatible`` (any upstream
     that serves the Videos API shape with a bearer key)."""
+    openai_webhook_secret: SecretStr | None = None
+    """The signing secret of a webhook endpoint registered with the upstream project for
+    ``video.completed`` and ``video.failed`` at ``{REELGATE_PUBLIC_URL}/v1/provider-hooks/sora``
+    (``whsec_…``). Set, jobs are polled only as a safety net; unset, they are polled."""
 
 
 def build(settings: SoraSettings, context: BuildContext) -> SoraProvider | None:
@@ -304,7 +351,16 @@ def build(settings: SoraSettings, context: BuildContext) -> SoraProvider | None:
         downloads=context.downloads,
     )
     styles: dict[str, ApiStyle] = {"azure": "azure", "compatible": "compatible"}
-    return SoraProvider(deployment, api_style=styles.get(settings.openai_api_style, "openai"))
+    secret = (
+        settings.openai_webhook_secret.get_secret_value().strip()
+        if settings.openai_webhook_secret
+        else ""
+    )
+    return SoraProvider(
+        deployment,
+        api_style=styles.get(settings.openai_api_style, "openai"),
+        webhook_secret=secret,
+    )
 
 
 PLUGIN = ProviderPlugin(
@@ -312,13 +368,16 @@ PLUGIN = ProviderPlugin(
     settings=SoraSettings,
     build=build,
     setup_hint="set REELGATE_OPENAI_API_KEY",
-    capabilities=Capabilities(cancel=False, idempotent_create=False, finds_lost_creates=True),
+    capabilities=Capabilities(
+        cancel=False, idempotent_create=False, finds_lost_creates=True, inbound_webhooks=True
+    ),
     default_base_url="https://api.openai.com/v1",
     key_setting="openai_api_key",
     base_url_setting="openai_base_url",
     emulator="reelgate.emulators.sora",
     emulator_base_path="/v1",
     emulator_extra={"openai_api_style": "compatible"},
+    emulator_webhook_setting="openai_webhook_secret",
 )
 
 

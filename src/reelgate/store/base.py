@@ -130,6 +130,25 @@ class Tx(Protocol):
         """Wake the workers of every process when this transaction commits."""
         ...
 
+    async def record_delivery(self, delivery_id: str, provider: str, job_id: str, now: int) -> bool:
+        """Remember an inbound webhook delivery; False when it was seen already (a
+        replay). Ids are kept for ``store.hooks.KEEP_MS``."""
+        ...
+
+    async def running_job_for(self, upstream_id: str) -> str | None:
+        """The running job whose current upstream job is ``upstream_id`` (a provider's
+        project-wide call names only its own id); None when no job runs it now."""
+        ...
+
+    async def poll_now(
+        self, job_id: str, upstream_id: str, now: int, pushed: JobResult | None = None
+    ) -> bool:
+        """Make a running job due now if ``upstream_id`` is still its upstream job (a
+        provider said it changed); False otherwise. ``pushed``: the finished video the
+        provider's signed call named, kept as the job's result until its worker takes
+        it (instead of polling)."""
+        ...
+
     # ── accounts ──
     async def lookup_key(self, key: str, now: int) -> KeyInfo | None:
         """The key's account and scopes; None if unknown, revoked or expired by ``now``."""
@@ -286,6 +305,10 @@ class Store(Protocol):
         ...
 
     async def cooling_until(self, deployment: str, now: int) -> int | None: ...
+
+    async def list_cooling(self, now: int) -> dict[str, int]:
+        """Every deployment cooling down at ``now``, with when its cooldown ends."""
+        ...
 
     async def mark_unavailable(self, record: Unavailable) -> None:
         """Mark a model its provider no longer serves there (the latest mark wins)."""

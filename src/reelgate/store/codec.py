@@ -101,6 +101,8 @@ def _encode_attempt(a: Attempt) -> dict[str, Any]:
         "create_sent_at": a.create_sent_at,
         "adopted": a.adopted,
         "last_error": encode_error(a.last_error),
+        "provider": a.provider,
+        "route": a.route,
     }
 
 
@@ -118,6 +120,8 @@ def _decode_attempt(raw: Mapping[str, Any]) -> Attempt:
         create_sent_at=raw.get("create_sent_at"),
         adopted=bool(raw.get("adopted", False)),
         last_error=decode_error(raw.get("last_error")),
+        provider=raw.get("provider"),
+        route=raw.get("route"),
     )
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "Unavailable",
     "clear_unavailable",
     "cooling_until",
+    "list_cooling",
     "list_unavailable",
     "mark_unavailable",
     "start_cooldown",
@@ -60,6 +61,14 @@ async def cooling_until(engine: AsyncEngine, deployment: str, now: int | None = 
             )
         )
     return int(until) if until is not None else None
+
+
+async def list_cooling(engine: AsyncEngine, now: int) -> dict[str, int]:
+    """Every deployment cooling down at ``now``, with when its cooldown ends."""
+    t = provider_cooldowns
+    async with reading(engine) as conn:
+        rows = await conn.execute(sa.select(t.c.deployment, t.c.until_at).where(t.c.until_at > now))
+        return {str(d): int(u) for d, u in rows}
 
 
 async def mark_unavailable(engine: AsyncEngine, record: Unavailable) -> None:

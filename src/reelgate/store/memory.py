@@ -18,6 +18,7 @@ from reelgate.catalog.lifecycle import Unavailable
 from reelgate.errors import NotFound
 from reelgate.ids import new_id
 from reelgate.job import ACTIVE_STATES, Event, Job, JobResult, JobState, PublicStatus
+from reelgate.store import hooks
 from reelgate.store.accounts import ALL_SCOPES, KeyInfo, KeyRow, hash_key, new_key
 from reelgate.store.ambiguous import AmbiguousCreate
 from reelgate.store.base import AmbiguousRecord, Store
@@ -75,6 +76,8 @@ class _State:
     flags: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, KeyRow] = field(default_factory=dict)
     """API keys by their hash."""
+    deliveries: dict[str, int] = field(default_factory=dict)
+    """Inbound webhook delivery ids, with when they came."""
 
     def copy(self) -> _State:
         return _State(
@@ -90,6 +93,7 @@ class _State:
             idempotency=dict(self.idempotency),
             flags={k: dict(v) for k, v in self.flags.items()},
             keys=dict(self.keys),
+            deliveries=dict(self.deliveries),
         )
 
 
@@ -290,6 +294,39 @@ class MemoryTx:
 
     async def wake(self, job_id: str) -> None:
         self.woken.append(job_id)
+
+    async def record_delivery(self, delivery_id: str, provider: str, job_id: str, now: int) -> bool:
+        s = self._write()
+        for seen, at in list(s.deliveries.items()):
+            if at < now - hooks.KEEP_MS:
+                del s.deliveries[seen]
+        key = delivery_id[:200]
+        if key in s.deliveries:
+            return False
+        s.deliveries[key] = now
+        return True
+
+    async def running_job_for(self, upstream_id: str) -> str | None:
+        for job in self.s.jobs.values():
+            if job.upstream_id == upstream_id and job.state is JobState.RUNNING:
+                return job.id
+        return None
+
+    async def poll_now(
+        self, job_id: str, upstream_id: str, now: int, pushed: JobResult | None = None
+    ) -> bool:
+        s = self._write()
+        job = s.jobs.get(job_id)
+        if (
+            job is None
+            or job.upstream_id != upstream_id
+            or job.state is not JobState.RUNNING
+            or job.cancel_requested
+            or job.next_run_at is None
+        ):
+            return False
+        s.jobs[job_id] = replace(job, next_run_at=now, result=pushed or job.result)
+        return True
 
     # ── credits ──
 
@@ -631,6 +668,9 @@ class MemoryStore:
     async def cooling_until(self, deployment: str, now: int) -> int | None:
         current = self.state.cooldowns.get(deployment)
         return current[0] if current is not None and current[0] > now else None
+
+    async def list_cooling(self, now: int) -> dict[str, int]:
+        return {k: until for k, (until, _) in self.state.cooldowns.items() if until > now}
 
     async def mark_unavailable(self, record: Unavailable) -> None:
         async with self._lock:

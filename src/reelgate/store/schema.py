@@ -149,6 +149,18 @@ unavailable_models = sa.Table(
     sa.Column("until_at", sa.BigInteger, nullable=False),
 )
 
+# Provider webhooks acted on, kept while a replay of them could still pass the
+# timestamp check (``store.hooks``), so a replayed call changes nothing.
+inbound_deliveries = sa.Table(
+    "inbound_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.String(200), primary_key=True),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_inbound_deliveries_received_at", "received_at"),
+)
+
 # One per job: the most the job may cost, reserved at submit and resolved exactly
 # once (captured on completion, released otherwise).
 holds = sa.Table(

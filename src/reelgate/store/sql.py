@@ -10,7 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelgate.catalog.lifecycle import Unavailable
 from reelgate.job import Event, Job, JobResult, PublicStatus
-from reelgate.store import accounts, ambiguous, cooldowns, events, idempotency, ledger, usage
+from reelgate.store import (
+    accounts,
+    ambiguous,
+    cooldowns,
+    events,
+    hooks,
+    idempotency,
+    ledger,
+    usage,
+)
 from reelgate.store import jobs as sql_jobs
 from reelgate.store.accounts import ALL_SCOPES, KeyInfo, KeyRow
 from reelgate.store.ambiguous import AmbiguousCreate
@@ -138,6 +147,17 @@ class SqlTx:
 
     async def wake(self, job_id: str) -> None:
         await notify_in_transaction(self.conn, job_id)
+
+    async def record_delivery(self, delivery_id: str, provider: str, job_id: str, now: int) -> bool:
+        return await hooks.record_delivery(self.conn, delivery_id, provider, job_id, now)
+
+    async def running_job_for(self, upstream_id: str) -> str | None:
+        return await hooks.running_job_for(self.conn, upstream_id)
+
+    async def poll_now(
+        self, job_id: str, upstream_id: str, now: int, pushed: JobResult | None = None
+    ) -> bool:
+        return await hooks.poll_now(self.conn, job_id, upstream_id, now, pushed)
 
     async def get_balance(self, account_id: str) -> Balance:
         return await ledger.get_balance(self.conn, account_id)
@@ -267,6 +287,9 @@ class SqlStore:
 
     async def cooling_until(self, deployment: str, now: int) -> int | None:
         return await cooldowns.cooling_until(self.engine, deployment, now)
+
+    async def list_cooling(self, now: int) -> dict[str, int]:
+        return await cooldowns.list_cooling(self.engine, now)
 
     async def mark_unavailable(self, record: Unavailable) -> None:
         await cooldowns.mark_unavailable(self.engine, record)

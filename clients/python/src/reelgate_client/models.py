@@ -176,7 +176,7 @@ class VideoParams:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One model tried for the job, in order: its outcome and error, if any."""
+    """One model tried for the job, in order, on which route: its outcome and error."""
 
     model: str
     upstream_id: str | None
@@ -184,6 +184,10 @@ class Attempt:
     error: Json | None
     started_at: datetime | None
     ended_at: datetime | None
+    provider: str | None = None
+    """The provider kind the try went to (``fal``, ``veo``...)."""
+    route: str | None = None
+    """That provider's route (``vertex``, ``fal``, a DashScope region...)."""
 
     @classmethod
     def from_wire(cls, data: object) -> Attempt:
@@ -196,6 +200,8 @@ class Attempt:
             error=error if isinstance(error, Mapping) else None,
             started_at=_time(d.get("started_at")),
             ended_at=_time(d.get("ended_at")),
+            provider=_opt_str(d.get("provider")),
+            route=_opt_str(d.get("route")),
         )
 
 
