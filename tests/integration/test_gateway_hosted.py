@@ -87,8 +87,16 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def gateway(
-    settings: Settings, servers: dict[str, EmulatorServer], **overrides: Any
+    settings: Settings,
+    servers: dict[str, EmulatorServer],
+    *,
+    typical_seconds: float = 20.0,
+    **overrides: Any,
 ) -> AsyncIterator[Gateway]:
+    """The gateway on a loopback port with a worker. With a provider calling back, a job
+    is polled once at ``typical_seconds`` after its create and then every 30 s, so a
+    job done sooner than that was driven by the provider's call (the emulators render
+    a result, seconds on a busy machine, before they call)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     # with a public URL, the Sora emulator's project webhook is pointed at this gateway
@@ -97,7 +105,10 @@ async def gateway(
     )
     rt = await build_runtime(configured, public_url=url, emulated=frozenset(servers))
     rt.catalog.replace(
-        [dataclasses.replace(s, poll_interval_seconds=0.2, typical_seconds=1.0) for s in rt.catalog]
+        [
+            dataclasses.replace(s, poll_interval_seconds=0.2, typical_seconds=typical_seconds)
+            for s in rt.catalog
+        ]
     )
     await ensure_dev_account(rt)
     async with rt.db.begin() as conn:
@@ -185,7 +196,7 @@ async def test_text_to_video_completes_from_the_providers_call_without_a_poll(
         assert sent["input"]["aspect_ratio"] == "16:9"
         assert sent["fal_webhook"].startswith(f"{g.url}/v1/provider-hooks/fal/{job['id']}?")
         request_id = _prediction_id(job).rsplit("/", 1)[-1]
-        assert g.fal.polls(request_id) == 0
+        assert g.fal.polls(request_id) == 0, [(d.status_code, d.attempt) for d in g.fal.deliveries]
     else:
         sent = _replicate_request(g, prompt)
         assert sent["_path"] == "/v1/models/kwaivgi/kling-v2.5-turbo-pro/predictions"
@@ -510,3 +521,27 @@ async def test_a_forged_or_replayed_project_call_changes_nothing(gw: Gateway) ->
         },
     )
     assert ignored.status_code == 200 and ignored.json()["status"] == "ignored"
+
+
+async def test_a_call_that_beats_the_creates_answer_is_retried_then_one_early_poll_bounds_it(
+    settings: Settings, upstreams: dict[str, EmulatorServer]
+) -> None:
+    """fal finished and called while its submit's answer was still on its way (held 5 s
+    by the emulator): the call is answered 503 and not recorded, so a retry would be
+    taken; once fal's retries are spent, the job's first poll, at the model's typical
+    time rather than the safety interval, picks the video up."""
+    async with gateway(settings, upstreams, provider_priority={"fal": 0}) as g:
+        job = await g.run(
+            {
+                "model": "kling-2-5-turbo",
+                "prompt": "quicker than its answer [fault:slow-create@fal]",
+            },
+            timeout=30,
+        )
+        request_id = _prediction_id(job).rsplit("/", 1)[-1]
+        calls = [d.status_code for d in g.fal.deliveries if d.request_id == request_id]
+        polls = g.fal.polls(request_id)
+    assert job["status"] == "completed", job
+    assert _attempts(job) == [("kling-2-5-turbo", "fal", "completed")]
+    assert calls and set(calls) == {503}, calls
+    assert polls == 1

@@ -15,6 +15,7 @@ from reelgate.catalog.routing import Served, served_routes
 from reelgate.engine import planner as p
 from reelgate.errors import ModelGone, QuotaExceeded, Refused, TransientError
 from reelgate.job import AttemptOutcome, JobState
+from reelgate.providers.base import UpstreamState, UpstreamStatus
 from tests.unit.test_planner import rules, running, submitting
 from tests.values import NOW
 
@@ -137,8 +138,18 @@ def test_the_create_records_which_route_it_went_to() -> None:
 
 
 def test_with_a_callback_the_poll_is_only_a_safety_net() -> None:
+    """One look when the model's jobs usually end (a call that beat the create's stored
+    answer found nothing to wake), then only every safety interval."""
     created = submitting()
     plain = p.plan(created, p.Created("up_9"), NOW, rules())
     called = p.plan(created, p.Created("up_9"), NOW, rules(callback_wait_seconds=300.0))
     assert plain.job.next_run_at is not None and called.job.next_run_at is not None
-    assert called.job.next_run_at - NOW == 300_000 > plain.job.next_run_at - NOW
+    typical = rules().spec.typical_seconds
+    assert called.job.next_run_at - NOW == typical * 1000 > plain.job.next_run_at - NOW
+    still = p.plan(
+        called.job,
+        p.Polled(UpstreamStatus(UpstreamState.RUNNING)),
+        NOW + 6_000,
+        rules(callback_wait_seconds=300.0),
+    )
+    assert still.job.next_run_at == NOW + 6_000 + 300_000

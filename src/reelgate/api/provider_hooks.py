@@ -46,9 +46,11 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-def _answer(status: int, code: str, message: str) -> JSONResponse:
+def _answer(status: int, code: str, message: str, *, retry_after: int = 0) -> JSONResponse:
     if status >= 400:
-        return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        body = {"error": {"code": code, "message": message}}
+        return JSONResponse(body, status_code=status, headers=headers)
     return JSONResponse({"status": code, "message": message}, status_code=status)
 
 
@@ -94,9 +96,18 @@ async def _act(rt: Runtime, kind: str, job_id: str | None, call: WebhookCall) ->
     async with rt.store.begin() as tx:
         if job_id is None:
             job_id = await tx.running_job_for(call.upstream_id) if call.final else None
+        job = await tx.get_job(job_id) if job_id is not None else None
+        if job is not None and job.attempts and job.attempts[-1].create_pending:
+            # The create's answer is not stored yet (the provider was quicker than our
+            # write): not recorded, so the provider's retry of this delivery is taken.
+            return _answer(
+                503,
+                "not_ready",
+                "The job's create is still being recorded; deliver this call again.",
+                retry_after=1,
+            )
         if not await tx.record_delivery(call.delivery_id, kind, job_id or "", now):
             return _answer(200, "duplicate", "This delivery was received before; nothing changed.")
-        job = await tx.get_job(job_id) if job_id is not None else None
         current = job.upstream_id if job is not None else None
         woken = (
             job is not None
@@ -109,6 +120,14 @@ async def _act(rt: Runtime, kind: str, job_id: str | None, call: WebhookCall) ->
         if woken and job is not None:
             await tx.wake(job.id)
     if not woken:
+        log.info(
+            "call from %s about %s changed nothing (job %s: %s, upstream job %s)",
+            kind,
+            call.upstream_id,
+            job_id,
+            job.state.value if job is not None else "none running it",
+            current,
+        )
         return _answer(200, "ignored", "No job is running that upstream job now; nothing changed.")
     rt.wakeup.notify()
     log.info("job %s: %s called back about %s; polling it now", job_id, kind, call.upstream_id)

@@ -801,7 +801,10 @@ class FalEmulator:
             raise _Invalid(_validation(errors))
         seconds = _seconds(schema, body)
         resolution = _value(schema, body, "resolution")
-        short = _short_side(resolution if isinstance(resolution, str) else schema.native_resolution)
+        short = min(
+            MAX_SHORT_SIDE,
+            _short_side(resolution if isinstance(resolution, str) else schema.native_resolution),
+        )
         if ratio is None:
             aspect = _value(schema, body, "aspect_ratio")
             ratio = _ratio(aspect if isinstance(aspect, str) and aspect != "auto" else "16:9")
@@ -973,6 +976,11 @@ def _seconds(schema: AppSchema, body: dict[str, Any]) -> int:
     if isinstance(duration, str) and duration.removesuffix("s").isdigit():
         return max(1, int(duration.removesuffix("s")))
     return 5
+
+
+MAX_SHORT_SIDE = 480
+"""The rendered video's short side at most: these are test videos (a 1080p render would
+cost seconds of CPU per job and delay the call), in the asked shape."""
 
 
 def _short_side(resolution: str) -> int:

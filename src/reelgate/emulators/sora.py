@@ -291,10 +291,11 @@ def sign_event(secret: str, event_id: str, stamp: int, body: bytes) -> str:
 
 async def _send_event(state: SoraEmulatorState, video: _Video) -> None:
     """When the video ends, tell the project's endpoint (retrying on non-2xx)."""
-    await asyncio.sleep(max(0.0, video.started + state.config.job_seconds - time.monotonic()))
-    status, _ = _status(video, state.config)
+    while (status := _status(video, state.config)[0]) not in ("completed", "failed"):
+        left = video.started + state.config.job_seconds - time.monotonic()
+        await asyncio.sleep(max(0.01, left))  # a sleep may end a hair early: look again
     url = state.webhook_url
-    if url is None or status not in ("completed", "failed"):
+    if url is None:
         return
     event_id = f"evt_{secrets.token_hex(12)}"
     kind = f"video.{status}"

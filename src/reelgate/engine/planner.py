@@ -496,7 +496,13 @@ def _poll_delay_ms(rules: Rules, poll_count: int) -> int:
     """When to poll next: on the model's schedule, or, when the provider calls back,
     only as a safety net (a callback makes the job due at once, ``store.hooks``)."""
     if rules.callback_wait_seconds is not None:
-        return int(max(rules.callback_wait_seconds, 2 * rules.spec.typical_seconds) * 1000)
+        spec = rules.spec
+        if poll_count == 0:
+            # One look when such a job usually ends: a call that arrived before this
+            # create's answer was stored (a refusal within a second, say) found no job
+            # to wake, and must not cost a whole safety interval.
+            return int(max(spec.typical_seconds, spec.poll_interval_seconds) * 1000)
+        return int(max(rules.callback_wait_seconds, 2 * spec.typical_seconds) * 1000)
     return int(poll_delay_seconds(rules.spec.poll_interval_seconds, poll_count) * 1000)
 
 
