@@ -1,7 +1,7 @@
 """``python -m benchmarks.run``: every section, its table, then the targets.
 
     python -m benchmarks.run                  # everything (make bench), ~3-4 minutes
-    python -m benchmarks.run --only engine    # one or more of: submit engine mirror render
+    python -m benchmarks.run --only engine    # one or more of: submit engine mirror render webhooks
     python -m benchmarks.run --quick          # smaller loads, for checking the harness
 
 PostgreSQL rows need REELGATE_BENCH_DATABASE_URL or REELGATE_TEST_DATABASE_URL
@@ -27,9 +27,10 @@ from benchmarks.render import render_section, run_render
 from benchmarks.scratch import Scratch, postgres_admin_url, postgres_problem, redacted
 from benchmarks.submit import Load, run_submit, submit_section
 from benchmarks.targets import Results, targets
+from benchmarks.webhooks import HookLoad, run_webhooks, webhooks_section
 from reelgate import __version__
 
-SECTIONS = ("submit", "engine", "mirror", "render")
+SECTIONS = ("submit", "engine", "mirror", "render", "webhooks")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Plan:
     engine: EngineLoad = field(default_factory=EngineLoad)
     mirror_sizes_mib: tuple[int, int] = (128, 512)
     render_seconds: int = 4
+    webhooks: HookLoad = field(default_factory=HookLoad)
 
 
 QUICK = Plan(
@@ -47,6 +49,7 @@ QUICK = Plan(
     ),
     mirror_sizes_mib=(64, 256),
     render_seconds=1,
+    webhooks=HookLoad(jobs=3, upstream_seconds=1.0),
 )
 
 
@@ -81,6 +84,10 @@ async def _run(only: set[str], plan: Plan, backends: list[str], scratch: Scratch
         started = time.perf_counter()
         res.render = await run_render(scratch.path("render"), plan.render_seconds)
         _emit(render_section(res.render), started)
+    if "webhooks" in only:
+        started = time.perf_counter()
+        res.webhooks = await run_webhooks(scratch, plan.webhooks)
+        _emit(webhooks_section(res.webhooks, plan.webhooks), started)
     return res
 
 

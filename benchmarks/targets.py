@@ -14,6 +14,7 @@ from benchmarks.engine import EngineFigures, count_label
 from benchmarks.mirror import MIB, MirrorRun, live_growth_ratio
 from benchmarks.render import RenderRun
 from benchmarks.submit import SubmitFigures
+from benchmarks.webhooks import HookRun
 
 __all__ = ["Results", "targets"]
 
@@ -28,6 +29,8 @@ FLAT_RATIO = 1.5
 MIRROR_GROWTH_RATIO = 1.5
 MIRROR_LIVE_MIB = 64.0
 RENDER_CPU_PER_S = 1.5
+HOOK_POLLS_PER_JOB = 1.0
+HOOK_LATENCY_MS = 1500.0
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Results:
     engine: EngineFigures | None = None
     mirror: list[MirrorRun] = field(default_factory=list)
     render: list[RenderRun] = field(default_factory=list)
+    webhooks: list[HookRun] = field(default_factory=list)
 
 
 def _submit(figures: SubmitFigures) -> list[Target]:
@@ -97,6 +101,18 @@ def _mirror(runs: list[MirrorRun]) -> list[Target]:
     return out
 
 
+def _webhooks(runs: list[HookRun]) -> list[Target]:
+    out: list[Target] = []
+    for r in runs:
+        if not r.webhooks:
+            continue
+        name = f"upstream polls per job, {r.kind} calling back"
+        out.append(Target(name, float(max(r.polls, default=0)), HOOK_POLLS_PER_JOB, "polls"))
+        name = f"upstream done -> completed p95, {r.kind} calling back (mirror included)"
+        out.append(Target(name, r.latency.pct_ms(95), HOOK_LATENCY_MS, "ms"))
+    return out
+
+
 def targets(res: Results) -> list[Target]:
     out: list[Target] = []
     if res.submit is not None:
@@ -109,4 +125,5 @@ def targets(res: Results) -> list[Target]:
         if clip.label == "720p":
             cpu = clip.cpu_per_video_second
             out.append(Target("local renderer, 720p", cpu, RENDER_CPU_PER_S, "CPU s per video s"))
+    out += _webhooks(res.webhooks)
     return out
