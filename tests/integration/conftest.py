@@ -30,6 +30,9 @@ MODELS: dict[str, dict[str, Any]] = {
     "wan": {"model": "wan-2-1", "duration_seconds": 5, "resolution": "720p"},
     "grok": {"model": "grok-video", "duration_seconds": 4, "resolution": "720p"},
     "video_gateway": {"model": "veo (Audio)", "duration_seconds": 4, "resolution": "512p"},
+    "fal": {"model": "ltx-video", "duration_seconds": 5, "resolution": "480p"},  # fal only
+    # Kling is on fal and Replicate; the runtimes here prefer Replicate for it
+    "replicate": {"model": "kling-2-5-turbo", "duration_seconds": 5},
     "local": {"model": "local", "duration_seconds": 1, "resolution": "360p"},
 }
 
@@ -49,6 +52,7 @@ async def emulated_runtime(
 ) -> AsyncIterator[Runtime]:
     """A runtime whose cloud models answer through the emulators, polled quickly, with
     every model allowed for the dev account."""
+    overrides.setdefault("provider_priority", {"kling-2-5-turbo:replicate": 0})
     configured = emulated_settings(settings, servers).updated(**overrides)
     rt = await build_runtime(
         configured, public_url="http://testserver", emulated=frozenset(servers)
@@ -90,4 +94,8 @@ def upstream_prompts(kind: str, server: EmulatorServer) -> list[str]:
         return [t.prompt for t in state.tasks.values()]
     if kind == "grok":
         return [j.prompt for j in state.emulator.jobs.values()]
+    if kind == "fal":
+        return [j.prompt for j in state.emulator.jobs.values()]
+    if kind == "replicate":
+        return [p.prompt for p in state.emulator.predictions.values()]
     return [j.body.prompt for j in state.emulator.jobs.values()]

@@ -31,7 +31,7 @@ from tests.integration.conftest import MODELS, api_client, emulated_runtime, ups
 
 PROVIDER_TIMEOUT = 1.0  # < the emulators' SLOW_CREATE_SECONDS: the create's answer is lost
 CLOUD = sorted(set(MODELS) - {"local"})
-SEARCHABLE = {"sora", "wan"}
+SEARCHABLE = {"sora", "wan", "replicate"}
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ async def test_a_lost_create_answer_never_makes_a_second_upstream_job(
 ) -> None:
     prompt = f"a lighthouse at dusk, {kind} {uuid.uuid4().hex[:8]} [fault:slow-create@{kind}]"
     body: dict[str, Any] = {**MODELS[kind], "prompt": prompt}
-    if kind in ("veo", "grok"):
+    if kind in ("veo", "grok", "fal"):
         body["fallback"] = ["local"]
     made = await lclient.post("/v1/videos", json=body)
     assert made.status_code == 202, made.text
