@@ -28,6 +28,9 @@ JOBS: dict[str, dict[str, Any]] = {
     "wan": {"model": "wan-2-1", "duration_seconds": 5, "resolution": "720p"},
     "grok": {"model": "grok-video", "duration_seconds": 4, "resolution": "720p"},
     "gateway": {"model": "veo (Audio)", "duration_seconds": 4, "resolution": "512p"},
+    # the models only the hosting platforms serve (their first route: fal, by price)
+    **{m: {"model": m} for m in ("kling-2-5-turbo", "seedance-1-pro", "hailuo-02")},
+    **{m: {"model": m} for m in ("luma-ray-2", "ltx-video", "pixverse-v5")},
 }
 
 
@@ -109,8 +112,11 @@ def test_every_provider_through_its_emulator_and_a_429_fallback(
     log = procs.log("serve")
     assert log.count("Shutting down") == 1, log[-3000:]
     assert log.count("stopped; released") == 1
-    for kind in ("veo", "sora", "wan", "grok", "video_gateway"):
+    for kind in ("veo", "sora", "wan", "grok", "video_gateway", "fal", "replicate"):
         assert log.count(f"emulator {kind} stopped") == 1
+    # the platforms (per job) and Sora's upstream (its project endpoint) called back
+    for kind in ("fal", "sora"):
+        assert f"{kind} called back about" in log, kind
 
 
 def test_emulate_runs_one_provider_and_prints_how_to_point_reelgate_at_it(
