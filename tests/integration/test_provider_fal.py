@@ -45,6 +45,7 @@ from reelgate.providers.base import (
     UpstreamState,
     UpstreamStatus,
     WebhookRejected,
+    WebhookUnverifiable,
 )
 from reelgate.providers.fal import PLUGIN, FalProvider, request_id_of
 from reelgate.providers.http import HttpDeployment
@@ -591,3 +592,33 @@ async def test_the_jwks_is_fals_shape(upstream: Upstream) -> None:
     assert key["kty"] == "OKP" and key["crv"] == "Ed25519" and isinstance(key["kid"], str)
     # fal's own sample decodes x with base64.urlsafe_b64decode: 32 bytes, padded
     assert len(base64.urlsafe_b64decode(key["x"])) == 32
+
+
+async def test_a_replay_spelt_differently_is_the_same_delivery_and_odd_stamps_are_refused(
+    upstream: Upstream,
+) -> None:
+    _, headers, body = await _hook(upstream, "hook to respell")
+    now = time.time()
+    call = await upstream.provider.verify_webhook(headers, body, now)
+    upper = headers | {"x-fal-webhook-signature": headers["x-fal-webhook-signature"].upper()}
+    again = await upstream.provider.verify_webhook(upper, body, now)
+    assert again.delivery_id == call.delivery_id  # so the gateway sees the replay
+    for stamp in ("\u00b2", "1e9", "-1", "0x10"):
+        with pytest.raises(WebhookRejected, match="Unix seconds"):
+            await upstream.provider.verify_webhook(
+                headers | {"x-fal-webhook-timestamp": stamp}, body, now
+            )
+
+
+async def test_unreachable_keys_make_a_call_unverifiable_not_forged(upstream: Upstream) -> None:
+    """The gateway answers 503 for these, so fal delivers the call again."""
+    _, headers, body = await _hook(upstream, "hook without keys")
+    provider = FalProvider(
+        HttpDeployment(base_url=upstream.server.url, api_key=KEY, downloads=LOOPBACK_DOWNLOADS),
+        jwks_url="http://127.0.0.1:9/.well-known/jwks.json",
+    )
+    try:
+        with pytest.raises(WebhookUnverifiable, match="could not be fetched"):
+            await provider.verify_webhook(headers, body, time.time())
+    finally:
+        await provider.aclose()

@@ -188,6 +188,35 @@ async def test_a_step_writes_only_what_it_changed(store: Store) -> None:
     assert after.state is JobState.SUBMITTING and after.lease_owner == "w1"
 
 
+async def test_a_provider_call_during_a_step_is_not_undone_by_the_steps_write(
+    store: Store,
+) -> None:
+    """A call lands while a worker polls the job (lease held): the poll's "still
+    running, look again in 5 minutes" must not push back the call's "due now"."""
+    job = a_job(
+        state=JobState.RUNNING, upstream_id="up_1", next_run_at=NOW - 1, running_since=NOW - 10
+    )
+    await put(store, job)
+    [claimed] = await store.claim_due("w1", limit=1, lease_ms=30_000, now=NOW)
+    pushed = JobResult(upstream_url="https://v.example/r.mp4", content_type="video/mp4")
+    async with store.begin() as tx:
+        assert await tx.poll_now("video_1", "up_1", NOW + 5, pushed)
+    async with store.begin() as tx:
+        step = replace(claimed, next_run_at=NOW + 300_000, poll_count=1)
+        assert await tx.write_step(claimed, step, "w1", release=True)
+    after = await get(store, "video_1")
+    assert after is not None and after.next_run_at == NOW + 5 and after.result == pushed
+    assert after.poll_count == 1
+    # with nothing bumped meanwhile, a step's own schedule is written as it is
+    [again] = await store.claim_due("w1", limit=1, lease_ms=30_000, now=NOW + 10)
+    async with store.begin() as tx:
+        assert await tx.write_step(
+            again, replace(again, next_run_at=NOW + 60_000), "w1", release=True
+        )
+    after = await get(store, "video_1")
+    assert after is not None and after.next_run_at == NOW + 60_000
+
+
 async def test_an_exception_rolls_the_whole_transaction_back(store: Store) -> None:
     async def write_then_fail() -> None:
         async with store.begin() as tx:

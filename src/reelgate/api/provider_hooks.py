@@ -36,6 +36,7 @@ from reelgate.providers.base import (
     UpstreamState,
     WebhookCall,
     WebhookRejected,
+    WebhookUnverifiable,
 )
 from reelgate.runtime import Runtime
 from reelgate.store.jobs import now_ms
@@ -84,6 +85,14 @@ async def _verified(
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
         return await provider.verify_webhook(headers, body, time.time())
+    except WebhookUnverifiable as exc:
+        log.warning("provider hook from %s not checked now: %s", kind, exc.reason)
+        return _answer(
+            503,
+            "webhook_unverifiable",
+            f"This call cannot be checked now: {exc.reason}.",
+            retry_after=30,
+        )
     except WebhookRejected as exc:
         log.warning("provider hook from %s refused: %s", kind, exc.reason)
         return _answer(401, "invalid_webhook", f"This call was not accepted: {exc.reason}.")

@@ -40,10 +40,27 @@ T = TypeVar("T")
 _MAX_WAIT_SECONDS = 15.0
 
 
+class _NoQueryStrings(logging.Filter):
+    """Access-log lines without their query strings: signed links and provider callback
+    URLs carry their signature there, and a log is no place for a capability."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path, sep, _ = args[2].partition("?")
+            if sep:
+                record.args = (*args[:2], f"{path}?…", *args[3:])
+        return True
+
+
 def _logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request's full URL at INFO: signed result links and the
+    # callback URLs sent to providers included
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("uvicorn.access").addFilter(_NoQueryStrings())
 
 
 class _Server(uvicorn.Server):

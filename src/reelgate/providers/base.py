@@ -33,6 +33,7 @@ __all__ = [
     "UpstreamStatus",
     "WebhookCall",
     "WebhookRejected",
+    "WebhookUnverifiable",
 ]
 
 
@@ -200,6 +201,11 @@ class WebhookRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class WebhookUnverifiable(WebhookRejected):
+    """The call could not be checked now (the provider's keys or secret could not be
+    fetched): answered 503, so the provider delivers it again, instead of 401."""
 
 
 @runtime_checkable

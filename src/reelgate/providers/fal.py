@@ -93,6 +93,7 @@ from reelgate.providers.base import (
     UpstreamStatus,
     WebhookCall,
     WebhookRejected,
+    WebhookUnverifiable,
 )
 from reelgate.providers.http import (
     HttpDeployment,
@@ -119,6 +120,7 @@ __all__ = [
 ]
 
 FAL_QUEUE_URL = "https://queue.fal.run"
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 FAL_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 """The webhook keys (fal's webhook docs; their Python and JavaScript samples)."""
 JWKS_TTL = timedelta(hours=24)
@@ -634,7 +636,7 @@ class FalProvider:
         if missing:
             raise WebhookRejected(f"missing X-Fal-Webhook-{'/'.join(missing)} header")
         request_id, user_id, stamp, signature_hex = values
-        if not stamp.isdigit():
+        if not _UNIX_SECONDS.fullmatch(stamp):
             raise WebhookRejected("X-Fal-Webhook-Timestamp is not Unix seconds")
         sent_at = float(int(stamp))
         if abs(now - sent_at) > WEBHOOK_TOLERANCE_SECONDS:
@@ -666,7 +668,9 @@ class FalProvider:
                 result = None  # the poll reads (and classifies) what is there
         return FalWebhookCall(
             upstream_id=request_id,
-            delivery_id=f"{request_id}:{stamp}:{signature_hex[:16]}",
+            # one per signed delivery, however its hex is spelt (a replay in upper case
+            # or with spaces is still the same delivery)
+            delivery_id=f"{request_id}:{stamp}:{signature.hex()[:32]}",
             sent_at=sent_at,
             final=True,
             result=result,
@@ -700,16 +704,20 @@ class _Jwks:
     async def verify(self, signature: bytes, message: bytes) -> bool:
         now = time.monotonic()
         if self.fetched_at is None or now - self.fetched_at > self.ttl:
-            await self._fetch()
+            await self._fetch(self.fetched_at)
         if _any_verifies(self.keys, signature, message):
             return True
         if self.fetched_at is not None and time.monotonic() - self.fetched_at < self.min_refetch:
             return False
-        await self._fetch()
+        await self._fetch(self.fetched_at)
         return _any_verifies(self.keys, signature, message)
 
-    async def _fetch(self) -> None:
+    async def _fetch(self, seen: float | None) -> None:
+        """Fetch the keys, unless another call did while this one waited for the lock
+        (``seen``: the fetch time this call found stale)."""
         async with self._lock:
+            if self.fetched_at is not None and self.fetched_at != seen:
+                return
             if self._client is None:
                 self._client = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
             try:
@@ -717,7 +725,7 @@ class _Jwks:
                 resp.raise_for_status()
                 data = resp.json()
             except (httpx.HTTPError, ValueError) as exc:
-                raise WebhookRejected(
+                raise WebhookUnverifiable(
                     f"fal's webhook keys could not be fetched ({type(exc).__name__})"
                 ) from None
             self.keys = _parse_jwks(data)

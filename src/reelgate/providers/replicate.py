@@ -91,6 +91,7 @@ from reelgate.providers.base import (
     UpstreamStatus,
     WebhookCall,
     WebhookRejected,
+    WebhookUnverifiable,
 )
 from reelgate.providers.http import (
     HttpDeployment,
@@ -581,7 +582,7 @@ class ReplicateProvider:
                 except ProviderError as exc:
                     if self._fetched_secret is not None:
                         return self._fetched_secret
-                    raise WebhookRejected(
+                    raise WebhookUnverifiable(
                         f"the webhook signing secret could not be read ({exc.code})"
                     ) from None
                 key = answer.get("key") if isinstance(answer, dict) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -174,11 +175,21 @@ async def write_step(
     ``release`` also drops the lease in the same statement, so the job's new
     state, wake-up and lease change together.
     """
-    values = changed_columns(before, after)
+    values: dict[str, Any] = changed_columns(before, after)
     values["updated_at"] = now_ms()
     if release:
         values["lease_owner"] = None
         values["lease_expires_at"] = None
+    later = values.get("next_run_at")
+    if later is not None:
+        # Someone made the job due sooner while this step ran (a provider's call, a
+        # cancel): the earlier time stands, or that wake-up would be lost.
+        bumped = jobs.c.next_run_at.is_not(None) & (
+            jobs.c.next_run_at.is_distinct_from(before.next_run_at)
+        )
+        values["next_run_at"] = sa.case(
+            (bumped & (jobs.c.next_run_at < later), jobs.c.next_run_at), else_=later
+        )
     stmt = jobs.update().where(jobs.c.id == before.id).where(jobs.c.lease_owner == worker_id)
     result = await conn.execute(stmt.values(**values))
     return result.rowcount == 1

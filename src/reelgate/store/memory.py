@@ -136,6 +136,10 @@ class MemoryTx:
         changed["updated_at"] = self.clock()
         if release:
             changed.update(lease_owner=None, lease_expires_at=None)
+        later = changed.get("next_run_at")
+        bumped = current.next_run_at is not None and current.next_run_at != before.next_run_at
+        if later is not None and bumped and current.next_run_at < later:
+            changed["next_run_at"] = current.next_run_at  # made due sooner meanwhile
         s.jobs[before.id] = replace(current, **changed)
         return True
 
