@@ -250,8 +250,10 @@ def test_the_emulators_errors_have_fals_shapes(emulator: EmulatorServer) -> None
         403,
         load("error-403-exhausted-balance")["body"],
     )
-    created = httpx.post(f"{emulator.url}/fal-ai/veo3.1", json={"prompt": "x"}, headers=auth).json()
-    canceled = httpx.put(created["cancel_url"], headers=auth)
+    created = httpx.post(
+        f"{emulator.url}/fal-ai/veo3.1", json={"prompt": "[fault:queued] x"}, headers=auth
+    ).json()
+    canceled = httpx.put(created["cancel_url"], headers=auth)  # still queued: accepted
     assert (canceled.status_code, canceled.json()) == (202, load("cancel-accepted")["body"])
     again = httpx.put(created["cancel_url"], headers=auth)
     assert (again.status_code, again.json()) == (400, load("cancel-already-completed")["body"])

@@ -42,6 +42,7 @@ Fault keywords (see ``emulators.base``) map to fal's own signals:
     5xx            the first two calls for the prompt answer 503
     malformed      the first status poll answers 200 with an HTML page
     never          IN_PROGRESS forever
+    queued         IN_QUEUE forever (no runner free: a cancel is accepted)
     fail           the request ends in error: result 500 ``internal_server_error``
     expire         the result file answers 404 after its first download
     slow, truncate, notvideo   applied to the result download
@@ -562,6 +563,8 @@ class FalEmulator:
         fraction = elapsed_fraction(job.created, self.config.job_seconds)
         if job.canceled:
             return "COMPLETED", 1.0
+        if "queued" in job.faults:
+            return "IN_QUEUE", 0.0
         if "never" in job.faults:
             return ("IN_QUEUE" if fraction < QUEUED_FRACTION else "IN_PROGRESS"), fraction
         if fraction < QUEUED_FRACTION:
