@@ -86,6 +86,11 @@ class Throughput:
         return self.cpu_seconds / self.steps * 1000 if self.steps else float("nan")
 
     @property
+    def cpu_ms_per_job(self) -> float:
+        """Worker CPU for one job's steps (submit, poll, mirror)."""
+        return self.cpu_seconds / self.jobs * 1000 if self.jobs else float("nan")
+
+    @property
     def overhead_ms_per_step(self) -> float:
         """Wall time per step that is not mirroring: claim, bookkeeping writes, loop."""
         mirror = self.step_times.get("mirror", Latencies())
@@ -284,6 +289,7 @@ def engine_section(figures: EngineFigures) -> Section:
     add("wall time per step c=1 (ms)", lambda f: f.serial.ms_per_step)
     add("engine overhead per step c=1 (ms)", lambda f: f.serial.overhead_ms_per_step)
     add("worker CPU per step c=1 (ms)", lambda f: f.serial.cpu_ms_per_step)
+    add("worker CPU per job c=1 (ms)", lambda f: f.serial.cpu_ms_per_job)
     for kind in ("submit", "poll", "mirror"):
         add(f"  {kind} step c=1, p50 (ms)", _step_p50(kind))
     add(f"wall time per step c={c} (ms)", lambda f: f.parallel.ms_per_step)

@@ -25,6 +25,7 @@ POST_RPS_CONCURRENT = 20.0
 PG_OVER_SQLITE_POST = 2.0
 ENGINE_JOBS_PER_S = 5.0
 ENGINE_OVERHEAD_MS = 50.0
+WORKER_CPU_PER_JOB_MS = 12.0
 FLAT_RATIO = 1.5
 MIRROR_GROWTH_RATIO = 1.5
 MIRROR_LIVE_MIB = 64.0
@@ -80,6 +81,8 @@ def _engine(figures: EngineFigures) -> list[Target]:
         out.append(
             Target(f"engine overhead per step, c=1, {name}", overhead, ENGINE_OVERHEAD_MS, "ms")
         )
+        cpu = e.serial.cpu_ms_per_job if e else None
+        out.append(Target(f"worker CPU per job, c=1, {name}", cpu, WORKER_CPU_PER_JOB_MS, "ms"))
     done = count_label(figures.load.finished)
     for name in BACKENDS:
         e = figures.backends.get(name)

@@ -99,3 +99,29 @@ def test_probe_rejects_a_truncated_mp4_whose_index_is_at_the_end(tmp_path: Path)
 def test_probe_of_a_missing_file_is_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         probe_video(tmp_path / "missing.mp4")
+
+
+def test_a_whole_mp4_is_described_from_its_index_without_a_decode(
+    tmp_path: Path, rendered: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker probes every result: an MP4 whose boxes are whole and whose index names
+    a sized picture is read, not decoded (a decode is ~10 ms CPU at 720p). Any other
+    container is still decoded."""
+    from reelgate.media import probe
+
+    decoded: list[str] = []
+    real = probe._first_frame
+
+    def counting(container: object, video: object, path: Path) -> object:
+        decoded.append(path.name)
+        return real(container, video, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(probe, "_first_frame", counting)
+    mp4 = tmp_path / "result"
+    mp4.write_bytes(rendered)
+    assert probe_video(mp4).width > 0
+    assert decoded == []
+    mkv = tmp_path / "result.mkv"
+    _silent_video(mkv, "matroska")
+    assert probe_video(mkv).width == 64
+    assert decoded == ["result.mkv"]

@@ -4,10 +4,12 @@ Used before a result is published: upstreams do return HTML error pages,
 JSON, thumbnails and cut-off downloads with a 200, and a user must never be
 handed one of those as their video. ``probe_video`` opens the file with
 FFmpeg (PyAV), checks it is a video container rather than a still image,
-checks an MP4's top-level boxes are all present, and decodes one frame.
+checks an MP4's top-level boxes are all present, and then either reads the first
+video sample (an MP4 whose index names a sized picture: the usual case, about a
+millisecond) or decodes the first frame (anything else: about 10 ms at 720p).
 
-It reads only headers and the first frame, so it is cheap on large files. It
-never modifies the file.
+It reads only headers and the first sample or frame, so it is cheap on large files.
+It never modifies the file.
 """
 
 from __future__ import annotations
@@ -74,6 +76,44 @@ def _describe(container: av.container.InputContainer, path: Path, size: int) -> 
     duration = _duration(container, video)
     if duration <= 0:
         raise NotAVideo(f"{path.name} has no duration", path=str(path))
+    width, height = video.codec_context.width, video.codec_context.height
+    if not (fmt == _ISO_BMFF and width and height and _first_packet(container, video, path)):
+        # Not a whole MP4 whose index names a sized picture and whose first sample is
+        # there: only decoding the first frame tells whether it plays.
+        frame = _first_frame(container, video, path)
+        width, height = width or frame.width, height or frame.height
+    return VideoInfo(
+        container=_short_name(fmt, container, video.codec_context.name),
+        duration_seconds=duration,
+        width=width,
+        height=height,
+        video_codec=video.codec_context.name,
+        audio_codec=audio.codec_context.name if audio is not None else None,
+        size_bytes=size,
+    )
+
+
+def _first_packet(
+    container: av.container.InputContainer, video: av.VideoStream, path: Path
+) -> bool:
+    """Whether the video stream's first sample reads as a non-empty packet (a demux,
+    no decode: what the MP4 index promises, the box walk has already found whole)."""
+    try:
+        for packet in container.demux(video):
+            if packet.size:
+                container.seek(0)
+                return True
+            if packet.pts is not None:
+                break
+    except av.FFmpegError:
+        return False
+    container.seek(0)
+    return False
+
+
+def _first_frame(
+    container: av.container.InputContainer, video: av.VideoStream, path: Path
+) -> av.VideoFrame:
     try:
         frame = next(iter(container.decode(video)), None)
     except av.FFmpegError as exc:
@@ -82,15 +122,7 @@ def _describe(container: av.container.InputContainer, path: Path, size: int) -> 
         ) from exc
     if frame is None:
         raise NotAVideo(f"{path.name} has no decodable video frame", path=str(path))
-    return VideoInfo(
-        container=_short_name(fmt, container, video.codec_context.name),
-        duration_seconds=duration,
-        width=video.codec_context.width or frame.width,
-        height=video.codec_context.height or frame.height,
-        video_codec=video.codec_context.name,
-        audio_codec=audio.codec_context.name if audio is not None else None,
-        size_bytes=size,
-    )
+    return frame
 
 
 def _duration(container: av.container.InputContainer, video: av.VideoStream) -> float:
