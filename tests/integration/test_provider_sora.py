@@ -149,6 +149,9 @@ async def test_text_to_video_is_sent_as_json_and_delivers_a_real_video_of_the_si
     progress = [s.progress for s in seen]
     assert progress == sorted(progress), "the provider's own progress is passed through"
     assert any(s.state is UpstreamState.RUNNING and 0 < (s.progress or 0) < 100 for s in seen)
+    # ``openai-poll-after-ms`` on an unfinished video is the status's poll hint
+    hints = [s.poll_after_seconds for s in seen[:-1]]
+    assert hints and all(h is not None and 0.1 <= h <= 0.5 for h in hints), hints
     final = seen[-1]
     assert (final.progress, final.duration_seconds) == (100, 4.0)
     assert final.result is not None

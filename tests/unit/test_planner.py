@@ -375,3 +375,20 @@ def test_billing_never_exceeds_what_was_asked(
     t = p.plan(before, p.Mirrored(replace(COPY, duration_seconds=measured)), NOW, rules())
     assert t.job.units_consumed is not None and 1 <= t.job.units_consumed <= asked
     assert t.settle == t.job.units_consumed * PRICE
+
+
+def test_an_upstreams_poll_after_hint_overrides_the_schedule_within_bounds() -> None:
+    """OpenAI answers ``openai-poll-after-ms`` (openai-python ``videos.poll`` waits it)."""
+
+    def after(hint: float | None, **kw: object) -> int:
+        status = UpstreamStatus(UpstreamState.RUNNING, progress=10, poll_after_seconds=hint)
+        t = p.plan(running(), p.Polled(status), NOW, rules(**kw))  # type: ignore[arg-type]
+        assert t.job.next_run_at is not None
+        return t.job.next_run_at - NOW
+
+    scheduled = after(None)
+    assert after(2.5) == 2_500 != scheduled
+    assert after(0.0) == 500  # never a busy loop
+    assert after(10_000.0) == 300_000  # nor a job forgotten
+    # with a callback registered, the provider's call is what wakes the job
+    assert after(2.5, callback_wait_seconds=300.0) == after(None, callback_wait_seconds=300.0)

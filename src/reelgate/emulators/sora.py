@@ -466,7 +466,12 @@ async def _retrieve(state: SoraEmulatorState, request: Request) -> Response:
     answer = _video_object(video, state.config)
     if answer["status"] in ("completed", "failed"):
         video.final_polls += 1
-    return JSONResponse(answer)
+        return JSONResponse(answer)
+    # openai-python's ``videos.poll`` waits what this header says (``resources/
+    # videos.py``); the value OpenAI sends is not documented: here, the time left
+    left = video.started + state.config.job_seconds - time.monotonic()
+    after = max(100, int(left * 1000)) if "never" not in video.faults else 1000
+    return JSONResponse(answer, headers={"openai-poll-after-ms": str(after)})
 
 
 async def _list(state: SoraEmulatorState, request: Request) -> Response:

@@ -492,6 +492,11 @@ def _running(job: Job, upstream_id: str, now: int, rules: Rules, *, adopted: boo
     )
 
 
+HINT_MIN_SECONDS = 0.5
+HINT_MAX_SECONDS = 300.0
+"""An upstream's "poll again after" is followed within these bounds."""
+
+
 def _poll_delay_ms(rules: Rules, poll_count: int) -> int:
     """When to poll next: on the model's schedule, or, when the provider calls back,
     only as a safety net (a callback makes the job due at once, ``store.hooks``)."""
@@ -533,6 +538,10 @@ def _polled(job: Job, status: UpstreamStatus, now: int, rules: Rules) -> Transit
     elapsed = (now - (job.running_since or now)) / 1000.0
     estimate = prog.running_progress(status.progress, elapsed, spec.typical_seconds)
     delay_ms = _poll_delay_ms(rules, job.poll_count + 1)
+    if status.poll_after_seconds is not None and rules.callback_wait_seconds is None:
+        # the upstream said when to ask again (with a callback, its call says it instead)
+        hinted = min(max(status.poll_after_seconds, HINT_MIN_SECONDS), HINT_MAX_SECONDS)
+        delay_ms = int(hinted * 1000)
     return Transition(
         replace(
             job,

@@ -122,6 +122,9 @@ class UpstreamStatus:
     result: ResultLocation | None = None
     duration_seconds: float | None = None
     extra: Mapping[str, object] = field(default_factory=dict)
+    poll_after_seconds: float | None = None
+    """The upstream's own word on when to ask again (OpenAI's ``openai-poll-after-ms``):
+    it overrides the model's schedule, within the engine's bounds."""
 
 
 @runtime_checkable

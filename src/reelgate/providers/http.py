@@ -184,6 +184,19 @@ async def request_json(
     **kwargs: Any,
 ) -> Any:
     """One API call; returns the parsed JSON body of a 2xx answer or raises classified."""
+    body, _ = await request_json_answer(client, method, url, classify=classify, **kwargs)
+    return body
+
+
+async def request_json_answer(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    classify: Classifier | None = None,
+    **kwargs: Any,
+) -> tuple[Any, httpx.Headers]:
+    """``request_json``, with the answer's headers (an upstream's polling hint, say)."""
     try:
         resp = await client.request(method, url, **kwargs)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -203,7 +216,7 @@ async def request_json(
             upstream_status=resp.status_code,
             ambiguous=True,
         )
-    return body
+    return body, resp.headers
 
 
 _NOT_FORWARDED = {"host", "accept-encoding", "connection", "content-length", "user-agent"}

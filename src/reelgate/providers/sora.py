@@ -64,6 +64,7 @@ from reelgate.providers.http import (
     HttpDeployment,
     new_client,
     request_json,
+    request_json_answer,
     stream_download,
 )
 from reelgate.providers.plugin import BuildContext, Capabilities, ProviderPlugin, ProviderSettings
@@ -162,13 +163,24 @@ class SoraProvider:
         await self._call("GET", "/videos", self._classify, params={"limit": 1})
 
     async def status(self, upstream_id: str) -> UpstreamStatus:
-        body = await self._call("GET", f"/videos/{quote(upstream_id, safe='')}", self._classify)
+        body, headers = await request_json_answer(
+            self._client, "GET", f"/videos/{quote(upstream_id, safe='')}", classify=self._classify
+        )
+        if not isinstance(body, dict):
+            raise TransientError("the answer is not a JSON object", code="malformed")
         state = body.get("status")
         progress = _progress(body.get("progress"))
+        # openai-python's ``videos.poll`` waits what ``openai-poll-after-ms`` says
+        # (``resources/videos.py``): the engine does the same
+        after = _poll_after(headers.get("openai-poll-after-ms"))
         if state == "queued":
-            return UpstreamStatus(UpstreamState.PENDING, progress=progress)
+            return UpstreamStatus(
+                UpstreamState.PENDING, progress=progress, poll_after_seconds=after
+            )
         if state == "in_progress":
-            return UpstreamStatus(UpstreamState.RUNNING, progress=progress)
+            return UpstreamStatus(
+                UpstreamState.RUNNING, progress=progress, poll_after_seconds=after
+            )
         if state == "completed":
             return UpstreamStatus(
                 UpstreamState.SUCCEEDED,
@@ -520,6 +532,13 @@ def _failure(error: Any, video_id: str) -> ProviderError:
         upstream_id=video_id,
         terminal=True,
     )
+
+
+def _poll_after(value: str | None) -> float | None:
+    """``openai-poll-after-ms``: whole milliseconds (anything else is no hint)."""
+    if value is None or not re.fullmatch(r"[0-9]{1,9}", value.strip()):
+        return None
+    return int(value.strip()) / 1000
 
 
 def _progress(value: Any) -> int | None:
