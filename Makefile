@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench clean venv system-deps screenshots fuzz
+.PHONY: run test lint fmt bench bench-peer clean venv system-deps screenshots fuzz
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
@@ -64,5 +64,17 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
+# reelgate side by side with the LiteLLM proxy (in its own venv, never a dependency of
+# reelgate) and a bare Starlette app, in front of one emulator: the ratio table.
+PEER_VENV := .venv-peer
+LITELLM_VERSION ?= 1.108.7
+$(PEER_VENV)/.installed-$(LITELLM_VERSION):
+	@test -x $(PEER_VENV)/bin/python || $(PY) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet 'litellm[proxy]==$(LITELLM_VERSION)'
+	@touch $@
+
+bench-peer: $(STAMP) $(PEER_VENV)/.installed-$(LITELLM_VERSION)
+	$(BIN)/python -m benchmarks.peer $(PEER_ARGS)
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache data
+	rm -rf $(VENV) $(PEER_VENV) .mypy_cache .ruff_cache .pytest_cache data
