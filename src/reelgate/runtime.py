@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reelgate.accounts.keycache import KeyCache
 from reelgate.catalog import Catalog, load_catalog
 from reelgate.config import Settings, with_config_file
 from reelgate.engine.events import EventHub
@@ -34,6 +35,8 @@ class Runtime:
     public_url: str
     rate_limiter: RateLimiter | None = None
     events: EventHub = field(default_factory=EventHub)
+    keys: KeyCache = field(default_factory=KeyCache)
+    """Valid API keys, remembered a second (``accounts.keycache``)."""
     store: Store = field(init=False)
     """The engine's store over ``db`` (``store.base``)."""
 

@@ -3,12 +3,14 @@ authorization swept over every route that takes a job id."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
 from reelgate.config import Settings
 from reelgate.runtime import Runtime
-from reelgate.store.accounts import create_key
+from reelgate.store.accounts import create_key, revoke
 from reelgate.store.jobs import now_ms
 
 
@@ -52,6 +54,24 @@ async def test_expired_key_gets_401(client: httpx.AsyncClient, rt: Runtime) -> N
         key = await create_key(conn, account, expires_at=now_ms() - 1)
     resp = await client.get("/v1/videos", headers={"Authorization": f"Bearer {key}"})
     assert resp.status_code == 401
+
+
+async def test_a_key_revoked_by_another_process_is_refused_within_a_second(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
+    """Valid keys are remembered a second per process (``accounts.keycache``): a
+    revocation written elsewhere (the CLI, another API process) is honoured by then."""
+    account = await _admin_account(client)
+    key, key_id = await _key(client, account, ["jobs:read"])
+    h = {"Authorization": f"Bearer {key}"}
+    assert (await client.get("/v1/videos", headers=h)).status_code == 200
+    async with rt.db.begin() as conn:  # as `reelgate keys revoke` would, not through us
+        assert await revoke(conn, key_id, None, now_ms())
+    deadline = asyncio.get_running_loop().time() + rt.keys.ttl + 0.5
+    while (await client.get("/v1/videos", headers=h)).status_code == 200:
+        assert asyncio.get_running_loop().time() < deadline, "still accepted after a second"
+        await asyncio.sleep(0.05)
+    assert (await client.get("/v1/videos", headers=h)).status_code == 401
 
 
 async def test_admin_routes_need_the_admin_scope(client: httpx.AsyncClient) -> None:

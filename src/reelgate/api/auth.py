@@ -26,8 +26,13 @@ async def _authenticate(request: Request) -> KeyInfo:
             "Missing API key: send 'Authorization: Bearer <your rg_ key>'.",
             code="missing_api_key",
         )
-    async with runtime(request).store.reading() as tx:
-        info = await tx.lookup_key(token.strip(), now_ms())
+    rt = runtime(request)
+
+    async def read(key: str, now: int) -> KeyInfo | None:
+        async with rt.store.reading() as tx:
+            return await tx.lookup_key(key, now)
+
+    info = await rt.keys.lookup(token.strip(), now_ms(), read)
     if info is None:
         raise Unauthorized(
             "This API key is not valid (unknown, revoked or expired).", code="invalid_api_key"

@@ -216,6 +216,7 @@ async def revoke_key(
 ) -> JSONResponse:
     async def work(_idem: Idempotency | None) -> dict[str, Any]:
         await admin.revoke_key(rt.store, key_id)
+        rt.keys.forget_all()  # other processes stop accepting it within a second
         return {"object": "api_key", "id": key_id, "revoked": True}
 
     return await _once(request, rt, key, 200, work)

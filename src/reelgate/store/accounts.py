@@ -48,6 +48,7 @@ class KeyInfo:
     key_id: str
     account_id: str
     scopes: tuple[str, ...]
+    expires_at: int | None = None
 
 
 def new_key() -> str:
@@ -130,7 +131,12 @@ async def lookup_key(conn: AsyncConnection, key: str, now: int) -> KeyInfo | Non
         return None
     if row["expires_at"] is not None and row["expires_at"] <= now:
         return None
-    return KeyInfo(key_id=row["id"], account_id=row["account_id"], scopes=tuple(row["scopes"]))
+    return KeyInfo(
+        key_id=row["id"],
+        account_id=row["account_id"],
+        scopes=tuple(row["scopes"]),
+        expires_at=row["expires_at"],
+    )
 
 
 @dataclass(frozen=True)

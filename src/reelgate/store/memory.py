@@ -555,7 +555,12 @@ class MemoryTx:
             return None
         if row.expires_at is not None and row.expires_at <= now:
             return None
-        return KeyInfo(key_id=row.id, account_id=row.account_id, scopes=tuple(row.scopes))
+        return KeyInfo(
+            key_id=row.id,
+            account_id=row.account_id,
+            scopes=tuple(row.scopes),
+            expires_at=row.expires_at,
+        )
 
     async def get_flags(self, account_id: str) -> dict[str, Any]:
         return dict(self.s.flags.get(account_id, {}))
