@@ -21,19 +21,24 @@ class StoredEvent:
     created_at: int
 
 
+_INSERT_EVENT = job_events.insert()
+"""Parameters go with the execute: the compiled statement is reused (no per-call binds)."""
+
+
 async def insert_event(
     conn: AsyncConnection, job_id: str, seq: int, event: Event, now: int
 ) -> None:
     """Store the event; on PostgreSQL, tell every process's SSE hub when it commits."""
     await conn.execute(
-        job_events.insert().values(
-            job_id=job_id,
-            seq=seq,
-            type=event.type,
-            status=event.status.value,
-            progress=event.progress,
-            created_at=now,
-        )
+        _INSERT_EVENT,
+        {
+            "job_id": job_id,
+            "seq": seq,
+            "type": event.type,
+            "status": event.status.value,
+            "progress": event.progress,
+            "created_at": now,
+        },
     )
     if conn.dialect.name == "postgresql":
         await conn.execute(sa.select(sa.func.pg_notify(EVENTS_CHANNEL, job_id)))

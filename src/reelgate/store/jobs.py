@@ -50,7 +50,9 @@ def now_ms() -> int:
 
 
 async def insert_job(conn: AsyncConnection, job: Job) -> None:
-    await conn.execute(jobs.insert().values(**job_to_row(job)))
+    # parameters at execute time: the compiled INSERT is cached by its keys, where
+    # .values(**row) builds and coerces a bind per column on every submit
+    await conn.execute(_INSERT_JOB, job_to_row(job))
 
 
 async def get_job(
@@ -162,6 +164,9 @@ async def claim_due(
         rows = (await conn.execute(stmt)).mappings().all()
     # RETURNING keeps no order: hand them out most overdue first, as chosen
     return sorted((job_from_row(r) for r in rows), key=lambda j: (j.next_run_at or 0, j.id))
+
+
+_INSERT_JOB = jobs.insert()
 
 
 async def write_step(

@@ -107,19 +107,24 @@ async def _move(
         .values(balance=accounts.c.balance + balance_delta, held=accounts.c.held + held_delta)
     )
     await conn.execute(
-        ledger.insert().values(
-            id=new_id("led"),
-            account_id=account_id,
-            kind=kind,
-            balance_delta=balance_delta,
-            held_delta=held_delta,
-            hold_id=hold_id,
-            job_id=job_id,
-            note=note[:500],
-            created_at=now_ms(),
-        )
+        _INSERT_LEDGER,
+        {
+            "id": new_id("led"),
+            "account_id": account_id,
+            "kind": kind,
+            "balance_delta": balance_delta,
+            "held_delta": held_delta,
+            "hold_id": hold_id,
+            "job_id": job_id,
+            "note": note[:500],
+            "created_at": now_ms(),
+        },
     )
 
+
+_INSERT_LEDGER = ledger.insert()
+_INSERT_HOLD = holds.insert()
+"""Parameters go with the execute: the compiled statements are reused."""
 
 MAX_BALANCE = 10**15
 """Millicredits (a trillion credits): far from the 64-bit columns' limit."""
@@ -157,14 +162,15 @@ async def place_hold(conn: AsyncConnection, account_id: str, job_id: str, amount
         raise not_enough(current, amount)
     hold_id = new_id("hold")
     await conn.execute(
-        holds.insert().values(
-            id=hold_id,
-            account_id=account_id,
-            job_id=job_id,
-            amount=amount,
-            status="open",
-            created_at=now_ms(),
-        )
+        _INSERT_HOLD,
+        {
+            "id": hold_id,
+            "account_id": account_id,
+            "job_id": job_id,
+            "amount": amount,
+            "status": "open",
+            "created_at": now_ms(),
+        },
     )
     await _move(
         conn,
