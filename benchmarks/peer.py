@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -75,22 +76,54 @@ class Figures:
     get_cn_seconds: float = 0.0
     rss_mib: float = 0.0
     errors: int = 0
+    wrk_c1: list[WrkRun] = field(default_factory=list)
+    wrk_cn: list[WrkRun] = field(default_factory=list)
+    wrk_get: list[WrkRun] = field(default_factory=list)
+
+    def from_wrk(self) -> None:
+        """Fold the wrk runs into the figures the table prints (percentiles: the median
+        of the rounds' own percentiles)."""
+
+        def med(values: list[float]) -> float:
+            return sorted(values)[len(values) // 2] if values else float("nan")
+
+        def fold(runs: list[WrkRun], lat: Latencies) -> float:
+            lat.samples = [med([r.p50 for r in runs])] * 50 + [med([r.p99 for r in runs])]
+            return float(sum(r.seconds for r in runs))
+
+        if self.wrk_c1:
+            self.post_c1_seconds = fold(self.wrk_c1, self.post_c1)
+            self._c1_requests = sum(r.requests for r in self.wrk_c1)
+        if self.wrk_cn:
+            self.post_cn_seconds = fold(self.wrk_cn, self.post_cn)
+            self._cn_requests = sum(r.requests for r in self.wrk_cn)
+        if self.wrk_get:
+            self.get_cn_seconds = fold(self.wrk_get, self.get_cn)
+            self._get_requests = sum(r.requests for r in self.wrk_get)
+
+    _c1_requests: int | None = None
+    _cn_requests: int | None = None
+    _get_requests: int | None = None
 
     @property
     def rps_c1(self) -> float:
-        return len(self.post_c1) / self.post_c1_seconds if self.post_c1_seconds else float("nan")
+        n = self._c1_requests if self._c1_requests is not None else len(self.post_c1)
+        return n / self.post_c1_seconds if self.post_c1_seconds else float("nan")
 
     @property
     def rps_cn(self) -> float:
-        return len(self.post_cn) / self.post_cn_seconds if self.post_cn_seconds else float("nan")
+        n = self._cn_requests if self._cn_requests is not None else len(self.post_cn)
+        return n / self.post_cn_seconds if self.post_cn_seconds else float("nan")
 
     @property
     def get_rps(self) -> float:
-        return len(self.get_cn) / self.get_cn_seconds if self.get_cn_seconds else float("nan")
+        n = self._get_requests if self._get_requests is not None else len(self.get_cn)
+        return n / self.get_cn_seconds if self.get_cn_seconds else float("nan")
 
     @property
     def cpu_ms_per_post(self) -> float:
-        return self.post_c1_cpu / len(self.post_c1) * 1000 if self.post_c1 else float("nan")
+        n = self._c1_requests if self._c1_requests is not None else len(self.post_c1)
+        return self.post_c1_cpu / n * 1000 if n else float("nan")
 
 
 @dataclass
@@ -345,6 +378,89 @@ async def _gets(server: Server, ids: list[str], n: int, concurrency: int) -> flo
         return time.perf_counter() - started
 
 
+def _wrk_seconds(text: str) -> float:
+    """wrk's "812.00us", "1.23ms", "2.01s", "1.50m" as seconds."""
+    for unit, scale in (("us", 1e-6), ("ms", 1e-3), ("m", 60.0), ("s", 1.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    return float(text)
+
+
+@dataclass
+class WrkRun:
+    requests: int
+    seconds: float
+    p50: float
+    p99: float
+    errors: int
+
+
+def _wrk(server: Server, path: str, body: str | None, connections: int, seconds: int) -> WrkRun:
+    """One wrk run (C, several threads: the load generator is not the bottleneck)."""
+    lines = [f'wrk.method = "{"POST" if body is not None else "GET"}"']
+    if body is not None:
+        lines.append(f"wrk.body = [[{body}]]")
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+    for name, value in server.headers.items():
+        lines.append(f'wrk.headers["{name}"] = "{value}"')
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lines) + "\n")
+    threads = max(1, min(2, connections))
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "--timeout",
+            "30s",
+            "-s",
+            script.name,
+            server.url + path,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    Path(script.name).unlink()
+    pct: dict[str, float] = {}
+    requests, errors = 0, 0
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("50%", "99%"):
+            pct[parts[0]] = _wrk_seconds(parts[1])
+        elif "requests in" in line:
+            requests = int(parts[0])
+        elif line.strip().startswith("Non-2xx or 3xx responses:"):
+            errors += int(parts[-1])
+        elif line.strip().startswith("Socket errors:"):
+            errors += sum(int(x.strip(",")) for x in parts[3::2])
+    return WrkRun(
+        requests, float(seconds), pct.get("50%", float("nan")), pct.get("99%", float("nan")), errors
+    )
+
+
+async def _round_wrk(server: Server, seconds: int) -> None:
+    f = server.figures
+    body = json.dumps(server.body)
+    cpu = _cpu_seconds(server.proc.pid)
+    one = await asyncio.to_thread(_wrk, server, "/v1/videos", body, 1, seconds)
+    f.post_c1_cpu += _cpu_seconds(server.proc.pid) - cpu
+    f.wrk_c1.append(one)
+    many = await asyncio.to_thread(_wrk, server, "/v1/videos", body, 64, seconds)
+    f.wrk_cn.append(many)
+    _, ids = await _posts(server, 1, 1, Latencies())
+    if ids:
+        f.wrk_get.append(
+            await asyncio.to_thread(_wrk, server, f"/v1/videos/{ids[0]}", None, 64, seconds)
+        )
+    f.errors += one.errors + many.errors
+
+
 async def _round(server: Server, posts: int, burst: int) -> None:
     f = server.figures
     cpu = _cpu_seconds(server.proc.pid)
@@ -407,6 +523,13 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--posts", type=int, default=200, help="POSTs at c=1 per round")
     parser.add_argument("--burst", type=int, default=640, help="POSTs (and GETs) at c=64")
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "httpx"),
+        default="wrk" if shutil.which("wrk") else "httpx",
+        help="load generator: wrk (C, Debian's package; the default when installed) or httpx",
+    )
+    parser.add_argument("--seconds", type=int, default=5, help="per wrk phase")
     args = parser.parse_args(argv)
     if not PEER_LITELLM.exists():
         print(f"no LiteLLM at {PEER_LITELLM}: run make bench-peer (it installs it)")
@@ -436,16 +559,25 @@ async def main(argv: list[str]) -> int:
             for r in range(args.rounds):
                 order = servers[r % len(servers) :] + servers[: r % len(servers)]
                 for s in order:
-                    await _round(s, args.posts, args.burst)
+                    if args.client == "wrk":
+                        await _round_wrk(s, args.seconds)
+                    else:
+                        await _round(s, args.posts, args.burst)
             for s in servers:
                 s.figures.rss_mib = _rss_mib(s.proc.pid)
+                s.figures.from_wrk()
             peer = next(s for s in servers if s.name == "LiteLLM")
             print(
                 f"reelgate vs LiteLLM 1.108.7 in front of one OpenAI Videos emulator | "
                 f"{os.cpu_count()} CPUs | load average at start {load[0]:.2f} {load[1]:.2f}, "
-                f"at end {os.getloadavg()[0]:.2f} | {args.rounds} interleaved rounds of "
-                f"{args.posts} POSTs at c=1 and {args.burst} at c=64 | "
-                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+                f"at end {os.getloadavg()[0]:.2f} | {args.rounds} interleaved rounds, "
+                + (
+                    f"wrk {args.seconds} s per phase"
+                    if args.client == "wrk"
+                    else f"httpx: {args.posts} POSTs at c=1 and {args.burst} at c=64"
+                )
+                + " | "
+                + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             )
             print()
             print(_table(servers, peer))
