@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from reelgate.engine.commands import submit_job
 from reelgate.engine.worker import Worker
 from reelgate.runtime import Runtime
-from reelgate.store.cooldowns import cooling_until
+from reelgate.store.cooldowns import list_cooling
 from reelgate.store.jobs import get_job, now_ms
 from reelgate.store.schema import jobs
 from tests.conftest import small_job, wait_for_status
@@ -56,7 +56,7 @@ async def test_quota_cools_the_deployment_down_for_every_worker(
         client, worker, {"model": "s-primary", "prompt": "quota please", "fallback": ["s-backup"]}
     )
     assert first["delivered_by"] == "s-backup"
-    until = await cooling_until(rt.db, "scripted:scripted:s-primary")
+    until = (await list_cooling(rt.db, now_ms())).get("scripted:scripted:s-primary")
     assert until is not None and until - now_ms() > 20_000  # Retry-After: 30
     calls = scripted.create_calls
     second = await _run_until_final(

@@ -29,11 +29,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from reelgate.engine.callbacks import HOOK_PATH, verify_callback
+from reelgate.engine.planner import finished_result
 from reelgate.errors import Forbidden
 from reelgate.job import JobResult
 from reelgate.providers.base import (
     ReceivesWebhooks,
-    UpstreamState,
     WebhookCall,
     WebhookRejected,
     WebhookUnverifiable,
@@ -57,16 +57,7 @@ def _answer(status: int, code: str, message: str, *, retry_after: int = 0) -> JS
 
 def _pushed(call: WebhookCall) -> JobResult | None:
     """The finished video a verified call names, as the running job's result."""
-    status = call.result
-    r = status.result if status is not None else None
-    if status is None or status.state is not UpstreamState.SUCCEEDED or r is None:
-        return None
-    return JobResult(
-        upstream_url=r.url,
-        duration_seconds=status.duration_seconds,
-        upstream_expires_at=int(r.expires_at.timestamp() * 1000) if r.expires_at else None,
-        content_type=r.content_type,
-    )
+    return finished_result(call.result) if call.result is not None else None
 
 
 async def _verified(

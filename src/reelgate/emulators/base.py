@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.responses import Response
 
 from reelgate.media.render import RenderSpec, render_video
 
@@ -59,6 +60,15 @@ def faults_in(prompt: str, kind: str | None = None) -> frozenset[str]:
     emulator, ``[fault:NAME@kind]`` (e.g. ``[fault:quota@veo]``) for one provider
     only — so a fallback chain can fail at its first model and succeed at the next."""
     return frozenset(name for name, only in _FAULT.findall(prompt) if not only or only == kind)
+
+
+class Refusal(Exception):
+    """A request the real API would refuse, carrying the answer it gives (an emulator
+    raises it from deep in its checks and its route returns ``response``)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 
 
 @dataclass

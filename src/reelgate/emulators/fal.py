@@ -80,6 +80,7 @@ from starlette.routing import Route
 from reelgate.emulators.base import (
     EmulatorConfig,
     EmulatorServer,
+    Refusal,
     answer_late,
     elapsed_fraction,
     faults_in,
@@ -465,12 +466,6 @@ class Delivery:
     body: bytes
 
 
-class _Invalid(Exception):
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
-
-
 class FalEmulator:
     """In-memory requests that finish ``config.job_seconds`` after their submit."""
 
@@ -529,7 +524,7 @@ class FalEmulator:
             return _detail(403, EXHAUSTED)
         try:
             job = self._job_from(app_id, schema, body, str(prompt), faults, webhook)
-        except _Invalid as invalid:
+        except Refusal as invalid:
             return invalid.response
         self.jobs[job.id] = job
         if webhook and "nohook" not in faults:
@@ -801,7 +796,7 @@ class FalEmulator:
         if schema.image is not None and isinstance(body.get(schema.image), str):
             ratio = _image_ratio(schema.image, body[schema.image], errors)
         if errors:
-            raise _Invalid(_validation(errors))
+            raise Refusal(_validation(errors))
         seconds = _seconds(schema, body)
         resolution = _value(schema, body, "resolution")
         short = min(

@@ -58,6 +58,7 @@ from starlette.routing import Route
 from reelgate.emulators.base import (
     EmulatorConfig,
     EmulatorServer,
+    Refusal,
     answer_late,
     elapsed_fraction,
     faults_in,
@@ -118,14 +119,6 @@ class _Job:
     downloads: int = 0
 
 
-class _Invalid(Exception):
-    """A create the real API would refuse; carries the answer to give."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
-
-
 class GrokEmulator:
     """In-memory jobs that finish ``config.job_seconds`` after their create."""
 
@@ -179,7 +172,7 @@ class GrokEmulator:
             )
         try:
             job = _job_from(body, prompt, faults)
-        except _Invalid as invalid:
+        except Refusal as invalid:
             return invalid.response
         job.upload_url = upload_url
         self.jobs[job.id] = job
@@ -332,24 +325,24 @@ def emulator_of(server: EmulatorServer) -> GrokEmulator:
 
 
 def _job_from(body: dict[str, Any], prompt: str, faults: frozenset[str]) -> _Job:
-    """Validate a create the way the spec describes it; raise _Invalid with xAI's answer."""
+    """Validate a create the way the spec describes it; raise Refusal with xAI's answer."""
     model = body.get("model") or DEFAULTS["model"]
     if model not in MODELS:
-        raise _Invalid(
+        raise Refusal(
             _error(404, NOT_FOUND, f"The model {model} does not exist or you do not have access.")
         )
     image = body.get("image", body.get("input_reference"))
     if not prompt.strip() and image is None:
-        raise _Invalid(_error(400, INVALID_ARGUMENT, "A prompt is required for text-to-video."))
+        raise Refusal(_error(400, INVALID_ARGUMENT, "A prompt is required for text-to-video."))
     duration = _duration(body.get("duration", body.get("seconds", DEFAULTS["duration"])))
     resolution = body.get("resolution") or DEFAULTS["resolution"]
     if resolution not in MODELS[model]:
-        raise _Invalid(
+        raise Refusal(
             _error(400, INVALID_ARGUMENT, f"Resolution {resolution} is not supported by {model}.")
         )
     aspect = body.get("aspect_ratio") or DEFAULTS["aspect"]
     if aspect not in ASPECT_RATIOS:
-        raise _Invalid(
+        raise Refusal(
             PlainTextResponse(
                 "Failed to deserialize the JSON body into the target type: aspect_ratio: "
                 f"unknown variant `{aspect}`, expected one of {', '.join(ASPECT_RATIOS)}",
@@ -387,7 +380,7 @@ def _duration(value: Any) -> int:
         value = int(value)
     low, high = DURATION_RANGE
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _Invalid(
+        raise Refusal(
             _error(400, INVALID_ARGUMENT, f"Duration must be between {low} and {high} seconds.")
         )
     return value
@@ -401,23 +394,23 @@ def _image_ratio(image: Any) -> float | None:
     """
     url = image.get("url", image.get("image_url")) if isinstance(image, dict) else None
     if isinstance(image, dict) and url is None and image.get("file_id"):
-        raise _Invalid(_error(404, NOT_FOUND, f"File {image['file_id']} not found."))
+        raise Refusal(_error(404, NOT_FOUND, f"File {image['file_id']} not found."))
     if not isinstance(url, str):
-        raise _Invalid(_error(400, INVALID_ARGUMENT, "image.url must be a string."))
+        raise Refusal(_error(400, INVALID_ARGUMENT, "image.url must be a string."))
     if url.startswith(("https://", "http://")):
         return None
     match = _DATA_URI.fullmatch(url)
     if match is None:
-        raise _Invalid(_error(400, INVALID_ARGUMENT, "image.url must be a URL or a data URI."))
+        raise Refusal(_error(400, INVALID_ARGUMENT, "image.url must be a URL or a data URI."))
     if match.group("mime") not in IMAGE_TYPES:
-        raise _Invalid(
+        raise Refusal(
             _error(400, INVALID_ARGUMENT, "Unsupported image type; use JPEG, PNG or WebP.")
         )
     try:
         with Image.open(io.BytesIO(base64.b64decode(match.group("data"), validate=True))) as img:
             width, height = img.size
     except (binascii.Error, UnidentifiedImageError, OSError) as exc:
-        raise _Invalid(_error(400, INVALID_ARGUMENT, "Failed to decode the input image.")) from exc
+        raise Refusal(_error(400, INVALID_ARGUMENT, "Failed to decode the input image.")) from exc
     return width / height
 
 

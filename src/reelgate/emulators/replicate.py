@@ -62,6 +62,7 @@ from starlette.routing import Route
 from reelgate.emulators.base import (
     EmulatorConfig,
     EmulatorServer,
+    Refusal,
     answer_late,
     elapsed_fraction,
     faults_in,
@@ -438,12 +439,6 @@ class Prediction:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-class _Invalid(Exception):
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
-
-
 class ReplicateEmulator:
     """In-memory predictions that finish ``config.job_seconds`` after their create."""
 
@@ -523,7 +518,7 @@ class ReplicateEmulator:
             )
         try:
             prediction = self._prediction_from(body, model, faults)
-        except _Invalid as invalid:
+        except Refusal as invalid:
             return invalid.response
         self.predictions[prediction.id] = prediction
         if prediction.webhook and "nohook" not in faults:
@@ -625,12 +620,12 @@ class ReplicateEmulator:
         if model is None:
             ref = body.get("version")
             if not isinstance(ref, str) or not ref:
-                raise _Invalid(_invalid([("required", "", "version is required")]))
+                raise Refusal(_invalid([("required", "", "version is required")]))
             name, _, version_id = ref.rpartition(":")
             version_id = version_id or ref
             known = VERSIONS.get(version_id)
             if known is None or (name and name != known):
-                raise _Invalid(
+                raise Refusal(
                     _problem(
                         422,
                         "Invalid version or not permitted",
@@ -640,12 +635,12 @@ class ReplicateEmulator:
                 )
             model, version = known, version_id
         elif model not in SCHEMAS:
-            raise _Invalid(_not_found())
+            raise Refusal(_not_found())
         extra = sorted(
             set(body) - {"input", "version", "webhook", "webhook_events_filter", "stream"}
         )
         if extra:
-            raise _Invalid(
+            raise Refusal(
                 _invalid(
                     [
                         (
@@ -659,17 +654,17 @@ class ReplicateEmulator:
             )
         given = body.get("input")
         if not isinstance(given, dict):
-            raise _Invalid(_invalid([("required", "", "input is required")]))
+            raise Refusal(_invalid([("required", "", "input is required")]))
         schema = SCHEMAS[model]
         problems = _check_input(given, schema)
         if problems:
-            raise _Invalid(_invalid(problems))
+            raise Refusal(_invalid(problems))
         events = body.get("webhook_events_filter")
         allowed = {"start", "output", "logs", "completed"}
         if events is not None and (
             not isinstance(events, list) or not set(events) <= allowed or not events
         ):
-            raise _Invalid(
+            raise Refusal(
                 _invalid(
                     [
                         (
@@ -683,7 +678,7 @@ class ReplicateEmulator:
             )
         webhook = body.get("webhook")
         if webhook is not None and not (isinstance(webhook, str) and webhook.startswith("http")):
-            raise _Invalid(_invalid([("format", "webhook", "Does not match format 'uri'")]))
+            raise Refusal(_invalid([("format", "webhook", "Does not match format 'uri'")]))
         seconds = _seconds(given, schema)
         width, height = _frame(given, schema)
         return Prediction(

@@ -194,6 +194,14 @@ class Polled:
 
 
 @dataclass(frozen=True)
+class Pushed:
+    """The provider's verified call named the finished video (``api.provider_hooks``
+    stored it on the running job): as a successful poll, without asking."""
+
+    result: JobResult
+
+
+@dataclass(frozen=True)
 class StoredCopy:
     """What the mirror stored (``engine.mirror``)."""
 
@@ -244,6 +252,7 @@ Outcome = (
     | Sending
     | Created
     | Polled
+    | Pushed
     | Mirrored
     | MirrorFailed
     | Failed
@@ -299,6 +308,8 @@ def plan(job: Job, outcome: Outcome, now: int, rules: Rules) -> Transition:
             return _running(job, upstream_id, now, rules, adopted=adopted)
         case Polled(status=status):
             return _polled(job, status, now, rules)
+        case Pushed(result=result):
+            return _finished(job, result, now)
         case Mirrored(copy=copy):
             return _mirrored(job, copy, now, rules)
         case MirrorFailed(message=message, final=final):
@@ -511,30 +522,41 @@ def _poll_delay_ms(rules: Rules, poll_count: int) -> int:
     return int(poll_delay_seconds(rules.spec.poll_interval_seconds, poll_count) * 1000)
 
 
+def finished_result(status: UpstreamStatus) -> JobResult | None:
+    """A finished upstream job's video, as the job keeps it (None: no result URL)."""
+    r = status.result
+    if status.state is not UpstreamState.SUCCEEDED or r is None:
+        return None
+    return JobResult(
+        upstream_url=r.url,
+        # what the upstream says it made (the mirror measures its own copy)
+        duration_seconds=status.duration_seconds,
+        upstream_expires_at=int(r.expires_at.timestamp() * 1000) if r.expires_at else None,
+        content_type=r.content_type,
+    )
+
+
+def _finished(job: Job, result: JobResult, now: int) -> Transition:
+    return Transition(
+        replace(
+            job,
+            state=JobState.MIRRORING,
+            result=result,
+            retries=0,
+            progress=prog.forward(job.progress, prog.mirroring_progress()),
+            next_run_at=now,
+        )
+    )
+
+
 def _polled(job: Job, status: UpstreamStatus, now: int, rules: Rules) -> Transition:
     spec = rules.spec
     if status.state is UpstreamState.SUCCEEDED:
-        r = status.result
-        if r is None:
+        result = finished_result(status)
+        if result is None:
             error = TransientError("upstream finished without a result URL")
             return _failed(job, error, now, rules)
-        result = JobResult(
-            upstream_url=r.url,
-            # what the upstream says it made (the mirror measures its own copy)
-            duration_seconds=status.duration_seconds,
-            upstream_expires_at=int(r.expires_at.timestamp() * 1000) if r.expires_at else None,
-            content_type=r.content_type,
-        )
-        return Transition(
-            replace(
-                job,
-                state=JobState.MIRRORING,
-                result=result,
-                retries=0,
-                progress=prog.forward(job.progress, prog.mirroring_progress()),
-                next_run_at=now,
-            )
-        )
+        return _finished(job, result, now)
     elapsed = (now - (job.running_since or now)) / 1000.0
     estimate = prog.running_progress(status.progress, elapsed, spec.typical_seconds)
     delay_ms = _poll_delay_ms(rules, job.poll_count + 1)

@@ -22,7 +22,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from reelgate.billing import charge_for
@@ -50,6 +49,7 @@ from reelgate.engine.planner import (
     MirrorFailed,
     Outcome,
     Polled,
+    Pushed,
     Rules,
     Sending,
     Stale,
@@ -73,8 +73,6 @@ from reelgate.providers.base import (
     ReceivesWebhooks,
     ResultLocation,
     TakesOutputUpload,
-    UpstreamState,
-    UpstreamStatus,
 )
 from reelgate.providers.registry import ProviderRegistry
 from reelgate.storage import Storage
@@ -135,6 +133,7 @@ class Stepper:
         self.uniform = uniform
         self.hook_secret = hook_secret
         """Signs per-job callback URLs (None: providers are polled only)."""
+        self._routes: dict[str, tuple[ModelSpec, list[Served]]] = {}
 
     @classmethod
     def from_runtime(
@@ -158,8 +157,17 @@ class Stepper:
         return self.catalog.get(job.current_model)
 
     def routes(self, spec: ModelSpec) -> list[Served]:
-        """The routes serving ``spec`` here, best first (``catalog.routing``)."""
-        return served_routes(spec, self.providers.route_of, self.settings.provider_priority)
+        """The routes serving ``spec`` here, best first (``catalog.routing``). Asked on
+        every step and fixed for a spec (providers and priorities are set at start), so
+        worked out once per spec object."""
+        known = self._routes.get(spec.id)
+        if known is None or known[0] is not spec:
+            known = (
+                spec,
+                served_routes(spec, self.providers.route_of, self.settings.provider_priority),
+            )
+            self._routes[spec.id] = known
+        return known[1]
 
     def current_route(self, job: Job) -> Served | None:
         """The route of the job's current attempt (None while queued: the next create
@@ -215,7 +223,7 @@ class Stepper:
             served=served,
             next_route=next_route,
             callback_wait_seconds=(
-                settings.webhook_safety_poll_seconds if self._calls_back(job, served) else None
+                settings.webhook_safety_poll_seconds if self._calls_back(served) else None
             ),
             gone_mark_seconds=settings.model_gone_mark_seconds,
             mirror_quick_retries=settings.mirror_quick_retries,
@@ -424,6 +432,7 @@ class Stepper:
             return None
         day = today(now)
         marks = {m.deployment: m for m in await self.store.list_unavailable(now)}
+        cooling = await self.store.list_cooling(now)
         blocked: tuple[Served, Cooling | MarkedGone] | None = None
         for served in left:
             why: Cooling | MarkedGone | None = None
@@ -434,7 +443,7 @@ class Stepper:
                 why = MarkedGone(f"retired on its {served.name} route{since}{after}")
             elif (mark := marks.get(served.key)) is not None:
                 why = MarkedGone(mark.reason)
-            elif (until := await self.store.cooling_until(served.key, now)) is not None:
+            elif (until := cooling.get(served.key)) is not None:
                 why = Cooling(until)
             if why is None:
                 return served
@@ -471,13 +480,13 @@ class Stepper:
             callback_url=self._callback_url(job, served),
         )
 
-    def _calls_back(self, job: Job, served: Served | None) -> bool:
+    def _calls_back(self, served: Served | None) -> bool:
         """The route's provider will call when the job ends: with a per-job URL the
         create carries, or at the endpoint the operator registered with it."""
         provider = self._hooked(served)
         if provider is None:
             return False
-        return not provider.per_job_callbacks or self._callback_url(job, served) is not None
+        return not provider.per_job_callbacks or self.hook_secret is not None
 
     def _hooked(self, served: Served | None) -> ReceivesWebhooks | None:
         settings = self.settings
@@ -570,22 +579,9 @@ class Stepper:
 
     async def _poll(self, job: Job) -> None:
         assert job.upstream_id is not None
-        pushed = job.result
-        if pushed is not None:
+        if job.result is not None:
             # the provider's signed call named the finished video (api.provider_hooks)
-            expires = pushed.upstream_expires_at
-            location = ResultLocation(
-                url=pushed.upstream_url,
-                expires_at=datetime.fromtimestamp(expires / 1000, UTC) if expires else None,
-                content_type=pushed.content_type or "video/mp4",
-            )
-            told = UpstreamStatus(
-                UpstreamState.SUCCEEDED,
-                progress=100,
-                result=location,
-                duration_seconds=pushed.duration_seconds,
-            )
-            await self.take(job, Polled(told))
+            await self.take(job, Pushed(job.result))
             return
         try:
             status = await self.provider(job).status(job.upstream_id)

@@ -15,7 +15,6 @@ from reelgate.store.schema import provider_cooldowns, unavailable_models
 __all__ = [
     "Unavailable",
     "clear_unavailable",
-    "cooling_until",
     "list_cooling",
     "list_unavailable",
     "mark_unavailable",
@@ -48,19 +47,6 @@ async def start_cooldown(
             },
         )
         await conn.execute(stmt)
-
-
-async def cooling_until(engine: AsyncEngine, deployment: str, now: int | None = None) -> int | None:
-    """When the deployment's cooldown ends, or None if it is not cooling down."""
-    now = now_ms() if now is None else now
-    async with reading(engine) as conn:
-        until = await conn.scalar(
-            sa.select(provider_cooldowns.c.until_at).where(
-                provider_cooldowns.c.deployment == deployment,
-                provider_cooldowns.c.until_at > now,
-            )
-        )
-    return int(until) if until is not None else None
 
 
 async def list_cooling(engine: AsyncEngine, now: int) -> dict[str, int]:

@@ -674,10 +674,6 @@ class MemoryStore:
             end = max(until, current[0]) if current is not None else until
             self.state.cooldowns[deployment] = (end, reason[:500])
 
-    async def cooling_until(self, deployment: str, now: int) -> int | None:
-        current = self.state.cooldowns.get(deployment)
-        return current[0] if current is not None and current[0] > now else None
-
     async def list_cooling(self, now: int) -> dict[str, int]:
         return {k: until for k, (until, _) in self.state.cooldowns.items() if until > now}
 

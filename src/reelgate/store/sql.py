@@ -285,9 +285,6 @@ class SqlStore:
     async def start_cooldown(self, deployment: str, until: int, reason: str, now: int) -> None:
         await cooldowns.start_cooldown(self.engine, deployment, until, reason, now)
 
-    async def cooling_until(self, deployment: str, now: int) -> int | None:
-        return await cooldowns.cooling_until(self.engine, deployment, now)
-
     async def list_cooling(self, now: int) -> dict[str, int]:
         return await cooldowns.list_cooling(self.engine, now)
 
