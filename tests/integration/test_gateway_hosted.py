@@ -545,3 +545,37 @@ async def test_a_call_that_beats_the_creates_answer_is_retried_then_one_early_po
     assert _attempts(job) == [("kling-2-5-turbo", "fal", "completed")]
     assert calls and set(calls) == {503}, calls
     assert polls == 1
+
+
+async def test_a_quota_answer_on_replicate_is_taken_by_the_fal_route(
+    settings: Settings, upstreams: dict[str, EmulatorServer]
+) -> None:
+    """The same move the other way: Replicate first (operator priority), its 429, fal."""
+    async with gateway(settings, upstreams, provider_priority={"replicate": 0}) as g:
+        job = await g.run(
+            {"model": "kling-2-5-turbo", "prompt": "a lantern [fault:quota@replicate]"}
+        )
+    assert job["status"] == "completed", job
+    assert _attempts(job) == [
+        ("kling-2-5-turbo", "replicate", "quota"),
+        ("kling-2-5-turbo", "fal", "completed"),
+    ]
+
+
+async def test_a_parameter_a_hosted_model_lacks_is_a_400_naming_what_it_takes(
+    gw: Gateway,
+) -> None:
+    """Kling renders 1080p only, 5 or 10 s, and no seed (on either route)."""
+    asked = len(gw.fal.received) + len(gw.replicate.received)
+    for extra, field, allowed in (
+        ({"resolution": "480p"}, "resolution", ["1080p"]),
+        ({"duration_seconds": 7}, "duration_seconds", [5, 10]),
+    ):
+        answer = await gw.client.post(
+            "/v1/videos", json={"model": "kling-2-5-turbo", "prompt": "a kite", **extra}
+        )
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert error["param"] == field, error
+        assert error["allowed"] == allowed, error
+    assert len(gw.fal.received) + len(gw.replicate.received) == asked  # nothing sent
