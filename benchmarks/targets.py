@@ -20,7 +20,8 @@ __all__ = ["Results", "targets"]
 
 POST_P50_MS = 50.0
 GET_P50_MS = 25.0
-POST_TAIL_RATIO = 6.0
+POST_TAIL_RATIO = 4.0
+SERVER_CPU_PER_POST_MS = 2.5
 POST_RPS_CONCURRENT = 20.0
 PG_OVER_SQLITE_POST = 2.0
 ENGINE_JOBS_PER_S = 5.0
@@ -60,6 +61,10 @@ def _submit(figures: SubmitFigures) -> list[Target]:
     for name, f in (("sqlite", lite), ("postgresql", pg)):
         tail = f.tail_ratio if f else None
         out.append(Target(f"POST p95 / p50, c={c}, {name}", tail, POST_TAIL_RATIO, "x"))
+    for name, f in (("sqlite", lite), ("postgresql", pg)):
+        cpu = f.cpu_ms_per("c1") if f else None
+        limit = SERVER_CPU_PER_POST_MS
+        out.append(Target(f"server CPU per POST, c=1, {name}", cpu, limit, "ms"))
     done = f"{figures.load.history // 1000}k"
     for name, f in (("sqlite", lite), ("postgresql", pg)):
         flat = f.history_ratio if f else None

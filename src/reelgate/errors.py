@@ -61,6 +61,7 @@ __all__ = [
     "UnsupportedMediaType",
     "UpstreamTimeout",
     "ValidationFailed",
+    "idempotency_taken_over",
 ]
 
 
@@ -112,6 +113,18 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     http_status = 409
     code = "conflict"
+
+
+def idempotency_taken_over() -> Conflict:
+    """A handler's Idempotency-Key lease ran out and a retry took the key over: this
+    attempt's work is rolled back, and the client learns to retry with the same key."""
+    return Conflict(
+        "This request took longer than its Idempotency-Key lease and a retry took "
+        "the key over; nothing was done by this attempt. Retry with the same key to "
+        "get the outcome.",
+        code="idempotency_in_progress",
+        retry_after=1,
+    )
 
 
 class Gone(ApiError):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelgate.accounts.keycache import KeyCache
 from reelgate.catalog import Catalog, load_catalog
+from reelgate.catalog.lifecycle import Unavailable
 from reelgate.config import Settings, with_config_file
 from reelgate.engine.events import EventHub
 from reelgate.limits import RateLimiter
@@ -17,6 +19,7 @@ from reelgate.providers.registry import ProviderRegistry, build_registry
 from reelgate.storage import Storage, open_storage
 from reelgate.store.base import Store
 from reelgate.store.db import create_engine, is_postgres
+from reelgate.store.recent import Recent
 from reelgate.store.sql import SqlStore
 from reelgate.store.wakeup import InProcessWakeup, PostgresWakeup, Wakeup
 
@@ -37,6 +40,10 @@ class Runtime:
     events: EventHub = field(default_factory=EventHub)
     keys: KeyCache = field(default_factory=KeyCache)
     """Valid API keys, remembered a second (``accounts.keycache``)."""
+    flags: Recent[str, dict[str, Any]] = field(default_factory=Recent)
+    """Accounts' flags, remembered a second (``store.recent``)."""
+    gone: Recent[str, list[Unavailable]] = field(default_factory=Recent)
+    """The models providers said are gone, remembered a second (``store.recent``)."""
     store: Store = field(init=False)
     """The engine's store over ``db`` (``store.base``)."""
 

@@ -1,11 +1,11 @@
 """The database cut, refused and frozen under the API, by a real TCP proxy.
 
 reelgate talks to PostgreSQL through ``tests.faultproxy.FaultProxy``, which
-breaks the connection at a chosen point of a submit: just before its
-transaction commits, or just after. Whatever happens, an Idempotency-Key ends
-with exactly one job and one hold, the client sees 202, 409 or 503 (never a
-500), and its retries succeed once the database is back and the key's lease
-has run out.
+breaks the connection at a chosen point of a submit: as its one statement goes out,
+after it committed but before its answer is read, or after the submit returned.
+Whatever happens, an Idempotency-Key ends with exactly one job and one hold, the
+client sees 202, 409 or 503 (never a 500), and its retries succeed once the
+database is back and the key's lease has run out.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from reelgate.accounts.dev import ensure_dev_account
@@ -95,20 +95,37 @@ def _break(proxy: FaultProxy, fault: str) -> None:
     threading.Timer(heal_after, proxy.restore).start()
 
 
-def _arm_before_commit(rt: Runtime, trigger: Callable[[], None]) -> None:
-    """Fire ``trigger`` once, as the transaction that inserted a job is about to commit."""
+def _arm_submit(monkeypatch: pytest.MonkeyPatch, point: str, trigger: Callable[[], None]) -> None:
+    """Fire ``trigger`` once, at ``point`` of the submit's one call to PostgreSQL
+    (``store.submit.postgres_submit``):
+
+    - ``before_send``: the fault is there when the statement goes out. A reset or a
+      refused connection fails it; a frozen one holds it past the statement timeout,
+      and it may still reach the server once the proxy thaws, after the client was told
+      503 (the Idempotency-Key's fence must then keep it from making a second job);
+    - ``answer_lost``: the statement ran and committed, and the connection breaks before
+      its answer is read: the client hears of an outage about work that was done;
+    - ``after_commit``: the submit returned; the fault hits whatever comes next."""
+    from reelgate.store.submit import postgres_submit as original
+
     state = {"armed": True}
 
-    @event.listens_for(rt.db.sync_engine, "before_cursor_execute")
-    def saw(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO JOBS"):
-            conn.info["inserted_job"] = True
-
-    @event.listens_for(rt.db.sync_engine, "commit")
-    def committing(conn: Any) -> None:
-        if state["armed"] and conn.info.pop("inserted_job", False):
-            state["armed"] = False
+    async def faulty(conn: Any, *args: Any) -> Any:
+        if not state["armed"]:
+            return await original(conn, *args)
+        state["armed"] = False
+        if point == "before_send":
             trigger()
+            return await original(conn, *args)
+        result = await original(conn, *args)
+        trigger()
+        if point == "answer_lost":
+            raise asyncpg.exceptions.ConnectionDoesNotExistError(
+                "connection was closed in the middle of operation"
+            )
+        return result
+
+    monkeypatch.setattr("reelgate.store.sql.postgres_submit", faulty)
 
 
 async def _retry_until_accepted(
@@ -145,7 +162,7 @@ async def _one_job_per_key(rt: Runtime, key: str, job_id: str) -> None:
 
 
 @pytest.mark.parametrize("fault", ["reset", "down", "freeze"])
-@pytest.mark.parametrize("point", ["before_commit", "after_commit"])
+@pytest.mark.parametrize("point", ["before_send", "answer_lost", "after_commit"])
 async def test_a_database_fault_at_each_point_of_a_submit_leaves_one_job_per_key(
     frt: Runtime,
     fclient: httpx.AsyncClient,
@@ -159,19 +176,7 @@ async def test_a_database_fault_at_each_point_of_a_submit_leaves_one_job_per_key
     def trigger() -> None:
         _break(proxy, fault)
 
-    if point == "before_commit":
-        _arm_before_commit(frt, trigger)
-    else:
-        from reelgate.engine import commands
-
-        original = commands.submit_job
-
-        async def submit_then_break(*args: Any, **kwargs: Any) -> Any:
-            job = await original(*args, **kwargs)
-            trigger()  # committed; the fault hits whatever comes next
-            return job
-
-        monkeypatch.setattr("reelgate.api.routes_videos.submit_job", submit_then_break)
+    _arm_submit(monkeypatch, point, trigger)
     seen: list[int] = []
     first = await fclient.post("/v1/videos", json=BODY, headers={"Idempotency-Key": key})
     seen.append(first.status_code)

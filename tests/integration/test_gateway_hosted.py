@@ -543,8 +543,13 @@ async def test_a_call_that_beats_the_creates_answer_is_retried_then_one_early_po
         polls = g.fal.polls(request_id)
     assert job["status"] == "completed", job
     assert _attempts(job) == [("kling-2-5-turbo", "fal", "completed")]
-    assert calls and set(calls) == {503}, calls
-    assert polls == 1
+    assert calls and set(calls[:-1]) <= {503} and calls[0] == 503, calls
+    if calls[-1] == 202:
+        # a machine so busy that fal's last retry came after the answer was stored: that
+        # retry delivered the video, and the poll may or may not have come first
+        assert polls <= 1
+    else:
+        assert calls[-1] == 503 and polls == 1, (calls, polls)
 
 
 async def test_a_quota_answer_on_replicate_is_taken_by_the_fal_route(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,8 @@ from reelgate.store.idempotency import KeyRecord
 from reelgate.store.ledger import MAX_BALANCE, Balance
 from reelgate.store.memory import MemoryStore
 from reelgate.store.sql import SqlStore
-from tests.values import NOW, Clock
+from reelgate.store.submit import JobSubmission, StoredAnswer, SubmitOutcome
+from tests.values import NOW, PARAMS, Clock
 from tests.values import a_job as values_job
 
 ACCOUNT = "acct_1"
@@ -619,3 +621,140 @@ async def test_a_released_key_is_free_at_once(store: Store) -> None:
             ACCOUNT, "k2", "h", owner="b", now=NOW + 1, lease_ms=60_000, ttl_ms=86_400_000
         )
     assert again is None
+
+
+# ── the submit in one call ──
+
+
+def a_submission(
+    job_id: str = "video_1", *, amount: int = 1_000, answer: StoredAnswer | None = None, **kw: Any
+) -> JobSubmission:
+    job = a_job(job_id, hold_id=f"hold_{job_id}", event_seq=1, **kw)
+    return JobSubmission(
+        job=job,
+        hold_amount=amount,
+        event=Event("video.queued", PublicStatus.QUEUED, 0),
+        max_jobs=3,
+        max_seconds=10,
+        answer=answer,
+    )
+
+
+async def test_a_submit_writes_the_job_its_hold_and_its_first_event_at_once(
+    store: Store,
+) -> None:
+    result = await store.submit(a_submission())
+    assert result.outcome is SubmitOutcome.OK
+    assert result.balance == Balance(BALANCE, 1_000)
+    assert (result.jobs_in_flight, result.seconds_in_flight) == (1, 4)
+    job = await get(store, "video_1")
+    assert job == a_job("video_1", hold_id="hold_video_1", event_seq=1)
+    async with store.reading() as tx:
+        assert await tx.get_balance(ACCOUNT) == Balance(BALANCE, 1_000)
+        assert await tx.in_flight_totals(ACCOUNT) == (1, 4)
+        [event] = await tx.events_after("video_1", 0)
+    assert (event.seq, event.event.type, event.created_at) == (1, "video.queued", NOW)
+    async with store.begin() as tx:  # the hold is the job's: it captures once
+        assert await tx.capture_hold("hold_video_1", 400)
+        assert not await tx.capture_hold("hold_video_1", 400)
+        assert await tx.get_balance(ACCOUNT) == Balance(BALANCE - 400, 0)
+
+
+async def test_a_refused_submit_writes_nothing_and_says_why_with_the_numbers(
+    store: Store,
+) -> None:
+    too_dear = await store.submit(a_submission(amount=BALANCE + 1))
+    assert too_dear.outcome is SubmitOutcome.NOT_ENOUGH
+    assert too_dear.balance == Balance(BALANCE, 0)
+    for i in (1, 2):
+        assert (await store.submit(a_submission(f"video_{i}"))).outcome is SubmitOutcome.OK
+    # 8 s in flight of 10: a 4 s job passes the seconds cap
+    over_seconds = await store.submit(a_submission("video_3"))
+    assert over_seconds.outcome is SubmitOutcome.TOO_MANY_SECONDS
+    assert (over_seconds.jobs_in_flight, over_seconds.seconds_in_flight) == (2, 8)
+    short = replace(PARAMS, duration_seconds=1)
+    assert (await store.submit(a_submission("video_3", params=short))).outcome == "ok"
+    over_jobs = await store.submit(a_submission("video_4", params=short))
+    assert over_jobs.outcome is SubmitOutcome.TOO_MANY_JOBS
+    assert over_jobs.jobs_in_flight == 3
+    nobody = await store.submit(a_submission("video_5", account_id="acct_nobody"))
+    assert nobody.outcome is SubmitOutcome.NO_ACCOUNT
+    for missing in ("video_4", "video_5"):
+        assert await get(store, missing, include_deleted=True) is None
+    async with store.reading() as tx:
+        assert await tx.get_balance(ACCOUNT) == Balance(BALANCE, 3_000)
+        assert await tx.in_flight_totals(ACCOUNT) == (3, 9)
+        assert await tx.events_after("video_4", 0) == []
+
+
+async def test_a_submit_stores_its_answer_only_while_it_holds_the_key(store: Store) -> None:
+    async with store.begin() as tx:
+        for key in ("k1", "k2"):
+            await tx.claim_idempotency(
+                ACCOUNT, key, "h", owner="me", now=NOW, lease_ms=1_000, ttl_ms=10_000
+            )
+    body = {"id": "video_1", "status": "queued"}
+    ok = await store.submit(a_submission(answer=StoredAnswer("k1", "me", 202, body)))
+    assert ok.outcome is SubmitOutcome.OK
+    taken = await store.submit(a_submission("video_2", answer=StoredAnswer("k2", "you", 202, {})))
+    assert taken.outcome is SubmitOutcome.KEY_TAKEN
+    assert await get(store, "video_2") is None
+    async with store.begin() as tx:
+        replay = await tx.claim_idempotency(
+            ACCOUNT, "k1", "h", owner="other", now=NOW + 1, lease_ms=1_000, ttl_ms=10_000
+        )
+        assert await tx.get_balance(ACCOUNT) == Balance(BALANCE, 1_000)
+    assert replay is not None and (replay.state, replay.response_status) == ("done", 202)
+    assert replay.response_body == body
+
+
+async def test_concurrent_submits_are_counted_one_after_another(store: Store) -> None:
+    subs = [
+        a_submission(f"video_{i}", params=replace(PARAMS, duration_seconds=1)) for i in range(8)
+    ]
+    results = await asyncio.gather(*(store.submit(s) for s in subs))
+    outcomes = sorted(r.outcome.value for r in results)
+    assert outcomes == ["ok"] * 3 + ["too_many_jobs"] * 5
+    async with store.reading() as tx:
+        assert await tx.in_flight_totals(ACCOUNT) == (3, 3)
+        assert await tx.get_balance(ACCOUNT) == Balance(BALANCE, 3_000)
+
+
+async def test_in_flight_counts_follow_every_way_a_job_starts_and_stops(store: Store) -> None:
+    """The SQL store keeps the counts with triggers; whatever path finishes or revives a
+    job, they equal a count of the account's jobs with a wake-up."""
+    await store.submit(a_submission("video_1"))
+    await put(
+        store,
+        a_job("video_2"),
+        a_job("video_3", state=JobState.COMPLETED, next_run_at=None, completed_at=NOW),
+        a_job("video_4", account_id=OTHER),
+    )
+    async with store.reading() as tx:
+        assert await tx.in_flight_totals(ACCOUNT) == (2, 8)
+        assert await tx.in_flight_totals(OTHER) == (1, 4)
+    async with store.begin() as tx:  # canceled on the spot
+        assert await tx.cancel_if_queued(ACCOUNT, "video_2", NOW + 1) is not None
+    [claimed] = await store.claim_due("w", limit=1, lease_ms=60_000, now=NOW + 2)
+    done = replace(claimed, state=JobState.COMPLETED, next_run_at=None, completed_at=NOW + 3)
+    polled = replace(claimed, next_run_at=NOW + 10)
+    async with store.begin() as tx:  # a step that only moves the wake-up changes nothing
+        assert await tx.write_step(claimed, polled, "w", release=False)
+    async with store.reading() as tx:
+        assert await tx.in_flight_totals(ACCOUNT) == (1, 4)
+    async with store.begin() as tx:
+        assert await tx.write_step(polled, done, "w", release=True)
+    async with store.reading() as tx:
+        assert await tx.in_flight_totals(ACCOUNT) == (0, 0)
+    # a finished job whose copy is retried is in flight again until the copy is done
+    failed = JobResult(upstream_url="u", mirror_status=MirrorStatus.FAILED)
+    finished = await get(store, "video_3")
+    assert finished is not None
+    async with store.begin() as tx:
+        assert await tx.restart_mirror(finished, failed, NOW + 4)
+    async with store.reading() as tx:
+        assert await tx.in_flight_totals(ACCOUNT) == (1, 4)
+    async with store.begin() as tx:
+        await tx.hide_job(ACCOUNT, "video_3", NOW + 5)
+        assert await tx.in_flight_totals(ACCOUNT) == (0, 0)
+        assert await tx.in_flight_totals(OTHER) == (1, 4)

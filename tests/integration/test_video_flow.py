@@ -236,6 +236,7 @@ async def test_availability_rules_answer_403_naming_the_rule(
 
     async with rt.db.begin() as conn:
         await set_flags(conn, DEV_ACCOUNT_ID, allowed_models=["sora-2"], prc_opt_in=True)
+    rt.flags.forget_all()  # changed behind the API's back: it would see it within a second
     models = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
     # allowed now; still unusable here only because no OpenAI key is configured
     assert "REELGATE_OPENAI_API_KEY" in models["sora-2"]["not_usable_reason"]

@@ -242,6 +242,9 @@ def test_the_emulator_takes_both_documented_creates_and_finishes_in_the_document
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert _covers(answer, shape("poll-succeeded")) == []
+    while httpx.get(version.json()["urls"]["get"], headers=AUTH).json()["status"] != "succeeded":
+        assert time.monotonic() < deadline  # the list shows both, finished (with metrics)
+        time.sleep(0.05)
     listed = httpx.get(f"{emulator.url}/v1/predictions", headers=AUTH).json()
     assert _covers(listed, load("list-response")["body"]) == []
     secret = httpx.get(f"{emulator.url}/v1/webhooks/default/secret", headers=AUTH).json()

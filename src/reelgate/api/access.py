@@ -5,6 +5,8 @@ refused). Shared by every route that creates jobs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from reelgate.catalog.availability import access_denied
 from reelgate.catalog.lifecycle import today
 from reelgate.catalog.routing import served_routes
@@ -13,12 +15,21 @@ from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
 from reelgate.store.jobs import now_ms
 
-__all__ = ["check_available"]
+__all__ = ["account_flags", "check_available"]
+
+
+async def account_flags(rt: Runtime, account_id: str) -> dict[str, Any]:
+    """The account's flags, read at most once a second per process (``store.recent``)."""
+
+    async def read() -> dict[str, Any]:
+        async with rt.store.reading() as tx:
+            return await tx.get_flags(account_id)
+
+    return await rt.flags.get(account_id, read)
 
 
 async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
-    async with rt.store.reading() as tx:
-        flags = await tx.get_flags(key.account_id)
+    flags = await account_flags(rt, key.account_id)
     for model_id in chain:
         spec = rt.catalog.get(model_id)
         denied = access_denied(spec, flags)
@@ -39,7 +50,9 @@ async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:
                 param="model" if model_id == chain[0] else "fallback",
                 model=model_id,
             )
-    marks = {m.deployment: m for m in await rt.store.list_unavailable(now_ms())}
+    now = now_ms()
+    listed = await rt.gone.get("", lambda: rt.store.list_unavailable(now))
+    marks = {m.deployment: m for m in listed if m.until > now}
     if not marks:
         return  # validation already refused a chain of only retired models
     day = today()

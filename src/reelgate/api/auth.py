@@ -13,9 +13,15 @@ from reelgate.store.jobs import now_ms
 __all__ = ["require_admin", "require_read", "require_write", "runtime"]
 
 
-def runtime(request: Request) -> Runtime:
+def _runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
+
+
+async def runtime(request: Request) -> Runtime:
+    """The process's runtime, as a dependency (async: FastAPI runs a plain ``def``
+    dependency in its thread pool, a thread hop on every request)."""
+    return _runtime(request)
 
 
 async def _authenticate(request: Request) -> KeyInfo:
@@ -26,7 +32,7 @@ async def _authenticate(request: Request) -> KeyInfo:
             "Missing API key: send 'Authorization: Bearer <your rg_ key>'.",
             code="missing_api_key",
         )
-    rt = runtime(request)
+    rt = _runtime(request)
 
     async def read(key: str, now: int) -> KeyInfo | None:
         async with rt.store.reading() as tx:
@@ -49,7 +55,7 @@ def _require(info: KeyInfo, scope: str) -> KeyInfo:
 
 
 async def _limited(request: Request, info: KeyInfo) -> KeyInfo:
-    limiter = runtime(request).rate_limiter
+    limiter = _runtime(request).rate_limiter
     if limiter is not None:
         await enforce(limiter, info.key_id)
     return info

@@ -32,11 +32,12 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from reelgate.api.errors import error_response
-from reelgate.errors import Conflict, ReelgateError, ValidationFailed
+from reelgate.errors import Conflict, ReelgateError, ValidationFailed, idempotency_taken_over
 from reelgate.runtime import Runtime
 from reelgate.store.base import Tx
 from reelgate.store.db import is_unavailable
 from reelgate.store.jobs import now_ms
+from reelgate.store.submit import StoredAnswer
 
 __all__ = ["IDEMPOTENCY_TTL_MS", "Idempotency", "idempotent"]
 
@@ -57,14 +58,13 @@ class Idempotency:
         """Store the response inside the caller's transaction (the one doing the work).
         Raises 409 if a retry took the key over meanwhile: the work must roll back."""
         if not await tx.complete_idempotency(self.account_id, self.key, self.owner, status, body):
-            raise Conflict(
-                "This request took longer than its Idempotency-Key lease and a retry took "
-                "the key over; nothing was done by this attempt. Retry with the same key to "
-                "get the outcome.",
-                code="idempotency_in_progress",
-                retry_after=1,
-            )
+            raise idempotency_taken_over()
         self.done = True
+
+    def answer(self, status: int, body: Any) -> StoredAnswer:
+        """The response to store with work the store writes in one call (``submit``);
+        the caller marks ``done`` once that call succeeded."""
+        return StoredAnswer(self.key, self.owner, status, body)
 
 
 async def _request_hash(request: Request) -> str:

@@ -136,6 +136,7 @@ async def update_account(
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_none=True)
     flags = await admin.update_flags(rt.store, account_id, **changes)
+    rt.flags.forget(account_id)  # other processes see the change within a second
     return {"object": "account", "id": account_id, "flags": flags}
 
 

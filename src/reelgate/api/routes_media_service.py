@@ -33,6 +33,7 @@ from reelgate.errors import NotFound
 from reelgate.job import Job, PublicStatus
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
+from reelgate.store.submit import StoredAnswer
 
 __all__ = ["SERVICE", "router"]
 
@@ -141,9 +142,9 @@ async def create(
                 },
             }
 
-        async def store(conn: Any, job: Job) -> None:
-            if idem is not None:
-                await idem.complete(conn, 202, answer(job))
+        async def stored(job: Job) -> StoredAnswer:
+            assert idem is not None
+            return idem.answer(202, answer(job))
 
         job = await submit_job(
             rt,
@@ -155,8 +156,10 @@ async def create(
                 deadline_seconds=checked.deadline_seconds or 600,
                 source=SERVICE,
             ),
-            on_created=store,
+            answer=stored if idem is not None else None,
         )
+        if idem is not None:
+            idem.done = True
         return JSONResponse(answer(job), status_code=202)
 
     return await idempotent(request, rt, key.account_id, handler)

@@ -41,7 +41,7 @@ from reelgate.runtime import Runtime
 from reelgate.storage.keys import upload_key
 from reelgate.storage.signing import verify
 from reelgate.store.accounts import KeyInfo
-from reelgate.store.base import Tx
+from reelgate.store.submit import StoredAnswer
 
 __all__ = ["router"]
 
@@ -117,9 +117,9 @@ async def _create(
         check_url(body.image_url, rt.settings.net_policy(), param="image_url")
         params = replace(params, image_url=body.image_url)
 
-    async def store_response(tx: Tx, job: Job) -> None:
-        if idem is not None:
-            await idem.complete(tx, 202, await job_to_wire(rt, job))
+    async def answer(job: Job) -> StoredAnswer:
+        assert idem is not None
+        return idem.answer(202, await job_to_wire(rt, job))
 
     job = await submit_job(
         rt,
@@ -133,8 +133,10 @@ async def _create(
             image=image,
             image_mime_type=mime,
         ),
-        on_created=store_response,
+        answer=answer if idem is not None else None,
     )
+    if idem is not None:
+        idem.done = True
     return JSONResponse(
         await job_to_wire(rt, job), status_code=202, headers={"Location": f"/v1/videos/{job.id}"}
     )

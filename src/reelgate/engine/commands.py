@@ -14,14 +14,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reelgate.billing import hold_for
-from reelgate.errors import Conflict, NotFound, TooManyInFlight
-from reelgate.ids import new_job_id
+from reelgate.errors import (
+    Conflict,
+    NotFound,
+    ReelgateError,
+    TooManyInFlight,
+    idempotency_taken_over,
+)
+from reelgate.ids import new_id, new_job_id
 from reelgate.job import Event, Job, JobParams, JobState, MirrorStatus, PublicStatus
 from reelgate.runtime import Runtime
-from reelgate.store.base import Tx
 from reelgate.store.jobs import now_ms
+from reelgate.store.ledger import not_enough
+from reelgate.store.submit import JobSubmission, StoredAnswer, SubmitOutcome, SubmitResult
 
-__all__ = ["NewJob", "OnCreated", "delete_job", "request_cancel", "retry_mirror", "submit_job"]
+__all__ = ["Answer", "NewJob", "delete_job", "request_cancel", "retry_mirror", "submit_job"]
 
 
 @dataclass(frozen=True)
@@ -47,13 +54,20 @@ async def _store_image(rt: Runtime, job_id: str, account_id: str, data: bytes) -
     return key
 
 
-OnCreated = Callable[[Tx, Job], Awaitable[None]]
+Answer = Callable[[Job], Awaitable[StoredAnswer]]
+"""The response for a new job, stored with it for its Idempotency-Key to replay."""
 
 
-async def submit_job(rt: Runtime, new: NewJob, *, on_created: OnCreated | None = None) -> Job:
-    """Insert a queued job, its hold and its first event, and wake a worker. Returns at
-    once; nothing waits for video. ``on_created`` runs inside the same transaction
-    (the API stores the Idempotency-Key response there).
+async def submit_job(
+    rt: Runtime,
+    new: NewJob,
+    *,
+    answer: Answer | None = None,
+) -> Job:
+    """Write a queued job, its hold, its ledger line and its first event in one
+    transaction sent as one call (``store.submit``), and wake a worker. Returns at once;
+    nothing waits for video. With ``answer``, the response it makes for the job is stored
+    in the same transaction, for the Idempotency-Key to replay.
 
     The job returned is the one just written, not read back: once the transaction
     has committed, nothing can fail between it and the answer to the client."""
@@ -63,37 +77,39 @@ async def submit_job(rt: Runtime, new: NewJob, *, on_created: OnCreated | None =
     if new.image is not None:
         key = await _store_image(rt, job_id, new.account_id, new.image)
         params = replace(params, image_key=key, image_mime_type=new.image_mime_type)
-    seconds = params.duration_seconds
-    amount = hold_for(rt.catalog, list(new.chain), params.resolution, seconds)
-    async with rt.store.begin() as tx:
-        # Hold first: it locks the account row, so concurrent submits queue here
-        # and each sees the holds of the ones before it.
-        hold_id = await tx.place_hold(new.account_id, job_id, amount)
-        await _check_in_flight(rt, tx, new.account_id, seconds)
-        job = Job(
-            id=job_id,
-            account_id=new.account_id,
-            source=new.source,
-            model=new.chain[0],
-            chain=tuple(new.chain),
-            chain_index=0,
-            attempt_no=0,
-            state=JobState.QUEUED,
-            prompt=new.prompt,
-            params=params,
-            metadata=dict(new.metadata),
-            next_run_at=now,
-            event_seq=1,
-            deadline_at=now + new.deadline_seconds * 1000,
-            created_at=now,
-            updated_at=now,
-            hold_id=hold_id,
-        )
-        await tx.insert_job(job)
-        await tx.record_event(job_id, 1, Event("video.queued", PublicStatus.QUEUED, 0), now)
-        if on_created is not None:
-            await on_created(tx, job)
-        await tx.wake(job_id)
+    job = Job(
+        id=job_id,
+        account_id=new.account_id,
+        source=new.source,
+        model=new.chain[0],
+        chain=tuple(new.chain),
+        chain_index=0,
+        attempt_no=0,
+        state=JobState.QUEUED,
+        prompt=new.prompt,
+        params=params,
+        metadata=dict(new.metadata),
+        next_run_at=now,
+        event_seq=1,
+        deadline_at=now + new.deadline_seconds * 1000,
+        created_at=now,
+        updated_at=now,
+        hold_id=new_id("hold"),
+    )
+    limits = rt.settings
+    sub = JobSubmission(
+        job=job,
+        hold_amount=hold_for(
+            rt.catalog, list(new.chain), params.resolution, params.duration_seconds
+        ),
+        event=Event("video.queued", PublicStatus.QUEUED, 0),
+        max_jobs=limits.max_jobs_in_flight,
+        max_seconds=limits.max_seconds_in_flight,
+        answer=await answer(job) if answer is not None else None,
+    )
+    result = await rt.store.submit(sub)
+    if result.outcome is not SubmitOutcome.OK:
+        raise _refusal(sub, result)
     rt.wakeup.notify()
     return job
 
@@ -101,28 +117,32 @@ async def submit_job(rt: Runtime, new: NewJob, *, on_created: OnCreated | None =
 IN_FLIGHT_RETRY_AFTER = 5
 
 
-async def _check_in_flight(rt: Runtime, tx: Tx, account_id: str, seconds: int) -> None:
-    """Per-account caps on work in flight. Runs after the hold locked the account row,
-    so concurrent submits are counted one after another."""
-    count, in_flight = await tx.in_flight_totals(account_id)
-    limits = rt.settings
-    if count + 1 > limits.max_jobs_in_flight:
-        raise TooManyInFlight(
-            f"This account already has {count} jobs queued or in progress (the limit is "
-            f"{limits.max_jobs_in_flight}); wait for some to finish.",
+def _refusal(sub: JobSubmission, result: SubmitResult) -> ReelgateError:
+    """The error for a submit the store refused, with the numbers behind it."""
+    job, outcome = sub.job, result.outcome
+    seconds, max_jobs, max_seconds = job.params.duration_seconds, sub.max_jobs, sub.max_seconds
+    if outcome is SubmitOutcome.NO_ACCOUNT:
+        return NotFound(f"No account {job.account_id!r}.", param="account_id")
+    if outcome is SubmitOutcome.NOT_ENOUGH:
+        return not_enough(result.balance, sub.hold_amount)
+    if outcome is SubmitOutcome.TOO_MANY_JOBS:
+        return TooManyInFlight(
+            f"This account already has {result.jobs_in_flight} jobs queued or in progress "
+            f"(the limit is {max_jobs}); wait for some to finish.",
             code="too_many_jobs_in_flight",
-            limit=limits.max_jobs_in_flight,
+            limit=max_jobs,
             retry_after=IN_FLIGHT_RETRY_AFTER,
         )
-    if in_flight + seconds > limits.max_seconds_in_flight:
-        raise TooManyInFlight(
-            f"This account already has {in_flight} s of video in flight; {seconds} s more "
-            f"would pass the limit of {limits.max_seconds_in_flight} s. Wait for some jobs "
+    if outcome is SubmitOutcome.TOO_MANY_SECONDS:
+        return TooManyInFlight(
+            f"This account already has {result.seconds_in_flight} s of video in flight; "
+            f"{seconds} s more would pass the limit of {max_seconds} s. Wait for some jobs "
             "to finish.",
             code="too_many_seconds_in_flight",
-            limit=limits.max_seconds_in_flight,
+            limit=max_seconds,
             retry_after=IN_FLIGHT_RETRY_AFTER,
         )
+    return idempotency_taken_over()
 
 
 async def _load(rt: Runtime, job_id: str, account_id: str) -> Job:

@@ -121,6 +121,7 @@ class Stepper:
         clock: Callable[[], int] = now_ms,
         uniform: Uniform = random.uniform,
         hook_secret: bytes | None = None,
+        on_unavailable: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -133,6 +134,8 @@ class Stepper:
         self.uniform = uniform
         self.hook_secret = hook_secret
         """Signs per-job callback URLs (None: providers are polled only)."""
+        self.on_unavailable = on_unavailable
+        """Told when a model is marked gone (the API in this process forgets its copy)."""
         self._routes: dict[str, tuple[ModelSpec, list[Served]]] = {}
 
     @classmethod
@@ -149,6 +152,7 @@ class Stepper:
             worker_id=worker_id,
             clock=clock,
             hook_secret=rt.signing_secret,
+            on_unavailable=rt.gone.forget_all,
         )
 
     # ── carrying out a transition ──────────────────────────────────────────────
@@ -255,6 +259,8 @@ class Stepper:
             await self.store.start_cooldown(c.deployment, c.until, c.reason, self.clock())
         if t.unavailable is not None:
             await self.store.mark_unavailable(t.unavailable)
+            if self.on_unavailable is not None:
+                self.on_unavailable()
         spec = self.spec(job)
 
         async def write() -> Job | None:

@@ -25,6 +25,7 @@ from reelgate.store.ambiguous import AmbiguousCreate
 from reelgate.store.events import StoredEvent
 from reelgate.store.idempotency import KeyRecord
 from reelgate.store.ledger import Balance
+from reelgate.store.submit import JobSubmission, SubmitResult
 from reelgate.store.usage import UsageDay
 
 __all__ = ["AmbiguousRecord", "Store", "Tx"]
@@ -270,6 +271,13 @@ class Store(Protocol):
 
     def reading(self) -> AbstractAsyncContextManager[Tx]:
         """Reads only (never takes SQLite's write lock); writing through it is a bug."""
+        ...
+
+    async def submit(self, sub: JobSubmission) -> SubmitResult:
+        """A new job in one transaction, sent as one call (``store.submit``): lock the
+        account, check its credits and in-flight caps, store the Idempotency-Key's answer,
+        write the hold, its ledger line, the job and its first event, wake the workers.
+        A refusal writes nothing and says why, with the account's numbers."""
         ...
 
     async def claim_due(

@@ -13,6 +13,8 @@ API can answer 503 and the workers can back off and resume.
 
 from __future__ import annotations
 
+import sqlite3
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,8 +22,10 @@ from typing import Any
 import asyncpg
 import sqlalchemy.exc as sa_exc
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from reelgate.store.sqlite_writer import SqliteWriter
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
@@ -31,6 +35,7 @@ __all__ = [
     "is_sqlite",
     "is_unavailable",
     "reading",
+    "sqlite_writer",
 ]
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
@@ -110,6 +115,10 @@ def create_engine(
         busy_ms = int((timeout if timeout is not None else 60.0) * 1000)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_ms))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _WRITER_SETTINGS[engine.sync_engine] = (database, busy_ms)
+            event.listen(engine.sync_engine, "engine_disposed", _close_writer)
         return engine
     connect_args: dict[str, Any] = {}
     if timeout is not None:
@@ -126,11 +135,39 @@ def create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No ping at checkout (SQLAlchemy's asyncpg ping is three round trips: BEGIN,
+        # a query, ROLLBACK, on every request). A connection that died with its server
+        # fails its next statement instead; that error invalidates the whole pool, so
+        # an outage costs each process one failed request (a 503) and no more.
+        pool_pre_ping=False,
         pool_timeout=pool_timeout,
         connect_args=connect_args,
         hide_parameters=True,
     )
+
+
+_WRITER_SETTINGS: weakref.WeakKeyDictionary[Engine, tuple[str, int]] = weakref.WeakKeyDictionary()
+_WRITERS: weakref.WeakKeyDictionary[Engine, SqliteWriter] = weakref.WeakKeyDictionary()
+
+
+def sqlite_writer(engine: AsyncEngine) -> SqliteWriter | None:
+    """The writer thread of a SQLite file's engine (``store.sqlite_writer``), made on first
+    use and closed when the engine is disposed; None for PostgreSQL or an in-memory
+    database (whose connections would each see a different database)."""
+    sync = engine.sync_engine
+    writer = _WRITERS.get(sync)
+    if writer is None:
+        found = _WRITER_SETTINGS.get(sync)
+        if found is None:
+            return None
+        writer = _WRITERS[sync] = SqliteWriter(found[0], busy_ms=found[1])
+    return writer
+
+
+def _close_writer(engine: Engine) -> None:
+    writer = _WRITERS.pop(engine, None)
+    if writer is not None:
+        writer.close()
 
 
 _DRIVER_MODULES = ("asyncpg", "aiosqlite", "sqlite3", "sqlalchemy")
@@ -190,6 +227,9 @@ def is_unavailable(exc: BaseException) -> bool:
         if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
             return True
         return any(isinstance(e, _ASYNCPG_OUTAGES) for e in _chain(exc))
+    if isinstance(exc, sqlite3.Error):  # raised by the writer thread's own connection
+        code = getattr(exc, "sqlite_errorcode", None)
+        return isinstance(code, int) and code & 0xFF in _SQLITE_OUTAGES
     if isinstance(exc, (sa_exc.TimeoutError, sa_exc.DisconnectionError)):
         return True  # the pool waited too long, or could not (re)connect
     if isinstance(exc, sa_exc.PendingRollbackError):

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from reelgate.job import ACTIVE_STATES, Job, JobResult, JobState, PublicStatus
 from reelgate.store.codec import changed_columns, encode_result, job_from_row, job_to_row
 from reelgate.store.db import reading
-from reelgate.store.schema import ambiguous_creates, jobs
+from reelgate.store.schema import accounts, ambiguous_creates, jobs
 
 __all__ = [
     "Job",
@@ -308,16 +308,15 @@ async def count_active(engine: AsyncEngine) -> int:
 
 async def in_flight_totals(conn: AsyncConnection, account_id: str) -> tuple[int, int]:
     """An account's unfinished jobs: how many, and how many seconds of video they ask
-    for (unfinished jobs are exactly those with a wake-up: ix_jobs_active_account)."""
+    for (the counters the ``jobs`` triggers keep on the account's row)."""
     row = (
         await conn.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.coalesce(sa.func.sum(jobs.c.params["duration_seconds"].as_integer()), 0),
-            ).where(jobs.c.account_id == account_id, jobs.c.next_run_at.is_not(None))
+            sa.select(accounts.c.jobs_in_flight, accounts.c.seconds_in_flight).where(
+                accounts.c.id == account_id
+            )
         )
-    ).one()
-    return int(row[0]), int(row[1])
+    ).first()
+    return (int(row[0]), int(row[1])) if row is not None else (0, 0)
 
 
 def _owned(account_id: str, job_id: str) -> sa.ColumnElement[bool]:

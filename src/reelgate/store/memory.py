@@ -27,6 +27,7 @@ from reelgate.store.events import StoredEvent
 from reelgate.store.idempotency import KeyRecord
 from reelgate.store.jobs import now_ms
 from reelgate.store.ledger import Balance, check_grant, not_enough
+from reelgate.store.submit import JobSubmission, SubmitOutcome, SubmitResult, check_submission
 from reelgate.store.usage import DAY_MS, UsageDay
 
 __all__ = ["Hold", "LedgerEntry", "MemoryStore", "MemoryTx"]
@@ -607,6 +608,32 @@ class MemoryStore:
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[MemoryTx]:
         yield MemoryTx(self.state, self.clock, writable=False)
+
+    async def submit(self, sub: JobSubmission) -> SubmitResult:
+        job = sub.job
+        assert job.hold_id is not None, "a submitted job carries its hold's id"
+        async with self.begin() as tx:
+            current = tx.s.accounts.get(job.account_id)
+            if current is None:
+                return SubmitResult(SubmitOutcome.NO_ACCOUNT, Balance(0, 0), 0, 0)
+            n, seconds = await tx.in_flight_totals(job.account_id)
+            outcome = check_submission(sub, current.balance, current.held, n, seconds)
+            answer = sub.answer
+            if outcome is SubmitOutcome.OK and answer is not None:
+                stored = await tx.complete_idempotency(
+                    job.account_id, answer.key, answer.owner, answer.status, answer.body
+                )
+                if not stored:
+                    outcome = SubmitOutcome.KEY_TAKEN
+            if outcome is not SubmitOutcome.OK:
+                return SubmitResult(outcome, current, n, seconds)
+            tx.s.holds[job.hold_id] = Hold(job.hold_id, job.account_id, job.id, sub.hold_amount)
+            tx._move(job.account_id, "hold", 0, sub.hold_amount, job.hold_id)
+            await tx.insert_job(job)
+            await tx.record_event(job.id, job.event_seq, sub.event, job.created_at)
+            await tx.wake(job.id)
+        after = Balance(current.balance, current.held + sub.hold_amount)
+        return SubmitResult(outcome, after, n + 1, seconds + job.params.duration_seconds)
 
     async def claim_due(
         self,

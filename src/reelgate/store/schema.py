@@ -31,6 +31,10 @@ accounts = sa.Table(
     # Millicredits. ``held`` is the sum of open holds; available = balance - held.
     sa.Column("balance", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("held", sa.BigInteger, nullable=False, server_default="0"),
+    # The account's unfinished jobs (``next_run_at`` set) and their seconds of video, for
+    # the submit-time caps. Kept by triggers on ``jobs`` (migration 0012), never by code.
+    sa.Column("jobs_in_flight", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("seconds_in_flight", sa.BigInteger, nullable=False, server_default="0"),
     sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
     sa.CheckConstraint("held >= 0", name="held_not_negative"),
 )
@@ -116,13 +120,6 @@ jobs = sa.Table(
         "upstream_id",
         postgresql_where=sa.text("upstream_id IS NOT NULL"),
         sqlite_where=sa.text("upstream_id IS NOT NULL"),
-    ),
-    # the submit-time in-flight caps count an account's unfinished jobs
-    sa.Index(
-        "ix_jobs_active_account",
-        "account_id",
-        postgresql_where=sa.text("next_run_at IS NOT NULL"),
-        sqlite_where=sa.text("next_run_at IS NOT NULL"),
     ),
 )
 

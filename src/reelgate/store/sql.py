@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -24,10 +25,17 @@ from reelgate.store import jobs as sql_jobs
 from reelgate.store.accounts import ALL_SCOPES, KeyInfo, KeyRow
 from reelgate.store.ambiguous import AmbiguousCreate
 from reelgate.store.base import AmbiguousRecord, Store
-from reelgate.store.db import reading
+from reelgate.store.db import is_unavailable, reading, sqlite_writer
 from reelgate.store.events import StoredEvent
 from reelgate.store.idempotency import KeyRecord
 from reelgate.store.ledger import Balance
+from reelgate.store.submit import (
+    JobSubmission,
+    SubmitResult,
+    postgres_submit,
+    sqlite_submit,
+    submission_rows,
+)
 from reelgate.store.usage import UsageDay
 from reelgate.store.wakeup import notify_in_transaction
 
@@ -254,6 +262,26 @@ class SqlStore:
     async def reading(self) -> AsyncIterator[SqlTx]:
         async with reading(self.engine) as conn:
             yield SqlTx(conn)
+
+    async def submit(self, sub: JobSubmission) -> SubmitResult:
+        rows = submission_rows(sub)
+        writer = sqlite_writer(self.engine)
+        if writer is not None:
+            return await writer.run(partial(sqlite_submit, sub, rows))
+        if self.engine.dialect.name != "postgresql":
+            raise RuntimeError(f"no one-call submit for {self.engine.dialect.name}")
+        async with self.engine.connect() as conn:
+            # asyncpg itself, outside SQLAlchemy's transaction: in autocommit the
+            # function's statement is the whole transaction, sent in one round trip
+            raw = await conn.get_raw_connection()
+            try:
+                return await postgres_submit(raw.driver_connection, sub, rows)
+            except Exception as exc:
+                if is_unavailable(exc):
+                    # SQLAlchemy did not see this error: tell its pool the connection
+                    # (and any other made before the outage) is not to be used again
+                    await conn.invalidate(exc)
+                raise
 
     async def claim_due(
         self,

@@ -1,0 +1,246 @@
+"""The submit as one call to the database: checks and writes in a single transaction,
+sent in one piece.
+
+A submit locks the account, checks its credits and its in-flight caps, takes the
+Idempotency-Key's answer, and writes the hold, its ledger line, the job and its first
+event. Done statement by statement that was about ten trips to the database per
+request; here it is one:
+
+- PostgreSQL: one statement, ``SELECT * FROM reelgate_submit(...)`` (a function made by
+  migration 0012), on a connection in autocommit, so the function's own transaction is
+  the submit's. Its refusals write nothing.
+- SQLite: one function handed to the file's writer thread (``store.sqlite_writer``),
+  which runs it between ``BEGIN IMMEDIATE`` and ``COMMIT`` on a plain ``sqlite3``
+  connection, together with whatever other submits arrived meanwhile.
+
+The rows themselves are built here, once, for both: the values a job, a hold or a
+ledger line is written with are decided in Python, never in SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from reelgate.ids import new_id
+from reelgate.job import Event, Job
+from reelgate.store.codec import job_to_row
+from reelgate.store.ledger import Balance
+from reelgate.store.schema import holds, job_events, jobs, ledger
+
+__all__ = [
+    "JobSubmission",
+    "StoredAnswer",
+    "SubmitOutcome",
+    "SubmitResult",
+    "check_submission",
+    "postgres_submit",
+    "sqlite_submit",
+    "submission_rows",
+]
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The response an Idempotency-Key replays, stored with the work it describes."""
+
+    key: str
+    owner: str
+    status: int
+    body: Any
+
+
+@dataclass(frozen=True)
+class JobSubmission:
+    job: Job
+    """Queued, with its ``hold_id`` and ``event_seq`` = 1."""
+    hold_amount: int
+    event: Event
+    max_jobs: int
+    """The account's cap on unfinished jobs, this one included."""
+    max_seconds: int
+    """The account's cap on seconds of video in unfinished jobs, this one included."""
+    answer: StoredAnswer | None = None
+
+
+class SubmitOutcome(StrEnum):
+    OK = "ok"
+    NO_ACCOUNT = "no_account"
+    NOT_ENOUGH = "not_enough"
+    TOO_MANY_JOBS = "too_many_jobs"
+    TOO_MANY_SECONDS = "too_many_seconds"
+    KEY_TAKEN = "key_taken"
+    """The Idempotency-Key's lease was taken over by a retry: nothing was written."""
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    outcome: SubmitOutcome
+    balance: Balance
+    """The account's balance before the submit (after it, when the outcome is OK)."""
+    jobs_in_flight: int
+    seconds_in_flight: int
+
+
+@dataclass(frozen=True)
+class Rows:
+    job: dict[str, Any]
+    hold: dict[str, Any]
+    ledger: dict[str, Any]
+    event: dict[str, Any]
+
+
+def submission_rows(sub: JobSubmission) -> Rows:
+    job = sub.job
+    assert job.hold_id is not None, "a submitted job carries its hold's id"
+    now = job.created_at
+    return Rows(
+        job=job_to_row(job),
+        hold={
+            "id": job.hold_id,
+            "account_id": job.account_id,
+            "job_id": job.id,
+            "amount": sub.hold_amount,
+            "status": "open",
+            "captured": None,
+            "created_at": now,
+            "resolved_at": None,
+        },
+        ledger={
+            "id": new_id("led"),
+            "account_id": job.account_id,
+            "kind": "hold",
+            "balance_delta": 0,
+            "held_delta": sub.hold_amount,
+            "hold_id": job.hold_id,
+            "job_id": job.id,
+            "note": "hold for job",
+            "created_at": now,
+        },
+        event={
+            "job_id": job.id,
+            "seq": job.event_seq,
+            "type": sub.event.type,
+            "status": sub.event.status.value,
+            "progress": sub.event.progress,
+            "created_at": now,
+        },
+    )
+
+
+def _refusal(
+    outcome: SubmitOutcome, balance: int, held: int, jobs_in_flight: int, seconds: int
+) -> SubmitResult:
+    return SubmitResult(outcome, Balance(int(balance), int(held)), int(jobs_in_flight), seconds)
+
+
+def check_submission(
+    sub: JobSubmission, balance: int, held: int, n: int, seconds: int
+) -> SubmitOutcome:
+    """The order the refusals are given in: credits first, then the caps."""
+    if balance - held < sub.hold_amount:
+        return SubmitOutcome.NOT_ENOUGH
+    if n + 1 > sub.max_jobs:
+        return SubmitOutcome.TOO_MANY_JOBS
+    if seconds + sub.job.params.duration_seconds > sub.max_seconds:
+        return SubmitOutcome.TOO_MANY_SECONDS
+    return SubmitOutcome.OK
+
+
+# -- SQLite: a function for the writer thread -----------------------------------------
+
+
+@cache
+def _sqlite_insert(table: sa.Table) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """``INSERT INTO table (...) VALUES (?, ...)`` and each column's bind processor: the
+    values are encoded exactly as SQLAlchemy would (JSON as text, booleans as 0/1)."""
+    dialect = sqlite_dialect.dialect(paramstyle="qmark")
+    sql = str(table.insert().compile(dialect=dialect))  # every column, in table order
+    procs = tuple((c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in table.c)
+    return sql, procs
+
+
+def _sqlite_values(table: sa.Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    _, procs = _sqlite_insert(table)
+    return tuple(proc(row[name]) if proc else row[name] for name, proc in procs)
+
+
+def _insert(conn: sqlite3.Connection, table: sa.Table, row: Mapping[str, Any]) -> None:
+    conn.execute(_sqlite_insert(table)[0], _sqlite_values(table, row))
+
+
+def sqlite_submit(sub: JobSubmission, rows: Rows, conn: sqlite3.Connection) -> SubmitResult:
+    """The submit on SQLite; runs on the writer thread inside its transaction."""
+    account = sub.job.account_id
+    found = conn.execute(
+        "SELECT balance, held, jobs_in_flight, seconds_in_flight FROM accounts WHERE id = ?",
+        (account,),
+    ).fetchone()
+    if found is None:
+        return _refusal(SubmitOutcome.NO_ACCOUNT, 0, 0, 0, 0)
+    balance, held, n, seconds = found
+    outcome = check_submission(sub, balance, held, n, seconds)
+    if outcome is SubmitOutcome.OK and sub.answer is not None:
+        taken = conn.execute(
+            "UPDATE idempotency_keys SET state = 'done', response_status = ?, "
+            "response_body = ?, owner = NULL, lease_expires_at = NULL "
+            "WHERE account_id = ? AND key = ? AND owner = ? AND state = 'in_flight'",
+            (
+                sub.answer.status,
+                json.dumps(sub.answer.body),
+                account,
+                sub.answer.key,
+                sub.answer.owner,
+            ),
+        )
+        if taken.rowcount != 1:
+            outcome = SubmitOutcome.KEY_TAKEN
+    if outcome is not SubmitOutcome.OK:
+        return _refusal(outcome, balance, held, n, seconds)
+    _insert(conn, holds, rows.hold)
+    conn.execute("UPDATE accounts SET held = held + ? WHERE id = ?", (sub.hold_amount, account))
+    _insert(conn, ledger, rows.ledger)
+    _insert(conn, jobs, rows.job)  # the trigger counts it in flight
+    _insert(conn, job_events, rows.event)
+    return SubmitResult(
+        SubmitOutcome.OK,
+        Balance(int(balance), int(held) + sub.hold_amount),
+        int(n) + 1,
+        int(seconds) + sub.job.params.duration_seconds,
+    )
+
+
+# -- PostgreSQL: one statement ---------------------------------------------------------
+
+_PG_CALL = (
+    "SELECT o_outcome, o_balance, o_held, o_jobs, o_seconds FROM reelgate_submit("
+    "$1::jsonb, $2::jsonb, $3::jsonb, $4::jsonb, $5, $6, $7, $8, $9, $10::jsonb)"
+)
+
+
+async def postgres_submit(conn: Any, sub: JobSubmission, rows: Rows) -> SubmitResult:
+    """The submit on PostgreSQL, on a raw asyncpg connection outside any transaction."""
+    answer = sub.answer
+    found = await conn.fetchrow(
+        _PG_CALL,
+        json.dumps(rows.job),
+        json.dumps(rows.hold),
+        json.dumps(rows.ledger),
+        json.dumps(rows.event),
+        sub.max_jobs,
+        sub.max_seconds,
+        answer.key if answer else None,
+        answer.owner if answer else None,
+        answer.status if answer else None,
+        json.dumps(answer.body) if answer else None,
+    )
+    outcome, balance, held, n, seconds = found
+    return _refusal(SubmitOutcome(outcome), balance, held, n, int(seconds))
