@@ -1,7 +1,7 @@
 """``python -m benchmarks.run``: every section, its table, then the targets.
 
     python -m benchmarks.run                  # everything (make bench), ~3-4 minutes
-    python -m benchmarks.run --only engine    # one or more of: submit engine mirror render webhooks
+    python -m benchmarks.run --only engine    # one or more of the sections in SECTIONS
     python -m benchmarks.run --quick          # smaller loads, for checking the harness
 
 PostgreSQL rows need REELGATE_BENCH_DATABASE_URL or REELGATE_TEST_DATABASE_URL
@@ -27,10 +27,17 @@ from benchmarks.render import render_section, run_render
 from benchmarks.scratch import Scratch, postgres_admin_url, postgres_problem, redacted
 from benchmarks.submit import Load, run_submit, submit_section
 from benchmarks.targets import Results, targets
-from benchmarks.webhooks import HookLoad, run_webhooks, webhooks_section
+from benchmarks.webhooks import (
+    HookLoad,
+    SpreadLoad,
+    run_spread,
+    run_webhooks,
+    spread_section,
+    webhooks_section,
+)
 from reelgate import __version__
 
-SECTIONS = ("submit", "engine", "mirror", "render", "webhooks")
+SECTIONS = ("submit", "engine", "mirror", "render", "webhooks", "polling")
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class Plan:
     mirror_sizes_mib: tuple[int, int] = (128, 512)
     render_seconds: int = 4
     webhooks: HookLoad = field(default_factory=HookLoad)
+    polling: SpreadLoad = field(default_factory=SpreadLoad)
 
 
 QUICK = Plan(
@@ -50,6 +58,7 @@ QUICK = Plan(
     mirror_sizes_mib=(64, 256),
     render_seconds=1,
     webhooks=HookLoad(jobs=3, upstream_seconds=1.0),
+    polling=SpreadLoad(jobs=4, learn=4, median_seconds=2.0),
 )
 
 
@@ -88,6 +97,10 @@ async def _run(only: set[str], plan: Plan, backends: list[str], scratch: Scratch
         started = time.perf_counter()
         res.webhooks = await run_webhooks(scratch, plan.webhooks)
         _emit(webhooks_section(res.webhooks, plan.webhooks), started)
+    if "polling" in only:
+        started = time.perf_counter()
+        res.polling = await run_spread(scratch, plan.polling)
+        _emit(spread_section(res.polling, plan.polling), started)
     return res
 
 

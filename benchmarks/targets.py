@@ -14,7 +14,7 @@ from benchmarks.engine import EngineFigures, count_label
 from benchmarks.mirror import MIB, MirrorRun, live_growth_ratio
 from benchmarks.render import RenderRun
 from benchmarks.submit import SubmitFigures
-from benchmarks.webhooks import HookRun
+from benchmarks.webhooks import HookRun, SpreadRun
 
 __all__ = ["Results", "targets"]
 
@@ -33,6 +33,8 @@ MIRROR_LIVE_MIB = 64.0
 RENDER_CPU_PER_S = 1.5
 HOOK_POLLS_PER_JOB = 1.0
 HOOK_LATENCY_MS = 1500.0
+SPREAD_POLLS_PER_JOB = 3.0
+SPREAD_LATE_OVER_ALLOWANCE = 1.0
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Results:
     mirror: list[MirrorRun] = field(default_factory=list)
     render: list[RenderRun] = field(default_factory=list)
     webhooks: list[HookRun] = field(default_factory=list)
+    polling: list[SpreadRun] = field(default_factory=list)
 
 
 def _submit(figures: SubmitFigures) -> list[Target]:
@@ -134,4 +137,10 @@ def targets(res: Results) -> list[Target]:
             cpu = clip.cpu_per_video_second
             out.append(Target("local renderer, 720p", cpu, RENDER_CPU_PER_S, "CPU s per video s"))
     out += _webhooks(res.webhooks)
+    for r in res.polling:
+        polls = float(max(r.polls, default=0))
+        name = f"upstream polls per job, spread, {r.kind} without calls (max)"
+        out.append(Target(name, polls, SPREAD_POLLS_PER_JOB, "polls"))
+        name = f"seen late p95 / max(1 s, 10 % of upstream time), spread, {r.kind}"
+        out.append(Target(name, r.over_p95(), SPREAD_LATE_OVER_ALLOWANCE, "x"))
     return out

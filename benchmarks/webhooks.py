@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import random
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,11 +38,21 @@ from reelgate.emulators.replicate import emulator_of as replicate_of
 from reelgate.emulators.sora import state_of as sora_of
 from reelgate.emulators.wiring import emulated_settings
 from reelgate.engine.worker import Worker
-from reelgate.runtime import build_runtime
+from reelgate.job import Job
+from reelgate.runtime import Runtime, build_runtime
 from reelgate.store.accounts import DEV_ACCOUNT_ID, set_flags
 from reelgate.store.jobs import get_job
 
-__all__ = ["HookLoad", "HookRun", "run_webhooks", "webhooks_section"]
+__all__ = [
+    "HookLoad",
+    "HookRun",
+    "SpreadLoad",
+    "SpreadRun",
+    "run_spread",
+    "run_webhooks",
+    "spread_section",
+    "webhooks_section",
+]
 
 KINDS = ("fal", "replicate", "sora")
 MODELS = {"fal": "kling-2-5-turbo", "replicate": "kling-2-5-turbo", "sora": "sora-2"}
@@ -97,12 +109,12 @@ def _upstream_done_ms(servers: dict[str, EmulatorServer], kind: str, upstream_id
     wall_minus_mono = time.time() - time.monotonic()
     if kind == "fal":
         fal = fal_of(servers["fal"])
-        created = fal.jobs[upstream_id.rsplit("/", 1)[-1]].created
-        seconds = fal.config.job_seconds
+        job = fal.jobs[upstream_id.rsplit("/", 1)[-1]]
+        created, seconds = job.created, job.render_seconds
     elif kind == "sora":
         sora = sora_of(servers["sora"].app)
-        created = sora.videos[upstream_id].started
-        seconds = sora.config.job_seconds
+        video = sora.videos[upstream_id]
+        created, seconds = video.started, video.render_seconds
     else:
         rep = replicate_of(servers["replicate"])
         created = rep.predictions[upstream_id].created
@@ -118,17 +130,20 @@ def _polls(servers: dict[str, EmulatorServer], kind: str, upstream_id: str) -> i
     return replicate_of(servers["replicate"]).polls_of(upstream_id)
 
 
-async def _one(
+@contextlib.asynccontextmanager
+async def _gateway(
     scratch: Scratch,
     servers: dict[str, EmulatorServer],
     kind: str,
+    name: str,
+    *,
     webhooks: bool,
-    load: HookLoad,
-) -> HookRun:
+    concurrency: int,
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    """A gateway on a loopback port (API and a worker, fresh SQLite) pinned to ``kind``,
+    and a client of it with the dev key."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    name = f"hooks-{kind}-{'on' if webhooks else 'off'}-{load.jobs}"
-    model = MODELS[kind]
     settings = scratch.settings(
         await scratch.database("sqlite"),
         name,
@@ -139,15 +154,16 @@ async def _one(
     )
     settings = emulated_settings(settings, servers)
     rt = await build_runtime(settings, public_url=url, emulated=frozenset(servers))
-    run = HookRun(kind, model, webhooks, rt.catalog.get(model).poll_interval_seconds)
     await ensure_dev_account(rt)
     async with rt.db.begin() as conn:  # sora-2 is on an allow list
-        await set_flags(conn, DEV_ACCOUNT_ID, allowed_models=[model])
+        await set_flags(conn, DEV_ACCOUNT_ID, allowed_models=[MODELS[kind]])
     api = uvicorn.Server(
         uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning")
     )
     serving = asyncio.create_task(api.serve())
-    worker = Worker.from_runtime(rt, concurrency=load.jobs, lease_seconds=30, idle_poll_seconds=0.5)
+    worker = Worker.from_runtime(
+        rt, concurrency=concurrency, lease_seconds=30, idle_poll_seconds=0.5
+    )
     working: asyncio.Task[None] | None = None
     try:
         for _ in range(1000):
@@ -158,32 +174,7 @@ async def _one(
         async with httpx.AsyncClient(
             base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30
         ) as client:
-            ids = []
-            for i in range(load.jobs):
-                body = {"model": model, "prompt": f"{name} {i}: a kite over dunes"}
-                made = await client.post("/v1/videos", json=body)
-                made.raise_for_status()
-                ids.append(made.json()["id"])
-        deadline = time.monotonic() + load.upstream_seconds + 4 * run.poll_interval_seconds + 30
-        while True:
-            async with rt.db.connect() as conn:
-                jobs = [await get_job(conn, job_id) for job_id in ids]
-            if all(j is not None and j.completed_at is not None for j in jobs):
-                break
-            if time.monotonic() > deadline:
-                states = sorted({j.state for j in jobs if j is not None})
-                raise RuntimeError(f"{name}: jobs not completed in time (states {states})")
-            await asyncio.sleep(0.1)
-        for job in jobs:
-            if job is None or job.completed_at is None:
-                raise RuntimeError(f"{name}: a job vanished")
-            attempt = job.attempts[-1]
-            if attempt.provider != kind or attempt.upstream_id is None:
-                raise RuntimeError(f"{name}: job {job.id} ran on {attempt.provider}, not {kind}")
-            run.polls.append(_polls(servers, kind, attempt.upstream_id))
-            done = _upstream_done_ms(servers, kind, attempt.upstream_id)
-            run.latency.add(max(0, job.completed_at - done) / 1000)
-        return run
+            yield rt, client
     finally:
         worker.stop()
         if working is not None:
@@ -191,6 +182,168 @@ async def _one(
         api.should_exit = True
         await asyncio.wait_for(serving, 10)
         await rt.aclose()
+
+
+async def _one(
+    scratch: Scratch,
+    servers: dict[str, EmulatorServer],
+    kind: str,
+    webhooks: bool,
+    load: HookLoad,
+) -> HookRun:
+    name = f"hooks-{kind}-{'on' if webhooks else 'off'}-{load.jobs}"
+    model = MODELS[kind]
+    async with _gateway(scratch, servers, kind, name, webhooks=webhooks, concurrency=load.jobs) as (
+        rt,
+        client,
+    ):
+        run = HookRun(kind, model, webhooks, rt.catalog.get(model).poll_interval_seconds)
+        ids = []
+        for i in range(load.jobs):
+            body = {"model": model, "prompt": f"{name} {i}: a kite over dunes"}
+            made = await client.post("/v1/videos", json=body)
+            made.raise_for_status()
+            ids.append(made.json()["id"])
+        within = load.upstream_seconds + 4 * run.poll_interval_seconds + 30
+        for job in await _wait_completed(rt, ids, name, within):
+            attempt = job.attempts[-1]
+            if attempt.provider != kind or attempt.upstream_id is None:
+                raise RuntimeError(f"{name}: job {job.id} ran on {attempt.provider}, not {kind}")
+            assert job.completed_at is not None
+            run.polls.append(_polls(servers, kind, attempt.upstream_id))
+            done = _upstream_done_ms(servers, kind, attempt.upstream_id)
+            run.latency.add(max(0, job.completed_at - done) / 1000)
+        return run
+
+
+@dataclass(frozen=True)
+class SpreadLoad:
+    jobs: int = 16
+    """At once, measured, after ``learn`` jobs one after another taught the worker the
+    model's time (a gateway in service has seen many)."""
+    learn: int = 8
+    median_seconds: float = 6.0
+    """The median upstream time: a 2-minute job compressed 20-fold."""
+    sigma: float = 0.35
+    """The spread (log-normal): about 3 to 12 s around a 6 s median."""
+    seed: int = 12
+
+
+@dataclass
+class SpreadRun:
+    kind: str
+    model: str
+    polls: list[int] = field(default_factory=list)
+    upstream: list[float] = field(default_factory=list)
+    """Each measured job's upstream time (s)."""
+    latency: Latencies = field(default_factory=Latencies)
+    """Upstream finished -> ``completed`` (mirror included)."""
+    over: list[float] = field(default_factory=list)
+    """Each job's added latency over its allowance, max(1 s, 10 % of its upstream time)."""
+
+    def over_p95(self) -> float:
+        ordered = sorted(self.over)
+        return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else float("nan")
+
+
+async def _spread(
+    scratch: Scratch, servers: dict[str, EmulatorServer], kind: str, load: SpreadLoad
+) -> SpreadRun:
+    """Upstream times drawn from a spread, provider calls off: how many polls a job
+    costs and how late its end is seen, once the worker has learned the model's time."""
+    rng = random.Random(load.seed)  # noqa: S311 - a reproducible spread, not a secret
+    name = f"spread-{kind}"
+    run = SpreadRun(kind, MODELS[kind])
+    async with _gateway(scratch, servers, kind, name, webhooks=False, concurrency=load.jobs) as (
+        rt,
+        client,
+    ):
+        for round_no, batch in enumerate([1] * load.learn + [load.jobs]):
+            measured = round_no == load.learn
+            ids = []
+            for i in range(batch):
+                seconds = load.median_seconds * math.exp(rng.gauss(0, load.sigma))
+                prompt = f"{name} {round_no} {i}: a kite over dunes [render:{seconds:.2f}]"
+                made = await client.post("/v1/videos", json={"model": run.model, "prompt": prompt})
+                made.raise_for_status()
+                ids.append(made.json()["id"])
+            jobs = await _wait_completed(rt, ids, name, 120)
+            if measured:
+                _measure_spread(run, servers, jobs)
+    return run
+
+
+async def _wait_completed(rt: Runtime, ids: list[str], name: str, within: float) -> list[Job]:
+    deadline = time.monotonic() + within
+    while True:
+        async with rt.db.connect() as conn:
+            found = [await get_job(conn, job_id) for job_id in ids]
+        jobs = [j for j in found if j is not None and j.completed_at is not None]
+        if len(jobs) == len(ids):
+            return jobs
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name}: jobs not completed in time")
+        await asyncio.sleep(0.1)
+
+
+def _measure_spread(run: SpreadRun, servers: dict[str, EmulatorServer], jobs: list[Job]) -> None:
+    for job in jobs:
+        attempt = job.attempts[-1]
+        if attempt.provider != run.kind or attempt.upstream_id is None:
+            raise RuntimeError(f"job {job.id} ran on {attempt.provider}, not {run.kind}")
+        assert job.completed_at is not None
+        done = _upstream_done_ms(servers, run.kind, attempt.upstream_id)
+        upstream = (done - job.created_at) / 1000
+        late = max(0, job.completed_at - done) / 1000
+        run.polls.append(_polls(servers, run.kind, attempt.upstream_id))
+        run.upstream.append(upstream)
+        run.latency.add(late)
+        run.over.append(late / max(1.0, 0.1 * upstream))
+
+
+async def run_spread(scratch: Scratch, load: SpreadLoad) -> list[SpreadRun]:
+    with _emulators(scratch.path("spread-videos"), load.median_seconds) as servers:
+        return [await _spread(scratch, servers, kind, load) for kind in SPREAD_KINDS]
+
+
+SPREAD_KINDS = ("sora", "fal")
+
+
+def spread_section(runs: Sequence[SpreadRun], load: SpreadLoad) -> Section:
+    section = Section(
+        f"Adaptive polling: upstream times spread around {load.median_seconds:g} s "
+        f"(log-normal, sigma {load.sigma:g}), {load.jobs} jobs at once, provider calls off, "
+        "SQLite",
+        [
+            "route",
+            "upstream s min-max",
+            "polls / job",
+            "max polls",
+            "done → completed p50 ms",
+            "p95 ms",
+            "p95 late / allowance",
+        ],
+    )
+    for r in runs:
+        section.row(
+            f"{r.model} via {r.kind}",
+            f"{min(r.upstream):.1f}-{max(r.upstream):.1f}" if r.upstream else "-",
+            fmt(sum(r.polls) / len(r.polls) if r.polls else None),
+            str(max(r.polls, default=0)),
+            fmt(r.latency.pct_ms(50), 0),
+            fmt(r.latency.pct_ms(95), 0),
+            fmt(r.over_p95()),
+        )
+    section.notes.append(
+        f"{load.learn} jobs one after another teach the worker the model's time "
+        "(engine.pacing), then the jobs at once are measured. allowance: max(1 s, 10 % "
+        "of the job's upstream time); latency includes the mirror"
+    )
+    section.notes.append(
+        "sora reports progress and openai-poll-after-ms (the hint decides); fal reports "
+        "neither (the learned median, then a backoff of a quarter of the job's age)"
+    )
+    return section
 
 
 async def run_webhooks(scratch: Scratch, load: HookLoad) -> list[HookRun]:

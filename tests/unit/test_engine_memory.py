@@ -8,6 +8,7 @@ to; the provider is the scripted one (tests/scripted.py), the video a real MP4.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,3 +248,28 @@ async def test_a_cancel_request_releases_the_hold_and_cancels_upstream(engine: E
     assert job.state is JobState.CANCELED and job.cost == 0
     assert engine.provider.canceled == ["up_0"]
     assert engine.store.balance(ACCOUNT).held == 0
+
+
+async def test_the_first_poll_moves_to_when_the_models_jobs_actually_finish(
+    engine: Engine,
+) -> None:
+    """The scripted provider is done at every first look. Each such job teaches half of
+    its look, so the first look of later jobs comes sooner, down to half a second."""
+    firsts = []
+    for i in range(8):
+        job_id = await engine.submit(f"learn {i}")
+        [job] = await engine.store.claim_due(
+            engine.stepper.worker_id, limit=1, lease_ms=LEASE_MS, now=engine.clock()
+        )
+        await engine.stepper.advance(job)  # the create: running, its first look scheduled
+        running = engine.store.job(job_id)
+        assert running.state is JobState.RUNNING and running.running_since is not None
+        firsts.append((running.next_run_at or 0) - running.running_since)
+        await engine.run()
+        assert engine.store.job(job_id).state is JobState.COMPLETED
+        assert engine.provider.polls[running.upstream_id or ""] == 1
+    # nothing learned: the poll interval (2 s), not the catalog's 20 s; then the median
+    # of what the seen jobs taught (half of each look), with the jitter's 10 % at its top
+    assert firsts[:2] == [2_200, 1_210]
+    assert all(b <= a for a, b in itertools.pairwise(firsts))
+    assert 500 <= firsts[-1] <= 550  # never sooner than half a second (plus jitter)

@@ -131,7 +131,11 @@ def test_a_create_answer_starts_polling() -> None:
         AttemptOutcome.RUNNING,
         False,
     )
-    assert t.job.next_run_at == NOW + int(SPEC.poll_interval_seconds * 1000)
+    # nothing learned yet: no later than the model's poll interval (jitter at its top)
+    first = max(0.5, min(SPEC.typical_seconds, SPEC.poll_interval_seconds) * 1.1)
+    assert t.job.next_run_at == NOW + int(first * 1000)
+    learned = p.plan(submitting(), p.Created("up_9"), NOW, rules(expected_seconds=1.0))
+    assert learned.job.next_run_at == NOW + 1100
     assert t.job.progress == 5
 
 

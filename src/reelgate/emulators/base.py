@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("reelgate.emulators")
+_RENDER = re.compile(r"\[render:([0-9]+(?:\.[0-9]+)?)\]")
 _FAULT = re.compile(r"\[fault:([a-z0-9-]+)(?:@([a-z_]+))?\]")
 
 
@@ -117,6 +118,12 @@ class EmulatorConfig:
     ``output.upload_url``)."""
     token_seconds: int = 3599
     """Lifetime of the OAuth access tokens a token endpoint issues (Google: 3599)."""
+
+    def seconds_for(self, prompt: str) -> float:
+        """How long a job with this prompt renders: ``[render:SECONDS]`` in the prompt
+        (benchmarks draw a spread of times this way), else ``job_seconds``."""
+        found = _RENDER.search(prompt)
+        return float(found.group(1)) if found else self.job_seconds
 
     def videos(self) -> VideoSource:
         return VideoSource(self.video_dir)

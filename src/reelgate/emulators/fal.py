@@ -444,6 +444,8 @@ class _Job:
     webhook: str | None
     seed: int
     created: float = field(default_factory=time.monotonic)
+    render_seconds: float = 2.0
+    """How long this request takes (``EmulatorConfig.seconds_for`` its prompt)."""
     canceled: bool = False
     polls: int = 0
     result_reads: int = 0
@@ -467,7 +469,8 @@ class Delivery:
 
 
 class FalEmulator:
-    """In-memory requests that finish ``config.job_seconds`` after their submit."""
+    """In-memory requests that finish ``config.job_seconds`` after their submit (or as
+    ``[render:SECONDS]`` in the prompt says)."""
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
@@ -555,7 +558,7 @@ class FalEmulator:
         return Response(status_code=405)
 
     def _state(self, job: _Job) -> tuple[str, float]:
-        fraction = elapsed_fraction(job.created, self.config.job_seconds)
+        fraction = elapsed_fraction(job.created, job.render_seconds)
         if job.canceled:
             return "COMPLETED", 1.0
         if "queued" in job.faults:
@@ -583,7 +586,7 @@ class FalEmulator:
         if state == "IN_PROGRESS":
             answer["metrics"] = {}
             return JSONResponse(answer, status_code=202)
-        answer["metrics"] = {"inference_time": round(self.config.job_seconds * 0.7, 3)}
+        answer["metrics"] = {"inference_time": round(job.render_seconds * 0.7, 3)}
         if job.canceled:
             answer["error"] = "Request was cancelled"
         elif "fail" in job.faults:
@@ -819,6 +822,7 @@ class FalEmulator:
             webhook=webhook,
             seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else 42,
             echo_prompt=schema.output_prompt,
+            render_seconds=self.config.seconds_for(prompt),
         )
 
 

@@ -118,6 +118,8 @@ class _Video:
     seq: int
     started: float  # time.monotonic(): drives progress
     created_at: float  # time.time(): the timestamps reported
+    render_seconds: float = 2.0
+    """How long this video takes (``EmulatorConfig.seconds_for`` its prompt)."""
     downloads: int = 0
     polls: int = 0
     final_polls: int = 0
@@ -267,6 +269,7 @@ async def _create(state: SoraEmulatorState, request: Request) -> Response:
         seq=next(state._order),
         started=time.monotonic(),
         created_at=time.time(),
+        render_seconds=state.config.seconds_for(prompt),
     )
     state.videos[video.id] = video
     if state.webhook_url and not faults & {"never", "nohook"}:
@@ -292,7 +295,7 @@ def sign_event(secret: str, event_id: str, stamp: int, body: bytes) -> str:
 async def _send_event(state: SoraEmulatorState, video: _Video) -> None:
     """When the video ends, tell the project's endpoint (retrying on non-2xx)."""
     while (status := _status(video, state.config)[0]) not in ("completed", "failed"):
-        left = video.started + state.config.job_seconds - time.monotonic()
+        left = video.started + video.render_seconds - time.monotonic()
         await asyncio.sleep(max(0.01, left))  # a sleep may end a hair early: look again
     url = state.webhook_url
     if url is None:
@@ -469,7 +472,7 @@ async def _retrieve(state: SoraEmulatorState, request: Request) -> Response:
         return JSONResponse(answer)
     # openai-python's ``videos.poll`` waits what this header says (``resources/
     # videos.py``); the value OpenAI sends is not documented: here, the time left
-    left = video.started + state.config.job_seconds - time.monotonic()
+    left = video.started + video.render_seconds - time.monotonic()
     after = max(100, int(left * 1000)) if "never" not in video.faults else 1000
     return JSONResponse(answer, headers={"openai-poll-after-ms": str(after)})
 
@@ -531,7 +534,7 @@ def _dims(video: _Video) -> tuple[int, int]:
 
 
 def _status(video: _Video, config: EmulatorConfig) -> tuple[str, int]:
-    fraction = elapsed_fraction(video.started, config.job_seconds)
+    fraction = elapsed_fraction(video.started, video.render_seconds)
     if fraction < _QUEUED_FRACTION:
         return "queued", 0
     if fraction < 1.0:
@@ -553,7 +556,7 @@ def _failure(video: _Video) -> dict[str, str]:
 def _video_object(video: _Video, config: EmulatorConfig) -> dict[str, Any]:
     status, progress = _status(video, config)
     done = status in ("completed", "failed")
-    completed_at = int(video.created_at + config.job_seconds) if done else None
+    completed_at = int(video.created_at + video.render_seconds) if done else None
     error = _failure(video) if status == "failed" else None
     return {
         "id": video.id,

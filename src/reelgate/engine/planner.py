@@ -35,6 +35,7 @@ from reelgate.catalog import ModelSpec
 from reelgate.catalog.lifecycle import Unavailable
 from reelgate.catalog.routing import Served, deployment_key
 from reelgate.engine import progress as prog
+from reelgate.engine.pacing import next_poll_seconds
 from reelgate.engine.policy import (
     MAX_TRANSIENT_RETRIES,
     Fail,
@@ -42,7 +43,6 @@ from reelgate.engine.policy import (
     Retry,
     backoff_seconds,
     decide,
-    poll_delay_seconds,
 )
 from reelgate.errors import ErrorClass, ModelGone, ProviderError, QuotaExceeded, TransientError
 from reelgate.job import (
@@ -126,6 +126,17 @@ class Rules:
     mirror_retry_base_seconds: float = 30.0
     uniform: Callable[[float, float], float] = field(default=random.uniform)
     """The jitter source (a test passes a fixed one)."""
+    expected_seconds: float | None = None
+    """How long the model's recent upstream jobs took (median, ``engine.pacing``);
+    None: nothing learned yet."""
+
+    @property
+    def expected(self) -> float:
+        """The model's learned time; with nothing learned yet, no later than its poll
+        interval (a fresh worker looks as early as the catalog's schedule did)."""
+        if self.expected_seconds is not None:
+            return self.expected_seconds
+        return min(self.spec.typical_seconds, self.spec.poll_interval_seconds)
 
 
 # ── outcomes: what a step learned ──────────────────────────────────────────────
@@ -508,18 +519,30 @@ HINT_MAX_SECONDS = 300.0
 """An upstream's "poll again after" is followed within these bounds."""
 
 
-def _poll_delay_ms(rules: Rules, poll_count: int) -> int:
-    """When to poll next: on the model's schedule, or, when the provider calls back,
-    only as a safety net (a callback makes the job due at once, ``store.hooks``)."""
+def _poll_delay_ms(
+    rules: Rules, poll_count: int, elapsed: float = 0.0, progress: int | None = None
+) -> int:
+    """When to poll next (``engine.pacing``): near the model's learned time, then from
+    the provider's progress or backing off; or, when the provider calls back, only as
+    a safety net (a callback makes the job due at once, ``store.hooks``)."""
+    spec = rules.spec
     if rules.callback_wait_seconds is not None:
-        spec = rules.spec
         if poll_count == 0:
             # One look when such a job usually ends: a call that arrived before this
             # create's answer was stored (a refusal within a second, say) found no job
             # to wake, and must not cost a whole safety interval.
-            return int(max(spec.typical_seconds, spec.poll_interval_seconds) * 1000)
-        return int(max(rules.callback_wait_seconds, 2 * spec.typical_seconds) * 1000)
-    return int(poll_delay_seconds(rules.spec.poll_interval_seconds, poll_count) * 1000)
+            typical = rules.expected_seconds or spec.typical_seconds
+            return int(max(typical, spec.poll_interval_seconds) * 1000)
+        typical = rules.expected_seconds or spec.typical_seconds
+        return int(max(rules.callback_wait_seconds, 2 * typical) * 1000)
+    wait = next_poll_seconds(
+        expected=rules.expected,
+        elapsed=elapsed,
+        progress=progress,
+        interval=spec.poll_interval_seconds,
+        uniform=rules.uniform,
+    )
+    return int(wait * 1000)
 
 
 def finished_result(status: UpstreamStatus) -> JobResult | None:
@@ -559,7 +582,7 @@ def _polled(job: Job, status: UpstreamStatus, now: int, rules: Rules) -> Transit
         return _finished(job, result, now)
     elapsed = (now - (job.running_since or now)) / 1000.0
     estimate = prog.running_progress(status.progress, elapsed, spec.typical_seconds)
-    delay_ms = _poll_delay_ms(rules, job.poll_count + 1)
+    delay_ms = _poll_delay_ms(rules, job.poll_count + 1, elapsed, status.progress)
     if status.poll_after_seconds is not None and rules.callback_wait_seconds is None:
         # the upstream said when to ask again (with a callback, its call says it instead)
         hinted = min(max(status.poll_after_seconds, HINT_MIN_SECONDS), HINT_MAX_SECONDS)

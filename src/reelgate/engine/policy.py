@@ -12,7 +12,6 @@ DESIGN.md's table, as code:
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ __all__ = [
     "Retry",
     "backoff_seconds",
     "decide",
-    "poll_delay_seconds",
     "user_message",
 ]
 
@@ -62,11 +60,6 @@ def backoff_seconds(
     """Full-jitter exponential backoff: spreads retries of many jobs hitting one outage.
     ``uniform``: the jitter source (random, not for secrets; a test passes a fixed one)."""
     return uniform(0, min(cap, base * 2.0**retries))
-
-
-def poll_delay_seconds(base: float, poll_count: int) -> float:
-    """Poll quickly at first, then settle at 4x the model's interval (adaptive backoff)."""
-    return base * min(4.0, math.pow(1.25, poll_count))
 
 
 def user_message(error: ProviderError, model: str, *, suggest_fallback: bool = True) -> str:

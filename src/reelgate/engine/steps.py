@@ -35,6 +35,7 @@ from reelgate.engine.events import EventHub, event_for
 from reelgate.engine.inputs import load_image
 from reelgate.engine.lost_creates import record_create, settle_lost_create
 from reelgate.engine.mirror import mirror_result
+from reelgate.engine.pacing import FIRST_LOOK_SHRINK, FinishTimes
 from reelgate.engine.planner import (
     AtCapacity,
     CancelRequested,
@@ -73,6 +74,7 @@ from reelgate.providers.base import (
     ReceivesWebhooks,
     ResultLocation,
     TakesOutputUpload,
+    UpstreamState,
 )
 from reelgate.providers.registry import ProviderRegistry
 from reelgate.storage import Storage
@@ -135,6 +137,8 @@ class Stepper:
         self.hook_secret = hook_secret
         """Signs per-job callback URLs (None: providers are polled only)."""
         self.on_unavailable = on_unavailable
+        self.finish_times = FinishTimes()
+        """Per model and route, how long its upstream jobs took (``engine.pacing``)."""
         """Told when a model is marked gone (the API in this process forgets its copy)."""
         self._routes: dict[str, tuple[ModelSpec, list[Served]]] = {}
 
@@ -234,7 +238,30 @@ class Stepper:
             mirror_background_retries=settings.mirror_background_retries,
             mirror_retry_base_seconds=settings.mirror_retry_base_seconds,
             uniform=self.uniform,
+            expected_seconds=self.finish_times.learned(_pace_key(spec, served)),
         )
+
+    def _finished_upstream(self, job: Job, *, pushed: bool = False) -> None:
+        """Learn how long this job's upstream took (a poll or a call just said done).
+
+        A provider's call comes when the job ends: its time is the job's. A poll only
+        brackets the end: after the previous look (``updated_at``, written with it), at
+        or before this one, so the middle is learned. A job already done at its first
+        look says only that the model's time was overestimated: half of that look is
+        learned (``FIRST_LOOK_SHRINK``), so an estimate that is too long halves until
+        first looks start to come early, and the bracketed ends then hold it near."""
+        if job.running_since is None:
+            return
+        seen = (self.clock() - job.running_since) / 1000
+        if pushed:
+            took = seen
+        elif job.poll_count == 0:
+            took = FIRST_LOOK_SHRINK * seen
+        else:
+            before = max(0.0, (job.updated_at - job.running_since) / 1000)
+            took = (before + seen) / 2
+        key = _pace_key(self.spec(job), self.current_route(job))
+        self.finish_times.observe(key, took)
 
     def plan(self, job: Job, outcome: Outcome, rules: Rules | None = None) -> Transition:
         return plan(job, outcome, self.clock(), rules or self.rules(job))
@@ -587,6 +614,7 @@ class Stepper:
         assert job.upstream_id is not None
         if job.result is not None:
             # the provider's signed call named the finished video (api.provider_hooks)
+            self._finished_upstream(job, pushed=True)
             await self.take(job, Pushed(job.result))
             return
         try:
@@ -594,6 +622,8 @@ class Stepper:
         except ProviderError as exc:
             await self.on_error(job, exc)
             return
+        if status.state is UpstreamState.SUCCEEDED:
+            self._finished_upstream(job)
         await self.take(job, Polled(status))
 
     async def _mirror(self, job: Job) -> None:
@@ -636,3 +666,8 @@ class Stepper:
         outcome could not be settled (never re-sent); it is listed for operators, in
         the same transaction as the decision."""
         await self.take(job, Failed(exc, unresolved=unresolved))
+
+
+def _pace_key(spec: ModelSpec, served: Served | None) -> str:
+    """Jobs of one model on one route take alike; another route may not."""
+    return spec.id if served is None else f"{spec.id}@{served.kind}"
