@@ -107,23 +107,26 @@ class Figures:
 
     @property
     def rps_c1(self) -> float:
-        n = self._c1_requests if self._c1_requests is not None else len(self.post_c1)
-        return n / self.post_c1_seconds if self.post_c1_seconds else float("nan")
+        return _per_second(self._c1_requests, self.post_c1, self.post_c1_seconds)
 
     @property
     def rps_cn(self) -> float:
-        n = self._cn_requests if self._cn_requests is not None else len(self.post_cn)
-        return n / self.post_cn_seconds if self.post_cn_seconds else float("nan")
+        return _per_second(self._cn_requests, self.post_cn, self.post_cn_seconds)
 
     @property
     def get_rps(self) -> float:
-        n = self._get_requests if self._get_requests is not None else len(self.get_cn)
-        return n / self.get_cn_seconds if self.get_cn_seconds else float("nan")
+        return _per_second(self._get_requests, self.get_cn, self.get_cn_seconds)
 
     @property
     def cpu_ms_per_post(self) -> float:
         n = self._c1_requests if self._c1_requests is not None else len(self.post_c1)
         return self.post_c1_cpu / n * 1000 if n else float("nan")
+
+
+def _per_second(counted: int | None, timed: Latencies, seconds: float) -> float:
+    """Requests per second: wrk's count when wrk ran the phase, else the timed ones."""
+    n = counted if counted is not None else len(timed)
+    return n / seconds if seconds else float("nan")
 
 
 @dataclass

@@ -44,12 +44,14 @@ def test_waits_stay_within_half_a_second_and_four_poll_intervals() -> None:
     assert wait(elapsed=10, progress=1) == 120
 
 
-def test_the_median_is_learned_per_key_and_seeded_from_the_catalog() -> None:
+def test_the_median_is_learned_per_key_from_the_last_jobs_seen() -> None:
     times = FinishTimes(window=5)
-    assert times.median("m", typical=60) == 60  # nothing seen: the catalog's time
+    assert times.learned("m") is None  # nothing seen: the planner's stand-in decides
     times.observe("m", 10)
-    assert times.median("m", typical=60) == 10  # one job seen outvotes the seed
+    assert times.learned("m") == 10
+    times.observe("m", 0)  # not a time: ignored
+    assert times.learned("m") == 10
     for seconds in (11, 12, 13, 14, 15):
         times.observe("m", seconds)
-    assert times.median("m", typical=60) == 13  # the last five only
-    assert times.median("other", typical=60) == 60
+    assert times.learned("m") == 13  # the last five only
+    assert times.learned("other") is None

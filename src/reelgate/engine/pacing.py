@@ -2,9 +2,10 @@
 from the provider's own progress, else backing off with jitter.
 
 Each worker learns, per model and route, how long its recent upstream jobs took from
-create to finished (``FinishTimes``), seeded from the catalog's ``typical_seconds`` until
-it has seen a few. A poll only brackets a job's end, so the Stepper learns the middle of
-the bracket, and less than the look's time for a job already done at its first look.
+create to finished (``FinishTimes``); before it has seen one, the model's poll interval
+(or its typical time, if shorter) stands in (``planner.Rules.expected``). A poll only
+brackets a job's end, so the Stepper learns the middle of the bracket, and half the
+look's time for a job already done at its first look.
 ``next_poll_seconds`` turns that into the wait before the next look:
 
 - a provider's hint (OpenAI's ``openai-poll-after-ms``) overrides all of this (in the
@@ -36,8 +37,6 @@ FIRST_LOOK_SHRINK = 0.5
 was somewhere before it. An estimate that is too long halves until first looks start to
 come early; the ends they then bracket hold it near the truth."""
 WINDOW = 50
-SEED_WEIGHT = 1
-"""The catalog's typical time counts as this many observations until as many are seen."""
 
 
 def next_poll_seconds(
@@ -62,21 +61,20 @@ def next_poll_seconds(
 
 @dataclass
 class FinishTimes:
-    """Per model, the upstream times of its recent finished jobs (in this process)."""
+    """Per model (and route), the upstream times of its recent finished jobs in this
+    process, and their median, worked out when a job is seen finished (once per job)
+    rather than on every step that asks."""
 
     window: int = WINDOW
     _seen: dict[str, deque[float]] = field(default_factory=dict)
+    _median: dict[str, float] = field(default_factory=dict)
 
     def observe(self, model: str, seconds: float) -> None:
         if seconds > 0:
-            self._seen.setdefault(model, deque(maxlen=self.window)).append(seconds)
+            seen = self._seen.setdefault(model, deque(maxlen=self.window))
+            seen.append(seconds)
+            self._median[model] = float(statistics.median(seen))
 
     def learned(self, model: str) -> float | None:
         """The median of what was seen, None before any job was."""
-        seen = self._seen.get(model)
-        return float(statistics.median(seen)) if seen else None
-
-    def median(self, model: str, typical: float) -> float:
-        seen = list(self._seen.get(model, ()))
-        seeds = [typical] * max(0, SEED_WEIGHT - len(seen))
-        return float(statistics.median(seen + seeds))
+        return self._median.get(model)

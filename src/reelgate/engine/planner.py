@@ -527,13 +527,12 @@ def _poll_delay_ms(
     a safety net (a callback makes the job due at once, ``store.hooks``)."""
     spec = rules.spec
     if rules.callback_wait_seconds is not None:
+        typical = rules.expected_seconds or spec.typical_seconds
         if poll_count == 0:
             # One look when such a job usually ends: a call that arrived before this
             # create's answer was stored (a refusal within a second, say) found no job
             # to wake, and must not cost a whole safety interval.
-            typical = rules.expected_seconds or spec.typical_seconds
             return int(max(typical, spec.poll_interval_seconds) * 1000)
-        typical = rules.expected_seconds or spec.typical_seconds
         return int(max(rules.callback_wait_seconds, 2 * typical) * 1000)
     wait = next_poll_seconds(
         expected=rules.expected,
@@ -582,11 +581,12 @@ def _polled(job: Job, status: UpstreamStatus, now: int, rules: Rules) -> Transit
         return _finished(job, result, now)
     elapsed = (now - (job.running_since or now)) / 1000.0
     estimate = prog.running_progress(status.progress, elapsed, spec.typical_seconds)
-    delay_ms = _poll_delay_ms(rules, job.poll_count + 1, elapsed, status.progress)
     if status.poll_after_seconds is not None and rules.callback_wait_seconds is None:
         # the upstream said when to ask again (with a callback, its call says it instead)
         hinted = min(max(status.poll_after_seconds, HINT_MIN_SECONDS), HINT_MAX_SECONDS)
         delay_ms = int(hinted * 1000)
+    else:
+        delay_ms = _poll_delay_ms(rules, job.poll_count + 1, elapsed, status.progress)
     return Transition(
         replace(
             job,

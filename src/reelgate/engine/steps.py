@@ -137,9 +137,9 @@ class Stepper:
         self.hook_secret = hook_secret
         """Signs per-job callback URLs (None: providers are polled only)."""
         self.on_unavailable = on_unavailable
+        """Told when a model is marked gone (the API in this process forgets its copy)."""
         self.finish_times = FinishTimes()
         """Per model and route, how long its upstream jobs took (``engine.pacing``)."""
-        """Told when a model is marked gone (the API in this process forgets its copy)."""
         self._routes: dict[str, tuple[ModelSpec, list[Served]]] = {}
 
     @classmethod

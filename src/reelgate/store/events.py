@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -11,7 +12,7 @@ from reelgate.job import Event, PublicStatus
 from reelgate.store.schema import job_events
 from reelgate.store.wakeup import EVENTS_CHANNEL
 
-__all__ = ["StoredEvent", "events_after", "insert_event"]
+__all__ = ["StoredEvent", "event_row", "events_after", "insert_event"]
 
 
 @dataclass(frozen=True)
@@ -25,21 +26,23 @@ _INSERT_EVENT = job_events.insert()
 """Parameters go with the execute: the compiled statement is reused (no per-call binds)."""
 
 
+def event_row(job_id: str, seq: int, event: Event, now: int) -> dict[str, Any]:
+    """One ``job_events`` row, every column."""
+    return {
+        "job_id": job_id,
+        "seq": seq,
+        "type": event.type,
+        "status": event.status.value,
+        "progress": event.progress,
+        "created_at": now,
+    }
+
+
 async def insert_event(
     conn: AsyncConnection, job_id: str, seq: int, event: Event, now: int
 ) -> None:
     """Store the event; on PostgreSQL, tell every process's SSE hub when it commits."""
-    await conn.execute(
-        _INSERT_EVENT,
-        {
-            "job_id": job_id,
-            "seq": seq,
-            "type": event.type,
-            "status": event.status.value,
-            "progress": event.progress,
-            "created_at": now,
-        },
-    )
+    await conn.execute(_INSERT_EVENT, event_row(job_id, seq, event, now))
     if conn.dialect.name == "postgresql":
         await conn.execute(sa.select(sa.func.pg_notify(EVENTS_CHANNEL, job_id)))
 

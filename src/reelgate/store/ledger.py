@@ -9,6 +9,7 @@ submits against a balance covering K jobs admit exactly K.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,6 +27,8 @@ __all__ = [
     "check_grant",
     "get_balance",
     "grant",
+    "hold_rows",
+    "ledger_row",
     "not_enough",
     "place_hold",
     "release_hold",
@@ -90,8 +93,7 @@ async def get_balance(conn: AsyncConnection, account_id: str) -> Balance:
     return Balance(balance=int(row.balance), held=int(row.held))
 
 
-async def _move(
-    conn: AsyncConnection,
+def ledger_row(
     account_id: str,
     kind: str,
     *,
@@ -100,26 +102,60 @@ async def _move(
     hold_id: str | None = None,
     job_id: str | None = None,
     note: str = "",
-) -> None:
+    now: int | None = None,
+) -> dict[str, Any]:
+    """One ``ledger`` line, every column."""
+    return {
+        "id": new_id("led"),
+        "account_id": account_id,
+        "kind": kind,
+        "balance_delta": balance_delta,
+        "held_delta": held_delta,
+        "hold_id": hold_id,
+        "job_id": job_id,
+        "note": note[:500],
+        "created_at": now_ms() if now is None else now,
+    }
+
+
+def hold_rows(
+    account_id: str, job_id: str, hold_id: str, amount: int, now: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new open hold (every column) and the ledger line that moves it into ``held``:
+    what ``place_hold`` writes, and what ``store.submit`` writes in its one call."""
+    hold = {
+        "id": hold_id,
+        "account_id": account_id,
+        "job_id": job_id,
+        "amount": amount,
+        "status": "open",
+        "captured": None,
+        "created_at": now,
+        "resolved_at": None,
+    }
+    line = ledger_row(
+        account_id,
+        "hold",
+        held_delta=amount,
+        hold_id=hold_id,
+        job_id=job_id,
+        note="hold for job",
+        now=now,
+    )
+    return hold, line
+
+
+async def _apply(conn: AsyncConnection, line: dict[str, Any]) -> None:
+    """Move the account's balance and held by a ledger line's deltas, and write it."""
     await conn.execute(
         accounts.update()
-        .where(accounts.c.id == account_id)
-        .values(balance=accounts.c.balance + balance_delta, held=accounts.c.held + held_delta)
+        .where(accounts.c.id == line["account_id"])
+        .values(
+            balance=accounts.c.balance + line["balance_delta"],
+            held=accounts.c.held + line["held_delta"],
+        )
     )
-    await conn.execute(
-        _INSERT_LEDGER,
-        {
-            "id": new_id("led"),
-            "account_id": account_id,
-            "kind": kind,
-            "balance_delta": balance_delta,
-            "held_delta": held_delta,
-            "hold_id": hold_id,
-            "job_id": job_id,
-            "note": note[:500],
-            "created_at": now_ms(),
-        },
-    )
+    await conn.execute(_INSERT_LEDGER, line)
 
 
 _INSERT_LEDGER = ledger.insert()
@@ -136,7 +172,7 @@ async def grant(
     """Add credits (a negative amount takes them away, never below zero)."""
     current = await _lock(conn, account_id)
     check_grant(current, amount)
-    await _move(conn, account_id, "grant", balance_delta=amount, note=note)
+    await _apply(conn, ledger_row(account_id, "grant", balance_delta=amount, note=note))
     return Balance(current.balance + amount, current.held)
 
 
@@ -161,26 +197,9 @@ async def place_hold(conn: AsyncConnection, account_id: str, job_id: str, amount
     if current.available < amount:
         raise not_enough(current, amount)
     hold_id = new_id("hold")
-    await conn.execute(
-        _INSERT_HOLD,
-        {
-            "id": hold_id,
-            "account_id": account_id,
-            "job_id": job_id,
-            "amount": amount,
-            "status": "open",
-            "created_at": now_ms(),
-        },
-    )
-    await _move(
-        conn,
-        account_id,
-        "hold",
-        held_delta=amount,
-        hold_id=hold_id,
-        job_id=job_id,
-        note="hold for job",
-    )
+    hold, line = hold_rows(account_id, job_id, hold_id, amount, now_ms())
+    await conn.execute(_INSERT_HOLD, hold)
+    await _apply(conn, line)
     return hold_id
 
 
@@ -198,34 +217,40 @@ async def _resolve(conn: AsyncConnection, hold_id: str, status: str, captured: i
         return None
     await _lock(conn, row.account_id)
     if captured:
-        await _move(
+        await _apply(
             conn,
-            row.account_id,
-            "capture",
-            balance_delta=-captured,
-            held_delta=-row.amount,
-            hold_id=hold_id,
-            job_id=row.job_id,
-            note="charge for delivered video",
-        )
-        if captured < row.amount:
-            await _move(
-                conn,
+            ledger_row(
                 row.account_id,
-                "release",
+                "capture",
+                balance_delta=-captured,
+                held_delta=-row.amount,
                 hold_id=hold_id,
                 job_id=row.job_id,
-                note=f"unused hold: {format_credits(row.amount - captured)}",
+                note="charge for delivered video",
+            ),
+        )
+        if captured < row.amount:
+            await _apply(
+                conn,
+                ledger_row(
+                    row.account_id,
+                    "release",
+                    hold_id=hold_id,
+                    job_id=row.job_id,
+                    note=f"unused hold: {format_credits(row.amount - captured)}",
+                ),
             )
     else:
-        await _move(
+        await _apply(
             conn,
-            row.account_id,
-            "release",
-            held_delta=-row.amount,
-            hold_id=hold_id,
-            job_id=row.job_id,
-            note="job not completed: nothing charged",
+            ledger_row(
+                row.account_id,
+                "release",
+                held_delta=-row.amount,
+                hold_id=hold_id,
+                job_id=row.job_id,
+                note="job not completed: nothing charged",
+            ),
         )
     return int(row.amount)
 

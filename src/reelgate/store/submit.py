@@ -30,10 +30,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from reelgate.ids import new_id
 from reelgate.job import Event, Job
 from reelgate.store.codec import job_to_row
-from reelgate.store.ledger import Balance
+from reelgate.store.events import event_row
+from reelgate.store.ledger import Balance, hold_rows
 from reelgate.store.schema import holds, job_events, jobs, ledger
 
 __all__ = [
@@ -102,41 +102,16 @@ def submission_rows(sub: JobSubmission) -> Rows:
     job = sub.job
     assert job.hold_id is not None, "a submitted job carries its hold's id"
     now = job.created_at
+    hold, line = hold_rows(job.account_id, job.id, job.hold_id, sub.hold_amount, now)
     return Rows(
         job=job_to_row(job),
-        hold={
-            "id": job.hold_id,
-            "account_id": job.account_id,
-            "job_id": job.id,
-            "amount": sub.hold_amount,
-            "status": "open",
-            "captured": None,
-            "created_at": now,
-            "resolved_at": None,
-        },
-        ledger={
-            "id": new_id("led"),
-            "account_id": job.account_id,
-            "kind": "hold",
-            "balance_delta": 0,
-            "held_delta": sub.hold_amount,
-            "hold_id": job.hold_id,
-            "job_id": job.id,
-            "note": "hold for job",
-            "created_at": now,
-        },
-        event={
-            "job_id": job.id,
-            "seq": job.event_seq,
-            "type": sub.event.type,
-            "status": sub.event.status.value,
-            "progress": sub.event.progress,
-            "created_at": now,
-        },
+        hold=hold,
+        ledger=line,
+        event=event_row(job.id, job.event_seq, sub.event, now),
     )
 
 
-def _refusal(
+def _result(
     outcome: SubmitOutcome, balance: int, held: int, jobs_in_flight: int, seconds: int
 ) -> SubmitResult:
     return SubmitResult(outcome, Balance(int(balance), int(held)), int(jobs_in_flight), seconds)
@@ -185,7 +160,7 @@ def sqlite_submit(sub: JobSubmission, rows: Rows, conn: sqlite3.Connection) -> S
         (account,),
     ).fetchone()
     if found is None:
-        return _refusal(SubmitOutcome.NO_ACCOUNT, 0, 0, 0, 0)
+        return _result(SubmitOutcome.NO_ACCOUNT, 0, 0, 0, 0)
     balance, held, n, seconds = found
     outcome = check_submission(sub, balance, held, n, seconds)
     if outcome is SubmitOutcome.OK and sub.answer is not None:
@@ -204,7 +179,7 @@ def sqlite_submit(sub: JobSubmission, rows: Rows, conn: sqlite3.Connection) -> S
         if taken.rowcount != 1:
             outcome = SubmitOutcome.KEY_TAKEN
     if outcome is not SubmitOutcome.OK:
-        return _refusal(outcome, balance, held, n, seconds)
+        return _result(outcome, balance, held, n, seconds)
     _insert(conn, holds, rows.hold)
     conn.execute("UPDATE accounts SET held = held + ? WHERE id = ?", (sub.hold_amount, account))
     _insert(conn, ledger, rows.ledger)
@@ -243,4 +218,4 @@ async def postgres_submit(conn: Any, sub: JobSubmission, rows: Rows) -> SubmitRe
         json.dumps(answer.body) if answer else None,
     )
     outcome, balance, held, n, seconds = found
-    return _refusal(SubmitOutcome(outcome), balance, held, n, int(seconds))
+    return _result(SubmitOutcome(outcome), balance, held, n, int(seconds))
