@@ -13,6 +13,7 @@ carry a key live only in memory, for the one request that needs them.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +35,7 @@ __all__ = [
     "WebhookCall",
     "WebhookRejected",
     "WebhookUnverifiable",
+    "signed_at",
 ]
 
 
@@ -236,3 +238,19 @@ class ReceivesWebhooks(Protocol):
 WEBHOOK_TOLERANCE_SECONDS = 300.0
 """How far a signed timestamp may be from now (both ways) before a call is stale
 (Standard Webhooks and fal both use five minutes)."""
+
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+def signed_at(stamp: str, now: float, header: str) -> float:
+    """A webhook's timestamp header (Unix seconds, ASCII digits only: ``"²".isdigit()``
+    is True), refused when it is more than ``WEBHOOK_TOLERANCE_SECONDS`` from ``now``
+    (stale or replayed)."""
+    if not _UNIX_SECONDS.fullmatch(stamp):
+        raise WebhookRejected(f"{header} is not Unix seconds")
+    sent_at = float(stamp)
+    if abs(now - sent_at) > WEBHOOK_TOLERANCE_SECONDS:
+        raise WebhookRejected(
+            f"{header} is outside the {WEBHOOK_TOLERANCE_SECONDS:g} s tolerance (stale or replayed)"
+        )
+    return sent_at

@@ -84,7 +84,6 @@ from reelgate.errors import (
     TransientError,
 )
 from reelgate.providers.base import (
-    WEBHOOK_TOLERANCE_SECONDS,
     GenerationRequest,
     ImageInput,
     ResultLocation,
@@ -94,6 +93,7 @@ from reelgate.providers.base import (
     WebhookCall,
     WebhookRejected,
     WebhookUnverifiable,
+    signed_at,
 )
 from reelgate.providers.http import (
     HttpDeployment,
@@ -120,7 +120,6 @@ __all__ = [
 ]
 
 FAL_QUEUE_URL = "https://queue.fal.run"
-_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 FAL_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 """The webhook keys (fal's webhook docs; their Python and JavaScript samples)."""
 JWKS_TTL = timedelta(hours=24)
@@ -636,11 +635,7 @@ class FalProvider:
         if missing:
             raise WebhookRejected(f"missing X-Fal-Webhook-{'/'.join(missing)} header")
         request_id, user_id, stamp, signature_hex = values
-        if not _UNIX_SECONDS.fullmatch(stamp):
-            raise WebhookRejected("X-Fal-Webhook-Timestamp is not Unix seconds")
-        sent_at = float(int(stamp))
-        if abs(now - sent_at) > WEBHOOK_TOLERANCE_SECONDS:
-            raise WebhookRejected("the webhook's timestamp is outside the 300 s window")
+        sent_at = signed_at(stamp, now, "X-Fal-Webhook-Timestamp")
         try:
             signature = bytes.fromhex(signature_hex)
         except ValueError:

@@ -16,15 +16,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from reelgate.providers.base import WEBHOOK_TOLERANCE_SECONDS, WebhookRejected
+from reelgate.providers.base import WebhookRejected, signed_at
 
 __all__ = ["SignedCall", "sign", "verify"]
-
-_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -64,10 +61,7 @@ def read_headers(headers: Mapping[str, str], now: float) -> tuple[str, str, str]
     signatures = lowered.get("webhook-signature", "").strip()
     if not delivery_id or not stamp or not signatures:
         raise WebhookRejected("missing webhook-id, webhook-timestamp or webhook-signature")
-    if not _UNIX_SECONDS.fullmatch(stamp):  # ASCII digits only ("²".isdigit() is True)
-        raise WebhookRejected("webhook-timestamp is not Unix seconds")
-    if abs(now - float(stamp)) > WEBHOOK_TOLERANCE_SECONDS:
-        raise WebhookRejected("webhook-timestamp is outside the tolerance (stale or replayed)")
+    signed_at(stamp, now, "webhook-timestamp")
     return delivery_id, stamp, signatures
 
 
