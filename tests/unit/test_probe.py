@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -125,3 +126,92 @@ def test_a_whole_mp4_is_described_from_its_index_without_a_decode(
     _silent_video(mkv, "matroska")
     assert probe_video(mkv).width == 64
     assert decoded == ["result.mkv"]
+
+
+def _by_ffmpeg(path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    """probe_video as it was before the index was read: FFmpeg for every file."""
+    from reelgate.media import probe
+
+    with monkeypatch.context() as m:
+        m.setattr(probe, "read_index", lambda raw, boxes, size: None)
+        return probe_video(path)
+
+
+@pytest.mark.parametrize("kind", ["rendered", "silent", "silent_faststart"])
+def test_an_mp4_index_says_what_ffmpeg_says(
+    tmp_path: Path, rendered: bytes, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    path = tmp_path / "video"
+    if kind == "rendered":
+        path.write_bytes(rendered)
+    else:
+        _silent_video(path, "mp4", faststart=kind == "silent_faststart")
+    from reelgate.media import probe
+
+    def no_ffmpeg(*args: object, **kwargs: object) -> None:
+        raise AssertionError("FFmpeg was asked about a plain MP4")
+
+    with monkeypatch.context() as m:
+        m.setattr(probe.av, "open", no_ffmpeg)
+        from_index = probe_video(path)
+    by_ffmpeg = _by_ffmpeg(path, monkeypatch)
+    assert from_index == replace(
+        by_ffmpeg,  # type: ignore[type-var]
+        duration_seconds=pytest.approx(by_ffmpeg.duration_seconds, abs=1e-6),  # type: ignore[attr-defined]
+    )
+
+
+def _patched(video: bytes, old: bytes, new: bytes) -> bytes:
+    at = video.index(old, video.index(b"stsd"))  # the sample entry, not a brand in ftyp
+    return video[:at] + new + video[at + len(old) :]
+
+
+@pytest.mark.parametrize(
+    ("case", "patch"),
+    [
+        # an unknown codec in the sample entry: FFmpeg decides
+        ("unknown_codec", lambda v: _patched(v, b"avc1", b"zzz1")),
+        # a fragmented file's samples are indexed in moof boxes: FFmpeg decides
+        ("fragmented", lambda v: v + b"\x00\x00\x00\x08moof"),
+    ],
+)
+def test_an_index_it_does_not_plainly_understand_is_left_to_ffmpeg(
+    tmp_path: Path, rendered: bytes, case: str, patch: object
+) -> None:
+    from reelgate.media.mp4 import read_index
+    from reelgate.media.probe import _check_boxes
+
+    path = tmp_path / case
+    path.write_bytes(patch(rendered))  # type: ignore[operator]
+    with path.open("rb") as raw:
+        boxes = _check_boxes(raw, path.stat().st_size, path)
+        assert read_index(raw, boxes, path.stat().st_size) is None
+
+
+def test_an_index_whose_first_sample_is_outside_the_media_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index of a whole file points its first sample past the media data (a
+    broken muxer): the index is not enough, FFmpeg reads the sample and rejects it."""
+    import struct
+
+    whole = tmp_path / "whole.mp4"
+    _silent_video(whole, "mp4", faststart=True)
+    data = whole.read_bytes()
+    at = data.index(b"stco") + 12  # version/flags, entry count, then the first offset
+    broken = data[:at] + struct.pack(">I", len(data) + 4096) + data[at + 4 :]
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(broken)
+    from reelgate.media import probe
+
+    asked: list[str] = []
+    real_open = probe.av.open
+
+    def counting(*args: object, **kwargs: object) -> object:
+        asked.append("ffmpeg")
+        return real_open(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(probe.av, "open", counting)
+    with pytest.raises(NotAVideo):
+        probe_video(path)
+    assert asked == ["ffmpeg"]

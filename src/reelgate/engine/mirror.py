@@ -8,35 +8,78 @@ upstream URL may expire minutes later; our copy is what clients download.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
+import shutil
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from reelgate.engine.planner import StoredCopy
 from reelgate.errors import StorageError
-from reelgate.media.probe import probe_video
+from reelgate.media.probe import VideoInfo, probe_video
 from reelgate.storage import Storage
 
 __all__ = ["mirror_result"]
 
 
-async def _spool(source: AsyncIterator[bytes], path: Path, max_bytes: int) -> str:
+SPOOL_WRITE_BYTES = 1024 * 1024
+"""Chunks are gathered to this size before a write: one trip to a thread each."""
+
+_spool_root: Path | None = None
+
+
+def _spool_dir() -> Path:
+    """A fresh directory for one download, in this process's spool directory (made
+    once, removed at exit): a name of its own per download, and no tree to walk
+    when it is done (``TemporaryDirectory`` cost more than the rest of a small copy)."""
+    global _spool_root
+    if _spool_root is None or not _spool_root.is_dir():
+        _spool_root = Path(tempfile.mkdtemp(prefix="reelgate-mirror-"))
+        atexit.register(shutil.rmtree, _spool_root, ignore_errors=True)
+    one = _spool_root / uuid.uuid4().hex
+    one.mkdir()
+    return one
+
+
+async def _spool(source: AsyncIterator[bytes], fh: BinaryIO, max_bytes: int) -> _Spooled:
+    """Write the download to ``fh``, hashing it, a megabyte at a time; the last part is
+    left for the caller to write with the probe (one trip to a thread for both)."""
     digest = hashlib.sha256()
     size = 0
-    with path.open("wb") as fh:
-        async for chunk in source:
-            size += len(chunk)
-            if size > max_bytes:
-                raise StorageError(
-                    f"the upstream file is larger than the {max_bytes}-byte mirror limit",
-                    code="mirror_too_large",
-                )
-            digest.update(chunk)
-            await asyncio.to_thread(fh.write, chunk)
+    pending: list[bytes] = []
+    pending_bytes = 0
+    async for chunk in source:
+        size += len(chunk)
+        if size > max_bytes:
+            raise StorageError(
+                f"the upstream file is larger than the {max_bytes}-byte mirror limit",
+                code="mirror_too_large",
+            )
+        digest.update(chunk)
+        pending.append(chunk)
+        pending_bytes += len(chunk)
+        if pending_bytes >= SPOOL_WRITE_BYTES:
+            await asyncio.to_thread(fh.writelines, pending)
+            pending, pending_bytes = [], 0
     if size == 0:
         raise StorageError("the upstream file is empty", code="mirror_empty")
-    return digest.hexdigest()
+    return _Spooled(digest.hexdigest(), pending)
+
+
+@dataclass(frozen=True)
+class _Spooled:
+    sha256: str
+    tail: list[bytes]
+
+
+def _finish_and_probe(fh: BinaryIO, tail: list[bytes], path: Path) -> VideoInfo:
+    fh.writelines(tail)
+    fh.close()
+    return probe_video(path)
 
 
 async def mirror_result(
@@ -44,15 +87,20 @@ async def mirror_result(
 ) -> StoredCopy:
     """``source``: the provider's download, or (for a result the provider uploaded to
     us) the uploaded object read back from storage."""
-    with tempfile.TemporaryDirectory(prefix="reelgate-mirror-") as tmp:
-        path = Path(tmp) / "video"
-        sha = await _spool(source, path, max_bytes)
-        info = await asyncio.to_thread(probe_video, path)
+    spool = _spool_dir()
+    path = spool / "video"
+    try:
+        with path.open("wb") as fh:
+            spooled = await _spool(source, fh, max_bytes)
+            info = await asyncio.to_thread(_finish_and_probe, fh, spooled.tail, path)
         stored = await storage.put_file(key, path, "video/mp4")
+    finally:
+        path.unlink(missing_ok=True)
+        spool.rmdir()
     return StoredCopy(
         key=key,
         bytes=stored.size,
-        sha256=sha,
+        sha256=spooled.sha256,
         duration_seconds=round(info.duration_seconds, 3),
         width=info.width,
         height=info.height,
