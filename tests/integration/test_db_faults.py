@@ -110,14 +110,14 @@ def _arm_submit(monkeypatch: pytest.MonkeyPatch, point: str, trigger: Callable[[
 
     state = {"armed": True}
 
-    async def faulty(conn: Any, *args: Any) -> Any:
+    async def faulty(conn: Any, **kwargs: Any) -> Any:
         if not state["armed"]:
-            return await original(conn, *args)
+            return await original(conn, **kwargs)
         state["armed"] = False
         if point == "before_send":
             trigger()
-            return await original(conn, *args)
-        result = await original(conn, *args)
+            return await original(conn, **kwargs)
+        result = await original(conn, **kwargs)
         trigger()
         if point == "answer_lost":
             raise asyncpg.exceptions.ConnectionDoesNotExistError(

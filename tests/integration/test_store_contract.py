@@ -32,6 +32,7 @@ from reelgate.store.idempotency import KeyRecord
 from reelgate.store.ledger import MAX_BALANCE, Balance
 from reelgate.store.memory import MemoryStore
 from reelgate.store.sql import SqlStore
+from reelgate.store.step import StepWrite, record_step_in
 from reelgate.store.submit import JobSubmission, StoredAnswer, SubmitOutcome
 from tests.values import NOW, PARAMS, Clock
 from tests.values import a_job as values_job
@@ -758,3 +759,101 @@ async def test_in_flight_counts_follow_every_way_a_job_starts_and_stops(store: S
         await tx.hide_job(ACCOUNT, "video_3", NOW + 5)
         assert await tx.in_flight_totals(ACCOUNT) == (0, 0)
         assert await tx.in_flight_totals(OTHER) == (1, 4)
+
+
+# ── a step's write in one call (store.step) ──────────────────────────────────────────
+
+
+async def write_step_by(way: str, store: Store, step: StepWrite) -> bool:
+    """``one_call``: ``Store.record_step`` (PostgreSQL's function, SQLite's writer
+    thread); ``in_tx``: the same write statement by statement in a transaction."""
+    if way == "one_call":
+        return await store.record_step(step)
+    async with store.begin() as tx:
+        return await record_step_in(tx, step)
+
+
+STEP_WAYS = pytest.mark.parametrize("way", ["one_call", "in_tx"])
+DELIVERED = Event("video.completed", PublicStatus.COMPLETED, 100)
+
+
+@STEP_WAYS
+async def test_a_step_writes_its_change_its_event_and_settles_its_hold_together(
+    store: Store, way: str
+) -> None:
+    assert (await store.submit(a_submission(amount=4_000))).outcome is SubmitOutcome.OK
+    [claimed] = await store.claim_due("w1", limit=1, lease_ms=30_000, now=NOW)
+    done = replace(
+        claimed,
+        state=JobState.COMPLETED,
+        progress=100,
+        next_run_at=None,
+        completed_at=NOW + 7,
+        units_consumed=3,
+        cost=3_000,
+        event_seq=2,
+        result=JobResult(upstream_url="https://v.example/r.mp4", duration_seconds=3.0),
+    )
+    step = StepWrite(claimed, done, "w1", True, DELIVERED, 3_000, NOW + 7)
+    assert await write_step_by(way, store, step)
+    assert await get(store, "video_1") == replace(
+        done, updated_at=NOW + 7, lease_owner=None, lease_expires_at=None
+    )
+    async with store.reading() as tx:
+        events = await tx.events_after("video_1", 1)
+        assert await tx.get_balance(ACCOUNT) == Balance(BALANCE - 3_000, 0)
+        assert await tx.in_flight_totals(ACCOUNT) == (0, 0)
+    async with store.begin() as tx:
+        assert not await tx.release_hold("hold_video_1")  # settled, exactly once
+    assert [(e.seq, e.event, e.created_at) for e in events] == [(2, DELIVERED, NOW + 7)]
+
+
+@STEP_WAYS
+async def test_a_step_whose_lease_was_lost_writes_nothing_at_all(store: Store, way: str) -> None:
+    assert (await store.submit(a_submission(amount=4_000))).outcome is SubmitOutcome.OK
+    [claimed] = await store.claim_due("w1", limit=1, lease_ms=1_000, now=NOW)
+    [taken] = await store.claim_due("w2", limit=1, lease_ms=1_000, now=NOW + 5_000)
+    failed = replace(claimed, state=JobState.FAILED, next_run_at=None, event_seq=2)
+    event = Event("video.failed", PublicStatus.FAILED, 0)
+    assert not await write_step_by(
+        way, store, StepWrite(claimed, failed, "w1", True, event, 0, NOW)
+    )
+    assert await get(store, "video_1") == taken
+    async with store.reading() as tx:
+        assert await tx.events_after("video_1", 1) == []
+        assert await tx.get_balance(ACCOUNT) == Balance(BALANCE, 4_000)
+
+
+@STEP_WAYS
+async def test_a_step_keeps_a_sooner_wake_up_set_while_it_ran(store: Store, way: str) -> None:
+    job = a_job(
+        state=JobState.RUNNING, upstream_id="up_1", next_run_at=NOW - 1, running_since=NOW - 10
+    )
+    await put(store, job)
+    [claimed] = await store.claim_due("w1", limit=1, lease_ms=30_000, now=NOW)
+    async with store.begin() as tx:
+        assert await tx.poll_now("video_1", "up_1", NOW + 5, None)
+    later = replace(claimed, next_run_at=NOW + 300_000, poll_count=1)
+    assert await write_step_by(way, store, StepWrite(claimed, later, "w1", True, None, None, NOW))
+    after = await get(store, "video_1")
+    assert after is not None and (after.next_run_at, after.poll_count) == (NOW + 5, 1)
+    # held on: the lease stays, and a schedule nobody moved is written as it is
+    [again] = await store.claim_due("w1", limit=1, lease_ms=30_000, now=NOW + 10)
+    sooner = replace(again, next_run_at=NOW + 60_000, progress=40)
+    assert await write_step_by(way, store, StepWrite(again, sooner, "w1", False, None, None, NOW))
+    after = await get(store, "video_1")
+    assert after is not None and (after.next_run_at, after.progress) == (NOW + 60_000, 40)
+    assert after.lease_owner == "w1"
+
+
+@STEP_WAYS
+@pytest.mark.parametrize("charge", [0, 2_500, 4_000, 99_999])
+async def test_a_step_settles_a_hold_as_the_ledger_does(
+    store: Store, way: str, charge: int
+) -> None:
+    assert (await store.submit(a_submission(amount=4_000))).outcome is SubmitOutcome.OK
+    [claimed] = await store.claim_due("w1", limit=1, lease_ms=30_000, now=NOW)
+    end = replace(claimed, state=JobState.FAILED, next_run_at=None)
+    assert await write_step_by(way, store, StepWrite(claimed, end, "w1", True, None, charge, NOW))
+    async with store.reading() as tx:
+        assert await tx.get_balance(ACCOUNT) == Balance(BALANCE - min(charge, 4_000), 0)

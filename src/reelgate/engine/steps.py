@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from reelgate.billing import charge_for
 from reelgate.catalog import Catalog, ModelSpec
-from reelgate.catalog.lifecycle import today
+from reelgate.catalog.lifecycle import Unavailable, today
 from reelgate.catalog.models import Route
 from reelgate.catalog.routing import Served, served_routes
 from reelgate.config import Settings
@@ -82,6 +82,8 @@ from reelgate.storage.keys import storage_key, upload_key
 from reelgate.store.base import Store, Tx
 from reelgate.store.db import is_unavailable
 from reelgate.store.jobs import now_ms
+from reelgate.store.recent import Recent
+from reelgate.store.step import StepWrite, record_step_in
 
 if TYPE_CHECKING:
     from reelgate.runtime import Runtime
@@ -96,6 +98,9 @@ T = TypeVar("T")
 
 
 UPLOAD_URL_MARGIN_SECONDS = 600
+BLOCKED_TTL_SECONDS = 1.0
+"""How long a worker reuses its read of the cooldowns and gone-model marks: another
+worker's quota answer or an operator's lifted mark is seen within this time."""
 
 
 class _Unloaded:
@@ -141,6 +146,9 @@ class Stepper:
         self.finish_times = FinishTimes()
         """Per model and route, how long its upstream jobs took (``engine.pacing``)."""
         self._routes: dict[str, tuple[ModelSpec, list[Served]]] = {}
+        self._blocked: Recent[str, tuple[list[Unavailable], dict[str, int]]] = Recent(
+            ttl=BLOCKED_TTL_SECONDS
+        )
 
     @classmethod
     def from_runtime(
@@ -284,31 +292,29 @@ class Stepper:
         if t.cooldown is not None:
             c = t.cooldown
             await self.store.start_cooldown(c.deployment, c.until, c.reason, self.clock())
+            self._blocked.forget_all()
         if t.unavailable is not None:
             await self.store.mark_unavailable(t.unavailable)
+            self._blocked.forget_all()
             if self.on_unavailable is not None:
                 self.on_unavailable()
-        spec = self.spec(job)
+        step = self._step_write(job, t.job, release=t.release, settle=t.settle)
+        extra = self._listing(job, t.list_create)
+        if extra is None and also is None:
+            # the common step: its whole write is one call to the database
+            async def write() -> Job | None:
+                return step.after if await self.store.record_step(step) else None
 
-        async def write() -> Job | None:
-            async with self.store.begin() as tx:
-                written = await self._fenced(tx, job, t.job, release=t.release)
-                if written is None:
-                    return None
-                if t.settle is not None and job.hold_id:
-                    if t.settle:
-                        await tx.capture_hold(job.hold_id, t.settle)
-                    else:
-                        await tx.release_hold(job.hold_id)
-                if t.list_create is not None:
-                    lc = t.list_create
-                    listed = record_create(
-                        job, spec, lc.outcome, lc.note, lc.upstream_id, self.clock()
-                    )
-                    await listed(tx)
-                if also is not None:
-                    await also(tx)
-            return written
+        else:
+
+            async def write() -> Job | None:
+                async with self.store.begin() as tx:
+                    if not await record_step_in(tx, step):
+                        return None
+                    for more in (extra, also):
+                        if more is not None:
+                            await more(tx)
+                return step.after
 
         written = await self._patiently(job, write)
         if written is not None:
@@ -319,16 +325,21 @@ class Stepper:
             )
         return written
 
-    async def _fenced(self, tx: Tx, before: Job, after: Job, *, release: bool) -> Job | None:
-        """The fenced write, plus the event it makes, in the caller's transaction."""
+    def _listing(self, job: Job, lc: ListCreate | None) -> Also | None:
+        """The operators' record of a create a transition lists (None: it lists none)."""
+        if lc is None:
+            return None
+        spec = self.spec(job)
+        return record_create(job, spec, lc.outcome, lc.note, lc.upstream_id, self.clock())
+
+    def _step_write(
+        self, before: Job, after: Job, *, release: bool, settle: int | None = None
+    ) -> StepWrite:
+        """The write that records a step: ``after`` with the event the change makes."""
         event = event_for(before, after)
         if event is not None:
             after = replace(after, event_seq=before.event_seq + 1)
-        if not await tx.write_step(before, after, self.worker_id, release=release):
-            return None
-        if event is not None:
-            await tx.record_event(before.id, after.event_seq, event, self.clock())
-        return after
+        return StepWrite(before, after, self.worker_id, release, event, settle, self.clock())
 
     async def _patiently(self, job: Job, write: Callable[[], Awaitable[T]]) -> T:
         """Run a step's write, riding out a database outage: what the step learned
@@ -398,14 +409,17 @@ class Stepper:
         transaction, serialised per provider. None: at capacity (the job looks again
         shortly) or the lease was lost."""
         limit = self.settings.provider_max_concurrent.get(served.kind)
-        async with self.store.begin() as tx:
-            if limit:
+        step = self._step_write(job, sending.job, release=False)
+        if not limit:
+            written = step.after if await self.store.record_step(step) else None
+        else:
+            async with self.store.begin() as tx:
                 await tx.lock_provider(served.kind)
                 if await tx.count_occupying(served.kind, job.id) >= limit:
                     wait = self.plan(job, AtCapacity())
-                    await self._fenced(tx, job, wait.job, release=True)
+                    await record_step_in(tx, self._step_write(job, wait.job, release=True))
                     return None
-            written = await self._fenced(tx, job, sending.job, release=False)
+                written = step.after if await record_step_in(tx, step) else None
         if written is not None:
             self.hub.notify(job.id)
         return written
@@ -464,8 +478,9 @@ class Stepper:
         if not left:
             return None
         day = today(now)
-        marks = {m.deployment: m for m in await self.store.list_unavailable(now)}
-        cooling = await self.store.list_cooling(now)
+        all_marks, all_cooling = await self._blocked.get("all", self._read_blocked)
+        marks = {m.deployment: m for m in all_marks if m.until > now}
+        cooling = {d: until for d, until in all_cooling.items() if until > now}
         blocked: tuple[Served, Cooling | MarkedGone] | None = None
         for served in left:
             why: Cooling | MarkedGone | None = None
@@ -483,6 +498,13 @@ class Stepper:
             blocked = blocked or (served, why)
         assert blocked is not None
         return blocked
+
+    async def _read_blocked(self) -> tuple[list[Unavailable], dict[str, int]]:
+        """Every deployment marked gone or cooling down now (kept ``BLOCKED_TTL_SECONDS``:
+        each create asks, a change is rare, and this process forgets at once what it
+        changes itself)."""
+        now = self.clock()
+        return await self.store.list_unavailable(now), await self.store.list_cooling(now)
 
     async def mark_sending(self, job: Job, *, count: bool = False) -> Job | None:
         """Record that a create is about to be sent (None: the lease was lost).

@@ -135,10 +135,11 @@ class Worker:
                 self._in_hand.pop(job.id, None)
             self._step_done.set()
 
-    async def _claim(self) -> int:
+    async def _claim(self) -> tuple[int, int]:
+        """Lease due jobs for the free slots and start their steps: (free, claimed)."""
         free = self.concurrency - len(self._in_hand)
         if free <= 0:
-            return 0
+            return 0, 0
         jobs = await self.store.claim_due(
             self.id,
             limit=free,
@@ -148,26 +149,38 @@ class Worker:
         )
         for job in jobs:
             self._in_hand[job.id] = asyncio.create_task(self._run_step(job), name=f"step-{job.id}")
-        return len(jobs)
+        return free, len(jobs)
 
     async def _idle_wait(self) -> None:
-        wake_at = await self.store.next_wakeup()
-        timeout = self.idle_poll
-        if wake_at is not None:
-            timeout = min(timeout, max(0.0, (wake_at - self.clock()) / 1000.0) + 0.005)
-        wake = asyncio.create_task(self.wakeup.wait(timeout))
-        step = asyncio.create_task(self._step_done.wait())
+        """Sleep until a step ends, a wake-up comes, or the next job falls due. With
+        every slot busy only a step's end (or ``stop``) can let more work in, so the
+        next wake-up is not asked for: that query would run once per step for nothing."""
+        timeout: float | None = None
+        if len(self._in_hand) < self.concurrency:
+            wake_at = await self.store.next_wakeup()
+            timeout = self.idle_poll
+            if wake_at is not None:
+                timeout = min(timeout, max(0.0, (wake_at - self.clock()) / 1000.0) + 0.005)
+        waits: list[asyncio.Task[bool]] = [asyncio.create_task(self._step_done.wait())]
+        if timeout is None:
+            waits.append(asyncio.create_task(self._stopping.wait()))
+        else:
+            waits.append(asyncio.create_task(self.wakeup.wait(timeout)))
         try:
-            await asyncio.wait({wake, step}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (wake, step):
+            for task in waits:
                 task.cancel()
-            await asyncio.gather(wake, step, return_exceptions=True)
+            await asyncio.gather(*waits, return_exceptions=True)
             self._step_done.clear()
 
     async def _cycle(self, burst: bool) -> bool:
-        """Claim what is due, else wait for the next wake-up. True: burst is done."""
-        if len(self._in_hand) < self.concurrency and await self._claim():
+        """Claim what is due, else wait for the next wake-up. True: burst is done.
+
+        A claim that filled every free slot may have left more due: claim again. One
+        that took fewer than it could took everything due now: wait."""
+        free, claimed = await self._claim()
+        if claimed and claimed == free:
             return False
         if burst and not self._in_hand and await self.store.count_active() == 0:
             return True

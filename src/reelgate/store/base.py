@@ -25,6 +25,7 @@ from reelgate.store.ambiguous import AmbiguousCreate
 from reelgate.store.events import StoredEvent
 from reelgate.store.idempotency import KeyRecord
 from reelgate.store.ledger import Balance
+from reelgate.store.step import StepWrite
 from reelgate.store.submit import JobSubmission, SubmitResult
 from reelgate.store.usage import UsageDay
 
@@ -55,9 +56,12 @@ class Tx(Protocol):
 
     async def insert_job(self, job: Job) -> None: ...
 
-    async def write_step(self, before: Job, after: Job, worker_id: str, *, release: bool) -> bool:
+    async def write_step(
+        self, before: Job, after: Job, worker_id: str, *, release: bool, now: int | None = None
+    ) -> bool:
         """Write the fields ``after`` changed, only while ``worker_id`` holds the lease
-        (the fence); ``release`` drops the lease in the same write. False: not written."""
+        (the fence); ``release`` drops the lease in the same write. ``now``: the
+        ``updated_at`` to write (default: the store's clock). False: not written."""
         ...
 
     async def cancel_if_queued(self, account_id: str, job_id: str, now: int) -> Job | None:
@@ -278,6 +282,12 @@ class Store(Protocol):
         account, check its credits and in-flight caps, store the Idempotency-Key's answer,
         write the hold, its ledger line, the job and its first event, wake the workers.
         A refusal writes nothing and says why, with the account's numbers."""
+        ...
+
+    async def record_step(self, step: StepWrite) -> bool:
+        """A step's write in one transaction, sent as one call (``store.step``): the
+        job's changed columns only while ``step.worker_id`` holds its lease, its event,
+        its hold's settlement. False: the lease was lost and nothing was written."""
         ...
 
     async def claim_due(

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import sqlalchemy.exc as sa_exc
@@ -27,9 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from reelgate.store.sqlite_writer import SqliteWriter
 
+T = TypeVar("T")
+
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "async_url",
+    "asyncpg_call",
     "create_engine",
     "is_postgres",
     "is_sqlite",
@@ -162,6 +165,22 @@ def sqlite_writer(engine: AsyncEngine) -> SqliteWriter | None:
             return None
         writer = _WRITERS[sync] = SqliteWriter(found[0], busy_ms=found[1])
     return writer
+
+
+async def asyncpg_call(engine: AsyncEngine, call: Callable[[Any], Awaitable[T]]) -> T:
+    """``call(connection)`` on a pooled asyncpg connection itself, outside SQLAlchemy's
+    transaction: in autocommit one statement (or one function) is the whole
+    transaction, sent in one trip instead of three (BEGIN, the statement, COMMIT)."""
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        try:
+            return await call(raw.driver_connection)
+        except Exception as exc:
+            if is_unavailable(exc):
+                # SQLAlchemy did not see this error: tell its pool the connection
+                # (and any other made before the outage) is not to be used again
+                await conn.invalidate(exc)
+            raise
 
 
 def _close_writer(engine: Engine) -> None:

@@ -7,6 +7,7 @@ holder may record a step), and lease renewal/release.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -15,9 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelgate.job import ACTIVE_STATES, Job, JobResult, JobState, PublicStatus
-from reelgate.store.codec import changed_columns, encode_result, job_from_row, job_to_row
-from reelgate.store.db import reading
+from reelgate.store.codec import encode_result, job_from_row, job_to_row
+from reelgate.store.db import asyncpg_call, reading, sqlite_writer
 from reelgate.store.schema import accounts, ambiguous_creates, jobs
+from reelgate.store.sqlite_writer import decoded_rows
+from reelgate.store.step import step_values
 
 __all__ = [
     "Job",
@@ -143,6 +146,48 @@ async def claim_due(
       worker, whose writes the fence could not tell apart.
     """
     now = now_ms() if now is None else now
+    expires = now + lease_ms
+    writer = sqlite_writer(engine)
+    rows: Sequence[Any]
+    if writer is not None:
+        lite = (worker_id, expires, now, now, json.dumps(list(in_hand)), limit)
+        rows = await writer.run(lambda conn: decoded_rows(conn.execute(_SQLITE_CLAIM, lite), jobs))
+    elif engine.dialect.name == "postgresql":
+        pg = (worker_id, expires, now, list(in_hand), limit)
+        rows = await asyncpg_call(engine, lambda conn: conn.fetch(_PG_CLAIM, *pg))
+    else:  # an in-memory SQLite: through SQLAlchemy
+        rows = await _claim_statements(engine, worker_id, limit, expires, now, in_hand)
+    # RETURNING keeps no order: hand them out most overdue first, as chosen
+    return sorted((job_from_row(r) for r in rows), key=lambda j: (j.next_run_at or 0, j.id))
+
+
+# One statement each, in autocommit (PostgreSQL) or the writer thread's transaction
+# (SQLite): the claim is one trip to the database.
+_PG_CLAIM = """
+UPDATE jobs SET lease_owner = $1, lease_expires_at = $2
+WHERE id IN (
+  SELECT id FROM jobs
+  WHERE next_run_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at < $3)
+    AND id <> ALL($4::text[])
+  ORDER BY next_run_at LIMIT $5
+  FOR UPDATE SKIP LOCKED)
+RETURNING *
+"""
+
+_SQLITE_CLAIM = """
+UPDATE jobs SET lease_owner = ?, lease_expires_at = ?
+WHERE id IN (
+  SELECT id FROM jobs
+  WHERE next_run_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at < ?)
+    AND id NOT IN (SELECT value FROM json_each(?))
+  ORDER BY next_run_at LIMIT ?)
+RETURNING *
+"""
+
+
+async def _claim_statements(
+    engine: AsyncEngine, worker_id: str, limit: int, expires: int, now: int, in_hand: Sequence[str]
+) -> Sequence[Any]:
     due = (
         sa.select(jobs.c.id)
         .where(jobs.c.next_run_at <= now)
@@ -153,24 +198,26 @@ async def claim_due(
     if in_hand:
         due = due.where(jobs.c.id.not_in(list(in_hand)))
     async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
         stmt = (
             jobs.update()
             .where(jobs.c.id.in_(due.scalar_subquery()))
-            .values(lease_owner=worker_id, lease_expires_at=now + lease_ms)
+            .values(lease_owner=worker_id, lease_expires_at=expires)
             .returning(*jobs.c)
         )
-        rows = (await conn.execute(stmt)).mappings().all()
-    # RETURNING keeps no order: hand them out most overdue first, as chosen
-    return sorted((job_from_row(r) for r in rows), key=lambda j: (j.next_run_at or 0, j.id))
+        return (await conn.execute(stmt)).mappings().all()
 
 
 _INSERT_JOB = jobs.insert()
 
 
 async def write_step(
-    conn: AsyncConnection, before: Job, after: Job, worker_id: str, *, release: bool
+    conn: AsyncConnection,
+    before: Job,
+    after: Job,
+    worker_id: str,
+    *,
+    release: bool,
+    now: int | None = None,
 ) -> bool:
     """Record a step's outcome (the fields ``after`` changed against ``before``), only
     if this worker still holds the lease.
@@ -180,11 +227,7 @@ async def write_step(
     ``release`` also drops the lease in the same statement, so the job's new
     state, wake-up and lease change together.
     """
-    values: dict[str, Any] = changed_columns(before, after)
-    values["updated_at"] = now_ms()
-    if release:
-        values["lease_owner"] = None
-        values["lease_expires_at"] = None
+    values = step_values(before, after, release=release, now=now_ms() if now is None else now)
     later = values.get("next_run_at")
     if later is not None:
         # Someone made the job due sooner while this step ran (a provider's call, a

@@ -19,6 +19,7 @@ from reelgate.errors import NotFound, PaymentRequired, ValidationFailed
 from reelgate.ids import new_id
 from reelgate.store.jobs import now_ms
 from reelgate.store.schema import accounts, holds, ledger
+from reelgate.store.step import settlement_lines
 
 __all__ = [
     "MAX_BALANCE",
@@ -203,66 +204,42 @@ async def place_hold(conn: AsyncConnection, account_id: str, job_id: str, amount
     return hold_id
 
 
-async def _resolve(conn: AsyncConnection, hold_id: str, status: str, captured: int) -> int | None:
-    """Close an open hold; None if it was already resolved (the exactly-once guard)."""
+async def _resolve(conn: AsyncConnection, hold_id: str, charge: int) -> int | None:
+    """Close an open hold, charging ``charge`` (at most the hold) and releasing the rest;
+    None if it was already resolved (the exactly-once guard)."""
+    now = now_ms()
+    captured = sa.case((holds.c.amount < charge, holds.c.amount), else_=charge)
     row = (
         await conn.execute(
             holds.update()
             .where(holds.c.id == hold_id, holds.c.status == "open")
-            .values(status=status, captured=captured, resolved_at=now_ms())
-            .returning(holds.c.amount, holds.c.account_id, holds.c.job_id)
+            .values(status="captured" if charge else "released", captured=captured, resolved_at=now)
+            .returning(holds.c.amount, holds.c.captured, holds.c.account_id, holds.c.job_id)
         )
     ).first()
     if row is None:
         return None
-    await _lock(conn, row.account_id)
-    if captured:
-        await _apply(
-            conn,
-            ledger_row(
-                row.account_id,
-                "capture",
-                balance_delta=-captured,
-                held_delta=-row.amount,
-                hold_id=hold_id,
-                job_id=row.job_id,
-                note="charge for delivered video",
-            ),
+    lines = settlement_lines(
+        row.account_id, hold_id, row.job_id, int(row.amount), int(row.captured), now
+    )
+    # the update locks the account's row (SQLite's writer holds the whole file)
+    await conn.execute(
+        accounts.update()
+        .where(accounts.c.id == row.account_id)
+        .values(
+            balance=accounts.c.balance + sum(line["balance_delta"] for line in lines),
+            held=accounts.c.held + sum(line["held_delta"] for line in lines),
         )
-        if captured < row.amount:
-            await _apply(
-                conn,
-                ledger_row(
-                    row.account_id,
-                    "release",
-                    hold_id=hold_id,
-                    job_id=row.job_id,
-                    note=f"unused hold: {format_credits(row.amount - captured)}",
-                ),
-            )
-    else:
-        await _apply(
-            conn,
-            ledger_row(
-                row.account_id,
-                "release",
-                held_delta=-row.amount,
-                hold_id=hold_id,
-                job_id=row.job_id,
-                note="job not completed: nothing charged",
-            ),
-        )
+    )
+    await conn.execute(_INSERT_LEDGER, lines)
     return int(row.amount)
 
 
 async def capture_hold(conn: AsyncConnection, hold_id: str, amount: int) -> bool:
     """Charge ``amount`` (capped by the hold) and release the rest. False if already resolved."""
-    hold_amount = await conn.scalar(sa.select(holds.c.amount).where(holds.c.id == hold_id))
-    if hold_amount is None:
-        return False
-    return await _resolve(conn, hold_id, "captured", min(amount, int(hold_amount))) is not None
+    return await _resolve(conn, hold_id, amount) is not None
 
 
 async def release_hold(conn: AsyncConnection, hold_id: str) -> bool:
     """Release the whole hold. False if already resolved."""
-    return await _resolve(conn, hold_id, "released", 0) is not None
+    return await _resolve(conn, hold_id, 0) is not None

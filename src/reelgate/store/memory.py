@@ -27,6 +27,7 @@ from reelgate.store.events import StoredEvent
 from reelgate.store.idempotency import KeyRecord
 from reelgate.store.jobs import now_ms
 from reelgate.store.ledger import Balance, check_grant, not_enough
+from reelgate.store.step import StepWrite, record_step_in
 from reelgate.store.submit import JobSubmission, SubmitOutcome, SubmitResult, check_submission
 from reelgate.store.usage import DAY_MS, UsageDay
 
@@ -128,13 +129,15 @@ class MemoryTx:
             raise ValueError(f"job {job.id} exists")
         s.jobs[job.id] = job
 
-    async def write_step(self, before: Job, after: Job, worker_id: str, *, release: bool) -> bool:
+    async def write_step(
+        self, before: Job, after: Job, worker_id: str, *, release: bool, now: int | None = None
+    ) -> bool:
         s = self._write()
         current = s.jobs.get(before.id)
         if current is None or current.lease_owner != worker_id:
             return False
         changed = changed_fields(before, after)
-        changed["updated_at"] = self.clock()
+        changed["updated_at"] = self.clock() if now is None else now
         if release:
             changed.update(lease_owner=None, lease_expires_at=None)
         later = changed.get("next_run_at")
@@ -634,6 +637,10 @@ class MemoryStore:
             await tx.wake(job.id)
         after = Balance(current.balance, current.held + sub.hold_amount)
         return SubmitResult(outcome, after, n + 1, seconds + job.params.duration_seconds)
+
+    async def record_step(self, step: StepWrite) -> bool:
+        async with self.begin() as tx:
+            return await record_step_in(tx, step)
 
     async def claim_due(
         self,

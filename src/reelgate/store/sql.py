@@ -25,10 +25,11 @@ from reelgate.store import jobs as sql_jobs
 from reelgate.store.accounts import ALL_SCOPES, KeyInfo, KeyRow
 from reelgate.store.ambiguous import AmbiguousCreate
 from reelgate.store.base import AmbiguousRecord, Store
-from reelgate.store.db import is_unavailable, reading, sqlite_writer
+from reelgate.store.db import asyncpg_call, reading, sqlite_writer
 from reelgate.store.events import StoredEvent
 from reelgate.store.idempotency import KeyRecord
 from reelgate.store.ledger import Balance
+from reelgate.store.step import StepWrite, postgres_step, record_step_in, sqlite_step
 from reelgate.store.submit import (
     JobSubmission,
     SubmitResult,
@@ -58,8 +59,12 @@ class SqlTx:
     async def insert_job(self, job: Job) -> None:
         await sql_jobs.insert_job(self.conn, job)
 
-    async def write_step(self, before: Job, after: Job, worker_id: str, *, release: bool) -> bool:
-        return await sql_jobs.write_step(self.conn, before, after, worker_id, release=release)
+    async def write_step(
+        self, before: Job, after: Job, worker_id: str, *, release: bool, now: int | None = None
+    ) -> bool:
+        return await sql_jobs.write_step(
+            self.conn, before, after, worker_id, release=release, now=now
+        )
 
     async def cancel_if_queued(self, account_id: str, job_id: str, now: int) -> Job | None:
         return await sql_jobs.cancel_if_queued(self.conn, account_id, job_id, now)
@@ -270,18 +275,16 @@ class SqlStore:
             return await writer.run(partial(sqlite_submit, sub, rows))
         if self.engine.dialect.name != "postgresql":
             raise RuntimeError(f"no one-call submit for {self.engine.dialect.name}")
-        async with self.engine.connect() as conn:
-            # asyncpg itself, outside SQLAlchemy's transaction: in autocommit the
-            # function's statement is the whole transaction, sent in one round trip
-            raw = await conn.get_raw_connection()
-            try:
-                return await postgres_submit(raw.driver_connection, sub, rows)
-            except Exception as exc:
-                if is_unavailable(exc):
-                    # SQLAlchemy did not see this error: tell its pool the connection
-                    # (and any other made before the outage) is not to be used again
-                    await conn.invalidate(exc)
-                raise
+        return await asyncpg_call(self.engine, partial(postgres_submit, sub=sub, rows=rows))
+
+    async def record_step(self, step: StepWrite) -> bool:
+        writer = sqlite_writer(self.engine)
+        if writer is not None:
+            return await writer.run(partial(sqlite_step, step))
+        if self.engine.dialect.name != "postgresql":
+            async with self.begin() as tx:  # an in-memory SQLite has no writer thread
+                return await record_step_in(tx, step)
+        return await asyncpg_call(self.engine, partial(postgres_step, step=step))
 
     async def claim_due(
         self,

@@ -23,11 +23,15 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 
-__all__ = ["SqliteWriter"]
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+__all__ = ["SqliteWriter", "column_encoder", "decoded_rows", "insert_row"]
 
 T = TypeVar("T")
 
@@ -192,3 +196,57 @@ class SqliteWriter:
         for loop, calls in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_settle, calls)
+
+
+# -- rows for the writer's plain sqlite3 connection ------------------------------------
+
+_DIALECT = sqlite_dialect.dialect(paramstyle="qmark")
+
+
+@cache
+def _processors(table: sa.Table) -> dict[str, Any]:
+    """Each column's bind processor: values are encoded exactly as SQLAlchemy would
+    (JSON as text, booleans as 0/1)."""
+    return {c.name: c.type.dialect_impl(_DIALECT).bind_processor(_DIALECT) for c in table.c}
+
+
+@cache
+def _insert_sql(table: sa.Table) -> str:
+    return str(table.insert().compile(dialect=_DIALECT))  # every column, in table order
+
+
+@cache
+def column_encoder(table: sa.Table) -> Callable[[str, Any], Any]:
+    """``encode(column, value)``: a value as ``table``'s column stores it in SQLite."""
+    procs = _processors(table)
+
+    def encode(name: str, value: Any) -> Any:
+        proc = procs[name]
+        return proc(value) if proc is not None else value
+
+    return encode
+
+
+def insert_row(conn: sqlite3.Connection, table: sa.Table, row: Mapping[str, Any]) -> None:
+    """``INSERT`` one row (every column of ``table``) on a plain sqlite3 connection."""
+    encode = column_encoder(table)
+    conn.execute(_insert_sql(table), tuple(encode(c.name, row[c.name]) for c in table.c))
+
+
+@cache
+def _decoders(table: sa.Table) -> dict[str, Any]:
+    return {c.name: c.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None) for c in table.c}
+
+
+def decoded_rows(cursor: sqlite3.Cursor, table: sa.Table) -> list[dict[str, Any]]:
+    """A cursor's rows of ``table``'s columns, decoded as SQLAlchemy would read them."""
+    decoders = _decoders(table)
+    names = [d[0] for d in cursor.description]
+    procs = [decoders[name] for name in names]
+    return [
+        {
+            name: proc(v) if proc is not None else v
+            for name, proc, v in zip(names, procs, row, strict=True)
+        }
+        for row in cursor.fetchall()
+    ]

@@ -21,20 +21,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
 from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from reelgate.job import Event, Job
 from reelgate.store.codec import job_to_row
 from reelgate.store.events import event_row
 from reelgate.store.ledger import Balance, hold_rows
 from reelgate.store.schema import holds, job_events, jobs, ledger
+from reelgate.store.sqlite_writer import insert_row
 
 __all__ = [
     "JobSubmission",
@@ -133,25 +129,6 @@ def check_submission(
 # -- SQLite: a function for the writer thread -----------------------------------------
 
 
-@cache
-def _sqlite_insert(table: sa.Table) -> tuple[str, tuple[tuple[str, Any], ...]]:
-    """``INSERT INTO table (...) VALUES (?, ...)`` and each column's bind processor: the
-    values are encoded exactly as SQLAlchemy would (JSON as text, booleans as 0/1)."""
-    dialect = sqlite_dialect.dialect(paramstyle="qmark")
-    sql = str(table.insert().compile(dialect=dialect))  # every column, in table order
-    procs = tuple((c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in table.c)
-    return sql, procs
-
-
-def _sqlite_values(table: sa.Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
-    _, procs = _sqlite_insert(table)
-    return tuple(proc(row[name]) if proc else row[name] for name, proc in procs)
-
-
-def _insert(conn: sqlite3.Connection, table: sa.Table, row: Mapping[str, Any]) -> None:
-    conn.execute(_sqlite_insert(table)[0], _sqlite_values(table, row))
-
-
 def sqlite_submit(sub: JobSubmission, rows: Rows, conn: sqlite3.Connection) -> SubmitResult:
     """The submit on SQLite; runs on the writer thread inside its transaction."""
     account = sub.job.account_id
@@ -180,11 +157,11 @@ def sqlite_submit(sub: JobSubmission, rows: Rows, conn: sqlite3.Connection) -> S
             outcome = SubmitOutcome.KEY_TAKEN
     if outcome is not SubmitOutcome.OK:
         return _result(outcome, balance, held, n, seconds)
-    _insert(conn, holds, rows.hold)
+    insert_row(conn, holds, rows.hold)
     conn.execute("UPDATE accounts SET held = held + ? WHERE id = ?", (sub.hold_amount, account))
-    _insert(conn, ledger, rows.ledger)
-    _insert(conn, jobs, rows.job)  # the trigger counts it in flight
-    _insert(conn, job_events, rows.event)
+    insert_row(conn, ledger, rows.ledger)
+    insert_row(conn, jobs, rows.job)  # the trigger counts it in flight
+    insert_row(conn, job_events, rows.event)
     return SubmitResult(
         SubmitOutcome.OK,
         Balance(int(balance), int(held) + sub.hold_amount),
@@ -201,7 +178,7 @@ _PG_CALL = (
 )
 
 
-async def postgres_submit(conn: Any, sub: JobSubmission, rows: Rows) -> SubmitResult:
+async def postgres_submit(conn: Any, *, sub: JobSubmission, rows: Rows) -> SubmitResult:
     """The submit on PostgreSQL, on a raw asyncpg connection outside any transaction."""
     answer = sub.answer
     found = await conn.fetchrow(
