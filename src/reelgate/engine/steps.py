@@ -20,7 +20,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
@@ -299,24 +299,8 @@ class Stepper:
             if self.on_unavailable is not None:
                 self.on_unavailable()
         step = self._step_write(job, t.job, release=t.release, settle=t.settle)
-        extra = self._listing(job, t.list_create)
-        if extra is None and also is None:
-            # the common step: its whole write is one call to the database
-            async def write() -> Job | None:
-                return step.after if await self.store.record_step(step) else None
-
-        else:
-
-            async def write() -> Job | None:
-                async with self.store.begin() as tx:
-                    if not await record_step_in(tx, step):
-                        return None
-                    for more in (extra, also):
-                        if more is not None:
-                            await more(tx)
-                return step.after
-
-        written = await self._patiently(job, write)
+        extras = [more for more in (self._listing(job, t.list_create), also) if more]
+        written = await self._patiently(job, lambda: self._record(step, extras))
         if written is not None:
             self.hub.notify(job.id)
         else:
@@ -324,6 +308,19 @@ class Stepper:
                 "job %s: lease lost before writing %s; another worker has it", job.id, job.state
             )
         return written
+
+    async def _record(self, step: StepWrite, extras: Sequence[Also] = ()) -> Job | None:
+        """Write ``step`` (None: the lease was lost and nothing was written). Alone it is
+        one call to the database; with ``extras`` (writes that must commit with it) a
+        transaction of its statements and theirs."""
+        if not extras:
+            return step.after if await self.store.record_step(step) else None
+        async with self.store.begin() as tx:
+            if not await record_step_in(tx, step):
+                return None
+            for more in extras:
+                await more(tx)
+        return step.after
 
     def _listing(self, job: Job, lc: ListCreate | None) -> Also | None:
         """The operators' record of a create a transition lists (None: it lists none)."""
@@ -411,7 +408,7 @@ class Stepper:
         limit = self.settings.provider_max_concurrent.get(served.kind)
         step = self._step_write(job, sending.job, release=False)
         if not limit:
-            written = step.after if await self.store.record_step(step) else None
+            written = await self._record(step)
         else:
             async with self.store.begin() as tx:
                 await tx.lock_provider(served.kind)

@@ -32,11 +32,11 @@ T = TypeVar("T")
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "async_url",
-    "asyncpg_call",
     "create_engine",
     "is_postgres",
     "is_sqlite",
     "is_unavailable",
+    "one_call",
     "reading",
     "sqlite_writer",
 ]
@@ -167,14 +167,27 @@ def sqlite_writer(engine: AsyncEngine) -> SqliteWriter | None:
     return writer
 
 
-async def asyncpg_call(engine: AsyncEngine, call: Callable[[Any], Awaitable[T]]) -> T:
-    """``call(connection)`` on a pooled asyncpg connection itself, outside SQLAlchemy's
-    transaction: in autocommit one statement (or one function) is the whole
-    transaction, sent in one trip instead of three (BEGIN, the statement, COMMIT)."""
+async def one_call(
+    engine: AsyncEngine,
+    on_sqlite: Callable[[sqlite3.Connection], T],
+    on_postgres: Callable[[Any], Awaitable[T]],
+) -> T:
+    """A whole transaction sent as one call: ``on_sqlite(connection)`` on the SQLite
+    file's writer thread, or ``on_postgres(connection)`` on a pooled asyncpg connection
+    itself, outside SQLAlchemy's transaction, so that in autocommit its one statement
+    (or one function) is the whole transaction, sent in one trip instead of three
+    (BEGIN, the statement, COMMIT). The submit, a step's write and a claim use it."""
+    writer = sqlite_writer(engine)
+    if writer is not None:
+        return await writer.run(on_sqlite)
+    if engine.dialect.name != "postgresql":
+        raise RuntimeError(
+            f"no one-call writes for {engine.dialect.name}: SQLite must be a file database"
+        )
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         try:
-            return await call(raw.driver_connection)
+            return await on_postgres(raw.driver_connection)
         except Exception as exc:
             if is_unavailable(exc):
                 # SQLAlchemy did not see this error: tell its pool the connection

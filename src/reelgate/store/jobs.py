@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelgate.job import ACTIVE_STATES, Job, JobResult, JobState, PublicStatus
 from reelgate.store.codec import encode_result, job_from_row, job_to_row
-from reelgate.store.db import asyncpg_call, reading, sqlite_writer
+from reelgate.store.db import one_call, reading
 from reelgate.store.schema import accounts, ambiguous_creates, jobs
 from reelgate.store.sqlite_writer import decoded_rows
 from reelgate.store.step import step_values
@@ -147,22 +147,19 @@ async def claim_due(
     """
     now = now_ms() if now is None else now
     expires = now + lease_ms
-    writer = sqlite_writer(engine)
-    rows: Sequence[Any]
-    if writer is not None:
-        lite = (worker_id, expires, now, now, json.dumps(list(in_hand)), limit)
-        rows = await writer.run(lambda conn: decoded_rows(conn.execute(_SQLITE_CLAIM, lite), jobs))
-    elif engine.dialect.name == "postgresql":
-        pg = (worker_id, expires, now, list(in_hand), limit)
-        rows = await asyncpg_call(engine, lambda conn: conn.fetch(_PG_CLAIM, *pg))
-    else:  # an in-memory SQLite: through SQLAlchemy
-        rows = await _claim_statements(engine, worker_id, limit, expires, now, in_hand)
+    lite = (worker_id, expires, now, now, json.dumps(list(in_hand)), limit)
+    pg = (worker_id, expires, now, list(in_hand), limit)
+    rows: Sequence[Any] = await one_call(
+        engine,
+        lambda conn: decoded_rows(conn.execute(_SQLITE_CLAIM, lite), jobs),
+        lambda conn: conn.fetch(_PG_CLAIM, *pg),
+    )
     # RETURNING keeps no order: hand them out most overdue first, as chosen
     return sorted((job_from_row(r) for r in rows), key=lambda j: (j.next_run_at or 0, j.id))
 
 
-# One statement each, in autocommit (PostgreSQL) or the writer thread's transaction
-# (SQLite): the claim is one trip to the database.
+# One statement, sent as one call (``store.db.one_call``): in autocommit on
+# PostgreSQL, in the writer thread's transaction on SQLite.
 _PG_CLAIM = """
 UPDATE jobs SET lease_owner = $1, lease_expires_at = $2
 WHERE id IN (
@@ -183,28 +180,6 @@ WHERE id IN (
   ORDER BY next_run_at LIMIT ?)
 RETURNING *
 """
-
-
-async def _claim_statements(
-    engine: AsyncEngine, worker_id: str, limit: int, expires: int, now: int, in_hand: Sequence[str]
-) -> Sequence[Any]:
-    due = (
-        sa.select(jobs.c.id)
-        .where(jobs.c.next_run_at <= now)
-        .where(sa.or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now))
-        .order_by(jobs.c.next_run_at)
-        .limit(limit)
-    )
-    if in_hand:
-        due = due.where(jobs.c.id.not_in(list(in_hand)))
-    async with engine.begin() as conn:
-        stmt = (
-            jobs.update()
-            .where(jobs.c.id.in_(due.scalar_subquery()))
-            .values(lease_owner=worker_id, lease_expires_at=expires)
-            .returning(*jobs.c)
-        )
-        return (await conn.execute(stmt)).mappings().all()
 
 
 _INSERT_JOB = jobs.insert()

@@ -25,11 +25,11 @@ from reelgate.store import jobs as sql_jobs
 from reelgate.store.accounts import ALL_SCOPES, KeyInfo, KeyRow
 from reelgate.store.ambiguous import AmbiguousCreate
 from reelgate.store.base import AmbiguousRecord, Store
-from reelgate.store.db import asyncpg_call, reading, sqlite_writer
+from reelgate.store.db import one_call, reading
 from reelgate.store.events import StoredEvent
 from reelgate.store.idempotency import KeyRecord
 from reelgate.store.ledger import Balance
-from reelgate.store.step import StepWrite, postgres_step, record_step_in, sqlite_step
+from reelgate.store.step import StepWrite, postgres_step, sqlite_step
 from reelgate.store.submit import (
     JobSubmission,
     SubmitResult,
@@ -270,21 +270,16 @@ class SqlStore:
 
     async def submit(self, sub: JobSubmission) -> SubmitResult:
         rows = submission_rows(sub)
-        writer = sqlite_writer(self.engine)
-        if writer is not None:
-            return await writer.run(partial(sqlite_submit, sub, rows))
-        if self.engine.dialect.name != "postgresql":
-            raise RuntimeError(f"no one-call submit for {self.engine.dialect.name}")
-        return await asyncpg_call(self.engine, partial(postgres_submit, sub=sub, rows=rows))
+        return await one_call(
+            self.engine,
+            partial(sqlite_submit, sub, rows),
+            partial(postgres_submit, sub=sub, rows=rows),
+        )
 
     async def record_step(self, step: StepWrite) -> bool:
-        writer = sqlite_writer(self.engine)
-        if writer is not None:
-            return await writer.run(partial(sqlite_step, step))
-        if self.engine.dialect.name != "postgresql":
-            async with self.begin() as tx:  # an in-memory SQLite has no writer thread
-                return await record_step_in(tx, step)
-        return await asyncpg_call(self.engine, partial(postgres_step, step=step))
+        return await one_call(
+            self.engine, partial(sqlite_step, step), partial(postgres_step, step=step)
+        )
 
     async def claim_due(
         self,

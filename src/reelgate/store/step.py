@@ -63,6 +63,11 @@ class StepWrite:
     (never more than the hold) and releases the rest."""
     now: int
 
+    @property
+    def settles(self) -> str | None:
+        """The hold this write settles (None: it leaves the job's hold alone)."""
+        return self.before.hold_id if self.settle is not None else None
+
 
 def step_values(before: Job, after: Job, *, release: bool, now: int) -> dict[str, Any]:
     """The job's columns a step writes: what it changed, ``updated_at``, and the lease
@@ -125,11 +130,11 @@ async def record_step_in(tx: Tx, step: StepWrite) -> bool:
         return False
     if step.event is not None:
         await tx.record_event(before.id, after.event_seq, step.event, step.now)
-    if step.settle is not None and before.hold_id:
+    if step.settles is not None:
         if step.settle:
-            await tx.capture_hold(before.hold_id, step.settle)
+            await tx.capture_hold(step.settles, step.settle)
         else:
-            await tx.release_hold(before.hold_id)
+            await tx.release_hold(step.settles)
     return True
 
 
@@ -163,8 +168,8 @@ def sqlite_step(step: StepWrite, conn: sqlite3.Connection) -> bool:
     if step.event is not None:
         row = event_row(before.id, step.after.event_seq, step.event, step.now)
         insert_row(conn, job_events, row)
-    if step.settle is not None and before.hold_id:
-        _sqlite_settle(conn, before.hold_id, step.settle, step.now)
+    if step.settles is not None and step.settle is not None:
+        _sqlite_settle(conn, step.settles, step.settle, step.now)
     return True
 
 
@@ -208,7 +213,7 @@ async def postgres_step(conn: Any, step: StepWrite) -> bool:
         if step.event is not None
         else None
     )
-    settle = step.settle is not None and before.hold_id is not None
+    hold = step.settles
     written = await conn.fetchval(
         _PG_CALL,
         before.id,
@@ -216,9 +221,9 @@ async def postgres_step(conn: Any, step: StepWrite) -> bool:
         json.dumps(values),
         before.next_run_at,
         event,
-        before.hold_id if settle else None,
-        step.settle if settle else None,
-        [new_id("led"), new_id("led")] if settle else None,
+        hold,
+        step.settle if hold is not None else None,
+        [new_id("led"), new_id("led")] if hold is not None else None,
         step.now,
     )
     return bool(written)
