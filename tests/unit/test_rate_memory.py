@@ -153,3 +153,61 @@ async def test_enforce_raises_rate_limited_as_a_429_with_retry_after(
 def test_retry_after_header_is_empty_for_other_errors() -> None:
     assert retry_after_header(NotFound("nope")) == {}
     assert retry_after_header(RuntimeError("boom")) == {}
+
+
+async def test_the_local_window_answers_as_the_limits_packages_memory_storage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same hits at the same (moved) clock: same allow/deny, remaining and reset as
+    ``limits``' own moving window over its async MemoryStorage, which it replaces."""
+    import random
+
+    from limits import parse_many
+    from limits.aio.storage import MemoryStorage
+    from limits.aio.strategies import MovingWindowRateLimiter
+
+    from reelgate.limits import LocalMovingWindow
+
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    storage = MemoryStorage()
+    theirs, ours = MovingWindowRateLimiter(storage), LocalMovingWindow()
+    items = parse_many("5/second;12/10 seconds")
+    rng = random.Random(7)
+    denied = 0
+    try:
+        for _ in range(3000):
+            # never exactly one window apart: at that instant limits counts an entry
+            # when it hits and not when it reports stats; we count it both times
+            clock[0] += rng.choice((0.0, 0.001, 0.05, 0.3, 1.0, 4.0)) + rng.random() * 1e-4
+            key, cost = rng.choice(("a", "b")), rng.choice((1, 1, 1, 2, 3))
+            for item in items:
+                expected = await theirs.hit(item, key, cost=cost)
+                assert await ours.hit(item, key, cost) == expected
+                denied += not expected
+                assert await ours.get_window_stats(item, key) == (
+                    await theirs.get_window_stats(item, key)
+                )
+    finally:
+        if storage.timer is not None:
+            storage.timer.cancel()
+            await asyncio.gather(storage.timer, return_exceptions=True)
+    assert denied > 100  # the sequence did reach the limits
+
+
+async def test_the_local_window_forgets_keys_gone_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    from limits import parse_many
+
+    from reelgate.limits import LocalMovingWindow
+
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    window = LocalMovingWindow()
+    (item,) = parse_many("3/second")
+    for n in range(LocalMovingWindow._SWEEP_EVERY):
+        await window.hit(item, f"key_{n}")
+        clock[0] += 0.001
+    clock[0] += 2
+    for _ in range(LocalMovingWindow._SWEEP_EVERY):
+        await window.hit(item, "fresh")  # denied after 3, but each one touches a window
+    assert [key for key, _, _ in window._windows] == ["fresh"]

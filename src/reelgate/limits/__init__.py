@@ -2,6 +2,7 @@
 
 from reelgate.limits.rate import (
     DEFAULT_KEY_PREFIX,
+    LocalMovingWindow,
     RateDecision,
     RateLimited,
     RateLimiter,
@@ -12,6 +13,7 @@ from reelgate.limits.rate import (
 
 __all__ = [
     "DEFAULT_KEY_PREFIX",
+    "LocalMovingWindow",
     "RateDecision",
     "RateLimited",
     "RateLimiter",

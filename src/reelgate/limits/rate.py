@@ -1,9 +1,10 @@
 """Per-API-key request rate limits, counted in memory or in a Redis every API process shares.
 
-Built on the ``limits`` package's moving-window strategy: exact counts, one
-Redis list per key and limit, trimmed and expired by Redis itself. Without a
-Redis URL the counts live in this process only, which is right for a single
-API process and wrong for several (each would allow the full rate).
+Moving windows: exact counts. With a Redis URL, the ``limits`` package's
+moving-window strategy keeps one Redis list per key and limit, trimmed and
+expired by Redis itself. Without one, the counts live in this process only
+(``LocalMovingWindow``), which is right for a single API process and wrong for
+several (each would allow the full rate).
 
 This module must never fail open: if the shared store cannot be reached, the
 check raises ``RateLimiterUnavailable`` (503) instead of letting a request by,
@@ -16,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError as _LimitsStorageError
 from limits.util import WindowStats
@@ -30,6 +32,7 @@ from reelgate.errors import ApiError, ReelgateError, ServiceUnavailable
 
 __all__ = [
     "DEFAULT_KEY_PREFIX",
+    "LocalMovingWindow",
     "RateDecision",
     "RateLimited",
     "RateLimiter",
@@ -82,6 +85,61 @@ class RateLimiterUnavailable(ServiceUnavailable):
     code = "rate_limiter_unavailable"
 
 
+class LocalMovingWindow:
+    """The moving window in this process, with the ``limits`` strategy's interface and
+    answers (a hit fits when the entries of the last ``expiry`` seconds plus ``cost`` stay
+    within the amount; the window resets when its oldest entry expires).
+
+    Not ``limits.aio.storage.MemoryStorage``: that one starts a task on every hit that
+    hops to a thread to expire entries, about a tenth of a submit's CPU (make bench).
+    Here each key's entries are pruned as they are touched, and idle keys now and then.
+    """
+
+    _SWEEP_EVERY = 4096
+
+    def __init__(self) -> None:
+        # (key, amount, expiry) -> runs of (time, count), oldest first, and their total
+        self._windows: dict[tuple[str, int, int], tuple[deque[tuple[float, int]], list[int]]] = {}
+        self._touches = 0
+
+    async def hit(self, item: RateLimitItem, key: str, cost: int = 1) -> bool:
+        now = time.time()
+        runs, total = self._live(item, key, now)
+        if cost > item.amount or total[0] + cost > item.amount:
+            return False
+        runs.append((now, cost))
+        total[0] += cost
+        return True
+
+    async def get_window_stats(self, item: RateLimitItem, key: str) -> WindowStats:
+        now = time.time()
+        runs, total = self._live(item, key, now)
+        start = runs[0][0] if runs else now
+        return WindowStats(start + item.get_expiry(), item.amount - total[0])
+
+    def _live(
+        self, item: RateLimitItem, key: str, now: float
+    ) -> tuple[deque[tuple[float, int]], list[int]]:
+        expiry = item.get_expiry()
+        self._touches += 1
+        if self._touches % self._SWEEP_EVERY == 0:
+            self._sweep(now)
+        window = self._windows.get((key, item.amount, expiry))
+        if window is None:
+            window = self._windows[(key, item.amount, expiry)] = (deque(), [0])
+        runs, total = window
+        cutoff = now - expiry  # an entry at exactly the cutoff still counts, as in limits
+        while runs and runs[0][0] < cutoff:
+            total[0] -= runs.popleft()[1]
+        return window
+
+    def _sweep(self, now: float) -> None:
+        """Forget keys whose every entry has expired (API keys come and go)."""
+        for ident, (runs, _) in list(self._windows.items()):
+            if not runs or runs[-1][0] < now - ident[2]:
+                del self._windows[ident]
+
+
 class RateLimiter:
     """Counts hits per API key against every configured limit (e.g. "120/minute;20/second")."""
 
@@ -94,7 +152,8 @@ class RateLimiter:
         timeout_seconds: float = 1.0,
     ) -> None:
         self._items = _parse_limits(limits)
-        self._storage: Storage
+        self._storage: RedisStorage | None = None
+        self._strategy: MovingWindowRateLimiter | LocalMovingWindow
         if redis_url:
             self.backend = _redact(redis_url)
             self._storage = RedisStorage(
@@ -104,10 +163,10 @@ class RateLimiter:
                 connect_timeout=timeout_seconds,
                 stream_timeout=timeout_seconds,
             )
+            self._strategy = MovingWindowRateLimiter(self._storage)
         else:
             self.backend = "memory"
-            self._storage = MemoryStorage()
-        self._strategy = MovingWindowRateLimiter(self._storage)
+            self._strategy = LocalMovingWindow()
 
     @classmethod
     def from_url(cls, redis_url: str | None, limits: str) -> RateLimiter:
@@ -120,6 +179,8 @@ class RateLimiter:
 
     async def check(self) -> None:
         """Reach the store once; call at startup so a wrong Redis URL stops the process."""
+        if self._storage is None:
+            return
         try:
             await self._storage.get(_HEALTH_KEY)
         except _BACKEND_ERRORS as exc:
@@ -151,12 +212,7 @@ class RateLimiter:
 
     async def aclose(self) -> None:
         storage = self._storage
-        if isinstance(storage, MemoryStorage):
-            timer = storage.timer
-            if timer is not None and not timer.done():
-                timer.cancel()
-                await asyncio.gather(timer, return_exceptions=True)
-        elif isinstance(storage, RedisStorage):
+        if storage is not None:
             get_connection = getattr(storage.bridge, "get_connection", None)
             if get_connection is not None:
                 get_connection().connection_pool.disconnect()
