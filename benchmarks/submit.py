@@ -2,10 +2,11 @@
 
 Each backend gets its own uvicorn server in a child process (the API alone,
 as ``reelgate api`` runs it: no worker, so jobs stay queued), listening on a
-loopback port. The load generator is httpx in this process, so server and
-client do not share a GIL. Backends are measured in alternating rounds,
+loopback port. The load generator is ``LeanClient`` (``benchmarks/loadgen.py``) in this
+process, so server and client do not share a GIL, and cheap enough that 16 clients
+do not queue in it. Backends are measured in alternating rounds,
 which is what makes the PostgreSQL / SQLite ratios fair on a noisy machine.
-Latency is what the client sees, httpx's own overhead included.
+Latency is what the client sees, its own (small) overhead included.
 """
 
 from __future__ import annotations
@@ -22,17 +23,17 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-import httpx
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks.common import Latencies, Section, fmt, ratio
+from benchmarks.loadgen import LeanClient
 from benchmarks.scratch import Scratch
 from benchmarks.seed import drain, seed_table
 from reelgate.accounts.dev import ensure_dev_account
 from reelgate.api.app import create_app
 from reelgate.config import Settings
-from reelgate.runtime import build_runtime
+from reelgate.runtime import build_runtime, freeze_startup_heap
 from reelgate.store.db import create_engine
 
 __all__ = ["SubmitFigures", "run_submit"]
@@ -141,6 +142,7 @@ async def _serve_async(settings: Settings, ready: Connection) -> None:
             create_app(rt), log_level="warning", access_log=False, lifespan="off"
         )
         server = _Server(config)
+        freeze_startup_heap()  # as `reelgate api` does
 
         def stop() -> None:
             server.should_exit = True
@@ -162,7 +164,7 @@ class _Running:
     url: str
     db: AsyncEngine
     """The server's database, for the untimed drain between batches."""
-    client: httpx.AsyncClient | None = None
+    client: LeanClient | None = None
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU of the server process so far (Linux /proc), else None."""
@@ -216,12 +218,7 @@ async def _start(scratch: Scratch, backend: str, history: int, load: Load) -> _R
         _stop(process)
         raise RuntimeError(f"the {backend} API server failed to start") from exc
     srv = _Running(backend, process, f"http://127.0.0.1:{port}", create_engine(db_url, pool_size=1))
-    srv.client = httpx.AsyncClient(
-        base_url=srv.url,
-        headers={"Authorization": f"Bearer {KEY}"},
-        limits=httpx.Limits(max_connections=load.concurrency * 2),
-        timeout=60,
-    )
+    srv.client = LeanClient(srv.url, {"Authorization": f"Bearer {KEY}"})
     await _wait_healthy(srv.client)
     await srv.posts(load.warmup, load.concurrency)
     return srv
@@ -239,48 +236,52 @@ def _stop(process: BaseProcess) -> None:
 # -- the load ---------------------------------------------------------------------------
 
 
-async def _posts(client: httpx.AsyncClient, n: int, concurrency: int) -> tuple[Latencies, float]:
+async def _posts(client: LeanClient, n: int, concurrency: int) -> tuple[Latencies, float]:
     """``n`` POSTs from ``concurrency`` clients; returns latencies and wall seconds."""
     lat = Latencies()
     left = n
+    post = client.prepare("POST", "/v1/videos", BODY)
 
     async def one_client() -> None:
         nonlocal left
-        while left > 0:
-            left -= 1
-            start = time.perf_counter()
-            resp = await client.post("/v1/videos", json=BODY)
-            lat.add(time.perf_counter() - start)
-            if resp.status_code != 202:
-                raise RuntimeError(f"POST /v1/videos answered {resp.status_code}: {resp.text}")
+        async with client.connection() as conn:
+            while left > 0:
+                left -= 1
+                start = time.perf_counter()
+                resp = await conn.send(post)
+                lat.add(time.perf_counter() - start)
+                if resp.status != 202:
+                    raise RuntimeError(f"POST /v1/videos answered {resp.status}: {resp.body!r}")
 
     start = time.perf_counter()
     await asyncio.gather(*(one_client() for _ in range(concurrency)))
     return lat, time.perf_counter() - start
 
 
-async def _gets(client: httpx.AsyncClient, ids: list[str], n: int, concurrency: int) -> Latencies:
+async def _gets(client: LeanClient, ids: list[str], n: int, concurrency: int) -> Latencies:
     lat = Latencies()
     left = n
+    gets = [client.prepare("GET", f"/v1/videos/{i}") for i in ids]
 
     async def one_client() -> None:
         nonlocal left
-        while left > 0:
-            left -= 1
-            start = time.perf_counter()
-            resp = await client.get(f"/v1/videos/{ids[left % len(ids)]}")
-            lat.add(time.perf_counter() - start)
-            if resp.status_code != 200:
-                raise RuntimeError(f"GET /v1/videos/{{id}} answered {resp.status_code}")
+        async with client.connection() as conn:
+            while left > 0:
+                left -= 1
+                start = time.perf_counter()
+                resp = await conn.send(gets[left % len(gets)])
+                lat.add(time.perf_counter() - start)
+                if resp.status != 200:
+                    raise RuntimeError(f"GET /v1/videos/{{id}} answered {resp.status}")
 
     await asyncio.gather(*(one_client() for _ in range(concurrency)))
     return lat
 
 
-async def _wait_healthy(client: httpx.AsyncClient) -> None:
+async def _wait_healthy(client: LeanClient) -> None:
     for _ in range(200):
-        with contextlib.suppress(httpx.TransportError):
-            if (await client.get("/healthz")).status_code == 200:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            if (await client.request("GET", "/healthz")).status == 200:
                 return
         await asyncio.sleep(0.05)
     raise RuntimeError("the API server never answered /healthz")
@@ -310,7 +311,7 @@ async def _round(
     for backend, srv in plain.items():
         f, client = figures.backends[backend], srv.client
         assert client is not None
-        listing = await client.get("/v1/videos", params={"limit": 100})
+        listing = await client.request("GET", "/v1/videos?limit=100")
         ids = [j["id"] for j in listing.json()["data"]]
         cpu = srv.cpu_seconds()
         f.get_c1.extend(await _gets(client, ids, load.gets, 1))
@@ -349,7 +350,7 @@ def submit_section(figures: SubmitFigures) -> Section:
     load = figures.load
     c = load.concurrency
     section = Section(
-        "1. Submit path (uvicorn on loopback, httpx client, API only)",
+        "1. Submit path (uvicorn on loopback, lean HTTP/1.1 client, API only)",
         ["figure", "sqlite", "postgresql", "pg/sqlite"],
     )
     lite, pg = figures.get("sqlite"), figures.get("postgresql")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from reelgate.accounts.keycache import KeyCache
 from reelgate.store.accounts import KeyInfo
 
@@ -55,3 +57,56 @@ async def test_an_expired_key_is_refused_from_memory_and_forget_all_rereads() ->
     cache.forget_all()
     assert await cache.lookup("rg_k", NOW_MS, read) == info
     assert reads == 4
+
+
+class GatedReads:
+    """A key read that waits for ``gate`` and counts its calls; the first may fail."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        self.gate = asyncio.Event()
+        self.count = 0
+        self.fail_first = fail_first
+        self.info = KeyInfo("key_1", "acct_1", ("jobs:read",))
+
+    async def __call__(self, key: str, now: int) -> KeyInfo | None:
+        self.count += 1
+        await self.gate.wait()
+        if self.fail_first and self.count == 1:
+            raise ConnectionError("database went away")
+        return self.info
+
+
+async def test_overlapping_lookups_of_a_key_share_one_read() -> None:
+    """16 requests that find the key expired at once send one read, not 16."""
+    cache, read = KeyCache(ttl=1.0, clock=Clock()), GatedReads()
+    lookups = [asyncio.create_task(cache.lookup("rg_k", NOW_MS, read)) for _ in range(16)]
+    await asyncio.sleep(0)
+    lookups[0].cancel()  # the caller that started the read gives up: the others still get it
+    read.gate.set()
+    answers = await asyncio.gather(*lookups, return_exceptions=True)
+    assert isinstance(answers[0], asyncio.CancelledError)
+    assert answers[1:] == [read.info] * 15
+    assert read.count == 1
+    assert await cache.lookup("rg_k", NOW_MS, read) == read.info and read.count == 1
+
+
+async def test_a_failed_shared_read_fails_every_waiter_and_is_not_remembered() -> None:
+    cache, read = KeyCache(ttl=1.0, clock=Clock()), GatedReads(fail_first=True)
+    lookups = [asyncio.create_task(cache.lookup("rg_k", NOW_MS, read)) for _ in range(4)]
+    await asyncio.sleep(0)
+    read.gate.set()
+    answers = await asyncio.gather(*lookups, return_exceptions=True)
+    assert all(isinstance(a, ConnectionError) for a in answers) and read.count == 1
+    assert await cache.lookup("rg_k", NOW_MS, read) == read.info and read.count == 2
+
+
+async def test_forget_all_during_a_read_makes_the_next_lookup_read_again() -> None:
+    cache, read = KeyCache(ttl=1.0, clock=Clock()), GatedReads()
+    first = asyncio.create_task(cache.lookup("rg_k", NOW_MS, read))
+    await asyncio.sleep(0)
+    cache.forget_all()  # e.g. this process revoked a key: a read begun before may be stale
+    second = asyncio.create_task(cache.lookup("rg_k", NOW_MS, read))
+    await asyncio.sleep(0)
+    read.gate.set()
+    await asyncio.gather(first, second)
+    assert read.count == 2

@@ -18,8 +18,9 @@ from reelgate.store.recent import Recent
 __all__ = ["KeyCache"]
 
 
-class KeyCache(Recent[str, KeyInfo]):
-    """``store.recent`` keyed by the key's SHA-256, holding valid keys only."""
+class KeyCache(Recent[str, KeyInfo | None]):
+    """``store.recent`` keyed by the key's SHA-256, holding valid keys only (never None:
+    an unknown key is read again every time)."""
 
     async def lookup(
         self, key: str, now_ms: int, read: Callable[[str, int], Awaitable[KeyInfo | None]]
@@ -28,7 +29,7 @@ class KeyCache(Recent[str, KeyInfo]):
         info = self.peek(digest)
         if info is not None and (info.expires_at is None or info.expires_at > now_ms):
             return info
-        info = await read(key, now_ms)
+        info = await self.shared(digest, lambda: read(key, now_ms))
         if info is None:
             self.forget(digest)
         else:

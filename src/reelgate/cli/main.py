@@ -167,7 +167,7 @@ async def _run(
 ) -> None:
     from reelgate.accounts.dev import ensure_dev_account
     from reelgate.api.app import create_app
-    from reelgate.runtime import build_runtime
+    from reelgate.runtime import build_runtime, freeze_startup_heap
     from reelgate.store.accounts import DEV_ACCOUNT_ID
 
     public_url = settings.public_url or f"http://{host}:{port}"
@@ -196,6 +196,8 @@ async def _run(
         if worker:
             wk = _SupervisedWorker(rt)
             tasks.append(asyncio.create_task(wk.run(), name="worker"))
+
+        freeze_startup_heap()
 
         def stop() -> None:
             if server is not None:
@@ -303,7 +305,7 @@ def worker(
 ) -> None:
     """A job worker: claims due jobs and advances them."""
     from reelgate.engine.worker import Worker
-    from reelgate.runtime import build_runtime
+    from reelgate.runtime import build_runtime, freeze_startup_heap
 
     settings = Settings()
     _logging(log_level)
@@ -314,6 +316,7 @@ def worker(
         )
         try:
             wk = Worker.from_runtime(rt, concurrency=concurrency or None)
+            freeze_startup_heap()
             _on_signals(wk.stop)
             await wk.run(burst=burst)
         finally:
