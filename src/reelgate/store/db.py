@@ -13,6 +13,8 @@ API can answer 503 and the workers can back off and resume.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -134,7 +136,7 @@ def create_engine(
                 "idle_in_transaction_session_timeout": str(int(timeout * 2000)),
             },
         }
-    return create_async_engine(
+    pg = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -147,6 +149,9 @@ def create_engine(
         connect_args=connect_args,
         hide_parameters=True,
     )
+    _ONE_CALL_SETTINGS[pg.sync_engine] = (connect_args, pool_size, pool_timeout)
+    event.listen(pg.sync_engine, "engine_disposed", _close_one_calls)
+    return pg
 
 
 _WRITER_SETTINGS: weakref.WeakKeyDictionary[Engine, tuple[str, int]] = weakref.WeakKeyDictionary()
@@ -184,16 +189,141 @@ async def one_call(
         raise RuntimeError(
             f"no one-call writes for {engine.dialect.name}: SQLite must be a file database"
         )
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
+    return await _one_calls(engine).run(on_postgres)
+
+
+class _PgOneCalls:
+    """asyncpg connections for one-call writes, beside SQLAlchemy's pool rather than
+    through it: a checkout there (greenlet, pool events, connection wrappers) cost
+    ~0.2 ms of CPU per call, more than the call's own work, and a worker makes four
+    or five per job. Connected as SQLAlchemy connects (the URL's arguments, the
+    engine's timeouts, the same JSON codecs), at most ``size`` at once, made as needed
+    and kept while idle.
+
+    An outage is handled as SQLAlchemy's pool handles it after ``invalidate``: the
+    connection that met it and every idle one (made before the outage) are closed,
+    so an outage costs a process one failed call and no more; waiting longer than
+    the pool timeout for a free connection is an outage too."""
+
+    def __init__(
+        self, engine: AsyncEngine, connect_args: dict[str, Any], size: int, wait_seconds: float
+    ) -> None:
+        args, params = engine.dialect.create_connect_args(engine.url)
+        self._args = list(args)
+        self._params = {**params, **connect_args}
+        self._wait_seconds = wait_seconds
+        self._idle: list[asyncpg.Connection] = []
+        self._slots = asyncio.Semaphore(size)
+        self._closed = False
+        self._loop = asyncio.get_running_loop()
+
+    async def run(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         try:
-            return await on_postgres(raw.driver_connection)
-        except Exception as exc:
-            if is_unavailable(exc):
-                # SQLAlchemy did not see this error: tell its pool the connection
-                # (and any other made before the outage) is not to be used again
-                await conn.invalidate(exc)
+            await asyncio.wait_for(self._slots.acquire(), self._wait_seconds)
+        except TimeoutError:
+            raise sa_exc.TimeoutError(
+                f"no PostgreSQL connection for a one-call write within {self._wait_seconds:g} s"
+            ) from None
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await self._take()
+            return await fn(conn)
+        except BaseException as exc:
+            if conn is not None and (is_unavailable(exc) or not isinstance(exc, Exception)):
+                # an outage, or a call cancelled mid-statement: not to be used again
+                conn.terminate()
+                conn = None
+                if is_unavailable(exc):
+                    self._drop_idle()
             raise
+        finally:
+            if conn is not None:
+                self._give_back(conn)
+            self._slots.release()
+
+    async def _take(self) -> asyncpg.Connection:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+        conn = await asyncpg.connect(*self._args, **self._params)
+        try:
+            await conn.set_type_codec(
+                "json",
+                encoder=str.encode,
+                decoder=_json_from_bytes,
+                schema="pg_catalog",
+                format="binary",
+            )
+            await conn.set_type_codec(
+                "jsonb",
+                encoder=_jsonb_to_bytes,
+                decoder=_json_from_jsonb,
+                schema="pg_catalog",
+                format="binary",
+            )
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
+
+    def _give_back(self, conn: asyncpg.Connection) -> None:
+        if self._closed or conn.is_closed() or conn.is_in_transaction():
+            conn.terminate()
+        else:
+            self._idle.append(conn)
+
+    def _drop_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.terminate()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._loop.is_closed():
+            self._idle.clear()  # their sockets closed with their loop
+        else:
+            self._drop_idle()
+
+
+# The JSON codecs SQLAlchemy's asyncpg dialect installs (``setup_asyncpg_json_codec``):
+# parameters go in as JSON text, values come out decoded.
+def _json_from_bytes(value: bytes) -> Any:
+    return json.loads(value.decode())
+
+
+def _jsonb_to_bytes(value: str) -> bytes:
+    return b"\x01" + value.encode()  # jsonb's binary format: a version byte, then the text
+
+
+def _json_from_jsonb(value: bytes) -> Any:
+    return json.loads(value[1:].decode())
+
+
+_ONE_CALL_SETTINGS: weakref.WeakKeyDictionary[Engine, tuple[dict[str, Any], int, float]] = (
+    weakref.WeakKeyDictionary()
+)
+# per engine, per event loop (an asyncpg connection belongs to the loop that made it)
+_ONE_CALLS: weakref.WeakKeyDictionary[Engine, dict[asyncio.AbstractEventLoop, _PgOneCalls]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _one_calls(engine: AsyncEngine) -> _PgOneCalls:
+    sync, loop = engine.sync_engine, asyncio.get_running_loop()
+    by_loop = _ONE_CALLS.setdefault(sync, {})
+    calls = by_loop.get(loop)
+    if calls is None:
+        for old in [old for old in by_loop if old.is_closed()]:
+            del by_loop[old]  # its connections went with it
+        connect_args, size, wait_seconds = _ONE_CALL_SETTINGS.get(sync, ({}, 5, 30.0))
+        calls = by_loop[loop] = _PgOneCalls(engine, connect_args, size, wait_seconds)
+    return calls
+
+
+def _close_one_calls(engine: Engine) -> None:
+    for calls in _ONE_CALLS.pop(engine, {}).values():
+        calls.close()
 
 
 def _close_writer(engine: Engine) -> None:
