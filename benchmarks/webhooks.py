@@ -340,8 +340,10 @@ def spread_section(runs: Sequence[SpreadRun], load: SpreadLoad) -> Section:
         "of the job's upstream time); latency includes the mirror"
     )
     section.notes.append(
-        "sora reports progress and openai-poll-after-ms (the hint decides); fal reports "
-        "neither (the learned median, then a backoff of a quarter of the job's age)"
+        "sora reports progress and openai-poll-after-ms: first look at the learned 10th "
+        "percentile, then the hint decides. fal reports neither: looks at the learned "
+        "median, 90th percentile and 1.1 x the longest, so its lateness is a figure, not "
+        "a target (its webhook is: section 5)"
     )
     return section
 

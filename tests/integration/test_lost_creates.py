@@ -138,22 +138,34 @@ async def test_a_search_never_adopts_another_jobs_upstream_job(
 
 
 async def test_a_job_canceled_while_its_create_is_unsettled_is_listed_for_operators(
-    lrt: Runtime, lclient: httpx.AsyncClient, emulators: dict[str, EmulatorServer]
+    settings: Settings, emulators: dict[str, EmulatorServer]
 ) -> None:
-    prompt = f"a harbour {uuid.uuid4().hex[:8]} [fault:slow-create]"
-    made = await lclient.post("/v1/videos", json={**MODELS["sora"], "prompt": prompt})
-    job_id = made.json()["id"]
-    wk = Worker.from_runtime(lrt, concurrency=2, lease_seconds=10, idle_poll_seconds=0.2)
-    running = asyncio.create_task(wk.run())
-    try:
-        while _upstream_jobs("sora", emulators["sora"], prompt) == 0:
-            await asyncio.sleep(0.05)
-        # the create is upstream, its answer held back: cancel before it is settled
-        assert (await lclient.post(f"/v1/videos/{job_id}/cancel")).status_code == 200
-        final = await wait_for_status(lclient, job_id, {"canceled", "completed", "failed"}, 60)
-    finally:
-        wk.stop()
-        await asyncio.wait_for(running, 30)
-    assert final[-1]["status"] == "canceled"
-    listed = (await lclient.get("/v1/admin/ambiguous-creates")).json()["data"]
-    assert [row["outcome"] for row in listed if row["job_id"] == job_id] == ["unknown"]
+    # The cancel must land while the create is unsettled: after the create reached the
+    # emulator, before the worker looks for it (its timeout, 1 s, plus the settle time).
+    # A settle of 2 s instead of 0.3 s leaves a loaded machine room (CI missed it once).
+    async with (
+        emulated_runtime(
+            settings,
+            emulators,
+            provider_timeout_seconds=PROVIDER_TIMEOUT,
+            lost_create_settle_seconds=2.0,
+        ) as rt,
+        api_client(rt) as client,
+    ):
+        prompt = f"a harbour {uuid.uuid4().hex[:8]} [fault:slow-create]"
+        made = await client.post("/v1/videos", json={**MODELS["sora"], "prompt": prompt})
+        job_id = made.json()["id"]
+        wk = Worker.from_runtime(rt, concurrency=2, lease_seconds=10, idle_poll_seconds=0.2)
+        running = asyncio.create_task(wk.run())
+        try:
+            while _upstream_jobs("sora", emulators["sora"], prompt) == 0:
+                await asyncio.sleep(0.05)
+            # the create is upstream, its answer held back: cancel before it is settled
+            assert (await client.post(f"/v1/videos/{job_id}/cancel")).status_code == 200
+            final = await wait_for_status(client, job_id, {"canceled", "completed", "failed"}, 60)
+        finally:
+            wk.stop()
+            await asyncio.wait_for(running, 30)
+        assert final[-1]["status"] == "canceled"
+        listed = (await client.get("/v1/admin/ambiguous-creates")).json()["data"]
+        assert [row["outcome"] for row in listed if row["job_id"] == job_id] == ["unknown"]

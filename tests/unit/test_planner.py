@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from reelgate.catalog import load_catalog
 from reelgate.engine import planner as p
+from reelgate.engine.pacing import Pace
 from reelgate.engine.policy import MAX_TRANSIENT_RETRIES
 from reelgate.errors import (
     InvalidRequest,
@@ -132,10 +133,15 @@ def test_a_create_answer_starts_polling() -> None:
         False,
     )
     # nothing learned yet: no later than the model's poll interval (jitter at its top)
-    first = max(0.5, min(SPEC.typical_seconds, SPEC.poll_interval_seconds) * 1.1)
+    stand_in = min(SPEC.typical_seconds, SPEC.poll_interval_seconds)
+    first = max(0.5, stand_in + min(0.1 * stand_in, 0.5))
     assert t.job.next_run_at == NOW + int(first * 1000)
-    learned = p.plan(submitting(), p.Created("up_9"), NOW, rules(expected_seconds=1.0))
-    assert learned.job.next_run_at == NOW + 1100
+    quiet = Pace(median=1.0, early=0.75, late=1.5, longest=2.0, tells=False)
+    learned = p.plan(submitting(), p.Created("up_9"), NOW, rules(pace=quiet))
+    assert learned.job.next_run_at == NOW + 1100  # its median: nothing will say when
+    telling = replace(quiet, tells=True)
+    early = p.plan(submitting(), p.Created("up_9"), NOW, rules(pace=telling))
+    assert early.job.next_run_at == NOW + 825  # early: the answer will say when
     assert t.job.progress == 5
 
 

@@ -35,7 +35,7 @@ from reelgate.catalog import ModelSpec
 from reelgate.catalog.lifecycle import Unavailable
 from reelgate.catalog.routing import Served, deployment_key
 from reelgate.engine import progress as prog
-from reelgate.engine.pacing import next_poll_seconds
+from reelgate.engine.pacing import Pace, next_poll_seconds
 from reelgate.engine.policy import (
     MAX_TRANSIENT_RETRIES,
     Fail,
@@ -126,16 +126,16 @@ class Rules:
     mirror_retry_base_seconds: float = 30.0
     uniform: Callable[[float, float], float] = field(default=random.uniform)
     """The jitter source (a test passes a fixed one)."""
-    expected_seconds: float | None = None
-    """How long the model's recent upstream jobs took (median, ``engine.pacing``);
-    None: nothing learned yet."""
+    pace: Pace | None = None
+    """What the model's recent upstream jobs say (``engine.pacing``); None: nothing
+    learned yet."""
 
     @property
     def expected(self) -> float:
-        """The model's learned time; with nothing learned yet, no later than its poll
+        """The model's learned median; with nothing learned yet, no later than its poll
         interval (a fresh worker looks as early as the catalog's schedule did)."""
-        if self.expected_seconds is not None:
-            return self.expected_seconds
+        if self.pace is not None:
+            return self.pace.median
         return min(self.spec.typical_seconds, self.spec.poll_interval_seconds)
 
 
@@ -527,7 +527,7 @@ def _poll_delay_ms(
     a safety net (a callback makes the job due at once, ``store.hooks``)."""
     spec = rules.spec
     if rules.callback_wait_seconds is not None:
-        typical = rules.expected_seconds or spec.typical_seconds
+        typical = rules.pace.median if rules.pace is not None else spec.typical_seconds
         if poll_count == 0:
             # One look when such a job usually ends: a call that arrived before this
             # create's answer was stored (a refusal within a second, say) found no job
@@ -535,11 +535,13 @@ def _poll_delay_ms(
             return int(max(typical, spec.poll_interval_seconds) * 1000)
         return int(max(rules.callback_wait_seconds, 2 * typical) * 1000)
     wait = next_poll_seconds(
-        expected=rules.expected,
+        pace=rules.pace,
+        stand_in=rules.expected,
         elapsed=elapsed,
         progress=progress,
         interval=spec.poll_interval_seconds,
         uniform=rules.uniform,
+        first=poll_count == 0,
     )
     return int(wait * 1000)
 

@@ -246,7 +246,7 @@ class Stepper:
             mirror_background_retries=settings.mirror_background_retries,
             mirror_retry_base_seconds=settings.mirror_retry_base_seconds,
             uniform=self.uniform,
-            expected_seconds=self.finish_times.learned(_pace_key(spec, served)),
+            pace=self.finish_times.pace(_pace_key(spec, served)),
         )
 
     def _finished_upstream(self, job: Job, *, pushed: bool = False) -> None:
@@ -254,21 +254,25 @@ class Stepper:
 
         A provider's call comes when the job ends: its time is the job's. A poll only
         brackets the end: after the previous look (``updated_at``, written with it), at
-        or before this one, so the middle is learned. A job already done at its first
-        look says only that the model's time was overestimated: half of that look is
-        learned (``FIRST_LOOK_SHRINK``), so an estimate that is too long halves until
-        first looks start to come early, and the bracketed ends then hold it near."""
+        or before this one, so the middle is learned; where the provider told when to
+        look (progress or a hint), this look was made for the end, and its time is
+        learned. A job already done at its first look says only that the model's time
+        was overestimated: half of that look is learned (``FIRST_LOOK_SHRINK``), so an
+        estimate that is too long halves until first looks start to come early, and
+        the bracketed ends then hold it near."""
         if job.running_since is None:
             return
         seen = (self.clock() - job.running_since) / 1000
+        key = _pace_key(self.spec(job), self.current_route(job))
         if pushed:
             took = seen
         elif job.poll_count == 0:
             took = FIRST_LOOK_SHRINK * seen
+        elif self.finish_times.tells(key):
+            took = seen
         else:
             before = max(0.0, (job.updated_at - job.running_since) / 1000)
             took = (before + seen) / 2
-        key = _pace_key(self.spec(job), self.current_route(job))
         self.finish_times.observe(key, took)
 
     def plan(self, job: Job, outcome: Outcome, rules: Rules | None = None) -> Transition:
@@ -643,6 +647,10 @@ class Stepper:
             return
         if status.state is UpstreamState.SUCCEEDED:
             self._finished_upstream(job)
+        else:  # pending or running: does the answer say how far along it is?
+            key = _pace_key(self.spec(job), self.current_route(job))
+            tells = status.progress is not None or status.poll_after_seconds is not None
+            self.finish_times.told(key, tells)
         await self.take(job, Polled(status))
 
     async def _mirror(self, job: Job) -> None:
