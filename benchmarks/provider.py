@@ -10,6 +10,7 @@ object, as an HTTP client would hand over, so a leak of chunks shows in RSS.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import struct
 from collections.abc import AsyncIterator
@@ -47,6 +48,9 @@ class InstantProvider:
     padding_bytes: int = 0
     """Size of the ``free`` box appended to the clip (0: the clip alone)."""
     chunk_bytes: int = 64 * 1024
+    latency_seconds: float = 0.0
+    """How long each call waits before answering (0: at once), as a real upstream's
+    round trip would: a worker is then bound by its concurrency, not its CPU."""
     name: str = PROVIDER_KIND
     route: str = "instant"
     supports_cancel: bool = False
@@ -59,6 +63,7 @@ class InstantProvider:
         return len(self.clip) + (self.padding_bytes + _FREE_HEADER if self.padding_bytes else 0)
 
     async def create(self, request: GenerationRequest) -> Submitted:
+        await self._wait()
         upstream_id = self._keys.get(request.idempotency_key)
         if upstream_id is None:
             self.creates += 1
@@ -67,6 +72,7 @@ class InstantProvider:
         return Submitted(upstream_id)
 
     async def status(self, upstream_id: str) -> UpstreamStatus:
+        await self._wait()
         return UpstreamStatus(
             UpstreamState.SUCCEEDED,
             progress=100,
@@ -76,7 +82,12 @@ class InstantProvider:
     async def cancel(self, upstream_id: str) -> None:
         return None
 
+    async def _wait(self) -> None:
+        if self.latency_seconds:
+            await asyncio.sleep(self.latency_seconds)
+
     async def download(self, result: ResultLocation) -> AsyncIterator[bytes]:
+        await self._wait()
         yield self.clip
         if not self.padding_bytes:
             return

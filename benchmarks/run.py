@@ -24,6 +24,7 @@ from benchmarks.common import Section
 from benchmarks.engine import EngineLoad, engine_section, run_engine
 from benchmarks.mirror import mirror_section, run_mirror
 from benchmarks.render import render_section, run_render
+from benchmarks.scale import ScaleLoad, run_scale, scale_section
 from benchmarks.scratch import Scratch, postgres_admin_url, postgres_problem, redacted
 from benchmarks.submit import Load, run_submit, submit_section
 from benchmarks.targets import Results, targets
@@ -37,7 +38,7 @@ from benchmarks.webhooks import (
 )
 from reelgate import __version__
 
-SECTIONS = ("submit", "engine", "mirror", "render", "webhooks", "polling")
+SECTIONS = ("submit", "engine", "mirror", "render", "webhooks", "polling", "scale")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Plan:
     render_seconds: int = 4
     webhooks: HookLoad = field(default_factory=HookLoad)
     polling: SpreadLoad = field(default_factory=SpreadLoad)
+    scale: ScaleLoad = field(default_factory=ScaleLoad)
 
 
 QUICK = Plan(
@@ -59,6 +61,7 @@ QUICK = Plan(
     render_seconds=1,
     webhooks=HookLoad(jobs=3, upstream_seconds=1.0),
     polling=SpreadLoad(jobs=4, learn=4, median_seconds=2.0),
+    scale=ScaleLoad(in_flight=1_000, spread=10.0, seconds=5.0, steps_jobs=100),
 )
 
 
@@ -101,6 +104,10 @@ async def _run(only: set[str], plan: Plan, backends: list[str], scratch: Scratch
         started = time.perf_counter()
         res.polling = await run_spread(scratch, plan.polling)
         _emit(spread_section(res.polling, plan.polling), started)
+    if "scale" in only:
+        started = time.perf_counter()
+        res.scale = await run_scale(scratch, backends, plan.scale)
+        _emit(scale_section(res.scale), started)
     return res
 
 

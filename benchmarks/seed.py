@@ -23,10 +23,10 @@ from reelgate.store.accounts import DEV_ACCOUNT_ID
 from reelgate.store.jobs import now_ms
 from reelgate.store.schema import jobs
 
-__all__ = ["drain", "seed_table", "submit_jobs"]
+__all__ = ["drain", "new_job", "seed_table", "submit_jobs"]
 
 
-def _new_job(rt: Runtime, model: str, prompt: str) -> NewJob:
+def new_job(rt: Runtime, model: str, prompt: str) -> NewJob:
     checked = validate_submission(
         rt.catalog,
         Submission(model=model, duration_seconds=4, resolution="720p", aspect_ratio="16:9"),
@@ -43,14 +43,14 @@ def _new_job(rt: Runtime, model: str, prompt: str) -> NewJob:
 async def submit_jobs(rt: Runtime, model: str, n: int) -> None:
     """Queue ``n`` jobs the way the API does."""
     for i in range(n):
-        await submit_job(rt, _new_job(rt, model, f"job {i}: a red fox running through snow"))
+        await submit_job(rt, new_job(rt, model, f"job {i}: a red fox running through snow"))
 
 
 async def seed_table(rt: Runtime, model: str, *, due: int, finished: int) -> None:
     """``due`` (at least 1) queued jobs and ``finished`` completed ones for the dev
     account. No step may run on the copies: they share one job's params and skip
     the credit hold."""
-    first = await submit_job(rt, _new_job(rt, model, "a red fox running through snow"))
+    first = await submit_job(rt, new_job(rt, model, "a red fox running through snow"))
     async with rt.db.connect() as conn:
         query = sa.select(jobs).where(jobs.c.id == first.id)
         row = dict((await conn.execute(query)).mappings().one())

@@ -13,6 +13,7 @@ from benchmarks.common import BACKENDS, Target, fmt, ratio
 from benchmarks.engine import EngineFigures, count_label
 from benchmarks.mirror import MIB, MirrorRun, live_growth_ratio
 from benchmarks.render import RenderRun
+from benchmarks.scale import ScaleFigures
 from benchmarks.submit import SubmitFigures
 from benchmarks.webhooks import HookRun, SpreadRun
 
@@ -35,6 +36,10 @@ HOOK_POLLS_PER_JOB = 1.0
 HOOK_LATENCY_MS = 1500.0
 SPREAD_POLLS_PER_JOB = 3.0
 SPREAD_LATE_OVER_ALLOWANCE = 1.0
+IN_FLIGHT_RSS_MIB = 300.0
+IN_FLIGHT_LAG_P99_MS = 50.0
+STEPS_PER_SECOND = 300.0
+TWO_WORKERS_SCALING = 1.7
 SPREAD_TELLING = frozenset({"sora"})
 """Platforms whose answers while a job runs say how far along it is (progress, a hint)."""
 
@@ -47,6 +52,7 @@ class Results:
     render: list[RenderRun] = field(default_factory=list)
     webhooks: list[HookRun] = field(default_factory=list)
     polling: list[SpreadRun] = field(default_factory=list)
+    scale: ScaleFigures | None = None
 
 
 def _submit(figures: SubmitFigures) -> list[Target]:
@@ -126,6 +132,25 @@ def _webhooks(runs: list[HookRun]) -> list[Target]:
     return out
 
 
+def _scale(figures: ScaleFigures) -> list[Target]:
+    out: list[Target] = []
+    for c in figures.carried:
+        name = f"worker RSS with {c.jobs} jobs in flight, {c.backend}"
+        out.append(Target(name, c.rss_max_mib, IN_FLIGHT_RSS_MIB, "MiB"))
+        name = f"event-loop lag p99 with {c.jobs} jobs in flight, {c.backend}"
+        out.append(Target(name, c.lag(0.99), IN_FLIGHT_LAG_P99_MS, "ms"))
+    one = figures.steps_of("postgresql", 1, 0.0)
+    if one is not None:
+        name = "steps/s, one worker process, instant upstream, postgresql"
+        out.append(Target(name, one.per_second, STEPS_PER_SECOND, "steps/s", at_most=False))
+    latency = figures.load.latency
+    for backend in sorted({s.backend for s in figures.steps}):
+        name = f"steps/s, 2 worker processes / 1, {latency * 1000:g} ms upstream, {backend}"
+        scaling = figures.scaling(backend, latency)
+        out.append(Target(name, scaling, TWO_WORKERS_SCALING, "x", at_most=False))
+    return out
+
+
 def targets(res: Results) -> list[Target]:
     out: list[Target] = []
     if res.submit is not None:
@@ -139,6 +164,8 @@ def targets(res: Results) -> list[Target]:
             cpu = clip.cpu_per_video_second
             out.append(Target("local renderer, 720p", cpu, RENDER_CPU_PER_S, "CPU s per video s"))
     out += _webhooks(res.webhooks)
+    if res.scale is not None:
+        out += _scale(res.scale)
     for r in res.polling:
         polls = float(max(r.polls, default=0))
         name = f"upstream polls per job, spread, {r.kind} without calls (max)"
