@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ class Runtime:
     """The models providers said are gone, remembered a second (``store.recent``)."""
     store: Store = field(init=False)
     """The engine's store over ``db`` (``store.base``)."""
+    worker_heartbeat: Callable[[], float | None] | None = None
+    """Seconds since the worker in this process last reached the database (None: it has
+    not yet); set by ``reelgate serve``, None where no worker runs (``api.health``)."""
 
     def __post_init__(self) -> None:
         self.store = SqlStore(self.db)

@@ -37,6 +37,18 @@ def _wait_healthy(base: str, procs: Procs, name: str, timeout: float = 60) -> No
     raise AssertionError(f"{name} never became healthy:\n{procs.log(name)}")
 
 
+def _wait_ready(base: str, timeout: float = 30) -> dict[str, object]:
+    """``/readyz`` once every check passes (serve's worker must first reach the database)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = httpx.get(f"{base}/readyz", timeout=5)
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            assert answer.status_code == 200, answer.text
+            body: dict[str, object] = answer.json()
+            return body
+        time.sleep(0.2)
+
+
 def _generate(
     base: str, tmp_path: Path, body: dict[str, object]
 ) -> tuple[dict[str, object], list[int]]:
@@ -71,6 +83,8 @@ def test_serve_renders_a_4s_16_9_video_then_stops_cleanly_on_sigterm(
     server = procs.start("serve", "--port", str(port), name="serve")
     _wait_healthy(base, procs, "serve")
     assert KEY in procs.log("serve")  # the banner shows the key and a curl to try
+    ready = _wait_ready(base)
+    assert set(ready["checks"]) == {"database", "migrations", "storage", "worker"}
 
     job, progress = _generate(
         base,
@@ -104,6 +118,7 @@ def test_api_with_two_workers_on_postgres(tmp_path: Path, procs: Procs, pg_url: 
     procs.start("worker", name="w0")
     procs.start("worker", name="w1")
     _wait_healthy(base, procs, "api")
+    assert set(_wait_ready(base)["checks"]) == {"database", "migrations", "storage"}
     jobs = [
         _generate(
             base,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
 from reelgate import __version__
 from reelgate.api import (
+    health,
     provider_hooks,
     routes_admin,
     routes_events,
@@ -45,13 +45,10 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(routes_media_service.router)
     app.include_router(uploads.router)
     app.include_router(provider_hooks.router)
+    app.include_router(health.router)
     root = local_root(rt.storage)
     if root is not None:
         app.include_router(make_files_router(root, rt.signing_secret))
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok", "version": __version__})
 
     mount_web(app)
     install_openapi(app, auth={require_read, require_write, require_admin})

@@ -123,6 +123,9 @@ class _SupervisedWorker:
         if self.current is not None:
             self.current.stop()
 
+    def heartbeat_age(self) -> float | None:
+        return None if self.current is None else self.current.heartbeat_age()
+
     async def run(self) -> None:
         from reelgate.engine.worker import Worker
 
@@ -195,6 +198,7 @@ async def _run(
             tasks.append(asyncio.create_task(server.serve(), name="api"))
         if worker:
             wk = _SupervisedWorker(rt)
+            rt.worker_heartbeat = wk.heartbeat_age
             tasks.append(asyncio.create_task(wk.run(), name="worker"))
 
         freeze_startup_heap()

@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -77,6 +78,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._step_done = asyncio.Event()
         self.steps_run = 0
+        self._beat_at: float | None = None
 
     @classmethod
     def from_runtime(
@@ -112,6 +114,7 @@ class Worker:
                 await self.store.renew_leases(
                     self.id, list(self._in_hand), self.lease_ms, self.clock()
                 )
+                self._beat_at = time.monotonic()
             except Exception as exc:  # a DB blip must not kill the renewer
                 if is_unavailable(exc):
                     log.warning("lease renewal: database unavailable; retrying in %.1fs", interval)
@@ -195,7 +198,9 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 try:
-                    if await self._cycle(burst):
+                    done = await self._cycle(burst)
+                    self._beat_at = time.monotonic()
+                    if done:
                         break
                 except Exception as exc:
                     failures += 1
@@ -206,6 +211,11 @@ class Worker:
                     failures = 0
         finally:
             await self._shutdown(renewer)
+
+    def heartbeat_age(self) -> float | None:
+        """Seconds since this worker last reached the database (a claim cycle or a lease
+        renewal, every lease/3 seconds even with every slot busy); None before it has."""
+        return None if self._beat_at is None else time.monotonic() - self._beat_at
 
     async def _back_off(self, exc: Exception, failures: int) -> None:
         delay = min(15.0, 0.5 * 2 ** min(failures - 1, 5)) * random.uniform(0.8, 1.2)  # noqa: S311

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.store.db import async_url, is_sqlite
 
-__all__ = ["downgrade", "upgrade", "upgrade_async"]
+__all__ = ["current_revisions", "downgrade", "head_revisions", "upgrade", "upgrade_async"]
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 
@@ -44,3 +47,17 @@ def downgrade(url: str, revision: str = "base") -> None:
 async def upgrade_async(url: str, revision: str = "head") -> None:
     """Apply migrations from async code (env.py runs its own loop, so use a thread)."""
     await asyncio.to_thread(upgrade, url, revision)
+
+
+def head_revisions() -> frozenset[str]:
+    """The revisions the migrations in this package end at (read from its files)."""
+    return frozenset(ScriptDirectory(str(_SCRIPTS)).get_heads())
+
+
+async def current_revisions(conn: AsyncConnection) -> frozenset[str]:
+    """The revisions the database says it is at (empty: never migrated)."""
+    exists = await conn.run_sync(lambda sync: sa.inspect(sync).has_table("alembic_version"))
+    if not exists:
+        return frozenset()
+    rows = await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+    return frozenset(str(r[0]) for r in rows)
