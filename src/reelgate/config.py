@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     the first never finished: a crash, a lost database)."""
     database_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
     """The longest any one wait on the database may take; past it, 503 / back off."""
+
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line, with request id and job context
+    (``reelgate.logs``)."""
 
     # engine
     worker_concurrency: int = Field(default=8, ge=1, le=1024)

@@ -1,6 +1,8 @@
 """Two ASGI middlewares that stand between the network and every route.
 
-``ErrorBoundary`` (outermost): whatever a route raises becomes one complete
+``ErrorBoundary`` (outermost) gives the request its id (the client's ``X-Request-Id``
+when usable, else a new one; ``reelgate.logs``), echoed as ``X-Request-Id`` on the
+answer and carried by every log line about it. Whatever a route raises becomes one complete
 JSON answer: 503 ``database_unavailable`` with ``Retry-After`` when the
 database is out of reach, else 500 with a reference for the log. It never
 re-raises, so the server keeps the client's keep-alive connection usable
@@ -28,7 +30,6 @@ import json
 import logging
 import math
 import re
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -41,6 +42,7 @@ from reelgate.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from reelgate.logs import new_request_id, request_id, usable_request_id
 from reelgate.store.db import is_unavailable
 
 __all__ = [
@@ -97,11 +99,16 @@ class ErrorBoundary:
             await self.app(scope, receive, send)
             return
         started = False
+        # the request's id: every log line about it carries it, and so does the answer
+        rid = usable_request_id(_header(scope, b"x-request-id") or None)
+        token = request_id.set(rid)
+        echoed = (b"x-request-id", rid.encode())
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                message["headers"] = [*message.get("headers", []), echoed]
             await send(message)
 
         try:
@@ -109,7 +116,9 @@ class ErrorBoundary:
         except Exception as exc:
             if started:
                 raise  # a stream broke midway: nothing sensible can follow
-            await send_error(send, self._translate(exc))
+            await send_error(tracking_send, self._translate(exc))
+        finally:
+            request_id.reset(token)
 
     @staticmethod
     def _translate(exc: Exception) -> ReelgateError:
@@ -125,12 +134,12 @@ class ErrorBoundary:
             )
         if isinstance(exc, ReelgateError):
             return exc
-        request_id = uuid.uuid4().hex[:12]
-        log.error("unhandled error (request %s)", request_id, exc_info=exc)
+        reference = request_id.get() or new_request_id()
+        log.error("unhandled error (request %s)", reference, exc_info=exc)
         return ReelgateError(
-            f"reelgate hit an unexpected error. Reference: {request_id}. If you sent an "
+            f"reelgate hit an unexpected error. Reference: {reference}. If you sent an "
             "Idempotency-Key, retrying with it is safe.",
-            request_id=request_id,
+            request_id=reference,
         )
 
 

@@ -32,6 +32,7 @@ from reelgate.engine.callbacks import HOOK_PATH, verify_callback
 from reelgate.engine.planner import finished_result
 from reelgate.errors import Forbidden
 from reelgate.job import JobResult
+from reelgate.logs import job_context
 from reelgate.providers.base import (
     ReceivesWebhooks,
     WebhookCall,
@@ -130,7 +131,9 @@ async def _act(rt: Runtime, kind: str, job_id: str | None, call: WebhookCall) ->
         )
         return _answer(200, "ignored", "No job is running that upstream job now; nothing changed.")
     rt.wakeup.notify()
-    log.info("job %s: %s called back about %s; polling it now", job_id, kind, call.upstream_id)
+    assert job is not None  # woken
+    with job_context(job):
+        log.info("job %s: %s called back about %s; polling it now", job.id, kind, call.upstream_id)
     return _answer(202, "accepted", "The job is polled now.")
 
 

@@ -17,6 +17,7 @@ import uvicorn
 from reelgate.cli.admin import accounts_app, ambiguous_app, credits_app, keys_app
 from reelgate.cli.providers import providers_app
 from reelgate.config import Settings
+from reelgate.logs import LogFormat, configure
 from reelgate.store import migrate
 from reelgate.store.db import is_unavailable
 from reelgate_client.cli import register_client_commands
@@ -53,10 +54,8 @@ class _NoQueryStrings(logging.Filter):
         return True
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _logging(level: str, fmt: LogFormat = "text") -> None:
+    configure(level, fmt)
     # httpx logs every request's full URL at INFO: signed result links and the
     # callback URLs sent to providers included
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -191,10 +190,23 @@ async def _run(
             if emulated:
                 await _when_available("dev account", allow_emulated)
             config = uvicorn.Config(
-                create_app(rt), host=host, port=port, log_level=log_level, lifespan="off"
+                create_app(rt),
+                host=host,
+                port=port,
+                log_level=log_level,
+                lifespan="off",
+                log_config=None,  # uvicorn's lines go through ours (format, context, filters)
             )
             server = _Server(config)
-            typer.echo(_banner(public_url, key))
+            if settings.log_format == "json":
+                # a log collector is no place for a key: where to find it instead
+                log.info(
+                    "reelgate is running at %s (the dev API key: REELGATE_DEV_API_KEY, or %s)",
+                    public_url,
+                    settings.data_dir / "dev-api-key",
+                )
+            else:
+                typer.echo(_banner(public_url, key))
             tasks.append(asyncio.create_task(server.serve(), name="api"))
         if worker:
             wk = _SupervisedWorker(rt)
@@ -231,7 +243,7 @@ def serve(
 ) -> None:
     """API, worker and web page in one process: the embedded default."""
     settings = Settings()
-    _logging(log_level)
+    _logging(log_level, settings.log_format)
     _migrate_when_available(settings.resolved_database_url())
     if not emulators:
         asyncio.run(_run(settings, host, port, api=True, worker=True, log_level=log_level))
@@ -242,7 +254,10 @@ def serve(
         settings.data_dir / "emulator-videos", job_seconds=emulator_job_seconds
     ) as servers:
         for kind, srv in servers.items():
-            typer.echo(f"emulator {kind:<14} {srv.url}")
+            if settings.log_format == "json":
+                log.info("emulator %s on %s", kind, srv.url)
+            else:
+                typer.echo(f"emulator {kind:<14} {srv.url}")
         if not settings.public_url:
             # the emulators run here, so they can call this gateway back on loopback
             settings = settings.updated(public_url=f"http://{host}:{port}")
@@ -297,7 +312,7 @@ def api(
 ) -> None:
     """The HTTP API alone (run workers with `reelgate worker`)."""
     settings = Settings()
-    _logging(log_level)
+    _logging(log_level, settings.log_format)
     asyncio.run(_run(settings, host, port, api=True, worker=False, log_level=log_level))
 
 
@@ -312,7 +327,7 @@ def worker(
     from reelgate.runtime import build_runtime, freeze_startup_heap
 
     settings = Settings()
-    _logging(log_level)
+    _logging(log_level, settings.log_format)
 
     async def main() -> None:
         rt = await build_runtime(

@@ -183,7 +183,12 @@ class EmulatorServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.name = name
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            log_config=None,  # the process's own logging (reelgate.logs) writes its lines
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -307,6 +307,14 @@ class Stepper:
         written = await self._patiently(job, lambda: self._record(step, extras))
         if written is not None:
             self.hub.notify(job.id)
+            if written.state is not job.state:
+                log.info(
+                    "job %s: %s -> %s%s",
+                    job.id,
+                    job.state.value,
+                    written.state.value,
+                    f" ({written.active_provider})" if written.active_provider else "",
+                )
         else:
             log.warning(
                 "job %s: lease lost before writing %s; another worker has it", job.id, job.state

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from reelgate.engine.steps import Stepper
 from reelgate.job import Job
+from reelgate.logs import job_context
 from reelgate.store.base import Store
 from reelgate.store.db import is_unavailable
 from reelgate.store.jobs import now_ms
@@ -123,7 +124,8 @@ class Worker:
 
     async def _run_step(self, job: Job) -> None:
         try:
-            await self.stepper.advance(job)
+            with job_context(job):
+                await self.stepper.advance(job)
         except Exception as exc:
             # A bug, an unclassified failure or a database outage: leave the job
             # leased; when the lease runs out another attempt is made. Never crash
