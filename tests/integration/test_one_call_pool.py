@@ -6,17 +6,26 @@ JSON as SQLAlchemy's dialect does."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelgate.store.db import create_engine, is_unavailable, one_call
 
 
 def _never_sqlite(_conn: Any) -> Any:
     raise AssertionError("a PostgreSQL engine never runs the SQLite side")
+
+
+@pytest.fixture
+async def engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
+    made = create_engine(pg_url)
+    yield made
+    await made.dispose()
 
 
 async def _pid(engine: Any) -> int:
@@ -41,63 +50,49 @@ async def _kill(url: str, pid: int) -> None:
 
 
 async def test_calls_reuse_one_connection_and_decode_json_as_sqlalchemy_does(
-    pg_url: str,
+    engine: AsyncEngine,
 ) -> None:
-    engine = create_engine(pg_url)
-    try:
-        assert len({await _pid(engine) for _ in range(5)}) == 1
+    assert len({await _pid(engine) for _ in range(5)}) == 1
 
-        async def round_trip(conn: asyncpg.Connection) -> Any:
-            return await conn.fetchrow(
-                "SELECT $1::jsonb AS b, $2::json AS j", '{"a": [1, "x"]}', '{"n": null}'
-            )
+    async def round_trip(conn: asyncpg.Connection) -> Any:
+        return await conn.fetchrow(
+            "SELECT $1::jsonb AS b, $2::json AS j", '{"a": [1, "x"]}', '{"n": null}'
+        )
 
-        row = await one_call(engine, _never_sqlite, round_trip)
-        async with engine.connect() as conn:
-            through_sqlalchemy = (
-                await conn.execute(
-                    sa.text("""SELECT '{"a": [1, "x"]}'::jsonb, '{"n": null}'::json""")
-                )
-            ).one()
-        assert (row["b"], row["j"]) == tuple(through_sqlalchemy) == ({"a": [1, "x"]}, {"n": None})
-    finally:
-        await engine.dispose()
+    row = await one_call(engine, _never_sqlite, round_trip)
+    async with engine.connect() as conn:
+        through_sqlalchemy = (
+            await conn.execute(sa.text("""SELECT '{"a": [1, "x"]}'::jsonb, '{"n": null}'::json"""))
+        ).one()
+    assert (row["b"], row["j"]) == tuple(through_sqlalchemy) == ({"a": [1, "x"]}, {"n": None})
 
 
 async def test_an_outage_fails_the_call_in_flight_and_the_next_gets_a_new_connection(
-    pg_url: str,
+    engine: AsyncEngine, pg_url: str
 ) -> None:
-    engine = create_engine(pg_url)
-    try:
-        before = await _pid(engine)
-        await _kill(pg_url, before)  # the server ends an idle session, as a restart would
-        after_idle_kill = await _pid(engine)  # asyncpg saw it close: not handed out
-        assert after_idle_kill != before
-        call = asyncio.create_task(one_call(engine, _never_sqlite, _sleep))
-        await asyncio.sleep(0.3)
-        await _kill(pg_url, after_idle_kill)  # ... and one in the middle of a call
-        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)) as failed:
-            await call
-        assert is_unavailable(failed.value)
-        assert await _pid(engine) not in (before, after_idle_kill)
-    finally:
-        await engine.dispose()
+    before = await _pid(engine)
+    await _kill(pg_url, before)  # the server ends an idle session, as a restart would
+    after_idle_kill = await _pid(engine)  # asyncpg saw it close: not handed out
+    assert after_idle_kill != before
+    call = asyncio.create_task(one_call(engine, _never_sqlite, _sleep))
+    await asyncio.sleep(0.3)
+    await _kill(pg_url, after_idle_kill)  # ... and one in the middle of a call
+    with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)) as failed:
+        await call
+    assert is_unavailable(failed.value)
+    assert await _pid(engine) not in (before, after_idle_kill)
 
 
 async def test_a_call_cancelled_mid_statement_does_not_hand_its_connection_on(
-    pg_url: str,
+    engine: AsyncEngine,
 ) -> None:
-    engine = create_engine(pg_url)
-    try:
-        first = await _pid(engine)
-        call = asyncio.create_task(one_call(engine, _never_sqlite, _sleep))
-        await asyncio.sleep(0.3)
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
-        assert await _pid(engine) != first  # the busy one was closed, not reused
-    finally:
-        await engine.dispose()
+    first = await _pid(engine)
+    call = asyncio.create_task(one_call(engine, _never_sqlite, _sleep))
+    await asyncio.sleep(0.3)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert await _pid(engine) != first  # the busy one was closed, not reused
 
 
 async def test_disposing_the_engine_closes_its_one_call_connections(pg_url: str) -> None:

@@ -78,14 +78,10 @@ async def _timed(
     except TimeoutError:
         answer = {"ok": False, "error": f"no answer within {CHECK_SECONDS:g} s"}
     except Exception as exc:  # a check reports its failure; it never fails the route
-        answer = {"ok": False, "error": _describe(exc)}
+        # the kind of failure only: a driver's message may quote a URL or a host
+        answer = {"ok": False, "error": type(exc).__name__}
     answer["ms"] = round((time.perf_counter() - start) * 1000, 1)
     return answer
-
-
-def _describe(exc: BaseException) -> str:
-    """The kind of failure, without the driver's message (it may quote a URL or a host)."""
-    return f"{type(exc).__name__}"
 
 
 async def _database(rt: Runtime) -> dict[str, Any]:

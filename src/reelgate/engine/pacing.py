@@ -37,9 +37,10 @@ halves until first looks start to come early.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = [
     "FIRST_LOOK_SHRINK",
@@ -129,7 +130,7 @@ class FinishTimes:
             return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
         self._pace[model] = Pace(
-            median=_median(ordered),
+            median=float(statistics.median(ordered)),
             early=rank(0.1),
             late=rank(0.9),
             longest=ordered[-1],
@@ -144,7 +145,7 @@ class FinishTimes:
         self._tells[model] = tells
         pace = self._pace.get(model)
         if pace is not None:
-            self._pace[model] = Pace(pace.median, pace.early, pace.late, pace.longest, tells)
+            self._pace[model] = replace(pace, tells=tells)
 
     def tells(self, model: str) -> bool:
         return self._tells.get(model, False)
@@ -157,9 +158,3 @@ class FinishTimes:
         """The median of what was seen, None before any job was."""
         pace = self._pace.get(model)
         return pace.median if pace is not None else None
-
-
-def _median(ordered: list[float]) -> float:
-    n = len(ordered)
-    mid = n // 2
-    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2

@@ -105,7 +105,7 @@ class LocalMovingWindow:
     async def hit(self, item: RateLimitItem, key: str, cost: int = 1) -> bool:
         now = time.time()
         runs, total = self._live(item, key, now)
-        if cost > item.amount or total[0] + cost > item.amount:
+        if total[0] + cost > item.amount:
             return False
         runs.append((now, cost))
         total[0] += cost
