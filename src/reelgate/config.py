@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     database_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
     """The longest any one wait on the database may take; past it, 503 / back off."""
 
+    metrics: Literal["off", "open", "token"] = "open"
+    """``GET /metrics`` (Prometheus): ``open`` to anyone who reaches it (as LiteLLM's),
+    ``token`` only with ``Authorization: Bearer <metrics_token>``, ``off``: not served
+    and nothing recorded."""
+    metrics_token: SecretStr | None = None
+    metrics_dir: Path | None = None
+    """Where this host's processes keep their counters (``reelgate.metrics``); default
+    ``<data_dir>/metrics``. Shared by every API and worker process of the host."""
+
     log_format: Literal["text", "json"] = "text"
     """``json``: one JSON object per log line, with request id and job context
     (``reelgate.logs``)."""
@@ -88,8 +97,22 @@ class Settings(BaseSettings):
     mirror_max_bytes: int = Field(default=2 * 1024**3, gt=0)
     mirror_timeout_seconds: float = Field(default=900.0, gt=0)
 
-    # untrusted URLs (image_url, provider results) reach only public addresses on
-    # 80/443, unless these allow a private range / port (e.g. a local emulator)
+    # outbound webhooks (``reelgate.webhooks``), sent by the workers
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    """One delivery attempt, connect to last byte; a slower receiver counts as failed."""
+    webhook_max_attempts: int = Field(default=10, ge=1, le=50)
+    """Attempts before a delivery is given up (10 from a 5 s base: about 23.6 hours)."""
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    """The wait after the first failure; each next wait is 4x, at most 8 h, with jitter."""
+    webhook_concurrency: int = Field(default=32, ge=1, le=1024)
+    """Deliveries in flight at once per worker process."""
+    webhook_poll_seconds: float = Field(default=0.5, gt=0)
+    """How often an idle worker looks for new events and due retries."""
+    webhook_progress_interval_seconds: float = Field(default=10.0, ge=0)
+    """At most one ``video.progress`` delivery per job and target this often."""
+
+    # untrusted URLs (image_url, provider results, webhook targets) reach only public
+    # addresses on 80/443, unless these allow a private range / port (e.g. an emulator)
     fetch_allow_private: list[str] = Field(default_factory=list)
     fetch_allow_ports: list[int] = Field(default_factory=list)
 
@@ -126,6 +149,11 @@ class Settings(BaseSettings):
                 self.__pydantic_extra__[name] = getattr(own, name)  # type: ignore[index]
         if given:
             raise ValueError(f"unknown settings: {', '.join(sorted(given))}")
+        if self.metrics == "token" and not self.metrics_token:
+            raise ValueError("metrics = token needs metrics_token (REELGATE_METRICS_TOKEN)")
+
+    def resolved_metrics_dir(self) -> Path:
+        return self.metrics_dir or self.data_dir / "metrics"
 
     def provider_settings(self, kind: str) -> ProviderSettings:
         return self._providers[kind]

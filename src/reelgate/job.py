@@ -248,6 +248,8 @@ class Job:
     deleted_at: int | None = None
     active_provider: str | None = None
     """The provider this job occupies a slot of (``provider_max_concurrent``)."""
+    webhook_url: str | None = None
+    """The request's own webhook target (``webhooks``), beside the account's endpoints."""
 
     @property
     def current_model(self) -> str:

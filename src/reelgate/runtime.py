@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reelgate import metrics
 from reelgate.accounts.keycache import KeyCache
 from reelgate.catalog import Catalog, load_catalog
 from reelgate.catalog.lifecycle import Unavailable
@@ -98,6 +99,8 @@ async def build_runtime(
 ) -> Runtime:
     """``listen``: start the cross-process wake-up listener (workers and SSE need it)."""
     settings = with_config_file(settings)
+    if settings.metrics != "off":
+        metrics.enable(settings.resolved_metrics_dir())
     db_url = settings.resolved_database_url()
     secret = load_signing_secret(settings)
     limiter = None

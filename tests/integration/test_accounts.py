@@ -107,6 +107,8 @@ async def test_credit_grants_are_exact_and_flags_unlock_models(
         ("POST", "/v1/videos/{id}/mirror"),
         ("GET", "/v1/videos/{id}/content"),
         ("GET", "/v1/videos/{id}/events"),
+        ("GET", "/v1/videos/{id}/webhooks"),
+        ("POST", "/v1/videos/{id}/webhooks/msg_0/redeliver"),
     ],
 )
 async def test_another_accounts_job_is_indistinguishable_from_a_missing_one(
@@ -138,6 +140,8 @@ def test_every_route_with_an_id_is_in_the_sweep() -> None:
         "/v1/videos/{video_id}/mirror",
         "/v1/videos/{video_id}/content",
         "/v1/videos/{video_id}/events",
+        "/v1/videos/{video_id}/webhooks",
+        "/v1/videos/{video_id}/webhooks/{delivery_id}/redeliver",
         # no API key: a signed link bound to the job id (test_unmirrored_delivery proves a
         # link for one job opens no other)
         "/v1/videos/{video_id}/stream",

@@ -11,9 +11,11 @@ from reelgate.api import (
     routes_admin,
     routes_events,
     routes_media_service,
+    routes_metrics,
     routes_models,
     routes_usage,
     routes_videos,
+    routes_webhooks,
     uploads,
 )
 from reelgate.api.auth import require_admin, require_read, require_write
@@ -43,9 +45,11 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(routes_events.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_media_service.router)
+    app.include_router(routes_webhooks.router)
     app.include_router(uploads.router)
     app.include_router(provider_hooks.router)
     app.include_router(health.router)
+    app.include_router(routes_metrics.router)
     root = local_root(rt.storage)
     if root is not None:
         app.include_router(make_files_router(root, rt.signing_secret))

@@ -16,6 +16,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from reelgate import metrics
 from reelgate.errors import ReelgateError
 from reelgate.limits import retry_after_header
 
@@ -41,6 +42,7 @@ def _param_name(loc: tuple[Any, ...]) -> str:
 
 async def _reelgate_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ReelgateError)
+    metrics.refusal(exc.code)  # rate limits, credits and in-flight caps are counted
     headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
     headers |= retry_after_header(exc)
     return error_response(exc.http_status, exc.code, exc.message, headers or None, **exc.details)

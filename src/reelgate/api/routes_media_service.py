@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 
 from reelgate.api.access import check_available
 from reelgate.api.auth import require_read, require_write, runtime
@@ -31,11 +31,12 @@ from reelgate.catalog.validate import Submission, validate_submission
 from reelgate.engine.commands import NewJob, submit_job
 from reelgate.errors import NotFound
 from reelgate.job import Job, PublicStatus
+from reelgate.netsafe import check_url
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
 from reelgate.store.submit import StoredAnswer
 
-__all__ = ["SERVICE", "router"]
+__all__ = ["SERVICE", "job_document", "router"]
 
 SERVICE = "media-video-from-text"
 router = APIRouter(tags=["media-video-from-text"])
@@ -49,6 +50,8 @@ class MediaVideoRequest(BaseModel):
     resolution: Literal["512P", "1080P"] = "1080P"
     duration: Literal["4s", "8s"] = "4s"
     aspect_ratio: Literal["16:9", "9:16"] = "16:9"
+    # reelgate's extension: the job's events POSTed there (the /v2/jobs document as data)
+    webhook_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -76,7 +79,7 @@ _STATUS = {
 }
 
 
-async def _job_document(rt: Runtime, job: Job) -> dict[str, Any]:
+async def job_document(rt: Runtime, job: Job) -> dict[str, Any]:
     status = job.status
     result = job.result
     url = await result_url(rt, job)
@@ -129,6 +132,8 @@ async def create(
             route_of=rt.providers.route_of,
         )
         await check_available(rt, key, checked.chain)
+        if body.webhook_url:
+            check_url(body.webhook_url, rt.settings.net_policy(), param="webhook_url")
 
         def answer(job: Job) -> dict[str, Any]:
             return {
@@ -155,6 +160,7 @@ async def create(
                 params=checked.params,
                 deadline_seconds=checked.deadline_seconds or 600,
                 source=SERVICE,
+                webhook_url=body.webhook_url,
             ),
             answer=stored if idem is not None else None,
         )
@@ -173,4 +179,4 @@ async def get_job_document(
         job = await tx.get_job(job_id, key.account_id)
     if job is None:
         raise NotFound(f"No job {job_id!r}.", param="job_id")
-    return await _job_document(rt, job)
+    return await job_document(rt, job)

@@ -116,6 +116,8 @@ async def _create(
     if body.image_url:
         check_url(body.image_url, rt.settings.net_policy(), param="image_url")
         params = replace(params, image_url=body.image_url)
+    if body.webhook_url:
+        check_url(body.webhook_url, rt.settings.net_policy(), param="webhook_url")
 
     async def answer(job: Job) -> StoredAnswer:
         assert idem is not None
@@ -132,6 +134,7 @@ async def _create(
             metadata=body.metadata,
             image=image,
             image_mime_type=mime,
+            webhook_url=body.webhook_url,
         ),
         answer=answer if idem is not None else None,
     )

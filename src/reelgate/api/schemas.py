@@ -59,6 +59,12 @@ class VideoCreate(BaseModel):
     )
     negative_prompt: StrictStr | None = Field(default=None, max_length=2000)
     seed: StrictInt | None = Field(default=None, ge=0, le=2**32 - 1)
+    webhook_url: StrictStr | None = Field(
+        default=None,
+        max_length=2048,
+        description="Where to POST this job's events, signed per Standard Webhooks with "
+        "the account's default secret (GET /v1/webhooks/default/secret).",
+    )
     metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict,
         max_length=16,

@@ -135,4 +135,5 @@ async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
         "units_consumed": job.units_consumed if final else None,
         "cost": _cost(job.cost) if final else None,
         "metadata": dict(job.metadata),
+        "webhook_url": job.webhook_url,
     }

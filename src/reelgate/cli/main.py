@@ -16,6 +16,7 @@ import uvicorn
 
 from reelgate.cli.admin import accounts_app, ambiguous_app, credits_app, keys_app
 from reelgate.cli.providers import providers_app
+from reelgate.cli.webhooks import webhooks_app
 from reelgate.config import Settings
 from reelgate.logs import LogFormat, configure
 from reelgate.store import migrate
@@ -34,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(ambiguous_app, name="ambiguous")
 app.add_typer(providers_app, name="providers")
+app.add_typer(webhooks_app, name="webhooks")
 register_client_commands(app)
 
 log = logging.getLogger("reelgate.cli")

@@ -43,6 +43,7 @@ class NewJob:
     metadata: Mapping[str, str] = field(default_factory=dict)
     image: bytes | None = None
     image_mime_type: str | None = None
+    webhook_url: str | None = None
 
 
 async def _store_image(rt: Runtime, job_id: str, account_id: str, data: bytes) -> str:
@@ -95,6 +96,7 @@ async def submit_job(
         created_at=now,
         updated_at=now,
         hold_id=new_id("hold"),
+        webhook_url=new.webhook_url,
     )
     limits = rt.settings
     sub = JobSubmission(

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
+from reelgate import metrics
 from reelgate.billing import charge_for
 from reelgate.catalog import Catalog, ModelSpec
 from reelgate.catalog.lifecycle import Unavailable, today
@@ -307,6 +308,7 @@ class Stepper:
         written = await self._patiently(job, lambda: self._record(step, extras))
         if written is not None:
             self.hub.notify(job.id)
+            metrics.job_changed(job, written)
             if written.state is not job.state:
                 log.info(
                     "job %s: %s -> %s%s",
@@ -394,7 +396,8 @@ class Stepper:
         if provider is None or not provider.supports_cancel or not job.upstream_id:
             return
         try:
-            await provider.cancel(job.upstream_id)
+            with metrics.upstream_call(provider.name, "cancel"):
+                await provider.cancel(job.upstream_id)
         except ReelgateError as exc:
             log.info("job %s: upstream cancel failed (%s); ignoring", job.id, exc.code)
 
@@ -431,6 +434,7 @@ class Stepper:
                 written = step.after if await record_step_in(tx, step) else None
         if written is not None:
             self.hub.notify(job.id)
+            metrics.job_changed(job, written)
         return written
 
     async def _submit(self, job: Job) -> None:
@@ -609,7 +613,8 @@ class Stepper:
                 request = await self.generation_request(job, spec)
             else:
                 request = self._request(job, spec, image, await self._upload_url(job, spec))
-            submitted = await provider.create(request)
+            with metrics.upstream_call(provider.name, "create"):
+                submitted = await provider.create(request)
         except ProviderError as exc:
             if exc.ambiguous:
                 # sent, but the answer was lost: the upstream job may exist
@@ -649,7 +654,9 @@ class Stepper:
             await self.take(job, Pushed(job.result))
             return
         try:
-            status = await self.provider(job).status(job.upstream_id)
+            provider = self.provider(job)
+            with metrics.upstream_call(provider.name, "status"):
+                status = await provider.status(job.upstream_id)
         except ProviderError as exc:
             await self.on_error(job, exc)
             return
@@ -667,6 +674,7 @@ class Stepper:
             url=job.result.upstream_url, content_type=job.result.content_type or "video/mp4"
         )
         outcome: Outcome
+        started = time.monotonic()
         try:
             source = (
                 self.storage.stream(upload_key(job))
@@ -692,6 +700,11 @@ class Stepper:
             outcome = MirrorFailed(message, final=isinstance(exc, InvalidRequest))
         else:
             outcome = Mirrored(copy)
+        took = time.monotonic() - started
+        if isinstance(outcome, Mirrored):
+            metrics.mirror_done("stored", took, copy.bytes)
+        else:
+            metrics.mirror_done("failed", took)
         await self.take(job, outcome)
 
     async def on_error(

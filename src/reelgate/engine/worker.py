@@ -1,6 +1,8 @@
 """The worker: claims due jobs, advances each one step, and sleeps until the next is due.
 
 One main loop plus named, supervised side tasks:
+- ``webhooks`` (``webhooks.dispatch``) fans job events out to webhook receivers and
+  sends them, in tasks of its own: a slow receiver never holds up a step;
 - ``lease-renewer`` keeps the leases of jobs in hand alive while a long step
   (an upload, a slow upstream) runs, so no other worker takes them over;
 - the wake-up listener (``store.wakeup``) cuts the sleep short when a job
@@ -28,6 +30,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from reelgate import metrics
 from reelgate.engine.steps import Stepper
 from reelgate.job import Job
 from reelgate.logs import job_context
@@ -38,6 +41,7 @@ from reelgate.store.wakeup import Wakeup
 
 if TYPE_CHECKING:
     from reelgate.runtime import Runtime
+    from reelgate.webhooks.dispatch import Dispatcher
 
 __all__ = ["Worker", "new_worker_id"]
 
@@ -65,8 +69,10 @@ class Worker:
         idle_poll_seconds: float,
         shutdown_grace_seconds: float = 30.0,
         clock: Callable[[], int] = now_ms,
+        webhooks: Dispatcher | None = None,
     ) -> None:
         self.store = store
+        self.webhooks = webhooks
         self.wakeup = wakeup
         self.id = stepper.worker_id
         self.concurrency = concurrency
@@ -91,6 +97,8 @@ class Worker:
         idle_poll_seconds: float | None = None,
         shutdown_grace_seconds: float = 30.0,
     ) -> Worker:
+        from reelgate.webhooks.dispatch import Dispatcher
+
         s = rt.settings
         return cls(
             store=rt.store,
@@ -100,6 +108,7 @@ class Worker:
             lease_seconds=lease_seconds or s.lease_seconds,
             idle_poll_seconds=idle_poll_seconds or s.idle_poll_seconds,
             shutdown_grace_seconds=shutdown_grace_seconds,
+            webhooks=Dispatcher(rt),
         )
 
     def stop(self) -> None:
@@ -123,9 +132,11 @@ class Worker:
                     log.exception("lease renewal failed; retrying in %.1fs", interval)
 
     async def _run_step(self, job: Job) -> None:
+        started = time.monotonic()
         try:
             with job_context(job):
                 await self.stepper.advance(job)
+            metrics.step_done(job.state.value, time.monotonic() - started)
         except Exception as exc:
             # A bug, an unclassified failure or a database outage: leave the job
             # leased; when the lease runs out another attempt is made. Never crash
@@ -195,6 +206,11 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Work until ``stop()``; with ``burst``, until no job is left in flight."""
         renewer = asyncio.create_task(self._renew_forever(), name="lease-renewer")
+        webhooks = (
+            asyncio.create_task(self.webhooks.run(), name="webhooks")
+            if self.webhooks is not None
+            else None
+        )
         log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
         failures = 0
         try:
@@ -213,6 +229,9 @@ class Worker:
                     failures = 0
         finally:
             await self._shutdown(renewer)
+            if webhooks is not None and self.webhooks is not None:
+                self.webhooks.stop()
+                await webhooks
 
     def heartbeat_age(self) -> float | None:
         """Seconds since this worker last reached the database (a claim cycle or a lease

@@ -1,9 +1,10 @@
 """Fetching URLs that users and upstreams hand us, without being steered inside.
 
-``check_url`` is the cheap submit-time check; ``fetch_bytes`` (user images)
-and ``stream`` (provider results) do the real work: resolve once, check every
-address, connect to exactly that address, re-check every redirect, cap time,
-bytes and content type. ``decode_image`` proves fetched bytes are an image.
+``check_url`` is the cheap submit-time check; ``fetch_bytes`` (user images),
+``stream`` (provider results) and ``post`` (outbound webhooks) do the real work:
+resolve once, check every address, connect to exactly that address, re-check every
+redirect (``post`` follows none), cap time, bytes and content type.
+``decode_image`` proves fetched bytes are an image.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from reelgate.netsafe.fetch import (
     Classifier,
     Fetched,
     ImageInfo,
+    Posted,
     decode_image,
     fetch_bytes,
+    post,
     stream,
 )
 
@@ -39,6 +42,7 @@ __all__ = [
     "Fetched",
     "ImageInfo",
     "NetPolicy",
+    "Posted",
     "UrlBadContentType",
     "UrlError",
     "UrlHttpStatus",
@@ -51,5 +55,6 @@ __all__ = [
     "decode_image",
     "fetch_bytes",
     "is_forbidden",
+    "post",
     "stream",
 ]

@@ -69,8 +69,10 @@ __all__ = [
     "Classifier",
     "Fetched",
     "ImageInfo",
+    "Posted",
     "decode_image",
     "fetch_bytes",
+    "post",
     "resolve",
     "stream",
 ]
@@ -230,11 +232,15 @@ class _Opened:
         return str(self.headers.get("content-type", "")).split(";")[0].strip().lower()
 
 
-def _request_headers(target: Target, extra: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+def _request_headers(
+    target: Target, extra: Mapping[str, str], content: bytes | None = None
+) -> list[tuple[bytes, bytes]]:
     headers = {k: v for k, v in extra.items() if k.lower() not in _HOP_BY_HOP}
     headers.setdefault("User-Agent", "reelgate")
     headers.setdefault("Accept", "*/*")
     pairs = [("Host", target.host_header), ("Accept-Encoding", "identity"), *headers.items()]
+    if content is not None:
+        pairs.append(("Content-Length", str(len(content))))
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
 
 
@@ -245,6 +251,9 @@ async def _send(
     headers: Mapping[str, str],
     deadline: _Deadline,
     ssl_context: ssl.SSLContext | None,
+    *,
+    method: bytes = b"GET",
+    content: bytes | None = None,
 ) -> _Opened:
     pool = httpcore.AsyncConnectionPool(
         ssl_context=ssl_context or _default_ssl_context(),
@@ -262,9 +271,10 @@ async def _send(
     with _mapped(target.host), deadline.scope():
         response = await stack.enter_async_context(
             pool.stream(
-                b"GET",
+                method,
                 url,
-                headers=_request_headers(target, headers),
+                headers=_request_headers(target, headers, content),
+                content=content,
                 extensions={"timeout": deadline.timeouts()},
             )
         )
@@ -452,6 +462,55 @@ async def fetch_bytes(
             async for chunk in chunks:
                 data += chunk
     return Fetched(bytes(data), opened.content_type, str(opened.target.url))
+
+
+@dataclass(frozen=True)
+class Posted:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    """The start of the answer (at most ``read_limit`` bytes), for the sender's records."""
+
+
+async def post(
+    url: str,
+    content: bytes,
+    *,
+    policy: NetPolicy,
+    timeout: float,  # noqa: ASYNC109 - also sets httpcore's per-operation timeouts
+    headers: Mapping[str, str] | None = None,
+    read_limit: int = 1024,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Posted:
+    """POST ``content`` to ``url`` once, for outbound webhooks: the same checks as a fetch
+    (scheme, port, every resolved address public unless the policy allows it, the
+    connection pinned to the addresses checked) and one deadline for all of it. A
+    redirect is an answer like any other, never followed: a receiver that moved must be
+    told to reelgate, and a 3xx pointing inside the network leads nowhere. Raises a
+    :class:`~reelgate.netsafe.UrlError` when no answer came (refused URL, timeout,
+    network failure); any HTTP status is returned."""
+    deadline = _Deadline(timeout)
+    target = parse_target(url, policy)
+    addresses = await _addresses(target, policy, deadline)
+    async with AsyncExitStack() as stack:
+        opened = await _send(
+            stack,
+            target,
+            addresses,
+            headers or {},
+            deadline,
+            ssl_context,
+            method=b"POST",
+            content=content,
+        )
+        data = bytearray()
+        async with _chunks(opened) as chunks:
+            with _mapped(target.host), deadline.scope():
+                async for chunk in chunks:
+                    data += chunk
+                    if len(data) >= read_limit:
+                        break
+    return Posted(opened.status, opened.headers, bytes(data[:read_limit]))
 
 
 def decode_image(

@@ -216,4 +216,5 @@ def job_from_row(row: Mapping[Any, Any]) -> Job:
         event_seq=row["event_seq"] or 0,
         deleted_at=row["deleted_at"],
         active_provider=row["active_provider"],
+        webhook_url=row["webhook_url"],
     )

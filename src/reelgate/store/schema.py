@@ -99,6 +99,8 @@ jobs = sa.Table(
     # the provider kind this job occupies while submitted upstream (submitting,
     # running): per-deployment concurrency caps count these
     sa.Column("active_provider", sa.String(32), nullable=True),
+    # the request's own webhook_url (``webhooks``): its events are delivered there too
+    sa.Column("webhook_url", sa.String(2048), nullable=True),
     # The claim query reads only jobs with a wake-up; finished jobs have none,
     # so this index stays the size of the work in flight.
     sa.Index(
@@ -249,5 +251,97 @@ ambiguous_creates = sa.Table(
         "id",
         postgresql_where=sa.text("resolved_at IS NULL"),
         sqlite_where=sa.text("resolved_at IS NULL"),
+    ),
+)
+
+
+# ── outbound webhooks (``reelgate.webhooks``) ──
+
+# An account's endpoints: every event of its jobs (or those in ``events``) is delivered
+# to each enabled one, signed with its secret (Standard Webhooks). After a rotation the
+# previous secret also signs until ``previous_until``.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.String(48), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("description", sa.String(500), nullable=False, server_default=""),
+    # event types to deliver; empty: all of them
+    sa.Column("events", Json, nullable=False),
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("previous_secret", sa.String(128), nullable=True),
+    sa.Column("previous_until", sa.BigInteger, nullable=True),
+    sa.Column("disabled_at", sa.BigInteger, nullable=True),
+    sa.Column("disabled_reason", sa.String(500), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_webhook_endpoints_account_id", "account_id"),
+)
+
+# The secret that signs deliveries to a request's own ``webhook_url`` (one per account,
+# as Replicate's "default" webhook secret: ``GET /v1/webhooks/default/secret``).
+webhook_secrets = sa.Table(
+    "webhook_secrets",
+    metadata,
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("previous_secret", sa.String(128), nullable=True),
+    sa.Column("previous_until", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# The outbox: a row per job event that someone may want delivered, written by a trigger
+# on ``job_events`` (migration 0014) in the transaction of the change itself, so no
+# change commits without its webhook and none is sent for a change that rolled back.
+# The workers turn each into deliveries (one per target) and delete it.
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("job_id", sa.String(48), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# One event to one target, delivered at least once: the same ``id`` (the
+# ``webhook-id`` header) and the same body on every attempt. ``next_attempt_at`` is
+# set while it is pending (a claimed one's is its lease), NULL once settled.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(48), primary_key=True),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("job_id", sa.String(48), nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("event_type", sa.String(32), nullable=False),
+    sa.Column("event_seq", sa.Integer, nullable=False),
+    # NULL: the request's own webhook_url, signed with the account's default secret
+    sa.Column("endpoint_id", sa.String(48), nullable=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    # pending, delivered, failed (out of attempts), gone (410), disabled (endpoint off)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.BigInteger, nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("history", Json, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("delivered_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_webhook_deliveries_job_id", "job_id"),
+    sa.Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
+        sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
     ),
 )
