@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -260,4 +261,12 @@ def small_job(
     )
 
 
-__all__ = ["DEV_ACCOUNT_ID", "TEST_KEY", "small_job", "wait_for_status"]
+def free_port() -> int:
+    """A TCP port free on loopback now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+__all__ = ["DEV_ACCOUNT_ID", "TEST_KEY", "free_port", "small_job", "wait_for_status"]

@@ -97,6 +97,15 @@ class Settings(BaseSettings):
     mirror_max_bytes: int = Field(default=2 * 1024**3, gt=0)
     mirror_timeout_seconds: float = Field(default=900.0, gt=0)
 
+    # retention (``engine.retention``), swept by the workers
+    retention_days: float = Field(default=30.0, ge=0)
+    """Delivered videos are deleted from storage this long after delivery, unless pinned
+    (``POST /v1/videos/{id}/pin``); 0 keeps them for ever."""
+    retention_sweep_seconds: float = Field(default=3600.0, gt=0)
+    local_renders_keep_hours: float = Field(default=24.0, ge=0)
+    """The local renderer's finished renders and cache are deleted after this (0: never);
+    the videos themselves are in storage by then."""
+
     # outbound webhooks (``reelgate.webhooks``), sent by the workers
     webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
     """One delivery attempt, connect to last byte; a slower receiver counts as failed."""

@@ -250,6 +250,10 @@ class Job:
     """The provider this job occupies a slot of (``provider_max_concurrent``)."""
     webhook_url: str | None = None
     """The request's own webhook target (``webhooks``), beside the account's endpoints."""
+    pinned_at: int | None = None
+    """Set: the video is kept for ever (``POST /v1/videos/{id}/pin``)."""
+    expired_at: int | None = None
+    """When the retention sweeper deleted the video (``engine.retention``)."""
 
     @property
     def current_model(self) -> str:

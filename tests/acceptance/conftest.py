@@ -44,7 +44,12 @@ class Procs:
 
 
 def process_env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")}
+    # nor the metrics directory this test process may have chosen (``reelgate.metrics``)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("REELGATE_") and k != "PROMETHEUS_MULTIPROC_DIR"
+    }
     env.update({f"REELGATE_{k.upper()}": v for k, v in settings.items()})
     return env
 

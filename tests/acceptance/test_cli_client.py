@@ -21,7 +21,8 @@ from PIL import Image
 from reelgate.media.probe import probe_video
 from reelgate_client import Client, JobCanceledError
 from tests.acceptance.conftest import REELGATE, Procs, process_env
-from tests.acceptance.test_processes import _free_port, _wait_healthy
+from tests.acceptance.test_processes import _wait_healthy
+from tests.conftest import free_port
 
 KEY = "rg_cli_client_key_abcdefghijklmnopqrstuvwxyz"
 JOB_ID = re.compile(r"video_[0-9a-f]{32}")
@@ -38,7 +39,7 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("cli-serve")
     procs = Procs(env=process_env(data_dir=str(tmp / "data"), dev_api_key=KEY), logs=tmp)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     procs.start("serve", "--port", str(port), "--log-level", "warning", name="serve")
     try:

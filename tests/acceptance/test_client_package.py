@@ -21,7 +21,8 @@ import pytest
 
 from reelgate.media.probe import probe_video
 from tests.acceptance.conftest import Procs, process_env
-from tests.acceptance.test_processes import _free_port, _wait_healthy
+from tests.acceptance.test_processes import _wait_healthy
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +100,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     """A real ``reelgate serve``; yields the environment a client process runs with."""
     tmp = tmp_path_factory.mktemp("client-package-serve")
     procs = Procs(env=process_env(data_dir=str(tmp / "data"), dev_api_key=KEY), logs=tmp)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     procs.start("serve", "--port", str(port), "--log-level", "warning", name="serve")
     try:

@@ -17,7 +17,8 @@ from PIL import Image
 
 from reelgate.media.probe import probe_video
 from tests.acceptance.conftest import Procs, process_env
-from tests.acceptance.test_processes import _free_port, _wait_healthy
+from tests.acceptance.test_processes import _wait_healthy
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 KEY = "rg_emulated_key_abcdefghijklmnopqrstuvwxyz0123"
@@ -43,7 +44,7 @@ def _image() -> str:
 def test_every_provider_through_its_emulator_and_a_429_fallback(
     tmp_path: Path, procs: Procs
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     procs.env = process_env(data_dir=str(tmp_path / "data"), dev_api_key=KEY)
     serve = procs.start(
@@ -127,7 +128,7 @@ def test_every_provider_through_its_emulator_and_a_429_fallback(
 def test_emulate_runs_one_provider_and_prints_how_to_point_reelgate_at_it(
     tmp_path: Path, procs: Procs
 ) -> None:
-    port = _free_port()
+    port = free_port()
     procs.env = process_env(data_dir=str(tmp_path / "data"))
     procs.start(
         "emulate",

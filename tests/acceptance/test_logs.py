@@ -15,7 +15,8 @@ import pytest
 
 from tests.acceptance.conftest import Procs, process_env
 from tests.acceptance.test_emulators import JOBS
-from tests.acceptance.test_processes import _free_port, _wait_healthy
+from tests.acceptance.test_processes import _wait_healthy
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 KEY = "rg_jsonlog_key_abcdefghijklmnopqrstuvwxyz01234"
@@ -23,7 +24,7 @@ EMULATED = ("veo", "sora", "wan", "grok", "video_gateway", "fal", "replicate")
 
 
 def test_a_json_logged_run_names_each_job_and_never_a_secret(tmp_path: Path, procs: Procs) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     data = tmp_path / "data"
     procs.env = process_env(data_dir=str(data), dev_api_key=KEY, log_format="json")

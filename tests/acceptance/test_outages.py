@@ -37,8 +37,9 @@ from reelgate.store import migrate
 from reelgate.store.db import create_engine
 from reelgate.store.schema import jobs
 from tests.acceptance.conftest import Procs, process_env
-from tests.acceptance.test_processes import _free_port, _wait_healthy
+from tests.acceptance.test_processes import _wait_healthy
 from tests.checks import assert_ledger_exact, jobs_by_key
+from tests.conftest import free_port
 from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.slow
@@ -168,7 +169,7 @@ async def test_postgres_cut_refused_and_frozen_under_load(
     tmp_path: Path, procs: Procs, pg_proxy: tuple[FaultProxy, str], pg_url: str
 ) -> None:
     proxy, through = pg_proxy
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     procs.env = _env(tmp_path, through)
     api = procs.start("api", "--port", str(port), name="api")
@@ -238,7 +239,7 @@ async def test_sqlite_file_unavailable_under_load(tmp_path: Path, procs: Procs) 
     database = tmp_path / "data" / "reelgate.db"
     db_url = f"sqlite:///{database}"
     await migrate.upgrade_async(db_url)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     procs.env = _env(tmp_path, db_url)
     serve = procs.start("serve", "--port", str(port), name="serve")
@@ -270,7 +271,7 @@ async def test_sqlite_file_unavailable_under_load(tmp_path: Path, procs: Procs) 
 async def test_the_api_killed_mid_request_loses_and_doubles_nothing(
     db_url: str, tmp_path: Path, procs: Procs
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     procs.env = _env(tmp_path, db_url)
     procs.start("worker", "--concurrency", "4", name="w0")

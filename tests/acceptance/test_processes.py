@@ -4,7 +4,6 @@ two `reelgate worker` processes on PostgreSQL, driven over real HTTP."""
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -13,16 +12,10 @@ import pytest
 
 from reelgate.media.probe import probe_video
 from tests.acceptance.conftest import Procs, process_env
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 KEY = "rg_acceptance_key_abcdefghijklmnopqrstuvwxyz"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait_healthy(base: str, procs: Procs, name: str, timeout: float = 60) -> None:
@@ -77,7 +70,7 @@ def _generate(
 def test_serve_renders_a_4s_16_9_video_then_stops_cleanly_on_sigterm(
     tmp_path: Path, procs: Procs
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     procs.env = process_env(data_dir=str(tmp_path / "data"), dev_api_key=KEY)
     server = procs.start("serve", "--port", str(port), name="serve")
@@ -109,7 +102,7 @@ def test_serve_renders_a_4s_16_9_video_then_stops_cleanly_on_sigterm(
 
 
 def test_api_with_two_workers_on_postgres(tmp_path: Path, procs: Procs, pg_url: str) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     procs.env = process_env(
         data_dir=str(tmp_path / "data"), dev_api_key=KEY, database_url=pg_url, public_url=base

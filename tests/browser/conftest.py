@@ -11,7 +11,6 @@ import asyncio
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import pytest
 
 from reelgate.store.accounts import create_account, create_key
 from reelgate.store.db import create_engine
+from tests.conftest import free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -72,13 +72,6 @@ def _require_browser() -> None:
         pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -98,7 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``reelgate serve`` (API + worker + page) on a free port with its own data dir."""
     _require_browser()
     root = tmp_path_factory.mktemp("studio")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")}
     env.update(REELGATE_DATA_DIR=str(root / "data"), REELGATE_DEV_API_KEY=DEV_KEY)
     log = root / "serve.log"

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from tests.acceptance.conftest import Procs, process_env
-from tests.acceptance.test_processes import _free_port, _wait_healthy
+from tests.acceptance.test_processes import _wait_healthy
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,7 @@ def test_every_operation_keeps_the_openapi_contract(tmp_path: Path, procs: Procs
     examples = os.environ.get("REELGATE_TEST_FUZZ_EXAMPLES", "25")
     phases = os.environ.get("REELGATE_TEST_FUZZ_PHASES", "examples,coverage,fuzzing")
     budget = os.environ.get("REELGATE_TEST_FUZZ_SECONDS")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     procs.env = process_env(
         data_dir=str(tmp_path / "data"),

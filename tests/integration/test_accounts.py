@@ -108,6 +108,8 @@ async def test_credit_grants_are_exact_and_flags_unlock_models(
         ("GET", "/v1/videos/{id}/content"),
         ("GET", "/v1/videos/{id}/events"),
         ("GET", "/v1/videos/{id}/webhooks"),
+        ("POST", "/v1/videos/{id}/pin"),
+        ("POST", "/v1/videos/{id}/unpin"),
         ("POST", "/v1/videos/{id}/webhooks/msg_0/redeliver"),
     ],
 )
@@ -142,6 +144,8 @@ def test_every_route_with_an_id_is_in_the_sweep() -> None:
         "/v1/videos/{video_id}/events",
         "/v1/videos/{video_id}/webhooks",
         "/v1/videos/{video_id}/webhooks/{delivery_id}/redeliver",
+        "/v1/videos/{video_id}/pin",
+        "/v1/videos/{video_id}/unpin",
         # no API key: a signed link bound to the job id (test_unmirrored_delivery proves a
         # link for one job opens no other)
         "/v1/videos/{video_id}/stream",

@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import io
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from reelgate.emulators.wiring import emulated_settings
 from reelgate.engine.worker import Worker
 from reelgate.runtime import Runtime, build_runtime
 from reelgate.store.accounts import DEV_ACCOUNT_ID, set_flags
-from tests.conftest import TEST_KEY, wait_for_status
+from tests.conftest import TEST_KEY, free_port, wait_for_status
 
 KINDS = ("fal", "replicate", "wan", "sora")
 SAFETY_POLL_SECONDS = 30.0
@@ -58,13 +57,6 @@ def upstreams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Em
             )
             for kind in KINDS
         }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -97,7 +89,7 @@ async def gateway(
     is polled once at ``typical_seconds`` after its create and then every 30 s, so a
     job done sooner than that was driven by the provider's call (the emulators render
     a result, seconds on a busy machine, before they call)."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     # with a public URL, the Sora emulator's project webhook is pointed at this gateway
     configured = emulated_settings(settings.updated(public_url=url), servers).updated(

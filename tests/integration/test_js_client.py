@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 
 from reelgate.config import Settings
 from reelgate.store import migrate
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_CLIENT = ROOT / "clients" / "js"
@@ -53,13 +53,6 @@ def node() -> str:
         pytest.skip(problem)
     assert path is not None
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _env(**settings: str) -> dict[str, str]:
@@ -104,7 +97,7 @@ def gateways(tmp_path: Path) -> Iterator[Gateways]:
         procs.append(proc)
         return proc, log
 
-    serve_port, api_port = _free_port(), _free_port()
+    serve_port, api_port = free_port(), free_port()
     try:
         serve, serve_log = start("serve", tmp_path / "serve", "serve", "--port", str(serve_port))
         # `reelgate api` does not migrate by itself (serve does): upgrade its database

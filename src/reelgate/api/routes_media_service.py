@@ -104,6 +104,7 @@ async def job_document(rt: Runtime, job: Job) -> dict[str, Any]:
         }
         if status is PublicStatus.COMPLETED
         else None,
+        **({"video_expired_at": _iso(job.expired_at)} if job.expired_at else {}),
         "units_consumed": float(job.units_consumed or 0),
         "token_cost": _number(job.cost),
     }

@@ -23,7 +23,9 @@ from reelgate.engine.commands import (
     delete_job,
     request_cancel,
     retry_mirror,
+    set_pinned,
     submit_job,
+    video_expired,
 )
 from reelgate.errors import (
     BadGateway,
@@ -205,6 +207,40 @@ async def mirror_video(
     return await idempotent(request, rt, key.account_id, handler)
 
 
+@router.post("/{video_id}/pin", responses=errors(404, 409, 410))
+async def pin_video(
+    video_id: str,
+    request: Request,
+    key: KeyInfo = Depends(require_write),
+    rt: Runtime = Depends(runtime),
+) -> JSONResponse:
+    """Keep this video for ever (the brief: "download or pin permanently"); the retention
+    sweeper passes it by. ``expires_at`` becomes null."""
+
+    async def handler(_idem: Idempotency | None) -> JSONResponse:
+        job = await set_pinned(rt, key.account_id, video_id, True)
+        return JSONResponse(await job_to_wire(rt, job))
+
+    return await idempotent(request, rt, key.account_id, handler)
+
+
+@router.post("/{video_id}/unpin", responses=errors(404, 409, 410))
+async def unpin_video(
+    video_id: str,
+    request: Request,
+    key: KeyInfo = Depends(require_write),
+    rt: Runtime = Depends(runtime),
+) -> JSONResponse:
+    """Undo a pin: the video is kept the retention period after its delivery again (one
+    already past it goes at the next sweep)."""
+
+    async def handler(_idem: Idempotency | None) -> JSONResponse:
+        job = await set_pinned(rt, key.account_id, video_id, False)
+        return JSONResponse(await job_to_wire(rt, job))
+
+    return await idempotent(request, rt, key.account_id, handler)
+
+
 @router.delete("/{video_id}", responses=errors(404, 409))
 async def delete_video(
     video_id: str, key: KeyInfo = Depends(require_write), rt: Runtime = Depends(runtime)
@@ -222,6 +258,8 @@ async def video_content(
     video_id: str, key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
 ) -> RedirectResponse:
     job = await _owned(rt, key, video_id)
+    if job.expired_at is not None:
+        raise video_expired(job, rt.settings.retention_days)
     wire = await job_to_wire(rt, job)
     result = wire["result"]
     if wire["status"] != "completed" or not result or not result["url"]:

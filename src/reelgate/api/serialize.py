@@ -39,7 +39,7 @@ def stream_url(rt: Runtime, job_id: str) -> str:
 async def result_url(rt: Runtime, job: Job) -> str | None:
     """Where a completed job's video is: the stored copy, else reelgate's content route."""
     r = job.result
-    if job.status is not PublicStatus.COMPLETED or r is None:
+    if job.status is not PublicStatus.COMPLETED or r is None or job.expired_at is not None:
         return None
     if r.mirror_status is MirrorStatus.STORED and r.key:
         return await rt.storage.signed_url(r.key, rt.settings.signed_url_ttl_seconds)
@@ -50,6 +50,17 @@ async def _result(rt: Runtime, job: Job) -> dict[str, Any] | None:
     r = job.result
     if r is None or job.status is not PublicStatus.COMPLETED:
         return None
+    if job.expired_at is not None:  # deleted by retention: what it was, not where
+        return {
+            "url": None,
+            "expired": True,
+            "expired_at": _seconds(job.expired_at),
+            "duration_seconds": r.duration_seconds or r.measured_duration_seconds,
+            "width": r.width,
+            "height": r.height,
+            "bytes": r.bytes,
+            "sha256": r.sha256,
+        }
     stored = r.mirror_status is MirrorStatus.STORED
     out: dict[str, Any] = {
         "url": await result_url(rt, job),
@@ -98,6 +109,17 @@ def _attempts(job: Job) -> list[dict[str, Any]]:
     ]
 
 
+def _expires_at(rt: Runtime, job: Job) -> int | None:
+    """When the video goes (OpenAI's ``expires_at``): delivery plus the retention period;
+    None while not delivered, when pinned, or with retention off."""
+    if job.expired_at is not None:
+        return _seconds(job.expired_at)
+    keep_days = rt.settings.retention_days
+    if job.completed_at is None or job.pinned_at is not None or keep_days <= 0:
+        return None
+    return _seconds(job.completed_at + int(keep_days * 86_400_000))
+
+
 async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
     p = job.params
     status = job.status
@@ -122,7 +144,8 @@ async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
         "prompt": job.prompt,
         "created_at": _seconds(job.created_at),
         "completed_at": _seconds(job.completed_at) if final else None,
-        "expires_at": None,
+        "expires_at": _expires_at(rt, job),
+        "pinned": job.pinned_at is not None,
         "remixed_from_video_id": None,
         "seconds": str(p.duration_seconds),
         "size": p.size,

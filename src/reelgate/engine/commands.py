@@ -11,11 +11,13 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reelgate.billing import hold_for
 from reelgate.errors import (
     Conflict,
+    Gone,
     NotFound,
     ReelgateError,
     TooManyInFlight,
@@ -28,7 +30,16 @@ from reelgate.store.jobs import now_ms
 from reelgate.store.ledger import not_enough
 from reelgate.store.submit import JobSubmission, StoredAnswer, SubmitOutcome, SubmitResult
 
-__all__ = ["Answer", "NewJob", "delete_job", "request_cancel", "retry_mirror", "submit_job"]
+__all__ = [
+    "Answer",
+    "NewJob",
+    "delete_job",
+    "request_cancel",
+    "retry_mirror",
+    "set_pinned",
+    "submit_job",
+    "video_expired",
+]
 
 
 @dataclass(frozen=True)
@@ -197,6 +208,38 @@ async def delete_job(rt: Runtime, account_id: str, job_id: str) -> None:
             await rt.storage.delete(key)
     async with rt.store.begin() as tx:
         await tx.hide_job(account_id, job_id, now_ms())
+
+
+async def set_pinned(rt: Runtime, account_id: str, job_id: str, pinned: bool) -> Job:
+    """Keep a delivered video for ever (or again only for the retention period). An
+    expired one is gone: 410."""
+    async with rt.store.begin() as tx:
+        job = await tx.get_job(job_id, account_id)
+        if job is None:
+            raise NotFound(f"No video job {job_id!r}.", param="id")
+        if job.expired_at is not None:
+            raise video_expired(job, rt.settings.retention_days)
+        if job.completed_at is None or job.result is None:
+            raise Conflict(
+                f"Video job {job_id} has no video to pin yet (status {job.status.value}).",
+                code="video_not_ready",
+                status=job.status.value,
+            )
+        await tx.set_pinned(account_id, job_id, pinned, now_ms())
+        pinned_job = await tx.get_job(job_id, account_id)
+    assert pinned_job is not None
+    return pinned_job
+
+
+def video_expired(job: Job, retention_days: float) -> Gone:
+    when = datetime.fromtimestamp((job.expired_at or 0) / 1000, UTC).strftime("%Y-%m-%d")
+    return Gone(
+        f"The video of job {job.id} was deleted on {when}: videos are kept {retention_days:g} "
+        "days unless pinned (POST /v1/videos/{id}/pin). The job, its bill and its usage "
+        "line remain.",
+        code="video_expired",
+        expired_at=(job.expired_at or 0) // 1000,
+    )
 
 
 async def retry_mirror(rt: Runtime, account_id: str, job_id: str) -> Job:

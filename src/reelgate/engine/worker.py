@@ -3,6 +3,7 @@
 One main loop plus named, supervised side tasks:
 - ``webhooks`` (``webhooks.dispatch``) fans job events out to webhook receivers and
   sends them, in tasks of its own: a slow receiver never holds up a step;
+- ``retention`` (``engine.retention``) deletes delivered videos past their keep time;
 - ``lease-renewer`` keeps the leases of jobs in hand alive while a long step
   (an upload, a slow upstream) runs, so no other worker takes them over;
 - the wake-up listener (``store.wakeup``) cuts the sleep short when a job
@@ -40,6 +41,7 @@ from reelgate.store.jobs import now_ms
 from reelgate.store.wakeup import Wakeup
 
 if TYPE_CHECKING:
+    from reelgate.engine.retention import Sweeper
     from reelgate.runtime import Runtime
     from reelgate.webhooks.dispatch import Dispatcher
 
@@ -70,9 +72,11 @@ class Worker:
         shutdown_grace_seconds: float = 30.0,
         clock: Callable[[], int] = now_ms,
         webhooks: Dispatcher | None = None,
+        sweeper: Sweeper | None = None,
     ) -> None:
         self.store = store
         self.webhooks = webhooks
+        self.sweeper = sweeper
         self.wakeup = wakeup
         self.id = stepper.worker_id
         self.concurrency = concurrency
@@ -97,6 +101,7 @@ class Worker:
         idle_poll_seconds: float | None = None,
         shutdown_grace_seconds: float = 30.0,
     ) -> Worker:
+        from reelgate.engine.retention import Sweeper
         from reelgate.webhooks.dispatch import Dispatcher
 
         s = rt.settings
@@ -109,6 +114,7 @@ class Worker:
             idle_poll_seconds=idle_poll_seconds or s.idle_poll_seconds,
             shutdown_grace_seconds=shutdown_grace_seconds,
             webhooks=Dispatcher(rt),
+            sweeper=Sweeper(rt),
         )
 
     def stop(self) -> None:
@@ -206,11 +212,11 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Work until ``stop()``; with ``burst``, until no job is left in flight."""
         renewer = asyncio.create_task(self._renew_forever(), name="lease-renewer")
-        webhooks = (
-            asyncio.create_task(self.webhooks.run(), name="webhooks")
-            if self.webhooks is not None
-            else None
-        )
+        sides = [
+            asyncio.create_task(side.run(), name=name)
+            for name, side in (("webhooks", self.webhooks), ("retention", self.sweeper))
+            if side is not None
+        ]
         log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
         failures = 0
         try:
@@ -229,9 +235,10 @@ class Worker:
                     failures = 0
         finally:
             await self._shutdown(renewer)
-            if webhooks is not None and self.webhooks is not None:
-                self.webhooks.stop()
-                await webhooks
+            for side in (self.webhooks, self.sweeper):
+                if side is not None:
+                    side.stop()
+            await asyncio.gather(*sides, return_exceptions=True)
 
     def heartbeat_age(self) -> float | None:
         """Seconds since this worker last reached the database (a claim cycle or a lease

@@ -38,7 +38,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
@@ -174,6 +174,34 @@ class LocalProvider:
         """Every create this work dir has accepted (tests count upstream creates with it)."""
         specs = [_read_json(path) for path in self._root.glob("loc_*.json")]
         return sorted(specs, key=lambda spec: (str(spec["created_at"]), str(spec["id"])))
+
+    def sweep(self, max_age_seconds: float, now: float) -> int:
+        """Delete finished renders (every ``{id}.*`` file of a job with an outcome) whose
+        create is older than ``max_age_seconds``, and cached videos not used that long;
+        a render in progress (its lock held) is left alone. Returns files deleted.
+        Called by the retention sweeper (``engine.retention``) once their videos are in
+        storage; a job swept here that is polled again reads as unknown upstream."""
+        cutoff = now - max_age_seconds
+        deleted = 0
+        for spec in self._root.glob("loc_*.json"):
+            upstream_id = spec.stem
+            finished = any(
+                (self._root / f"{upstream_id}{ext}").exists()
+                for ext in (".mp4", ".error", ".canceled")
+            )
+            with contextlib.suppress(FileNotFoundError):
+                if not finished or spec.stat().st_mtime >= cutoff:
+                    continue
+            deleted += _delete_unlocked(
+                self._root / f"{upstream_id}.lock", self._root.glob(f"{upstream_id}.*")
+            )
+        cache = self._root / "cache"
+        for video in cache.glob("*.mp4"):
+            with contextlib.suppress(FileNotFoundError):
+                if video.stat().st_mtime >= cutoff:
+                    continue
+                deleted += _delete_unlocked(cache / f"{video.stem}.lock", [video])
+        return deleted
 
     async def aclose(self) -> None:
         """Stop taking renders; wait for the running one, drop queued ones.
@@ -423,6 +451,26 @@ def _open_lock(path: Path) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def _delete_unlocked(lock: Path, paths: Iterable[Path]) -> int:
+    """Delete ``paths`` (and the lock file) while holding ``lock``, if nobody holds it."""
+    if not lock.exists():
+        return sum(_unlink(p) for p in paths)
+    with _open_lock(lock) as fd:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # rendering now
+        return sum(_unlink(p) for p in {*paths, lock})
+
+
+def _unlink(path: Path) -> int:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return 1
 
 
 def _write_exclusively(path: Path, document: dict[str, Any]) -> bool:

@@ -76,6 +76,10 @@ class Tx(Protocol):
         """Hide a finished or delivered job (its row stays for usage and the ledger)."""
         ...
 
+    async def set_pinned(self, account_id: str, job_id: str, pinned: bool, now: int) -> None:
+        """Pin or unpin a delivered video that has not expired (else nothing changes)."""
+        ...
+
     async def restart_mirror(self, job: Job, result: JobResult, now: int) -> bool:
         """Make a delivered job's copy due again, only if unchanged since ``job`` was read."""
         ...

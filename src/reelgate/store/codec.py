@@ -217,4 +217,6 @@ def job_from_row(row: Mapping[Any, Any]) -> Job:
         deleted_at=row["deleted_at"],
         active_provider=row["active_provider"],
         webhook_url=row["webhook_url"],
+        pinned_at=row["pinned_at"],
+        expired_at=row["expired_at"],
     )

@@ -402,6 +402,18 @@ async def hide_job(conn: AsyncConnection, account_id: str, job_id: str, now: int
     )
 
 
+async def set_pinned(
+    conn: AsyncConnection, account_id: str, job_id: str, pinned: bool, now: int
+) -> None:
+    """Pin (keep for ever) or unpin a delivered video not yet expired."""
+    await conn.execute(
+        jobs.update()
+        .where(_owned(account_id, job_id))
+        .where(jobs.c.completed_at.is_not(None), jobs.c.expired_at.is_(None))
+        .values(pinned_at=now if pinned else None, updated_at=now)
+    )
+
+
 async def restart_mirror(conn: AsyncConnection, job: Job, result: JobResult, now: int) -> bool:
     """Make a delivered job's copy due again with ``result``, only if the job has not
     changed since it was read (``updated_at``): a copy a worker stored meanwhile is

@@ -188,6 +188,13 @@ class MemoryTx:
         state = JobState.COMPLETED if job.state is JobState.MIRRORING else job.state
         s.jobs[job_id] = replace(job, deleted_at=now, updated_at=now, next_run_at=None, state=state)
 
+    async def set_pinned(self, account_id: str, job_id: str, pinned: bool, now: int) -> None:
+        s = self._write()
+        job = self._owned(account_id, job_id)
+        if job is None or job.completed_at is None or job.expired_at is not None:
+            return
+        s.jobs[job_id] = replace(job, pinned_at=now if pinned else None, updated_at=now)
+
     async def restart_mirror(self, job: Job, result: JobResult, now: int) -> bool:
         s = self._write()
         current = s.jobs.get(job.id)

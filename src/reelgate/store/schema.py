@@ -55,6 +55,8 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
 )
 
+_KEPT = "completed_at IS NOT NULL AND expired_at IS NULL AND pinned_at IS NULL"
+
 jobs = sa.Table(
     "jobs",
     metadata,
@@ -101,6 +103,10 @@ jobs = sa.Table(
     sa.Column("active_provider", sa.String(32), nullable=True),
     # the request's own webhook_url (``webhooks``): its events are delivered there too
     sa.Column("webhook_url", sa.String(2048), nullable=True),
+    # retention (``engine.retention``): a pinned video is never swept; a swept one's
+    # job stays (bill, usage) and says when its video went
+    sa.Column("pinned_at", sa.BigInteger, nullable=True),
+    sa.Column("expired_at", sa.BigInteger, nullable=True),
     # The claim query reads only jobs with a wake-up; finished jobs have none,
     # so this index stays the size of the work in flight.
     sa.Index(
@@ -110,6 +116,13 @@ jobs = sa.Table(
         sqlite_where=sa.text("next_run_at IS NOT NULL"),
     ),
     sa.Index("ix_jobs_account_id_id", "account_id", "id"),
+    # the sweeper's look-up: delivered videos still kept, oldest first
+    sa.Index(
+        "ix_jobs_retention",
+        "completed_at",
+        postgresql_where=sa.text(_KEPT),
+        sqlite_where=sa.text(_KEPT),
+    ),
     sa.Index(
         "ix_jobs_active_provider",
         "active_provider",

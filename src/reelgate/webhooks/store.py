@@ -51,6 +51,7 @@ EVENT_TYPES = (
     "video.completed",
     "video.failed",
     "video.canceled",
+    "video.expired",
 )
 """What an endpoint may subscribe to (``events``); OpenAI's names where it has them
 (``video.completed``, ``video.failed``), the job stream's own for the rest."""

@@ -1,0 +1,155 @@
+"""Retention: a delivered video is kept ``retention_days`` after it was delivered, then a
+sweeper in the workers deletes it from storage; a pinned one is kept for ever.
+
+An expired job keeps its row, its bill and its usage line: only its video goes. The
+sweep marks the job first (``expired_at``, and a ``video.expired`` event that streams
+and webhooks carry like any other) in one transaction, then deletes the files, so a
+pin that comes in between finds the job expired and is refused, never left pointing
+at a deleted file. A sweeper that dies between the two leaves the file behind (space,
+never a lost video); the next sweep does not look at it again.
+
+The local renderer's work directory is swept too: renders of finished jobs and its
+cache older than ``local_renders_keep_hours`` (their video is in storage by then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from reelgate.job import JobState, PublicStatus
+from reelgate.store.codec import decode_params, decode_result
+from reelgate.store.db import is_unavailable
+from reelgate.store.jobs import now_ms
+from reelgate.store.schema import job_events, jobs
+
+if TYPE_CHECKING:
+    from reelgate.runtime import Runtime
+
+__all__ = ["DAY_MS", "Sweeper"]
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+BATCH = 100
+
+
+class Sweeper:
+    def __init__(self, rt: Runtime, *, clock: Callable[[], int] = now_ms) -> None:
+        s = rt.settings
+        self.rt = rt
+        self.clock = clock
+        self.keep_ms = int(s.retention_days * DAY_MS)
+        self.interval = s.retention_sweep_seconds
+        self.local_keep_seconds = s.local_renders_keep_hours * 3600
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                while await self.sweep_once() == BATCH:
+                    pass
+                await asyncio.to_thread(self.sweep_local)
+                failures = 0
+                pause = self.interval
+            except Exception as exc:
+                failures += 1
+                pause = min(self.interval, 5.0 * 2**failures)
+                if is_unavailable(exc):
+                    log.warning("retention sweep: database unavailable; again in %.0fs", pause)
+                else:
+                    log.exception("retention sweep failed; again in %.0fs", pause)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=pause)
+
+    async def sweep_once(self) -> int:
+        """Expire up to a batch of videos past their time; returns how many."""
+        if self.keep_ms <= 0:
+            return 0
+        now = self.clock()
+        expired: list[Any] = []
+        async with self.rt.db.begin() as conn:
+            query = (
+                sa.select(jobs.c.id)
+                .where(
+                    jobs.c.completed_at < now - self.keep_ms,
+                    jobs.c.expired_at.is_(None),
+                    jobs.c.pinned_at.is_(None),
+                    jobs.c.state == JobState.COMPLETED.value,
+                )
+                .order_by(jobs.c.completed_at)
+                .limit(BATCH)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return 0
+            expired = list(
+                (
+                    await conn.execute(
+                        jobs.update()
+                        .where(
+                            jobs.c.id.in_(ids),
+                            jobs.c.expired_at.is_(None),
+                            jobs.c.pinned_at.is_(None),
+                        )
+                        .values(expired_at=now, event_seq=jobs.c.event_seq + 1)
+                        .returning(
+                            jobs.c.id,
+                            jobs.c.event_seq,
+                            jobs.c.progress,
+                            jobs.c.result,
+                            jobs.c.params,
+                        )
+                    )
+                ).all()
+            )
+            if expired:
+                await conn.execute(
+                    job_events.insert(),
+                    [
+                        {
+                            "job_id": row.id,
+                            "seq": row.event_seq,
+                            "type": "video.expired",
+                            "status": PublicStatus.COMPLETED.value,
+                            "progress": row.progress,
+                            "created_at": now,
+                        }
+                        for row in expired
+                    ],
+                )
+        for row in expired:
+            await self._delete_files(row)
+        if expired:
+            log.info("retention: %d videos expired and deleted", len(expired))
+        return len(ids)
+
+    async def _delete_files(self, row: Any) -> None:
+        result = decode_result(row.result)
+        params = decode_params(row.params)
+        for key in (result.key if result else None, params.image_key):
+            if key:
+                try:
+                    await self.rt.storage.delete(key)
+                except Exception:  # one file that will not go must not stop the sweep
+                    log.exception("retention: could not delete %s of job %s", key, row.id)
+
+    def sweep_local(self) -> int:
+        """The local renderer's finished renders and cache past their keep time."""
+        from reelgate.providers.local import LocalProvider
+
+        provider = self.rt.providers.get("local")
+        if not isinstance(provider, LocalProvider) or self.local_keep_seconds <= 0:
+            return 0
+        return provider.sweep(self.local_keep_seconds, self.clock() / 1000)
