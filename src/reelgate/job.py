@@ -253,7 +253,9 @@ class Job:
     pinned_at: int | None = None
     """Set: the video is kept for ever (``POST /v1/videos/{id}/pin``)."""
     expired_at: int | None = None
-    """When the retention sweeper deleted the video (``engine.retention``)."""
+    """When the retention sweeper expired the video (``engine.retention``)."""
+    purged_at: int | None = None
+    """When the expired video's files were deleted (a failed delete is tried again)."""
 
     @property
     def current_model(self) -> str:

@@ -54,6 +54,17 @@ async def test_a_database_behind_this_versions_migrations_is_not_ready(rt: Runti
     assert body["checks"]["database"]["ok"]
 
 
+async def test_a_database_at_a_newer_releases_migrations_stays_ready(rt: Runtime) -> None:
+    """A rolling upgrade migrates first; the old processes must not all drop out of the
+    load balancer before their turn to restart (docs/deploy.md)."""
+    async with rt.db.begin() as conn:
+        await conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
+    answer = await _ready(rt)
+    assert answer.status_code == 200, answer.text
+    migrations = answer.json()["checks"]["migrations"]
+    assert migrations["ok"] and migrations["current"] == ["0099"] and "newer" in migrations["note"]
+
+
 async def test_storage_that_cannot_take_a_write_is_not_ready(rt: Runtime, tmp_path: Path) -> None:
     root = tmp_path / "videos-gone"
     storage = open_storage(root.as_uri(), public_base_url=rt.public_url, signing_secret=b"s" * 32)

@@ -5,6 +5,7 @@ and says its video expired; the local renderer's renders and cache are swept too
 from __future__ import annotations
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from reelgate.engine.retention import DAY_MS, Sweeper
@@ -108,3 +109,30 @@ async def test_the_local_renderers_renders_and_cache_are_swept(
     swept = Sweeper(rt, clock=lambda: now_ms() + 2 * DAY_MS).sweep_local()
     assert swept > 0
     assert not list(root.glob("loc_*")) and not list((root / "cache").glob("*.mp4"))
+
+
+async def test_a_failed_delete_is_tried_again_and_an_expired_video_is_never_re_mirrored(
+    rt: Runtime, client: httpx.AsyncClient, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (job_id,) = await _delivered(client, "storage down")
+    storage = rt.storage
+    real_delete = storage.delete
+
+    async def broken(key: str) -> None:
+        raise OSError("storage unavailable")
+
+    monkeypatch.setattr(storage, "delete", broken)
+    later = Sweeper(rt, clock=lambda: now_ms() + 31 * DAY_MS)
+    assert await later.sweep_once() == 1  # expired (the job says so) ...
+    async with rt.store.reading() as tx:
+        job = await tx.get_job(job_id)
+    assert job is not None and job.expired_at is not None and job.result is not None
+    assert await storage.exists(job.result.key)  # ... but its file could not go yet
+    # an expired video cannot be copied again nor pinned, whatever its file's state
+    mirror = await client.post(f"/v1/videos/{job_id}/mirror")
+    assert mirror.status_code == 410 and mirror.json()["error"]["code"] == "video_expired"
+
+    monkeypatch.setattr(storage, "delete", real_delete)
+    assert await later.purge_once() == 1  # the next sweep deletes it
+    assert not await storage.exists(job.result.key)
+    assert await later.purge_once() == 0

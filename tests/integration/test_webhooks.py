@@ -26,7 +26,7 @@ from reelgate.engine.worker import Worker
 from reelgate.runtime import Runtime, build_runtime
 from reelgate.store.schema import job_events, webhook_outbox
 from reelgate.webhooks.dispatch import retry_delay_seconds
-from reelgate.webhooks.store import create_endpoint
+from reelgate.webhooks.store import claim_due, create_endpoint, settle
 from tests.conftest import DEV_ACCOUNT_ID, small_job, wait_for_status
 from tests.integration.conftest import api_client, emulated_runtime
 from tests.receiver import Receiver, running_receiver, wait_until
@@ -457,3 +457,37 @@ async def test_an_idempotency_key_replays_an_endpoint_create_without_its_secret(
     assert again.json()["id"] == first.json()["id"] and again.json()["secret"] is None
     listed = (await client.get(f"/v1/admin/accounts/{DEV_ACCOUNT_ID}/webhooks")).json()["data"]
     assert len(listed) == 1  # made once
+
+
+async def test_an_attempt_recorded_after_its_lease_ran_out_is_dropped(rt: Runtime) -> None:
+    """Two claims of one delivery (the first sender's lease ran out): only the holder of
+    the current lease records its attempt; the late one changes nothing."""
+    job = await submit_job(
+        rt, dataclasses.replace(small_job("lease"), webhook_url="http://h.test/")
+    )
+    wk = Worker.from_runtime(rt, concurrency=1, lease_seconds=10)
+    assert wk.webhooks is not None
+    await wk.webhooks.fan_out_once()
+    now = job.created_at + 1000
+    async with rt.db.begin() as conn:
+        ((first, _),) = await claim_due(conn, now, 1000, 10)
+    async with rt.db.begin() as conn:  # the lease is over: another sender claims it
+        ((second, _),) = await claim_due(conn, now + 1500, 1000, 10)
+    attempt = {"at": 0, "status": 200, "error": None, "ms": 1}
+    kwargs: dict[str, Any] = {
+        "next_attempt_at": None,
+        "http_status": 200,
+        "error": None,
+        "attempt": attempt,
+    }
+    async with rt.db.begin() as conn:
+        assert not await settle(conn, first, status="delivered", now=now + 1600, **kwargs)
+        assert await settle(conn, second, status="delivered", now=now + 1600, **kwargs)
+    async with rt.db.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.text("SELECT status, attempts FROM webhook_deliveries WHERE id = :id"),
+                {"id": first.id},
+            )
+        ).one()
+    assert tuple(row) == ("delivered", 1)

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 
 from reelgate import __version__
 from reelgate.runtime import Runtime
-from reelgate.store.migrate import current_revisions, head_revisions
+from reelgate.store.migrate import current_revisions, head_revisions, known_revisions
 
 __all__ = ["CHECK_SECONDS", "router"]
 
@@ -34,6 +34,7 @@ CHECK_SECONDS = 3.0
 router = APIRouter(include_in_schema=False)
 
 _heads: frozenset[str] | None = None
+_known: frozenset[str] | None = None
 
 
 @router.get("/healthz")
@@ -91,14 +92,21 @@ async def _database(rt: Runtime) -> dict[str, Any]:
 
 
 async def _migrations(rt: Runtime) -> dict[str, Any]:
-    global _heads
-    if _heads is None:
+    global _heads, _known
+    if _heads is None or _known is None:
         _heads = await asyncio.to_thread(head_revisions)
+        _known = await asyncio.to_thread(known_revisions)
     async with rt.db.connect() as conn:
         current = await current_revisions(conn)
-    answer: dict[str, Any] = {"ok": current == _heads, "current": sorted(current)}
+    # A revision this code does not know is a newer release's: during a rolling upgrade
+    # the database is migrated first, and the old processes go on serving (migrations
+    # only add) until their turn to restart (docs/deploy.md).
+    ahead = bool(current) and not current & _known
+    answer: dict[str, Any] = {"ok": current == _heads or ahead, "current": sorted(current)}
     answer["head"] = sorted(_heads)
-    if current != _heads:
+    if ahead:
+        answer["note"] = "the database is at a newer release's migrations (a rolling upgrade)"
+    elif current != _heads:
         answer["error"] = (
             "the database is not at this version's migrations: run reelgate db upgrade"
         )

@@ -73,9 +73,10 @@ def _check_events(events: list[str]) -> list[str]:
 
 @router.get("/v1/webhooks/default/secret")
 async def default_secret(
-    key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
+    key: KeyInfo = Depends(require_write), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    """The secret that signs deliveries to your requests' own ``webhook_url``."""
+    """The secret that signs deliveries to your requests' own ``webhook_url``. A key
+    that may submit jobs may read it (a read-only key could forge deliveries with it)."""
     async with rt.db.begin() as conn:
         keys = await hooks.default_secret(conn, key.account_id, now_ms())
     return {"key": keys[0]}

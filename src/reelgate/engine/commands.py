@@ -225,9 +225,11 @@ async def set_pinned(rt: Runtime, account_id: str, job_id: str, pinned: bool) ->
                 code="video_not_ready",
                 status=job.status.value,
             )
-        await tx.set_pinned(account_id, job_id, pinned, now_ms())
+        changed = await tx.set_pinned(account_id, job_id, pinned, now_ms())
         pinned_job = await tx.get_job(job_id, account_id)
     assert pinned_job is not None
+    if not changed and pinned_job.expired_at is not None:
+        raise video_expired(pinned_job, rt.settings.retention_days)  # the sweep came first
     return pinned_job
 
 
@@ -248,6 +250,8 @@ async def retry_mirror(rt: Runtime, account_id: str, job_id: str) -> Job:
         job = await tx.get_job(job_id, account_id)
         if job is None:
             raise NotFound(f"No video job {job_id!r}.", param="id")
+        if job.expired_at is not None:
+            raise video_expired(job, rt.settings.retention_days)
         mirror_status = job.result.mirror_status if job.result else None
         if not job.delivered or job.result is None or mirror_status is not MirrorStatus.FAILED:
             raise Conflict(

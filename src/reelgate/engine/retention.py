@@ -3,13 +3,16 @@ sweeper in the workers deletes it from storage; a pinned one is kept for ever.
 
 An expired job keeps its row, its bill and its usage line: only its video goes. The
 sweep marks the job first (``expired_at``, and a ``video.expired`` event that streams
-and webhooks carry like any other) in one transaction, then deletes the files, so a
-pin that comes in between finds the job expired and is refused, never left pointing
-at a deleted file. A sweeper that dies between the two leaves the file behind (space,
-never a lost video); the next sweep does not look at it again.
+and webhooks carry like any other) in one transaction, then deletes the files and
+records it (``purged_at``), so a pin or a re-mirror that comes in between finds the
+job expired and is refused, never left pointing at a deleted file; a delete that
+fails (storage down) or a sweeper that dies after marking is taken up again by the
+next sweep.
 
 The local renderer's work directory is swept too: renders of finished jobs and its
-cache older than ``local_renders_keep_hours`` (their video is in storage by then).
+cache older than ``local_renders_keep_hours``. Their videos are in storage by then,
+unless a copy kept failing that long: such a ``local`` job's video goes with its
+render (a provider's own link would have expired too).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import sqlalchemy as sa
 
 from reelgate.job import JobState, PublicStatus
 from reelgate.store.codec import decode_params, decode_result
-from reelgate.store.db import is_unavailable
+from reelgate.store.db import is_unavailable, reading
 from reelgate.store.jobs import now_ms
 from reelgate.store.schema import job_events, jobs
 
@@ -56,7 +59,9 @@ class Sweeper:
         failures = 0
         while not self._stopping.is_set():
             try:
-                while await self.sweep_once() == BATCH:
+                while await self._expire() == BATCH:
+                    pass
+                while await self.purge_once() == BATCH:
                     pass
                 await asyncio.to_thread(self.sweep_local)
                 failures = 0
@@ -72,11 +77,16 @@ class Sweeper:
                 await asyncio.wait_for(self._stopping.wait(), timeout=pause)
 
     async def sweep_once(self) -> int:
-        """Expire up to a batch of videos past their time; returns how many."""
+        """Expire up to a batch of videos past their time, then delete the files of up
+        to a batch of expired ones; returns how many were expired."""
+        expired = await self._expire()
+        await self.purge_once()
+        return expired
+
+    async def _expire(self) -> int:
         if self.keep_ms <= 0:
             return 0
         now = self.clock()
-        expired: list[Any] = []
         async with self.rt.db.begin() as conn:
             query = (
                 sa.select(jobs.c.id)
@@ -94,26 +104,18 @@ class Sweeper:
             ids = list((await conn.execute(query)).scalars())
             if not ids:
                 return 0
-            expired = list(
-                (
-                    await conn.execute(
-                        jobs.update()
-                        .where(
-                            jobs.c.id.in_(ids),
-                            jobs.c.expired_at.is_(None),
-                            jobs.c.pinned_at.is_(None),
-                        )
-                        .values(expired_at=now, event_seq=jobs.c.event_seq + 1)
-                        .returning(
-                            jobs.c.id,
-                            jobs.c.event_seq,
-                            jobs.c.progress,
-                            jobs.c.result,
-                            jobs.c.params,
-                        )
+            expired = (
+                await conn.execute(
+                    jobs.update()
+                    .where(
+                        jobs.c.id.in_(ids),
+                        jobs.c.expired_at.is_(None),
+                        jobs.c.pinned_at.is_(None),
                     )
-                ).all()
-            )
+                    .values(expired_at=now, updated_at=now, event_seq=jobs.c.event_seq + 1)
+                    .returning(jobs.c.id, jobs.c.event_seq, jobs.c.progress)
+                )
+            ).all()
             if expired:
                 await conn.execute(
                     job_events.insert(),
@@ -129,21 +131,42 @@ class Sweeper:
                         for row in expired
                     ],
                 )
-        for row in expired:
-            await self._delete_files(row)
         if expired:
-            log.info("retention: %d videos expired and deleted", len(expired))
+            log.info("retention: %d videos expired", len(expired))
         return len(ids)
 
-    async def _delete_files(self, row: Any) -> None:
+    async def purge_once(self) -> int:
+        """Delete the files of expired videos not yet purged (a delete that failed, or a
+        sweeper that died after marking, is taken up again here); returns how many."""
+        async with reading(self.rt.db) as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(jobs.c.id, jobs.c.result, jobs.c.params)
+                    .where(jobs.c.expired_at.is_not(None), jobs.c.purged_at.is_(None))
+                    .order_by(jobs.c.expired_at)
+                    .limit(BATCH)
+                )
+            ).all()
+        purged = [row.id for row in rows if await self._delete_files(row)]
+        if purged:
+            async with self.rt.db.begin() as conn:
+                await conn.execute(
+                    jobs.update().where(jobs.c.id.in_(purged)).values(purged_at=self.clock())
+                )
+            log.info("retention: deleted the files of %d expired videos", len(purged))
+        return len(purged)
+
+    async def _delete_files(self, row: Any) -> bool:
         result = decode_result(row.result)
         params = decode_params(row.params)
         for key in (result.key if result else None, params.image_key):
             if key:
                 try:
                     await self.rt.storage.delete(key)
-                except Exception:  # one file that will not go must not stop the sweep
-                    log.exception("retention: could not delete %s of job %s", key, row.id)
+                except Exception:  # tried again at the next sweep
+                    log.exception("retention: could not delete a file of job %s", row.id)
+                    return False
+        return True
 
     def sweep_local(self) -> int:
         """The local renderer's finished renders and cache past their keep time."""

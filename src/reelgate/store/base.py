@@ -76,8 +76,8 @@ class Tx(Protocol):
         """Hide a finished or delivered job (its row stays for usage and the ledger)."""
         ...
 
-    async def set_pinned(self, account_id: str, job_id: str, pinned: bool, now: int) -> None:
-        """Pin or unpin a delivered video that has not expired (else nothing changes)."""
+    async def set_pinned(self, account_id: str, job_id: str, pinned: bool, now: int) -> bool:
+        """Pin or unpin a delivered video that has not expired (False: nothing changed)."""
         ...
 
     async def restart_mirror(self, job: Job, result: JobResult, now: int) -> bool:

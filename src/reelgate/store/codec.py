@@ -219,4 +219,5 @@ def job_from_row(row: Mapping[Any, Any]) -> Job:
         webhook_url=row["webhook_url"],
         pinned_at=row["pinned_at"],
         expired_at=row["expired_at"],
+        purged_at=row["purged_at"],
     )

@@ -404,14 +404,16 @@ async def hide_job(conn: AsyncConnection, account_id: str, job_id: str, now: int
 
 async def set_pinned(
     conn: AsyncConnection, account_id: str, job_id: str, pinned: bool, now: int
-) -> None:
-    """Pin (keep for ever) or unpin a delivered video not yet expired."""
-    await conn.execute(
+) -> bool:
+    """Pin (keep for ever) or unpin a delivered video not yet expired (False: it was
+    not such a video, e.g. the sweeper expired it meanwhile)."""
+    result = await conn.execute(
         jobs.update()
         .where(_owned(account_id, job_id))
         .where(jobs.c.completed_at.is_not(None), jobs.c.expired_at.is_(None))
         .values(pinned_at=now if pinned else None, updated_at=now)
     )
+    return bool(result.rowcount)
 
 
 async def restart_mirror(conn: AsyncConnection, job: Job, result: JobResult, now: int) -> bool:
@@ -422,7 +424,7 @@ async def restart_mirror(conn: AsyncConnection, job: Job, result: JobResult, now
         jobs.update()
         .where(jobs.c.id == job.id)
         .where(jobs.c.state.in_((JobState.COMPLETED.value, JobState.MIRRORING.value)))
-        .where(jobs.c.updated_at == job.updated_at)
+        .where(jobs.c.updated_at == job.updated_at, jobs.c.expired_at.is_(None))
         .values(
             state=JobState.MIRRORING.value,
             retries=0,

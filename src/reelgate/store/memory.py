@@ -188,12 +188,13 @@ class MemoryTx:
         state = JobState.COMPLETED if job.state is JobState.MIRRORING else job.state
         s.jobs[job_id] = replace(job, deleted_at=now, updated_at=now, next_run_at=None, state=state)
 
-    async def set_pinned(self, account_id: str, job_id: str, pinned: bool, now: int) -> None:
+    async def set_pinned(self, account_id: str, job_id: str, pinned: bool, now: int) -> bool:
         s = self._write()
         job = self._owned(account_id, job_id)
         if job is None or job.completed_at is None or job.expired_at is not None:
-            return
+            return False
         s.jobs[job_id] = replace(job, pinned_at=now if pinned else None, updated_at=now)
+        return True
 
     async def restart_mirror(self, job: Job, result: JobResult, now: int) -> bool:
         s = self._write()
@@ -202,6 +203,7 @@ class MemoryTx:
             current is None
             or current.state not in (JobState.COMPLETED, JobState.MIRRORING)
             or current.updated_at != job.updated_at
+            or current.expired_at is not None
         ):
             return False
         s.jobs[job.id] = replace(

@@ -54,6 +54,12 @@ def head_revisions() -> frozenset[str]:
     return frozenset(ScriptDirectory(str(_SCRIPTS)).get_heads())
 
 
+def known_revisions() -> frozenset[str]:
+    """Every revision this package's migrations know (a database at another one is at a
+    newer release's schema)."""
+    return frozenset(r.revision for r in ScriptDirectory(str(_SCRIPTS)).walk_revisions())
+
+
 async def current_revisions(conn: AsyncConnection) -> frozenset[str]:
     """The revisions the database says it is at (empty: never migrated)."""
     exists = await conn.run_sync(lambda sync: sa.inspect(sync).has_table("alembic_version"))

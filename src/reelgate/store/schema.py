@@ -56,6 +56,7 @@ api_keys = sa.Table(
 )
 
 _KEPT = "completed_at IS NOT NULL AND expired_at IS NULL AND pinned_at IS NULL"
+_UNPURGED = "expired_at IS NOT NULL AND purged_at IS NULL"
 
 jobs = sa.Table(
     "jobs",
@@ -107,6 +108,8 @@ jobs = sa.Table(
     # job stays (bill, usage) and says when its video went
     sa.Column("pinned_at", sa.BigInteger, nullable=True),
     sa.Column("expired_at", sa.BigInteger, nullable=True),
+    # when its files were deleted (after expired_at: a failed delete is tried again)
+    sa.Column("purged_at", sa.BigInteger, nullable=True),
     # The claim query reads only jobs with a wake-up; finished jobs have none,
     # so this index stays the size of the work in flight.
     sa.Index(
@@ -122,6 +125,13 @@ jobs = sa.Table(
         "completed_at",
         postgresql_where=sa.text(_KEPT),
         sqlite_where=sa.text(_KEPT),
+    ),
+    # expired videos whose files are still to be deleted
+    sa.Index(
+        "ix_jobs_unpurged",
+        "expired_at",
+        postgresql_where=sa.text(_UNPURGED),
+        sqlite_where=sa.text(_UNPURGED),
     ),
     sa.Index(
         "ix_jobs_active_provider",

@@ -75,8 +75,8 @@ class SqlTx:
     async def hide_job(self, account_id: str, job_id: str, now: int) -> None:
         await sql_jobs.hide_job(self.conn, account_id, job_id, now)
 
-    async def set_pinned(self, account_id: str, job_id: str, pinned: bool, now: int) -> None:
-        await sql_jobs.set_pinned(self.conn, account_id, job_id, pinned, now)
+    async def set_pinned(self, account_id: str, job_id: str, pinned: bool, now: int) -> bool:
+        return await sql_jobs.set_pinned(self.conn, account_id, job_id, pinned, now)
 
     async def restart_mirror(self, job: Job, result: JobResult, now: int) -> bool:
         return await sql_jobs.restart_mirror(self.conn, job, result, now)

@@ -9,7 +9,7 @@ At least once: a claimed delivery is leased (its ``next_attempt_at`` moved past 
 attempt's deadline); a process that dies mid-attempt leaves it to come due again for
 any worker, with the same ``webhook-id`` and body. Receivers dedupe on that id.
 
-Failures wait ``webhook_retry_base_seconds`` times 4^n (at most 8 h, ±20 % jitter): from
+Failures wait ``webhook_retry_base_seconds`` times 4^n (±20 % jitter, at most 8 h): from
 5 s, ten attempts span about 23.6 hours. A 410 Gone disables the endpoint (a request's
 own ``webhook_url`` just stops); a redirect is a failure, never followed.
 """
@@ -361,7 +361,8 @@ class Dispatcher:
             await self._settle(delivery, "failed", None, status, error, ms)
             return
         metrics.webhook_attempt("retry")
-        wait = retry_delay_seconds(self.base, tried) * random.uniform(0.8, 1.2)  # noqa: S311
+        jitter = random.uniform(0.8, 1.2)  # noqa: S311
+        wait = min(MAX_WAIT_SECONDS, retry_delay_seconds(self.base, tried) * jitter)
         await self._settle(delivery, "pending", self.clock() + int(wait * 1000), status, error, ms)
 
     async def _settle(
@@ -378,7 +379,7 @@ class Dispatcher:
         now = self.clock()
         attempt = {"at": now // 1000, "status": http_status, "error": error, "ms": ms}
         async with self.rt.db.begin() as conn:
-            await settle(
+            held = await settle(
                 conn,
                 delivery,
                 status=status,
@@ -388,7 +389,7 @@ class Dispatcher:
                 attempt=attempt,
                 now=now,
             )
-            if endpoint is not None and status == "gone":
+            if held and endpoint is not None and status == "gone":
                 await set_endpoint_enabled(
                     conn,
                     endpoint.id,
@@ -396,5 +397,9 @@ class Dispatcher:
                     reason="the endpoint answered 410 Gone",
                     now=now,
                 )
-        if status == "gone" and endpoint is not None:
+        if not held:
+            log.info(
+                "webhook %s: taken over or redelivered meanwhile; its new state stands", delivery.id
+            )
+        elif status == "gone" and endpoint is not None:
             log.warning("webhook endpoint %s answered 410 Gone: disabled", endpoint.id)

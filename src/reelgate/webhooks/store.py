@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -414,8 +414,11 @@ def _delivery(row: Any) -> Delivery:
 async def claim_due(
     conn: AsyncConnection, now: int, lease_ms: int, limit: int
 ) -> list[tuple[Delivery, Endpoint | None]]:
-    """Due pending deliveries, each leased (``next_attempt_at`` moved to the lease's end,
-    so one whose sender died comes due again: at least once), with their endpoints."""
+    """Due pending deliveries, each leased: ``next_attempt_at`` moved to the lease's end,
+    so one whose sender died comes due again (at least once). A job's deliveries to one
+    target are sent one after another, so the n-th of them is leased n times as long.
+    Each returned delivery carries its lease in ``next_attempt_at``, the fence its
+    ``settle`` must match. With their endpoints."""
     d = webhook_deliveries
     query = (
         sa.select(d)
@@ -428,13 +431,21 @@ async def claim_due(
     rows = [_delivery(r) for r in (await conn.execute(query)).all()]
     if not rows:
         return []
-    await conn.execute(
-        d.update()
-        .where(d.c.id.in_([r.id for r in rows]))
-        .values(next_attempt_at=now + lease_ms, updated_at=now)
-    )
+    position: dict[tuple[str, str | None], int] = {}
+    by_lease: dict[int, list[str]] = {}
+    leased = []
+    for r in sorted(rows, key=lambda r: (r.job_id, r.endpoint_id or "", r.event_seq)):
+        group = (r.job_id, r.endpoint_id)
+        position[group] = position.get(group, 0) + 1
+        lease = now + lease_ms * position[group]
+        by_lease.setdefault(lease, []).append(r.id)
+        leased.append(replace(r, next_attempt_at=lease))
+    for lease, ids in by_lease.items():
+        await conn.execute(
+            d.update().where(d.c.id.in_(ids)).values(next_attempt_at=lease, updated_at=now)
+        )
     endpoints = await _endpoints_by_id(conn, (r.endpoint_id for r in rows if r.endpoint_id))
-    return [(r, endpoints.get(r.endpoint_id) if r.endpoint_id else None) for r in rows]
+    return [(r, endpoints.get(r.endpoint_id) if r.endpoint_id else None) for r in leased]
 
 
 async def settle(
@@ -447,18 +458,27 @@ async def settle(
     error: str | None,
     attempt: dict[str, Any],
     now: int,
-) -> None:
-    """Record an attempt: ``status`` pending (with when to try again) or final."""
+) -> bool:
+    """Record an attempt: ``status`` pending (with when to try again) or final. Only
+    while the claim's lease holds (``delivery.next_attempt_at``, the fence): a delivery
+    another worker took over after the lease ran out, or that was redelivered or
+    stopped meanwhile, keeps its new state (False)."""
     d = webhook_deliveries
     row = (
-        await conn.execute(sa.select(d.c.history, d.c.status).where(d.c.id == delivery.id))
+        await conn.execute(
+            sa.select(d.c.history, d.c.status, d.c.next_attempt_at).where(d.c.id == delivery.id)
+        )
     ).first()
-    if row is None or row.status != "pending":
-        return  # disabled or redelivered meanwhile: its new state stands
+    if row is None or row.status != "pending" or row.next_attempt_at != delivery.next_attempt_at:
+        return False
     history = [*(row.history or ()), attempt][-HISTORY_KEPT:]
-    await conn.execute(
+    result = await conn.execute(
         d.update()
-        .where(d.c.id == delivery.id)
+        .where(
+            d.c.id == delivery.id,
+            d.c.status == "pending",
+            d.c.next_attempt_at == delivery.next_attempt_at,
+        )
         .values(
             status=status,
             attempts=d.c.attempts + 1,
@@ -470,6 +490,7 @@ async def settle(
             updated_at=now,
         )
     )
+    return bool(result.rowcount)
 
 
 async def list_deliveries(conn: AsyncConnection, job_id: str) -> list[Delivery]:

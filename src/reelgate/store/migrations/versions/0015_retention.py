@@ -1,4 +1,4 @@
-"""Retention: pinned and expired videos, and the sweeper's index.
+"""Retention: pinned, expired and purged videos, and the sweeper's indexes.
 
 Plain ADD COLUMNs (no batch rebuild on SQLite): the in-flight triggers of 0012 stay.
 
@@ -18,11 +18,13 @@ branch_labels = None
 depends_on = None
 
 _KEPT = "completed_at IS NOT NULL AND expired_at IS NULL AND pinned_at IS NULL"
+_UNPURGED = "expired_at IS NOT NULL AND purged_at IS NULL"
 
 
 def upgrade() -> None:
     op.add_column("jobs", sa.Column("pinned_at", sa.BigInteger, nullable=True))
     op.add_column("jobs", sa.Column("expired_at", sa.BigInteger, nullable=True))
+    op.add_column("jobs", sa.Column("purged_at", sa.BigInteger, nullable=True))
     op.create_index(
         "ix_jobs_retention",
         "jobs",
@@ -30,10 +32,19 @@ def upgrade() -> None:
         postgresql_where=sa.text(_KEPT),
         sqlite_where=sa.text(_KEPT),
     )
+    op.create_index(
+        "ix_jobs_unpurged",
+        "jobs",
+        ["expired_at"],
+        postgresql_where=sa.text(_UNPURGED),
+        sqlite_where=sa.text(_UNPURGED),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_unpurged", table_name="jobs")
     op.drop_index("ix_jobs_retention", table_name="jobs")
     with op.batch_alter_table("jobs", recreate="never") as batch:
+        batch.drop_column("purged_at")
         batch.drop_column("expired_at")
         batch.drop_column("pinned_at")
