@@ -6,12 +6,14 @@ Nothing below the CLI and the app factory reads the environment.
 from __future__ import annotations
 
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reelgate.billing.money import CreditValue
 from reelgate.netsafe import NetPolicy
 
 if TYPE_CHECKING:
@@ -41,6 +43,11 @@ class Settings(BaseSettings):
     polled anyway (never sooner than twice the model's usual render time)."""
     dev_api_key: SecretStr | None = None
     dev_credits: int = Field(default=100_000, ge=0)
+    credit_value: str = Field(default="0.01", pattern=r"^[0-9]{1,6}(\.[0-9]{1,6})?$")
+    """What one credit is worth in ``currency`` (default: one US cent). Prices stay in
+    credits; the money shown beside them, and the media service's ``token_cost``, follow
+    this (``billing.money``)."""
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     """Credits the embedded default's dev account is granted when it is created."""
     signing_secret: SecretStr | None = None
     signed_url_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
@@ -158,8 +165,13 @@ class Settings(BaseSettings):
                 self.__pydantic_extra__[name] = getattr(own, name)  # type: ignore[index]
         if given:
             raise ValueError(f"unknown settings: {', '.join(sorted(given))}")
+        if Decimal(self.credit_value) <= 0:
+            raise ValueError("credit_value must be more than 0 (what one credit is worth)")
         if self.metrics == "token" and not self.metrics_token:
             raise ValueError("metrics = token needs metrics_token (REELGATE_METRICS_TOKEN)")
+
+    def credit(self) -> CreditValue:
+        return CreditValue(Decimal(self.credit_value), self.currency)
 
     def resolved_metrics_dir(self) -> Path:
         return self.metrics_dir or self.data_dir / "metrics"

@@ -46,7 +46,8 @@ def test_accounts_keys_and_credits_from_the_command_line(tmp_path: Path) -> None
     keys = json.loads(_cli(env, "keys", "list", account, "--json"))
     assert keys[0]["revoked_at"] is not None
 
-    assert "balance 20.000" in _cli(env, "credits", "grant", account, "7.5")
+    granted = _cli(env, "credits", "grant", account, "7.5")
+    assert "balance 20.000 credits (USD 0.20)" in granted  # and what they are worth
     flags = json.loads(_cli(env, "accounts", "flags", account, "--prc-opt-in"))
     assert flags["prc_opt_in"] is True
 

@@ -84,7 +84,7 @@ def test_generate_saves_a_playable_video_and_prints_seconds_and_cost(
         str(out),
     )
     assert f"saved {out}" in done.stdout
-    assert "1 s, 640x360, 1.000 credits, by local" in done.stdout
+    assert "1 s, 640x360, 1.000 credits ($0.01), by local" in done.stdout
     job_id = JOB_ID.search(done.stdout)
     assert job_id is not None and "100%" in done.stderr  # the progress bar's last state
     info = probe_video(out)
@@ -105,12 +105,15 @@ def test_reading_commands_show_tables_and_json(served: Served) -> None:
     assert json.loads(_run(served, "jobs", "--status", "failed", "--json").stdout) == []
 
     shown = _run(served, "job", video.id).stdout
-    assert "completed (100%)" in shown and "1.000 credits for 1 s" in shown
+    assert "completed (100%)" in shown and "1.000 credits ($0.01) for 1 s" in shown
 
     usage = _run(served, "usage").stdout
     assert video.id in usage and "balance" in usage
+    assert "credits = $" in usage and "($0.01)" in usage  # credits and the money beside
     balance = json.loads(_run(served, "balance", "--json").stdout)
     assert balance["available"] == balance["balance"]  # nothing in flight
+    assert balance["money"]["currency"] == "USD"
+    assert "$" in _run(served, "balance").stdout
 
 
 def test_cancel_stops_a_running_job(served: Served) -> None:

@@ -196,7 +196,7 @@ def test_its_generate_saves_a_video_from_a_real_server(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"saved {out}" in done.stdout
-    assert "1 s, 640x360, 1.000 credits, by local" in done.stdout
+    assert "1 s, 640x360, 1.000 credits ($0.01), by local" in done.stdout
     info = probe_video(out)
     assert info.container == "mp4" and info.video_codec == "h264"
     assert abs(info.duration_seconds - 1.0) <= 0.1

@@ -73,7 +73,7 @@ def test_studio_renders_a_local_video_live_then_usage_lists_it(page: Page, serve
     _choose_local_2s_360p(
         page, f"A red fox trots through fresh snow, camera tracking {uuid.uuid4().hex[:6]}"
     )
-    assert "2 credits" in page.inner_text("#estimate")
+    assert "2 credits ($0.02)" in page.inner_text("#estimate")  # credits, and the money
     page.evaluate(RECORD_PROGRESS)
     page.click("#submit")
 
@@ -101,7 +101,9 @@ def test_studio_renders_a_local_video_live_then_usage_lists_it(page: Page, serve
         job: dict[str, Any] = http.get(f"/v1/videos/{job_id}").json()
         assert job["status"] == "completed"
         assert page.inner_text("#status-text").startswith("Done")
-        assert page.inner_text("#meta-cost") == f"{_trim(job['cost']['credits'])} credits"
+        assert page.inner_text("#meta-cost") == (
+            f"{_trim(job['cost']['credits'])} credits (${job['cost']['money']['amount']})"
+        )
         assert page.inner_text("#meta-model") == job["delivered_by"] == "local"
         assert page.inner_text("#meta-duration") == "2 s"
         download = page.locator("#download")
@@ -119,10 +121,11 @@ def test_studio_renders_a_local_video_live_then_usage_lists_it(page: Page, serve
     cells = row.locator("td").all_text_contents()
     assert cells[0] == job_id
     assert cells[1:5] == ["local", "local", "completed", "2"]
-    assert cells[5] == _trim(job["cost"]["credits"])
+    assert cells[5] == f"{_trim(job['cost']['credits'])} ${job['cost']['money']['amount']}"
     with server.api() as http:
         balance = http.get("/v1/balance").json()
     assert page.inner_text("#bal-available").replace(",", "") == _trim(balance["available"])
+    assert page.inner_text("#bal-available-money") == f"(${balance['money']['available']})"
     screenshot(page, "usage")
 
     # the job's link opens it in the studio, and survives a reload
@@ -288,7 +291,7 @@ QUOTA_FALLBACK = _job(
     progress=100,
     fallback=["local"],
     delivered_by="local",
-    cost={"credits": "4.000", "millicredits": 4000},
+    cost={"credits": "4.000", "millicredits": 4000, "money": {"amount": "0.04", "currency": "USD"}},
     result={"url": "/static/favicon.svg", "duration_seconds": 4, "width": 1280, "height": 720},
     attempts=[
         {"model": "veo-3-1-fast", "upstream_id": None, "outcome": "quota", "error": None},
@@ -337,7 +340,7 @@ def test_job_outcomes_are_explained_when_following_by_polling(
     assert title in text and detail in text
     if final["status"] == "completed":
         assert page.inner_text("#meta-model") == "local"
-        assert page.inner_text("#meta-cost") == "4 credits"
+        assert page.inner_text("#meta-cost") == "4 credits ($0.04)"
 
 
 def test_a_validation_error_shows_the_message_and_the_allowed_values(

@@ -74,9 +74,19 @@ async def test_completed_job_captures_seconds_times_price_and_releases_the_rest(
     final = (await wait_for_status(client, resp.json()["id"], {"completed", "failed"}))[-1]
     assert final["status"] == "completed"
     assert final["units_consumed"] == 2
-    assert final["cost"] == {"credits": "2.000", "millicredits": 2 * LOCAL_PRICE}
+    assert final["cost"] == {
+        "credits": "2.000",
+        "millicredits": 2 * LOCAL_PRICE,
+        "money": {"amount": "0.02", "currency": "USD"},
+    }
     balance = (await client.get("/v1/balance")).json()
     assert balance["millicredits"] == {"balance": 48_000, "held": 0, "available": 48_000}
+    assert balance["money"] == {
+        "currency": "USD",
+        "balance": "0.48",
+        "held": "0.00",
+        "available": "0.48",
+    }
     assert balance["balance"] == "48.000"
     await assert_books_balance(rt, account)
 
@@ -132,7 +142,11 @@ async def test_canceled_job_releases_its_whole_hold(client: httpx.AsyncClient, r
     ).json()
     canceled = (await client.post(f"/v1/videos/{job['id']}/cancel", headers=h)).json()
     assert canceled["status"] == "canceled"
-    assert canceled["cost"] == {"credits": "0.000", "millicredits": 0}
+    assert canceled["cost"] == {
+        "credits": "0.000",
+        "millicredits": 0,
+        "money": {"amount": "0.00", "currency": "USD"},
+    }
     assert (await client.get("/v1/balance", headers=h)).json()["millicredits"] == {
         "balance": 10_000,
         "held": 0,
@@ -219,9 +233,11 @@ async def test_usage_log_and_summary_show_what_each_job_cost(
             "seconds": 3,
             "cost": "3.000",
             "cost_millicredits": 3000,
+            "cost_money": {"amount": "0.03", "currency": "USD"},  # 1 credit = 1 US cent
         }
     ]
     assert summary["total_cost"] == "3.000"
+    assert summary["total_money"] == {"amount": "0.03", "currency": "USD"}
     await assert_books_balance(rt, DEV_ACCOUNT_ID)
 
 

@@ -178,7 +178,7 @@ async def test_text_to_video_completes_from_the_providers_call_without_a_poll(
     assert _attempts(job) == [("kling-2-5-turbo", kind, "completed")]
     assert job["attempts"][0]["route"] == kind
     assert job["result"]["mirror_status"] == "stored"
-    assert job["cost"]["millicredits"] == 10 * 7_875  # $0.07/s at 112.5 credits per $
+    assert job["cost"]["millicredits"] == 10 * 7_000  # $0.07/s at one US cent a credit
     # the call brought the video: far sooner than the 30 s safety poll, and no poll
     assert took < SAFETY_POLL_SECONDS / 2
     if kind == "fal":

@@ -334,7 +334,7 @@ async def test_a_model_retired_on_its_route_is_refused_naming_the_date(
         "emulated": False,
         "cooling_until": None,
         "unavailable_until": None,
-        "cost_per_second": 45_000,
+        "cost_per_second": 40_000,  # Google's $0.40/s at one US cent a credit
     }
     assert routes["gemini"]["state"] == "retired"
     assert (routes["fal"]["provider"], routes["fal"]["state"]) == ("fal", "not_configured")

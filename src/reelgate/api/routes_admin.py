@@ -111,7 +111,7 @@ async def create_account(
             "id": account_id,
             "name": body.name,
             "flags": flags,
-            **balance.to_wire(),
+            **balance.to_wire(rt.settings.credit()),
         }
 
     async def work(idem: Idempotency | None) -> dict[str, Any]:
@@ -149,7 +149,11 @@ async def grant_credits(
     rt: Runtime = Depends(runtime),
 ) -> JSONResponse:
     def answer(balance: Balance) -> dict[str, Any]:
-        return {"object": "balance", "account_id": account_id, **balance.to_wire()}
+        return {
+            "object": "balance",
+            "account_id": account_id,
+            **balance.to_wire(rt.settings.credit()),
+        }
 
     async def work(idem: Idempotency | None) -> dict[str, Any]:
         balance = await admin.grant_credits(

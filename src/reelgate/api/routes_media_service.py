@@ -14,7 +14,6 @@ not billed). Strict strings as the upstream's Pydantic model: ``"4s"``/``"8s"``,
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -65,9 +64,10 @@ def _iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _number(millis: int | None) -> float:
-    """The seed's wire format has decimals (``6.0``); exact from integer thousandths."""
-    return float(Decimal(millis or 0) / 1000)
+def _dollars(rt: Runtime, millicredits: int | None) -> float:
+    """``token_cost`` in the seed's wire format: money (``6.0`` for 4 s at $1.50/s), made
+    from the credits charged at the configured credit value, exactly, then a number."""
+    return float(rt.settings.credit().amount(millicredits or 0))
 
 
 _STATUS = {
@@ -106,7 +106,7 @@ async def job_document(rt: Runtime, job: Job) -> dict[str, Any]:
         else None,
         **({"video_expired_at": _iso(job.expired_at)} if job.expired_at else {}),
         "units_consumed": float(job.units_consumed or 0),
-        "token_cost": _number(job.cost),
+        "token_cost": _dollars(rt, job.cost),
     }
     if status is PublicStatus.FAILED:
         document["error"] = error_to_wire(job.error)  # why it failed; token_cost 0: not billed

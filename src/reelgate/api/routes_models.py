@@ -90,6 +90,7 @@ def model_to_wire(
     (the ones not configured last). ``unavailable_since`` is set while every route
     serving it is marked gone."""
     cooling = cooling or {}
+    credit = rt.settings.credit()
     served_all = served_routes(spec, rt.providers.route_of, rt.settings.provider_priority)
     in_service = [s for s in served_all if not s.retired_on(day)]
     live = [s for s in in_service if s.key not in marks]
@@ -130,6 +131,8 @@ def model_to_wire(
             "millicredits_per_second": spec.price_per_second,
             "credits_per_second": _credits(spec.price_per_second),
             "by_resolution": {k: _credits(v) for k, v in spec.resolution_prices.items()},
+            "money_per_second": credit.wire(spec.price_per_second),
+            "money_by_resolution": {k: credit.text(v) for k, v in spec.resolution_prices.items()},
         },
         "allowedParams": spec.allowed.to_wire(),
         "defaults": {

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from reelgate.api.auth import require_read, runtime
 from reelgate.billing import format_credits
+from reelgate.billing.money import CreditValue
 from reelgate.errors import ValidationFailed
 from reelgate.job import Job, PublicStatus
 from reelgate.runtime import Runtime
@@ -25,7 +26,7 @@ def _iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _usage_row(job: Job) -> dict[str, Any]:
+def _usage_row(job: Job, credit: CreditValue) -> dict[str, Any]:
     status = job.status
     final = status.is_final
     return {
@@ -37,6 +38,7 @@ def _usage_row(job: Job) -> dict[str, Any]:
         "requested_seconds": job.params.duration_seconds,
         "cost": format_credits(job.cost) if final and job.cost is not None else None,
         "cost_millicredits": job.cost if final else None,
+        "cost_money": credit.wire(job.cost) if final and job.cost is not None else None,
         "created_at": _iso(job.created_at),
         "completed_at": _iso(job.completed_at) if final else None,
         "latency_seconds": round((job.completed_at - job.created_at) / 1000, 3)
@@ -55,7 +57,11 @@ async def balance(
 ) -> dict[str, Any]:
     async with rt.store.reading() as tx:
         current = await tx.get_balance(key.account_id)
-    return {"object": "balance", "account_id": key.account_id, **current.to_wire()}
+    return {
+        "object": "balance",
+        "account_id": key.account_id,
+        **current.to_wire(rt.settings.credit()),
+    }
 
 
 @router.get("/usage/recent")
@@ -80,7 +86,7 @@ async def recent(
     page = rows[:limit]
     return {
         "object": "list",
-        "data": [_usage_row(j) for j in page],
+        "data": [_usage_row(j, rt.settings.credit()) for j in page],
         "has_more": len(rows) > limit,
         "last_id": page[-1].id if page else None,
     }
@@ -106,6 +112,7 @@ async def summary(
         rows = await tx.daily_usage(
             key.account_id, _day_ms(start), _day_ms(end + timedelta(days=1))
         )
+    credit = rt.settings.credit()
     data = [
         {
             "date": (date(1970, 1, 1) + timedelta(days=r.day)).isoformat(),
@@ -114,6 +121,7 @@ async def summary(
             "seconds": r.seconds,
             "cost": format_credits(r.cost),
             "cost_millicredits": r.cost,
+            "cost_money": credit.wire(r.cost),
         }
         for r in rows
     ]
@@ -126,4 +134,5 @@ async def summary(
         "data": data,
         "total_seconds": total_seconds,
         "total_cost": format_credits(total_cost),
+        "total_money": credit.wire(total_cost),
     }

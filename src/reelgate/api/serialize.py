@@ -12,10 +12,14 @@ from reelgate.storage.signing import signed_query
 __all__ = ["STREAM_KEY", "error_to_wire", "job_to_wire", "result_url", "stream_url"]
 
 
-def _cost(millicredits: int | None) -> dict[str, Any] | None:
+def _cost(rt: Runtime, millicredits: int | None) -> dict[str, Any] | None:
     if millicredits is None:
         return None
-    return {"credits": format_credits(millicredits), "millicredits": millicredits}
+    return {
+        "credits": format_credits(millicredits),
+        "millicredits": millicredits,
+        "money": rt.settings.credit().wire(millicredits),
+    }
 
 
 def _seconds(ms: int | None) -> int | None:
@@ -156,7 +160,7 @@ async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
         "error": error_to_wire(job.error) if status is PublicStatus.FAILED else None,
         "attempts": _attempts(job),
         "units_consumed": job.units_consumed if final else None,
-        "cost": _cost(job.cost) if final else None,
+        "cost": _cost(rt, job.cost) if final else None,
         "metadata": dict(job.metadata),
         "webhook_url": job.webhook_url,
     }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from reelgate.catalog import Catalog
+if TYPE_CHECKING:  # the catalog's list prices need billing.money: no import cycle
+    from reelgate.catalog import Catalog
 
 __all__ = ["billable_seconds", "charge_for", "format_credits", "hold_for"]
 

@@ -4,28 +4,24 @@ the routes those platforms add to models it also reaches directly (Wan, Veo).
 Each public model accepts only what every one of its routes can render (the
 intersection of their schemas: ``providers/fal.py`` ``APPS`` and
 ``providers/replicate.py`` ``MODELS`` map the one request shape onto each app's own
-field names). Prices are list prices in USD per second of video, converted at Veo
-3.1's rate (45 credits a second for Google's $0.40: 112.5 credits per dollar, see
-``usd``), each with its source and date; a route's ``cost_per_second`` is what that
-route costs upstream and ranks otherwise equal routes. docs/models.md has the table.
+field names). Prices are list prices in USD per second of video, in credits at the
+default credit value (one US cent: ``usd``), each with its source and date; a route's
+``cost_per_second`` is what that route costs upstream and ranks otherwise equal
+routes. docs/models.md has the table.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, Decimal
-
+from reelgate.billing.money import MILLICREDITS_PER_USD, millicredits_for_usd
 from reelgate.catalog.models import AllowedParams, Lifecycle, ModelSpec, Route
 
 __all__ = ["HOSTED_MODELS", "MILLICREDITS_PER_USD", "fal_route", "replicate_route", "usd"]
 
-MILLICREDITS_PER_USD = 112_500
-"""Veo 3.1 costs $0.40 a second upstream and 45 credits (45,000 millicredits) here."""
-
 
 def usd(per_second: str) -> int:
-    """Millicredits per second for a list price in USD per second (rounded up)."""
-    exact = Decimal(per_second) * MILLICREDITS_PER_USD
-    return int(exact.to_integral_value(rounding=ROUND_CEILING))
+    """Millicredits per second for a list price in USD per second (at the default credit
+    value, one US cent; rounded up)."""
+    return millicredits_for_usd(per_second)
 
 
 # Where the facts come from (read 2026-12-02; docs/providers/fal.md and replicate.md).

@@ -107,8 +107,8 @@ class Route:
     """The provider kind serving this route, when it is not the model's own provider
     (``fal`` or ``replicate`` serving a Wan or a Veo model, say)."""
     cost_per_second: int | None = None
-    """What the route costs upstream per second of video, in millicredits at the
-    catalog's rate (``catalog.defaults.USD``): ranks otherwise equal routes."""
+    """What the route costs upstream per second of video, in millicredits at the default
+    credit value (one US cent, ``billing.money``): ranks otherwise equal routes."""
 
     def lifecycle_on(self, today: date) -> Lifecycle:
         """The stage on ``today``: the dates move a model along without a release."""

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Iterable
 from decimal import Decimal
 
+from reelgate.billing.money import MILLICREDITS_PER_USD
 from reelgate.catalog.defaults import DEFAULT_MODELS
-from reelgate.catalog.hosted import MILLICREDITS_PER_USD
 from reelgate.catalog.models import ModelSpec
 
 __all__ = ["markdown"]
@@ -23,8 +23,9 @@ HEADER = """\
 
 Generated from the catalog (`src/reelgate/catalog/defaults.py`, `hosted.py`) by
 `python -m reelgate.catalog.table > docs/models.md`; a unit test keeps the two in
-step. Prices are reelgate's list prices (1 credit = 1,000 millicredits; the USD figure
-is at {rate} millicredits per USD, Veo 3.1's rate). A route's upstream cost ranks
+step. Prices are reelgate's list prices in credits per second (1 credit = 1,000
+millicredits = one US cent by default, `REELGATE_CREDIT_VALUE`; the dollar figure is at
+that value: {rate} millicredits per USD). A route's upstream cost ranks
 otherwise equal routes (docs/providers.md, "Several routes per model"); "?" where no
 public figure was found. `GET /v1/models` gives the same facts live, with each route's
 state on this gateway.
@@ -33,7 +34,7 @@ state on this gateway.
 
 def _usd(millicredits: int) -> str:
     value = (Decimal(millicredits) / MILLICREDITS_PER_USD).quantize(Decimal("0.0001"))
-    return f"${value.normalize():f}"
+    return f"${value.normalize():f}"  # at the default credit value (billing.money)
 
 
 def _price(spec: ModelSpec) -> str:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reelgate.accounts import admin
+from reelgate.billing import format_credits
 from reelgate.config import Settings
 from reelgate.errors import ReelgateError
 from reelgate.store.base import Store
@@ -150,8 +151,13 @@ def credits_grant(
     balance = _run(
         lambda store: admin.grant_credits(store, account_id, admin.parse_credits(amount), note)
     )
-    wire = balance.to_wire()
-    console.print(f"{account_id}: balance {wire['balance']}, available {wire['available']}")
+    credit = Settings().credit()
+    console.print(
+        f"{account_id}: balance {format_credits(balance.balance)} credits "
+        f"({credit.currency} {credit.text(balance.balance)}), "
+        f"available {format_credits(balance.available)}",
+        markup=False,
+    )
 
 
 @ambiguous_app.command("list")

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reelgate.billing.money import CreditValue
 from reelgate.billing.pricing import format_credits
 from reelgate.errors import NotFound, PaymentRequired, ValidationFailed
 from reelgate.ids import new_id
@@ -45,7 +46,9 @@ class Balance:
     def available(self) -> int:
         return self.balance - self.held
 
-    def to_wire(self) -> dict[str, object]:
+    def to_wire(self, credit: CreditValue | None = None) -> dict[str, object]:
+        """Credits (exact decimal strings), millicredits, and the money they stand for."""
+        credit = credit or CreditValue()
         return {
             "balance": format_credits(self.balance),
             "held": format_credits(self.held),
@@ -54,6 +57,12 @@ class Balance:
                 "balance": self.balance,
                 "held": self.held,
                 "available": self.available,
+            },
+            "money": {
+                "currency": credit.currency,
+                "balance": credit.text(self.balance),
+                "held": credit.text(self.held),
+                "available": credit.text(self.available),
             },
         }
 

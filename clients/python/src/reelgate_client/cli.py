@@ -150,7 +150,10 @@ def _fitted(title: str, cols: Sequence[_Col], rows: Sequence[Sequence[str]]) -> 
 
 
 def _cost(video: Video) -> str:
-    return f"{video.cost.credits} credits" if video.cost else "-"
+    if not video.cost:
+        return "-"
+    money = f" ({video.cost.money})" if video.cost.money else ""
+    return f"{video.cost.credits} credits{money}"
 
 
 def _model_text(video: Video) -> str:
@@ -314,7 +317,8 @@ def models(url: Url = None, api_key: ApiKey = None, as_json: AsJson = False) -> 
                 m.id,
                 m.strengths,
                 str(m.max_duration_seconds or ""),
-                m.price.credits_per_second,
+                m.price.credits_per_second
+                + (f" ({m.price.money_per_second})" if m.price.money_per_second else ""),
                 " ".join(m.allowed.resolution),
                 " ".join(m.allowed.aspect_ratio),
                 life,
@@ -459,14 +463,15 @@ def usage(
                 r.model + (f" → {by}" if by else ""),
                 r.status,
                 "" if r.seconds is None else str(r.seconds),
-                r.cost or "",
+                (r.cost or "") + (f" ({r.cost_money})" if r.cost_money else ""),
                 _when(r.created_at),
                 r.error_code or "",
             ]
         )
     table = _fitted("Recent requests", cols, rows)
     out.print(table)
-    out.print(f"balance {bal.balance} credits ({bal.held} held, {bal.available} available)")
+    worth = f" = {bal.money['balance']}" if "balance" in bal.money else ""
+    out.print(f"balance {bal.balance} credits{worth} ({bal.held} held, {bal.available} available)")
 
 
 def cancel(
@@ -504,6 +509,8 @@ def balance(url: Url = None, api_key: ApiKey = None, as_json: AsJson = False) ->
     for name in ("balance", "held", "available"):
         table.add_column(name, justify="right")
     table.add_row(bal.balance, bal.held, bal.available)
+    if bal.money:
+        table.add_row(*(str(bal.money.get(n, "")) for n in ("balance", "held", "available")))
     out.print(table)
 
 

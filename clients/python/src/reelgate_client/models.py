@@ -22,6 +22,7 @@ __all__ = [
     "JobError",
     "Model",
     "ModelDefaults",
+    "Money",
     "Page",
     "Price",
     "UsageDay",
@@ -84,12 +85,34 @@ def _time(value: object) -> datetime | None:
 
 
 @dataclass(frozen=True)
+class Money:
+    """The money credits stand for at the gateway's credit value: an exact decimal
+    string and a currency code ("6.00", "USD")."""
+
+    amount: str
+    currency: str
+
+    def __str__(self) -> str:
+        symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(self.currency)
+        return f"{symbol}{self.amount}" if symbol else f"{self.amount} {self.currency}"
+
+    @classmethod
+    def from_wire(cls, data: object) -> Money | None:
+        d = _map(data)
+        if not d.get("amount"):
+            return None
+        return cls(amount=str(d["amount"]), currency=str(d.get("currency") or ""))
+
+
+@dataclass(frozen=True)
 class Cost:
     """What a finished job was charged: ``credits`` as the gateway's exact decimal
-    string, ``millicredits`` as an integer (1 credit = 1000 millicredits)."""
+    string, ``millicredits`` as an integer (1 credit = 1000 millicredits), and the
+    ``money`` they stand for (None from gateways before it was given)."""
 
     credits: str
     millicredits: int
+    money: Money | None = None
 
     @classmethod
     def from_wire(cls, data: object) -> Cost | None:
@@ -97,7 +120,9 @@ class Cost:
         if not d:
             return None
         return cls(
-            credits=str(d.get("credits", "0.000")), millicredits=int(d.get("millicredits") or 0)
+            credits=str(d.get("credits", "0.000")),
+            millicredits=int(d.get("millicredits") or 0),
+            money=Money.from_wire(d.get("money")),
         )
 
 
@@ -337,6 +362,7 @@ class Price:
     credits_per_second: str
     millicredits_per_second: int
     by_resolution: Mapping[str, str]
+    money_per_second: Money | None = None
 
     @classmethod
     def from_wire(cls, data: object) -> Price:
@@ -345,6 +371,7 @@ class Price:
             credits_per_second=str(d.get("credits_per_second") or "0.000"),
             millicredits_per_second=_opt_int(d.get("millicredits_per_second")) or 0,
             by_resolution={str(k): str(v) for k, v in _map(d.get("by_resolution")).items()},
+            money_per_second=Money.from_wire(d.get("money_per_second")),
         )
 
 
@@ -437,6 +464,7 @@ class UsageRow:
     latency_seconds: float | None
     error_code: str | None
     raw: Json = field(default_factory=dict, repr=False, compare=False)
+    cost_money: Money | None = None
 
     @classmethod
     def from_wire(cls, data: object) -> UsageRow:
@@ -455,6 +483,7 @@ class UsageRow:
             latency_seconds=_opt_float(d.get("latency_seconds")),
             error_code=_opt_str(d.get("error_code")),
             raw=d,
+            cost_money=Money.from_wire(d.get("cost_money")),
         )
 
 
@@ -517,6 +546,8 @@ class Balance:
     held_millicredits: int
     available_millicredits: int
     raw: Json = field(default_factory=dict, repr=False, compare=False)
+    money: Mapping[str, Money] = field(default_factory=dict)
+    """``balance``, ``held``, ``available`` as money (empty from older gateways)."""
 
     @classmethod
     def from_wire(cls, data: object) -> Balance:
@@ -530,7 +561,18 @@ class Balance:
             held_millicredits=_opt_int(milli.get("held")) or 0,
             available_millicredits=_opt_int(milli.get("available")) or 0,
             raw=d,
+            money=_balance_money(d.get("money")),
         )
+
+
+def _balance_money(data: object) -> Mapping[str, Money]:
+    d = _map(data)
+    currency = str(d.get("currency") or "")
+    return {
+        name: Money(str(d[name]), currency)
+        for name in ("balance", "held", "available")
+        if d.get(name)
+    }
 
 
 @dataclass(frozen=True)

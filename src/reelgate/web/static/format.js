@@ -43,6 +43,23 @@ export const creditsLabel = (value) => {
   return c === "—" ? c : `${c} ${c === "1" ? "credit" : "credits"}`;
 };
 
+const SYMBOLS = { USD: "$", EUR: "€", GBP: "£" };
+
+/** Money as the API gives it ({amount: "6.00", currency: "USD"}) → "$6.00". */
+export function money(m) {
+  if (!m || m.amount === undefined || m.amount === null) return "";
+  const symbol = SYMBOLS[m.currency];
+  return symbol ? `${symbol}${m.amount}` : `${m.amount} ${m.currency}`;
+}
+
+/** An exact decimal string times a whole number, exactly ("0.20" × 4 → "0.80"). */
+export function times(amount, n) {
+  const [whole, frac = ""] = String(amount).split(".");
+  const scaled = BigInt(whole + frac) * BigInt(n);
+  const digits = scaled.toString().padStart(frac.length + 1, "0");
+  return frac.length ? `${digits.slice(0, -frac.length)}.${digits.slice(-frac.length)}` : digits;
+}
+
 /** Exact decimal-credit string → integer millicredits. */
 export function millicredits(value) {
   const [whole, frac = ""] = String(value).split(".");

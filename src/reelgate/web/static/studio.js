@@ -3,7 +3,7 @@
 
 import { api, ApiError, FINAL, followJob } from "./api.js";
 import {
-  $, bytes, creditsLabel, credits, el, elapsed, fromMillicredits, millicredits, seconds,
+  $, bytes, creditsLabel, credits, el, elapsed, fromMillicredits, millicredits, money, seconds, times,
   STATUS_LABELS,
 } from "./format.js";
 import { alert, explainApiError, explainJob } from "./messages.js";
@@ -70,7 +70,8 @@ function modelCard(m) {
     el("p", { class: "model-strengths", id: `model-${m.id}-desc` }, m.strengths || ""),
     el("div", { class: "model-facts" },
       el("span", { title: "Longest clip" }, `up to ${m.max_duration_seconds} s`),
-      el("span", { title: "Price per second of delivered video" }, perSecond(m.price.credits_per_second)),
+      el("span", { title: "Price per second of delivered video" }, perSecond(m.price.credits_per_second),
+        m.price.money_per_second ? el("span", { class: "muted money" }, ` · ${money(m.price.money_per_second)}/s`) : null),
       m.allowedParams.image_input ? el("span", { title: "Accepts a start image" }, "image → video") : null),
     m.notes ? el("p", { class: "model-notes" }, m.notes) : null,
     !usable && m.not_usable_reason ? el("p", { class: "model-reason" }, m.not_usable_reason) : null,
@@ -199,9 +200,13 @@ function renderEstimate() {
   const p = currentParams();
   const rate = millicredits(priceFor(m, p.resolution));
   const total = fromMillicredits(rate * p.duration);
+  const byRes = m.price.money_by_resolution || {};
+  const perSec = byRes[p.resolution] || m.price.money_per_second?.amount;
+  const currency = m.price.money_per_second?.currency;
   $("estimate").replaceChildren(
     el("span", { class: "muted" }, "Estimated cost "),
     el("strong", {}, creditsLabel(total)),
+    perSec ? el("span", { class: "money", id: "estimate-money" }, ` (${money({ amount: times(perSec, p.duration), currency })})`) : null,
     el("span", { class: "muted" }, ` · ${p.duration} s × ${perSecond(fromMillicredits(rate))}`),
   );
   const size = `${p.resolution} · ${p.aspect}`;
@@ -354,7 +359,9 @@ function renderResult(job) {
       video.play().catch(() => {});
     });
   }
-  $("meta-cost").textContent = job.cost ? creditsLabel(job.cost.credits) : "—";
+  $("meta-cost").textContent = job.cost
+    ? creditsLabel(job.cost.credits) + (job.cost.money ? ` (${money(job.cost.money)})` : "")
+    : "—";
   $("meta-duration").textContent = seconds(r.duration_seconds ?? job.seconds);
   $("meta-model").textContent = job.delivered_by || job.model;
   $("meta-size").replaceChildren(

@@ -2,7 +2,7 @@
 // GET /v1/usage/recent, each job linking back to the studio.
 
 import { api } from "./api.js";
-import { $, credits, el, grouped, relativeTime, STATUS_LABELS } from "./format.js";
+import { $, credits, el, grouped, money, relativeTime, STATUS_LABELS } from "./format.js";
 import { explainApiError } from "./messages.js";
 
 const page = { after: null };
@@ -19,7 +19,9 @@ function row(r) {
     el("td", {}, el("span", { class: `badge ${r.status}`, title: r.error_code || "" }, STATUS_LABELS[r.status] || r.status),
       r.error_code ? el("span", { class: "muted small err-code" }, r.error_code) : null),
     el("td", { class: "num" }, r.seconds ?? el("span", { class: "muted" }, `(${r.requested_seconds ?? "—"})`)),
-    el("td", { class: "num cost" }, r.cost !== null && r.cost !== undefined ? credits(r.cost) : "—"),
+    el("td", { class: "num cost", title: r.cost_money ? money(r.cost_money) : "" },
+      r.cost !== null && r.cost !== undefined ? credits(r.cost) : "—",
+      r.cost_money ? el("span", { class: "muted small money" }, ` ${money(r.cost_money)}`) : null),
     el("td", { title: r.created_at || "" }, created ? relativeTime(created) : "—",
       r.latency_seconds ? el("span", { class: "muted small" }, ` · ${r.latency_seconds.toFixed(1)} s`) : null),
   );
@@ -30,7 +32,12 @@ export async function loadBalance() {
   $("bal-balance").textContent = grouped(b.balance);
   $("bal-held").textContent = grouped(b.held);
   $("bal-available").textContent = grouped(b.available);
-  $("balance-chip-text").textContent = `${grouped(b.available)} credits`;
+  for (const name of ["balance", "held", "available"]) {
+    const worth = b.money ? money({ amount: b.money[name], currency: b.money.currency }) : "";
+    $(`bal-${name}-money`).textContent = worth ? `(${worth})` : "";
+  }
+  $("balance-chip-text").textContent = `${grouped(b.available)} credits`
+    + (b.money ? ` · ${money({ amount: b.money.available, currency: b.money.currency })}` : "");
   $("balance-chip").classList.toggle("low", Number(b.available) <= 0);
   return b;
 }
