@@ -114,6 +114,8 @@ def test_reading_commands_show_tables_and_json(served: Served) -> None:
     assert balance["available"] == balance["balance"]  # nothing in flight
     assert balance["money"]["currency"] == "USD"
     assert "$" in _run(served, "balance").stdout
+    exported = _run(served, "usage-export").stdout
+    assert exported.startswith("job_id,created_at,") and video.id in exported
 
 
 def test_cancel_stops_a_running_job(served: Served) -> None:

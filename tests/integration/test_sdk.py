@@ -329,6 +329,8 @@ async def test_models_list_get_iterate_and_the_usage_log(sdk: Sdk) -> None:
     assert recent.data[0].cost == "1.000" and recent.data[0].seconds == 1
     summary = await sdk("usage.summary")
     assert summary.total_seconds >= 3 and any(d.model == "s-primary" for d in summary.days)
+    exported = await sdk("usage.export_csv")
+    assert exported.startswith("job_id,") and all(v.id in exported for v in done)
     balance = await sdk("balance")
     assert (
         balance.available_millicredits == balance.balance_millicredits - balance.held_millicredits

@@ -1,11 +1,17 @@
-"""The caller's money and history: balance, the recent-requests log, a daily summary."""
+"""The caller's money and history: balance, the recent-requests log, a daily summary,
+and the usage lines as CSV."""
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 
 from reelgate.api.auth import require_read, runtime
 from reelgate.billing import format_credits
@@ -136,3 +142,134 @@ async def summary(
         "total_cost": format_credits(total_cost),
         "total_money": credit.wire(total_cost),
     }
+
+
+EXPORT_COLUMNS = (
+    "job_id",
+    "created_at",
+    "completed_at",
+    "status",
+    "model",
+    "delivered_by",
+    "requested_seconds",
+    "seconds",
+    "cost_credits",
+    "cost_millicredits",
+    "cost_money",
+    "currency",
+    "latency_seconds",
+    "error_code",
+    "attempts",
+)
+EXPORT_PAGE = 500
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell; text a spreadsheet would run as a formula is quoted with '."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _NUMBER.match(text) else text
+
+
+_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+
+
+_DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def _day(text: str | None, param: str) -> date | None:
+    """A YYYY-MM-DD day (FastAPI's ``date`` would also take a Unix time, like ``0``)."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed(
+            f"{param} is not a day: {text!r} (YYYY-MM-DD).", param=param
+        ) from None
+
+
+def _csv_line(values: list[Any]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow([_cell(v) for v in values])
+    return out.getvalue()
+
+
+def _export_line(job: Job, credit: CreditValue) -> str:
+    row = _usage_row(job, credit)
+    money = row["cost_money"]
+    return _csv_line(
+        [
+            row["job_id"],
+            row["created_at"],
+            row["completed_at"],
+            row["status"],
+            row["model"],
+            row["delivered_by"],
+            row["requested_seconds"],
+            row["seconds"],
+            row["cost"],
+            row["cost_millicredits"],
+            money["amount"] if money else None,
+            money["currency"] if money else None,
+            row["latency_seconds"],
+            row["error_code"],
+            row["attempts"],
+        ]
+    )
+
+
+@router.get(
+    "/usage/export.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "One line per job."}},
+)
+async def export_csv(
+    start: str | None = Query(
+        None, pattern=_DAY, description="First UTC day, YYYY-MM-DD (default: 29 days before end)."
+    ),
+    end: str | None = Query(
+        None, pattern=_DAY, description="Last UTC day, YYYY-MM-DD, included (default: today)."
+    ),
+    key: KeyInfo = Depends(require_read),
+    rt: Runtime = Depends(runtime),
+) -> StreamingResponse:
+    """Your usage lines as CSV, newest first: every job created in the days asked for,
+    what it was charged in credits and money. Streamed a page at a time, so an export
+    of a busy year never sits whole in memory."""
+    last = _day(end, "end") or datetime.now(UTC).date()
+    first = _day(start, "start") or last - timedelta(days=29)
+    if last < first:
+        raise ValidationFailed("end must not be before start.", param="end")
+    if (last - first).days > 366:
+        raise ValidationFailed("An export covers at most 366 days.", param="end")
+    start_ms, end_ms = _day_ms(first), _day_ms(last + timedelta(days=1))
+    credit = rt.settings.credit()
+
+    async def page(after: str | None) -> list[Job]:
+        async with rt.store.reading() as tx:
+            return await tx.list_jobs(
+                key.account_id, limit=EXPORT_PAGE, after=after, include_deleted=True
+            )
+
+    first_page = await page(None)  # a database error here is still a JSON answer
+
+    async def lines() -> AsyncIterator[str]:
+        yield _csv_line(list(EXPORT_COLUMNS))
+        jobs_page = first_page
+        while True:
+            for job in jobs_page:
+                if job.created_at >= end_ms:
+                    continue
+                if job.created_at < start_ms:
+                    return  # ids are in creation order: nothing older is wanted
+                yield _export_line(job, credit)
+            if len(jobs_page) < EXPORT_PAGE:
+                return
+            jobs_page = await page(jobs_page[-1].id)
+
+    name = f"reelgate-usage-{first.isoformat()}-{last.isoformat()}.csv"
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -67,6 +67,15 @@ class AsyncUsage:
         body = await self._client._json("GET", "/v1/usage/summary", params=params)
         return UsageSummary.from_wire(body)
 
+    async def export_csv(
+        self, start: date | str | None = None, end: date | str | None = None
+    ) -> str:
+        """The usage lines (one per job, newest first) as CSV text; the last 30 days
+        unless told otherwise (``GET /v1/usage/export.csv``)."""
+        params = core.summary_range(start, end)
+        response = await self._client._send("GET", "/v1/usage/export.csv", params=params)
+        return response.text
+
 
 class AsyncClient:
     """An asyncio reelgate client (the same surface as ``Client``, awaited).

@@ -62,6 +62,12 @@ class Usage:
         params = core.summary_range(start, end)
         return UsageSummary.from_wire(self._client._json("GET", "/v1/usage/summary", params=params))
 
+    def export_csv(self, start: date | str | None = None, end: date | str | None = None) -> str:
+        """The usage lines (one per job, newest first) as CSV text; the last 30 days
+        unless told otherwise (``GET /v1/usage/export.csv``)."""
+        params = core.summary_range(start, end)
+        return self._client._send("GET", "/v1/usage/export.csv", params=params).text
+
 
 class Client:
     """A blocking reelgate client.

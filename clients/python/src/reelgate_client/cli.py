@@ -514,12 +514,32 @@ def balance(url: Url = None, api_key: ApiKey = None, as_json: AsJson = False) ->
     out.print(table)
 
 
+def usage_export(
+    start: Annotated[str | None, typer.Option(help="First UTC day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last UTC day, included.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+    ] = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Your usage lines as CSV (one per job: model, status, seconds, credits, money)."""
+    with _client(url, api_key) as client:
+        text = client.usage.export_csv(start, end)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        out.print(f"wrote {max(0, text.count(chr(10)) - 1)} usage lines to {output}")
+
+
 _COMMANDS: Mapping[str, Any] = {
     "generate": generate,
     "models": models,
     "jobs": jobs,
     "job": job,
     "usage": usage,
+    "usage-export": usage_export,
     "cancel": cancel,
     "balance": balance,
 }
