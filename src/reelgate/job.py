@@ -256,6 +256,12 @@ class Job:
     """When the retention sweeper expired the video (``engine.retention``)."""
     purged_at: int | None = None
     """When the expired video's files were deleted (a failed delete is tried again)."""
+    delivered_route: str | None = None
+    """The route of ``delivered_by`` that made the video (for cost and margin reports)."""
+    upstream_cost: int | None = None
+    """Millicredits (at the credit value) the delivering route costs upstream for this
+    job: its list cost per second times the seconds the provider reported; None where the
+    route's cost is not known."""
 
     @property
     def current_model(self) -> str:

@@ -234,6 +234,13 @@ async def test_usage_log_and_summary_show_what_each_job_cost(
             "cost": "3.000",
             "cost_millicredits": 3000,
             "cost_money": {"amount": "0.03", "currency": "USD"},  # 1 credit = 1 US cent
+            "route": "local",
+            # the local renderer costs nothing known upstream: no job is costed
+            "upstream_cost_millicredits": 0,
+            "upstream_cost_money": {"amount": "0.00", "currency": "USD"},
+            "costed_jobs": 0,
+            "margin_millicredits": 0,
+            "margin_money": {"amount": "0.00", "currency": "USD"},
         }
     ]
     assert summary["total_cost"] == "3.000"

@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -174,7 +175,22 @@ async def test_text_to_video_completes_from_the_providers_call_without_a_poll(
         started = time.monotonic()
         job = await g.run({"model": "kling-2-5-turbo", "prompt": prompt, "duration_seconds": 10})
         took = time.monotonic() - started
+        async with g.rt.store.reading() as tx:
+            stored = await tx.get_job(job["id"])
+        route_cost = g.rt.catalog.get("kling-2-5-turbo").route(kind).cost_per_second
+        today = datetime.now(UTC).date().isoformat()
+        summary = (
+            await g.client.get("/v1/usage/summary", params={"start": today, "end": today})
+        ).json()
     assert job["status"] == "completed", job
+    # what the route cost upstream: its list cost x the seconds the provider reported
+    assert stored is not None and stored.delivered_route == kind
+    assert route_cost is not None and stored.upstream_cost == route_cost * 10
+    # the summary: revenue, upstream cost and margin of that model on that route today
+    (day,) = [d for d in summary["data"] if d["model"] == "kling-2-5-turbo"]
+    assert (day["route"], day["costed_jobs"]) == (kind, 1)
+    assert day["upstream_cost_millicredits"] == route_cost * 10
+    assert day["margin_millicredits"] == 10 * 7_000 - route_cost * 10
     assert _attempts(job) == [("kling-2-5-turbo", kind, "completed")]
     assert job["attempts"][0]["route"] == kind
     assert job["result"]["mirror_status"] == "stored"

@@ -128,6 +128,14 @@ async def summary(
             "cost": format_credits(r.cost),
             "cost_millicredits": r.cost,
             "cost_money": credit.wire(r.cost),
+            "route": r.route,
+            # what the routes cost upstream (list cost x reported seconds) and what is
+            # left, over the jobs whose upstream cost is known (costed_jobs of jobs)
+            "upstream_cost_millicredits": r.upstream_cost,
+            "upstream_cost_money": credit.wire(r.upstream_cost),
+            "costed_jobs": r.costed,
+            "margin_millicredits": r.margin,
+            "margin_money": credit.wire(r.margin),
         }
         for r in rows
     ]
@@ -141,6 +149,8 @@ async def summary(
         "total_seconds": total_seconds,
         "total_cost": format_credits(total_cost),
         "total_money": credit.wire(total_cost),
+        "total_upstream_cost_money": credit.wire(sum(r.upstream_cost for r in rows)),
+        "total_margin_money": credit.wire(sum(r.margin for r in rows)),
     }
 
 

@@ -108,6 +108,9 @@ class Rules:
     """The job's current model."""
     price: Callable[[str, str, int], int]
     """(model, resolution, seconds) -> millicredits."""
+    upstream_cost: Callable[[float], int | None] | None = None
+    """(seconds the provider reported) -> what the current route costs upstream for them,
+    in millicredits at the credit value; None: not known."""
     idempotent_create: bool | None = None
     """Whether the current route's provider dedupes creates; None: not configured here."""
     served: Served | None = None
@@ -637,12 +640,16 @@ def _deliver(
     asked for (the hold caps the capture too)."""
     spec = rules.spec
     already_billed = job.completed_at is not None and job.cost is not None
+    upstream: int | None = None
     if already_billed:
         seconds, charge = job.units_consumed, job.cost
     else:
         reported = measured if measured is not None else result.duration_seconds
         seconds = billable_seconds(job.params.duration_seconds, reported)
         charge = rules.price(spec.id, job.params.resolution, seconds)
+        # the provider bills what it says it made (else what was asked for)
+        made = result.duration_seconds or float(job.params.duration_seconds)
+        upstream = rules.upstream_cost(made) if rules.upstream_cost is not None else None
     return Transition(
         replace(
             job,
@@ -655,11 +662,17 @@ def _deliver(
             attempts=job.closing_attempt(AttemptOutcome.COMPLETED, None, now),
             units_consumed=seconds,
             cost=charge,
+            delivered_route=job.delivered_route if already_billed else _route_name(rules),
+            upstream_cost=job.upstream_cost if already_billed else upstream,
             next_run_at=mirror_again_at,
             active_provider=None,
         ),
         settle=charge,
     )
+
+
+def _route_name(rules: Rules) -> str | None:
+    return rules.served.name if rules.served is not None else None
 
 
 def _mirror_failed(job: Job, message: str, now: int, rules: Rules, *, final: bool) -> Transition:

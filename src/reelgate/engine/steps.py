@@ -22,10 +22,12 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, TypeVar
 
 from reelgate import metrics
 from reelgate.billing import charge_for
+from reelgate.billing.money import DEFAULT_CREDIT_VALUE, CreditValue
 from reelgate.catalog import Catalog, ModelSpec
 from reelgate.catalog.lifecycle import Unavailable, today
 from reelgate.catalog.models import Route
@@ -236,6 +238,7 @@ class Stepper:
             price=lambda model, resolution, seconds: charge_for(
                 catalog, model, resolution, seconds
             ),
+            upstream_cost=_upstream_cost(served, settings.credit()),
             idempotent_create=provider.idempotent_create if provider is not None else None,
             served=served,
             next_route=next_route,
@@ -714,6 +717,24 @@ class Stepper:
         outcome could not be settled (never re-sent); it is listed for operators, in
         the same transaction as the decision."""
         await self.take(job, Failed(exc, unresolved=unresolved))
+
+
+def _upstream_cost(
+    served: Served | None, credit: CreditValue
+) -> Callable[[float], int | None] | None:
+    """What the route costs upstream for a number of seconds, at the credit value: its
+    list cost per second (catalog, or the operator's config file) is in millicredits at
+    the default value, one US cent a credit."""
+    per_second = served.route.cost_per_second if served is not None else None
+    if per_second is None:
+        return None
+    scale = DEFAULT_CREDIT_VALUE / credit.per_credit
+
+    def cost(seconds: float) -> int:
+        exact = Decimal(per_second) * Decimal(str(seconds)) * scale
+        return int(exact.to_integral_value(rounding=ROUND_CEILING))
+
+    return cost
 
 
 def _pace_key(spec: ModelSpec, served: Served | None) -> str:

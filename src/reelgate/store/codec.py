@@ -220,4 +220,6 @@ def job_from_row(row: Mapping[Any, Any]) -> Job:
         pinned_at=row["pinned_at"],
         expired_at=row["expired_at"],
         purged_at=row["purged_at"],
+        delivered_route=row["delivered_route"],
+        upstream_cost=row["upstream_cost"],
     )

@@ -278,20 +278,34 @@ class MemoryTx:
         return sorted(found, key=lambda j: j.id, reverse=not ascending)[:limit]
 
     async def daily_usage(self, account_id: str, start_ms: int, end_ms: int) -> list[UsageDay]:
-        totals: dict[tuple[int, str | None], list[int]] = {}
+        totals: dict[tuple[int, str | None, str | None], list[int]] = {}
         for j in self.s.jobs.values():
             if j.account_id != account_id or j.status is not PublicStatus.COMPLETED:
                 continue
             if j.completed_at is None or not start_ms <= j.completed_at < end_ms:
                 continue
-            row = totals.setdefault((j.completed_at // DAY_MS, j.delivered_by), [0, 0, 0])
+            key = (j.completed_at // DAY_MS, j.delivered_by, j.delivered_route)
+            row = totals.setdefault(key, [0, 0, 0, 0, 0, 0])
             row[0] += 1
             row[1] += j.units_consumed or 0
             row[2] += j.cost or 0
+            row[3] += j.upstream_cost or 0
+            row[4] += int(j.upstream_cost is not None)
+            row[5] += (j.cost or 0) if j.upstream_cost is not None else 0
         return [
-            UsageDay(day=day, model=model, jobs=n, seconds=seconds, cost=cost)
-            for (day, model), (n, seconds, cost) in sorted(
-                totals.items(), key=lambda item: (item[0][0], item[0][1] or "")
+            UsageDay(
+                day=day,
+                model=model,
+                jobs=n,
+                seconds=seconds,
+                cost=cost,
+                route=route,
+                upstream_cost=upstream,
+                costed=costed,
+                costed_revenue=revenue,
+            )
+            for (day, model, route), (n, seconds, cost, upstream, costed, revenue) in sorted(
+                totals.items(), key=lambda item: (item[0][0], item[0][1] or "", item[0][2] or "")
             )
         ]
 

@@ -110,6 +110,9 @@ jobs = sa.Table(
     sa.Column("expired_at", sa.BigInteger, nullable=True),
     # when its files were deleted (after expired_at: a failed delete is tried again)
     sa.Column("purged_at", sa.BigInteger, nullable=True),
+    # what the delivering route cost upstream (millicredits), and which route it was
+    sa.Column("delivered_route", sa.String(64), nullable=True),
+    sa.Column("upstream_cost", sa.BigInteger, nullable=True),
     # The claim query reads only jobs with a wake-up; finished jobs have none,
     # so this index stays the size of the work in flight.
     sa.Index(

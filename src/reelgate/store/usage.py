@@ -26,6 +26,18 @@ class UsageDay:
     seconds: int
     cost: int
     """Millicredits."""
+    route: str | None = None
+    """The delivering route (None for jobs from before routes were recorded)."""
+    upstream_cost: int = 0
+    """Millicredits the routes cost upstream, summed over ``costed`` of the jobs."""
+    costed: int = 0
+    """How many of the jobs have a known upstream cost."""
+    costed_revenue: int = 0
+    """Millicredits charged for those jobs (margin = this - ``upstream_cost``)."""
+
+    @property
+    def margin(self) -> int:
+        return self.costed_revenue - self.upstream_cost
 
 
 async def daily_usage(
@@ -41,6 +53,12 @@ async def daily_usage(
             sa.func.count().label("jobs"),
             sa.func.sum(jobs.c.units_consumed).label("seconds"),
             sa.func.sum(jobs.c.cost).label("cost"),
+            jobs.c.delivered_route,
+            sa.func.sum(jobs.c.upstream_cost).label("upstream_cost"),
+            sa.func.count(jobs.c.upstream_cost).label("costed"),
+            sa.func.sum(sa.case((jobs.c.upstream_cost.is_not(None), jobs.c.cost), else_=0)).label(
+                "costed_revenue"
+            ),
         )
         .where(
             jobs.c.account_id == account_id,
@@ -48,8 +66,8 @@ async def daily_usage(
             jobs.c.completed_at >= start_ms,
             jobs.c.completed_at < end_ms,
         )
-        .group_by(day, jobs.c.delivered_by)
-        .order_by(day, jobs.c.delivered_by)
+        .group_by(day, jobs.c.delivered_by, jobs.c.delivered_route)
+        .order_by(day, jobs.c.delivered_by, jobs.c.delivered_route)
     )
     rows = (await conn.execute(query)).all()
     return [
@@ -59,6 +77,10 @@ async def daily_usage(
             jobs=int(r.jobs),
             seconds=int(r.seconds or 0),
             cost=int(r.cost or 0),
+            route=r.delivered_route,
+            upstream_cost=int(r.upstream_cost or 0),
+            costed=int(r.costed or 0),
+            costed_revenue=int(r.costed_revenue or 0),
         )
         for r in rows
     ]
