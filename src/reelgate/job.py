@@ -262,6 +262,8 @@ class Job:
     """Millicredits (at the credit value) the delivering route costs upstream for this
     job: its list cost per second times the seconds the provider reported; None where the
     route's cost is not known."""
+    key_id: str | None = None
+    """The API key that submitted the job (its key budgets count it)."""
 
     @property
     def current_model(self) -> str:

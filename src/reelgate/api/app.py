@@ -9,6 +9,7 @@ from reelgate.api import (
     health,
     provider_hooks,
     routes_admin,
+    routes_budgets,
     routes_events,
     routes_media_service,
     routes_metrics,
@@ -46,6 +47,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(routes_admin.router)
     app.include_router(routes_media_service.router)
     app.include_router(routes_webhooks.router)
+    app.include_router(routes_budgets.router)
     app.include_router(uploads.router)
     app.include_router(provider_hooks.router)
     app.include_router(health.router)

@@ -7,6 +7,7 @@ outage a 503 (both in ``api.middleware.ErrorBoundary``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,8 +36,16 @@ def error_response(
     return JSONResponse(body, status_code=http_status, headers=headers)
 
 
+_UNION_TAG = re.compile(r"(constrained-)?(str|int|float|bool|bytes)|function-\w+\[.*\]")
+"""The member a pydantic union error names after the field (``cap.constrained-str``)."""
+
+
 def _param_name(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    parts = [
+        str(p)
+        for p in loc
+        if p not in ("body", "query", "path", "header") and not _UNION_TAG.fullmatch(str(p))
+    ]
     return ".".join(parts) or "body"
 
 
@@ -66,7 +75,13 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     details = [
         {"param": _param_name(tuple(e.get("loc", ()))), "message": e.get("msg")} for e in errors
     ]
-    return error_response(400, code, message, param=param, errors=details)
+    extra: dict[str, Any] = {}
+    if first.get("type") in ("enum", "literal_error"):
+        # pydantic says "'day' or 'month'": the choices, as a list a client can show
+        ctx = first.get("ctx")
+        expected = str(ctx.get("expected", "")) if isinstance(ctx, dict) else ""
+        extra["allowed"] = re.findall(r"'([^']*)'", expected)
+    return error_response(400, code, message, param=param, errors=details, **extra)
 
 
 def _allowed_methods(request: Request) -> list[str]:

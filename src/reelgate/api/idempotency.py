@@ -117,7 +117,10 @@ async def _claim(rt: Runtime, idem: Idempotency, request_hash: str) -> JSONRespo
 
 def _storable(exc: ReelgateError) -> bool:
     """A client error is an answer too: the same request gets it again. Not so for
-    "try again later" answers (409 in progress, 429, any 5xx)."""
+    "try again later" answers (409 in progress, 429, any 5xx, and a budget's refusal,
+    which a raised cap or the next period lifts)."""
+    if exc.code == "budget_exceeded":
+        return False
     return exc.http_status < 500 and exc.http_status not in (409, 429)
 
 

@@ -156,6 +156,7 @@ async def create(
             rt,
             NewJob(
                 account_id=key.account_id,
+                key_id=key.key_id,
                 chain=tuple(checked.chain),
                 prompt=body.prompt,
                 params=checked.params,

@@ -129,6 +129,7 @@ async def _create(
         rt,
         NewJob(
             account_id=key.account_id,
+            key_id=key.key_id,
             chain=tuple(checked.chain),
             prompt=body.prompt,
             params=params,

@@ -15,6 +15,7 @@ import typer
 import uvicorn
 
 from reelgate.cli.admin import accounts_app, ambiguous_app, credits_app, keys_app
+from reelgate.cli.budgets import budgets_app
 from reelgate.cli.providers import providers_app
 from reelgate.cli.webhooks import webhooks_app
 from reelgate.config import Settings
@@ -36,6 +37,7 @@ app.add_typer(credits_app, name="credits")
 app.add_typer(ambiguous_app, name="ambiguous")
 app.add_typer(providers_app, name="providers")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(budgets_app, name="budgets")
 register_client_commands(app)
 
 log = logging.getLogger("reelgate.cli")

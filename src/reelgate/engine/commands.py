@@ -26,6 +26,7 @@ from reelgate.errors import (
 from reelgate.ids import new_id, new_job_id
 from reelgate.job import Event, Job, JobParams, JobState, MirrorStatus, PublicStatus
 from reelgate.runtime import Runtime
+from reelgate.store.budgets import budget_exceeded
 from reelgate.store.jobs import now_ms
 from reelgate.store.ledger import not_enough
 from reelgate.store.submit import JobSubmission, StoredAnswer, SubmitOutcome, SubmitResult
@@ -55,6 +56,8 @@ class NewJob:
     image: bytes | None = None
     image_mime_type: str | None = None
     webhook_url: str | None = None
+    key_id: str | None = None
+    """The API key submitting it: its budgets apply besides the account's."""
 
 
 async def _store_image(rt: Runtime, job_id: str, account_id: str, data: bytes) -> str:
@@ -108,6 +111,7 @@ async def submit_job(
         updated_at=now,
         hold_id=new_id("hold"),
         webhook_url=new.webhook_url,
+        key_id=new.key_id,
     )
     limits = rt.settings
     sub = JobSubmission(
@@ -122,6 +126,8 @@ async def submit_job(
     )
     result = await rt.store.submit(sub)
     if result.outcome is not SubmitOutcome.OK:
+        if result.outcome is SubmitOutcome.OVER_BUDGET and result.budget is not None:
+            raise budget_exceeded(result.budget, rt.settings.credit())
         raise _refusal(sub, result)
     rt.wakeup.notify()
     return job

@@ -222,4 +222,5 @@ def job_from_row(row: Mapping[Any, Any]) -> Job:
         purged_at=row["purged_at"],
         delivered_route=row["delivered_route"],
         upstream_cost=row["upstream_cost"],
+        key_id=row["key_id"],
     )

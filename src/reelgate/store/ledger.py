@@ -129,7 +129,7 @@ def ledger_row(
 
 
 def hold_rows(
-    account_id: str, job_id: str, hold_id: str, amount: int, now: int
+    account_id: str, job_id: str, hold_id: str, amount: int, now: int, key_id: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A new open hold (every column) and the ledger line that moves it into ``held``:
     what ``place_hold`` writes, and what ``store.submit`` writes in its one call."""
@@ -142,6 +142,7 @@ def hold_rows(
         "captured": None,
         "created_at": now,
         "resolved_at": None,
+        "key_id": key_id,
     }
     line = ledger_row(
         account_id,

@@ -113,6 +113,8 @@ jobs = sa.Table(
     # what the delivering route cost upstream (millicredits), and which route it was
     sa.Column("delivered_route", sa.String(64), nullable=True),
     sa.Column("upstream_cost", sa.BigInteger, nullable=True),
+    # the API key that submitted it (NULL: made before 0018, or by an operator)
+    sa.Column("key_id", sa.String(40), nullable=True),
     # The claim query reads only jobs with a wake-up; finished jobs have none,
     # so this index stays the size of the work in flight.
     sa.Index(
@@ -199,7 +201,38 @@ holds = sa.Table(
     sa.Column("captured", sa.BigInteger, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("resolved_at", sa.BigInteger, nullable=True),
+    # the submitting key: which key budgets the hold counts against (migration 0018)
+    sa.Column("key_id", sa.String(40), nullable=True),
     sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
+)
+
+# Spend caps (``store.budgets``): per account (``key_id`` '') or per API key, per UTC
+# day or month, in millicredits.
+budgets = sa.Table(
+    "budgets",
+    metadata,
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("key_id", sa.String(40), primary_key=True),
+    sa.Column("period", sa.String(8), primary_key=True),
+    sa.Column("cap", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("cap >= 0", name="cap_not_negative"),
+    sa.CheckConstraint("period IN ('day', 'month')", name="period"),
+)
+
+# What a budgeted scope's jobs of one period ("day:2026-12-03", "month:2026-12") were
+# charged and still hold: kept by the submit and by a trigger on ``holds`` (0018), never
+# by code; ``notified`` is the highest threshold announced (0, 80, 100).
+budget_spend = sa.Table(
+    "budget_spend",
+    metadata,
+    sa.Column("account_id", sa.String(40), primary_key=True),
+    sa.Column("key_id", sa.String(40), primary_key=True),
+    sa.Column("period_key", sa.String(20), primary_key=True),
+    sa.Column("spent", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("held", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("notified", sa.SmallInteger, nullable=False, server_default="0"),
 )
 
 # Every movement of credits, never updated or deleted. Summed per account,
@@ -335,6 +368,10 @@ webhook_outbox = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("type", sa.String(32), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # an account's event (a budget's threshold, 0018): its account and its data; the
+    # job is the one whose submit crossed the threshold
+    sa.Column("account_id", sa.String(40), nullable=True),
+    sa.Column("payload", sa.Text, nullable=True),
 )
 
 # One event to one target, delivered at least once: the same ``id`` (the

@@ -7,8 +7,9 @@ event. Done statement by statement that was about ten trips to the database per
 request; here it is one:
 
 - PostgreSQL: one statement, ``SELECT * FROM reelgate_submit(...)`` (a function made by
-  migration 0012), on a connection in autocommit, so the function's own transaction is
-  the submit's. Its refusals write nothing.
+  migration 0012, with budgets since 0018), on a connection in autocommit, so the
+  function's own transaction is the submit's. Its refusals write nothing, except a
+  budget's first refusal of a period: its mark and its event (``store.budgets``).
 - SQLite: one function handed to the file's writer thread (``store.sqlite_writer``),
   which runs it between ``BEGIN IMMEDIATE`` and ``COMMIT`` on a plain ``sqlite3``
   connection, together with whatever other submits arrived meanwhile.
@@ -26,6 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from reelgate.job import Event, Job
+from reelgate.store.budgets import ACCOUNT, sqlite_budgets_check, sqlite_budgets_hold
 from reelgate.store.codec import job_to_row
 from reelgate.store.events import event_row
 from reelgate.store.ledger import Balance, hold_rows
@@ -73,6 +75,8 @@ class SubmitOutcome(StrEnum):
     NOT_ENOUGH = "not_enough"
     TOO_MANY_JOBS = "too_many_jobs"
     TOO_MANY_SECONDS = "too_many_seconds"
+    OVER_BUDGET = "over_budget"
+    """A budget of the account or the key cannot take the hold (``store.budgets``)."""
     KEY_TAKEN = "key_taken"
     """The Idempotency-Key's lease was taken over by a retry: nothing was written."""
 
@@ -84,6 +88,8 @@ class SubmitResult:
     """The account's balance before the submit (after it, when the outcome is OK)."""
     jobs_in_flight: int
     seconds_in_flight: int
+    budget: dict[str, Any] | None = None
+    """OVER_BUDGET: the budget's numbers (key_id, period, cap, spent, held, price)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,9 @@ def submission_rows(sub: JobSubmission) -> Rows:
     job = sub.job
     assert job.hold_id is not None, "a submitted job carries its hold's id"
     now = job.created_at
-    hold, line = hold_rows(job.account_id, job.id, job.hold_id, sub.hold_amount, now)
+    hold, line = hold_rows(
+        job.account_id, job.id, job.hold_id, sub.hold_amount, now, key_id=job.key_id
+    )
     return Rows(
         job=job_to_row(job),
         hold=hold,
@@ -108,9 +116,16 @@ def submission_rows(sub: JobSubmission) -> Rows:
 
 
 def _result(
-    outcome: SubmitOutcome, balance: int, held: int, jobs_in_flight: int, seconds: int
+    outcome: SubmitOutcome,
+    balance: int,
+    held: int,
+    jobs_in_flight: int,
+    seconds: int,
+    budget: dict[str, Any] | None = None,
 ) -> SubmitResult:
-    return SubmitResult(outcome, Balance(int(balance), int(held)), int(jobs_in_flight), seconds)
+    return SubmitResult(
+        outcome, Balance(int(balance), int(held)), int(jobs_in_flight), seconds, budget
+    )
 
 
 def check_submission(
@@ -140,6 +155,22 @@ def sqlite_submit(sub: JobSubmission, rows: Rows, conn: sqlite3.Connection) -> S
         return _result(SubmitOutcome.NO_ACCOUNT, 0, 0, 0, 0)
     balance, held, n, seconds = found
     outcome = check_submission(sub, balance, held, n, seconds)
+    key_id, now = sub.job.key_id or ACCOUNT, sub.job.created_at
+    budget = None
+    answer = sub.answer
+    if outcome is SubmitOutcome.OK and answer is not None:
+        # the key's lease first: a handler whose lease was taken over writes nothing
+        leased = conn.execute(
+            "SELECT 1 FROM idempotency_keys WHERE account_id = ? AND key = ? AND owner = ? "
+            "AND state = 'in_flight'",
+            (account, answer.key, answer.owner),
+        ).fetchone()
+        if leased is None:
+            outcome = SubmitOutcome.KEY_TAKEN
+    if outcome is SubmitOutcome.OK:
+        budget = sqlite_budgets_check(conn, account, key_id, sub.hold_amount, now)
+        if budget is not None:
+            outcome = SubmitOutcome.OVER_BUDGET
     if outcome is SubmitOutcome.OK and sub.answer is not None:
         taken = conn.execute(
             "UPDATE idempotency_keys SET state = 'done', response_status = ?, "
@@ -156,12 +187,13 @@ def sqlite_submit(sub: JobSubmission, rows: Rows, conn: sqlite3.Connection) -> S
         if taken.rowcount != 1:
             outcome = SubmitOutcome.KEY_TAKEN
     if outcome is not SubmitOutcome.OK:
-        return _result(outcome, balance, held, n, seconds)
+        return _result(outcome, balance, held, n, seconds, budget)
     insert_row(conn, holds, rows.hold)
     conn.execute("UPDATE accounts SET held = held + ? WHERE id = ?", (sub.hold_amount, account))
     insert_row(conn, ledger, rows.ledger)
     insert_row(conn, jobs, rows.job)  # the trigger counts it in flight
     insert_row(conn, job_events, rows.event)
+    sqlite_budgets_hold(conn, account, key_id, sub.hold_amount, now, sub.job.id)
     return SubmitResult(
         SubmitOutcome.OK,
         Balance(int(balance), int(held) + sub.hold_amount),
@@ -173,7 +205,7 @@ def sqlite_submit(sub: JobSubmission, rows: Rows, conn: sqlite3.Connection) -> S
 # -- PostgreSQL: one statement ---------------------------------------------------------
 
 _PG_CALL = (
-    "SELECT o_outcome, o_balance, o_held, o_jobs, o_seconds FROM reelgate_submit("
+    "SELECT o_outcome, o_balance, o_held, o_jobs, o_seconds, o_budget FROM reelgate_submit("
     "$1::jsonb, $2::jsonb, $3::jsonb, $4::jsonb, $5, $6, $7, $8, $9, $10::jsonb)"
 )
 
@@ -194,5 +226,6 @@ async def postgres_submit(conn: Any, *, sub: JobSubmission, rows: Rows) -> Submi
         answer.status if answer else None,
         json.dumps(answer.body) if answer else None,
     )
-    outcome, balance, held, n, seconds = found
-    return _result(SubmitOutcome(outcome), balance, held, n, int(seconds))
+    outcome, balance, held, n, seconds, budget = found
+    detail = json.loads(budget) if isinstance(budget, str) else budget
+    return _result(SubmitOutcome(outcome), balance, held, n, int(seconds), detail)

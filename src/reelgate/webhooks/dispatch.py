@@ -31,7 +31,7 @@ from reelgate.netsafe import UrlError, post
 from reelgate.store.db import is_unavailable
 from reelgate.store.jobs import get_job, now_ms
 from reelgate.webhooks import signing
-from reelgate.webhooks.payload import event_body
+from reelgate.webhooks.payload import account_event_body, event_body
 from reelgate.webhooks.store import (
     Delivery,
     Endpoint,
@@ -73,6 +73,41 @@ def _host(url: str) -> str:
         return httpx.URL(url).host or "?"
     except (httpx.InvalidURL, ValueError):
         return "?"
+
+
+def _delivery_row(
+    row_id: str,
+    account_id: str,
+    job_id: str,
+    eid: str,
+    event_type: str,
+    seq: int,
+    endpoint_id: str | None,
+    url: str,
+    payload: str,
+    now: int,
+) -> dict[str, Any]:
+    """A new pending delivery, due now."""
+    return {
+        "id": row_id,
+        "account_id": account_id,
+        "job_id": job_id,
+        "event_id": eid,
+        "event_type": event_type,
+        "event_seq": seq,
+        "endpoint_id": endpoint_id,
+        "url": url,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_status": None,
+        "last_error": None,
+        "history": [],
+        "created_at": now,
+        "updated_at": now,
+        "delivered_at": None,
+    }
 
 
 class Dispatcher:
@@ -148,9 +183,13 @@ class Dispatcher:
         are deleted only with their deliveries written). Returns the rows taken."""
         now = self.clock()
         async with self.rt.db.begin() as conn:
-            rows = await take_outbox(conn, FANOUT_BATCH)
-            if not rows:
+            taken = await take_outbox(conn, FANOUT_BATCH)
+            if not taken:
                 return 0
+            rows = [r for r in taken if r.payload is None]
+            deliveries = await self._account_events(
+                conn, [r for r in taken if r.payload is not None], now
+            )
             jobs: dict[str, Job] = {}
             for job_id in {r.job_id for r in rows}:
                 found = await get_job(conn, job_id, include_deleted=True)
@@ -165,7 +204,6 @@ class Dispatcher:
             progress_sent = await last_progress_sent(
                 conn, [r.job_id for r in rows if r.type == "video.progress"]
             )
-            deliveries: list[dict[str, Any]] = []
             for row in rows:
                 job = jobs.get(row.job_id)
                 if job is None:
@@ -178,7 +216,40 @@ class Dispatcher:
                 if targets:
                     deliveries += await self._deliveries(job, row, targets, now)
             await insert_deliveries(conn, deliveries)
-        return len(rows)
+        return len(taken)
+
+    async def _account_events(
+        self, conn: Any, rows: list[OutboxRow], now: int
+    ) -> list[dict[str, Any]]:
+        """An account's events (a budget's threshold) go to its endpoints that want them;
+        a request's own ``webhook_url`` hears only of its job."""
+        deliveries: list[dict[str, Any]] = []
+        for row in rows:
+            if row.account_id is None or row.payload is None:
+                continue
+            endpoints = await list_endpoints(conn, row.account_id, enabled_only=True)
+            targets = [e for e in endpoints if e.wants(row.type)]
+            if not targets:
+                continue
+            eid, payload = account_event_body(
+                self.rt, row.account_id, row.job_id, row.type, row.created_at, row.payload
+            )
+            for endpoint in targets:
+                deliveries.append(
+                    _delivery_row(
+                        delivery_id(eid, 0, endpoint.id),
+                        row.account_id,
+                        row.job_id,
+                        eid,
+                        row.type,
+                        0,
+                        endpoint.id,
+                        endpoint.url,
+                        payload,
+                        now,
+                    )
+                )
+        return deliveries
 
     def _throttled(
         self,
@@ -205,26 +276,18 @@ class Dispatcher:
     ) -> list[dict[str, Any]]:
         payload = await event_body(self.rt, job, row.seq, row.type, row.created_at)
         return [
-            {
-                "id": delivery_id(job.id, row.seq, key),
-                "account_id": job.account_id,
-                "job_id": job.id,
-                "event_id": event_id(job.id, row.seq),
-                "event_type": row.type,
-                "event_seq": row.seq,
-                "endpoint_id": None if key == REQUEST_TARGET else key,
-                "url": url,
-                "payload": payload,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "last_status": None,
-                "last_error": None,
-                "history": [],
-                "created_at": now,
-                "updated_at": now,
-                "delivered_at": None,
-            }
+            _delivery_row(
+                delivery_id(job.id, row.seq, key),
+                job.account_id,
+                job.id,
+                event_id(job.id, row.seq),
+                row.type,
+                row.seq,
+                None if key == REQUEST_TARGET else key,
+                url,
+                payload,
+                now,
+            )
             for key, url in targets
         ]
 

@@ -52,9 +52,13 @@ EVENT_TYPES = (
     "video.failed",
     "video.canceled",
     "video.expired",
+    "budget.warning",
+    "budget.exceeded",
 )
 """What an endpoint may subscribe to (``events``); OpenAI's names where it has them
-(``video.completed``, ``video.failed``), the job stream's own for the rest."""
+(``video.completed``, ``video.failed``), the job stream's own for the rest, and an
+account's budget reaching 80 % (``budget.warning``) or 100 % (``budget.exceeded``,
+also a first refusal), ``store.budgets``."""
 
 HISTORY_KEPT = 20
 """Attempts kept in a delivery's history (the count goes on)."""
@@ -295,6 +299,9 @@ class OutboxRow:
     seq: int
     type: str
     created_at: int
+    account_id: str | None = None
+    payload: str | None = None
+    """An account's event (a budget's): its data as the database wrote it."""
 
 
 async def take_outbox(conn: AsyncConnection, limit: int) -> list[OutboxRow]:
@@ -306,7 +313,7 @@ async def take_outbox(conn: AsyncConnection, limit: int) -> list[OutboxRow]:
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = [
-        OutboxRow(r.id, r.job_id, r.seq, r.type, r.created_at)
+        OutboxRow(r.id, r.job_id, r.seq, r.type, r.created_at, r.account_id, r.payload)
         for r in (await conn.execute(query)).all()
     ]
     if rows:
