@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -14,12 +15,16 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from reelgate.api.auth import require_read, runtime
+from reelgate.api.charts import range_bars, stacked_bars
 from reelgate.billing import format_credits
 from reelgate.billing.money import CreditValue
 from reelgate.errors import ValidationFailed
 from reelgate.job import Job, PublicStatus
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
+from reelgate.store.db import reading
+from reelgate.store.jobs import now_ms
+from reelgate.store.usage import DAY_MS, chart_jobs
 
 __all__ = ["router"]
 
@@ -283,3 +288,129 @@ async def export_csv(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+CHART_DAYS = (7, 30, 90)
+CHART_SAMPLE = 50_000
+"""Jobs the charts read at most (the newest): a bounded query however busy the account."""
+CHART_MODELS = 7
+"""Models drawn on their own in the spend chart; the rest are summed as "other"."""
+OUTCOMES = ("completed", "failed", "canceled", "in_progress")
+OUTCOME_COLORS = ("#009E73", "#D55E00", "#999999", "#56B4E9")
+
+
+def _percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile of sorted ``values``."""
+    return values[max(0, math.ceil(p / 100 * len(values)) - 1)]
+
+
+def _short(value: float) -> str:
+    if value >= 1000:
+        return f"{value / 1000:g}k"
+    return f"{value:g}"
+
+
+@router.get("/usage/charts")
+async def charts(
+    days: int = Query(
+        30,
+        description="The period: 7, 30 or 90 days, today included.",
+        json_schema_extra={"enum": list(CHART_DAYS)},
+    ),
+    key: KeyInfo = Depends(require_read),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """Spend per day by model (stacked), jobs per day by outcome, and time to video per
+    model (p50/p95), each as an SVG drawn here and as the numbers behind it."""
+    if days not in CHART_DAYS:
+        raise ValidationFailed(
+            f"days must be one of {', '.join(map(str, CHART_DAYS))}.",
+            param="days",
+            allowed=list(CHART_DAYS),
+        )
+    today = now_ms() // DAY_MS
+    first = today - days + 1
+    start, end = first * DAY_MS, (today + 1) * DAY_MS
+    async with reading(rt.db) as conn:
+        rows = await chart_jobs(conn, key.account_id, start, end, CHART_SAMPLE)
+    labels = [(date(1970, 1, 1) + timedelta(days=d)).isoformat() for d in range(first, today + 1)]
+    spend: dict[str, list[int]] = {}
+    outcomes = {name: [0] * days for name in OUTCOMES}
+    waits: dict[str, list[float]] = {}
+    for job in rows:
+        made = job.created_at // DAY_MS - first
+        if 0 <= made < days:
+            outcome = job.status.value if job.status.is_final else "in_progress"
+            outcomes[outcome if outcome in outcomes else "in_progress"][made] += 1
+        if job.status is not PublicStatus.COMPLETED or job.completed_at is None:
+            continue
+        done = job.completed_at // DAY_MS - first
+        if 0 <= done < days:
+            spend.setdefault(job.model, [0] * days)[done] += job.cost
+            waits.setdefault(job.model, []).append((job.completed_at - job.created_at) / 1000)
+    ranked = sorted(spend.items(), key=lambda item: (-sum(item[1]), item[0]))
+    shown = ranked[:CHART_MODELS]
+    if len(ranked) > CHART_MODELS:
+        rest = [sum(values[i] for _, values in ranked[CHART_MODELS:]) for i in range(days)]
+        shown.append(("other", rest))
+    credit = rt.settings.credit()
+
+    def tip(value: float) -> str:
+        return f"{format_credits(int(value))} credits ({credit.currency} {credit.text(int(value))})"
+
+    times = []
+    for model, seconds in sorted(waits.items()):
+        seconds.sort()
+        times.append((model, _percentile(seconds, 50), _percentile(seconds, 95), len(seconds)))
+    total = sum(sum(values) for _, values in ranked)
+    return {
+        "object": "usage.charts",
+        "days": days,
+        "start": labels[0],
+        "end": labels[-1],
+        "sampled": len(rows) >= CHART_SAMPLE,
+        "spend": {
+            "svg": stacked_bars(
+                f"Spend per day by model, last {days} days",
+                labels,
+                shown,
+                lambda v: _short(v / 1000),
+                tip=tip,
+                width=1100,
+                plot_height=180,
+            ),
+            "total": format_credits(total),
+            "total_money": credit.wire(total),
+            "by_model": [
+                {
+                    "model": model,
+                    "millicredits": sum(values),
+                    "credits": format_credits(sum(values)),
+                    "money": credit.wire(sum(values)),
+                }
+                for model, values in ranked
+            ],
+        },
+        "outcomes": {
+            "svg": stacked_bars(
+                f"Jobs per day by outcome, last {days} days",
+                labels,
+                [(name.replace("_", " "), values) for name, values in outcomes.items()],
+                _short,
+                tip=lambda v: f"{v:g} jobs",
+                colors=OUTCOME_COLORS,
+                width=540,
+                plot_height=160,
+            ),
+            "counts": {name: sum(values) for name, values in outcomes.items()},
+        },
+        "time_to_video": {
+            "svg": range_bars(
+                f"Time to video per model (p50 / p95), last {days} days", times, width=540
+            ),
+            "models": [
+                {"model": m, "p50_seconds": round(p50, 3), "p95_seconds": round(p95, 3), "jobs": n}
+                for m, p50, p95, n in times
+            ],
+        },
+    }

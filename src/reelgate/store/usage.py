@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reelgate.job import PublicStatus
+from reelgate.job import JobState, PublicStatus, public_status
 from reelgate.store.jobs import status_is
 from reelgate.store.schema import jobs
 
-__all__ = ["DAY_MS", "UsageDay", "daily_usage"]
+__all__ = ["DAY_MS", "ChartJob", "UsageDay", "chart_jobs", "daily_usage"]
 
 DAY_MS = 86_400_000
 
@@ -83,4 +83,52 @@ async def daily_usage(
             costed_revenue=int(r.costed_revenue or 0),
         )
         for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class ChartJob:
+    """What the usage charts need of one job."""
+
+    created_at: int
+    completed_at: int | None
+    status: PublicStatus
+    model: str
+    """The delivering model when there is one, else the requested one."""
+    cost: int
+
+
+async def chart_jobs(
+    conn: AsyncConnection, account_id: str, start_ms: int, end_ms: int, limit: int
+) -> list[ChartJob]:
+    """The account's jobs created in [start, end) or completed in it, newest first, at most
+    ``limit`` (the charts of a busy account read a bounded sample)."""
+    query = (
+        sa.select(
+            jobs.c.created_at,
+            jobs.c.completed_at,
+            jobs.c.state,
+            jobs.c.model,
+            jobs.c.delivered_by,
+            jobs.c.cost,
+        )
+        .where(
+            jobs.c.account_id == account_id,
+            sa.or_(
+                sa.and_(jobs.c.created_at >= start_ms, jobs.c.created_at < end_ms),
+                sa.and_(jobs.c.completed_at >= start_ms, jobs.c.completed_at < end_ms),
+            ),
+        )
+        .order_by(jobs.c.created_at.desc())
+        .limit(limit)
+    )
+    return [
+        ChartJob(
+            created_at=int(r.created_at),
+            completed_at=int(r.completed_at) if r.completed_at is not None else None,
+            status=public_status(JobState(r.state), r.completed_at),
+            model=r.delivered_by or r.model,
+            cost=int(r.cost or 0),
+        )
+        for r in (await conn.execute(query)).all()
     ]

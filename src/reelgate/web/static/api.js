@@ -81,6 +81,13 @@ export const api = {
     if (status) q.set("status", status);
     return request(`/v1/usage/recent?${q}`);
   },
+  charts: (days) => request(`/v1/usage/charts?days=${encodeURIComponent(days)}`),
+  exportCsv: async (start, end) => {
+    const q = new URLSearchParams({ start, end });
+    const resp = await fetch(`/v1/usage/export.csv?${q}`, { headers: headers({ Accept: "text/csv" }) });
+    if (!resp.ok) throw new ApiError(resp.status, await readJson(resp), resp.headers);
+    return resp.blob();
+  },
 };
 
 /**

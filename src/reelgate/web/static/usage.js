@@ -1,11 +1,55 @@
-// The usage view: balance from GET /v1/balance and the recent-requests log from
-// GET /v1/usage/recent, each job linking back to the studio.
+// The usage view: balance from GET /v1/balance, charts from GET /v1/usage/charts (SVG
+// drawn by the server), a CSV download of GET /v1/usage/export.csv, and the
+// recent-requests log from GET /v1/usage/recent, each job linking back to the studio.
 
 import { api } from "./api.js";
 import { $, credits, el, grouped, money, relativeTime, STATUS_LABELS } from "./format.js";
 import { explainApiError } from "./messages.js";
 
-const page = { after: null };
+const page = { after: null, days: 30, range: null };
+
+// The server draws the charts; they are parsed as SVG (never as HTML) and adopted.
+function placeSvg(slot, svgText) {
+  const doc = new DOMParser().parseFromString(svgText, "image/svg+xml");
+  const svg = doc.documentElement;
+  if (svg.nodeName !== "svg") {
+    $(slot).replaceChildren(el("p", { class: "muted small" }, "This chart could not be drawn."));
+    return;
+  }
+  $(slot).replaceChildren(document.importNode(svg, true));
+}
+
+async function loadCharts() {
+  const body = await api.charts(page.days);
+  page.range = { start: body.start, end: body.end };
+  placeSvg("chart-spend", body.spend.svg);
+  placeSvg("chart-outcomes", body.outcomes.svg);
+  placeSvg("chart-times", body.time_to_video.svg);
+  const c = body.outcomes.counts;
+  const jobs = c.completed + c.failed + c.canceled + c.in_progress;
+  $("chart-totals").textContent = `${body.start} – ${body.end} · ${grouped(body.spend.total)} credits`
+    + (body.spend.total_money ? ` (${money(body.spend.total_money)})` : "")
+    + ` · ${jobs} jobs, ${c.completed} completed, ${c.failed} failed`
+    + (body.sampled ? " · newest jobs only" : "");
+  for (const b of $("chart-days").querySelectorAll("button")) {
+    b.setAttribute("aria-pressed", String(Number(b.dataset.days) === page.days));
+  }
+}
+
+async function downloadCsv() {
+  const { start, end } = page.range || {};
+  if (!start) return;
+  try {
+    const blob = await api.exportCsv(start, end);
+    const a = el("a", { href: URL.createObjectURL(blob), download: `reelgate-usage-${start}-${end}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  } catch (err) {
+    $("usage-messages").replaceChildren(explainApiError(err));
+  }
+}
 
 function row(r) {
   const created = r.created_at ? new Date(r.created_at) : null;
@@ -57,7 +101,7 @@ export async function loadUsage(append = false) {
   $("usage-messages").replaceChildren();
   $("usage-table").classList.add("loading");
   try {
-    await Promise.all([loadBalance(), loadRows(append)]);
+    await Promise.all(append ? [loadRows(true)] : [loadBalance(), loadCharts(), loadRows(false)]);
   } catch (err) {
     $("usage-messages").replaceChildren(explainApiError(err));
   } finally {
@@ -69,4 +113,15 @@ export function initUsage() {
   $("usage-refresh").addEventListener("click", () => loadUsage());
   $("usage-status").addEventListener("change", () => loadUsage());
   $("usage-more").addEventListener("click", () => loadUsage(true));
+  $("usage-export").addEventListener("click", () => downloadCsv());
+  for (const b of $("chart-days").querySelectorAll("button")) {
+    b.addEventListener("click", async () => {
+      page.days = Number(b.dataset.days);
+      try {
+        await loadCharts();
+      } catch (err) {
+        $("usage-messages").replaceChildren(explainApiError(err));
+      }
+    });
+  }
 }
