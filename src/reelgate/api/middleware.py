@@ -36,14 +36,13 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelgate.errors import (
-    DatabaseUnavailable,
     PayloadTooLarge,
     ReelgateError,
     UnsupportedMediaType,
     ValidationFailed,
 )
 from reelgate.logs import new_request_id, request_id, usable_request_id
-from reelgate.store.db import is_unavailable
+from reelgate.store.db import database_unavailable, is_unavailable
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -57,7 +56,6 @@ __all__ = [
 log = logging.getLogger("reelgate.api")
 
 MAX_JSON_DEPTH = 32
-DB_RETRY_AFTER_SECONDS = 2
 
 # C0 controls but tab, newline and carriage return; DEL; C1 controls; lone surrogates
 _BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -126,12 +124,7 @@ class ErrorBoundary:
             return exc
         if is_unavailable(exc):
             log.warning("database unavailable: %s: %s", type(exc).__name__, str(exc)[:200])
-            return DatabaseUnavailable(
-                "The database is unavailable right now; nothing was changed by this "
-                "request unless it already succeeded. Retry in a few seconds (with the "
-                "same Idempotency-Key, if you sent one).",
-                retry_after=DB_RETRY_AFTER_SECONDS,
-            )
+            return database_unavailable()
         if isinstance(exc, ReelgateError):
             return exc
         reference = request_id.get() or new_request_id()

@@ -27,6 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from reelgate.errors import DatabaseUnavailable
 from reelgate.store.sqlite_writer import SqliteWriter
 
 T = TypeVar("T")
@@ -367,6 +368,19 @@ def _chain(exc: BaseException) -> list[BaseException]:
         seen.append(current)
         current = current.__cause__ or current.__context__
     return seen
+
+
+DB_RETRY_AFTER_SECONDS = 2
+
+
+def database_unavailable() -> DatabaseUnavailable:
+    """The 503 a client gets while the database is unreachable."""
+    return DatabaseUnavailable(
+        "The database is unavailable right now; nothing was changed by this request unless "
+        "it already succeeded. Retry in a few seconds (with the same Idempotency-Key, if "
+        "you sent one).",
+        retry_after=DB_RETRY_AFTER_SECONDS,
+    )
 
 
 def is_unavailable(exc: BaseException) -> bool:

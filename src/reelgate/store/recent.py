@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from reelgate.store.db import database_unavailable, is_unavailable
+
 __all__ = ["Recent"]
 
 K = TypeVar("K")
@@ -62,7 +64,7 @@ class Recent(Generic[K, V]):
         others; its error reaches every caller waiting on it."""
         task = self._reading.get(key)
         if task is None:
-            task = self._reading[key] = asyncio.ensure_future(read())
+            task = self._reading[key] = asyncio.ensure_future(_classified(read))
             task.add_done_callback(lambda done: self._read_done(key, done))
         return await asyncio.shield(task)
 
@@ -79,3 +81,16 @@ class Recent(Generic[K, V]):
     def forget_all(self) -> None:
         self._seen.clear()
         self._reading.clear()
+
+
+async def _classified(read: Callable[[], Awaitable[V]]) -> V:
+    """``read()``, with a database outage turned into the 503 it means before the error is
+    shared: every waiter gets the same exception object, and the outage test reads the
+    traceback of the driver's error (``store.db.is_unavailable``), which a waiter other
+    than the first may no longer carry (seen: a 500 for a refused connection)."""
+    try:
+        return await read()
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise database_unavailable() from exc
+        raise
