@@ -43,12 +43,16 @@ class Settings(BaseSettings):
     polled anyway (never sooner than twice the model's usual render time)."""
     dev_api_key: SecretStr | None = None
     dev_credits: int = Field(default=100_000, ge=0)
+    """Credits the embedded default's dev account is granted when it is created."""
     credit_value: str = Field(default="0.01", pattern=r"^[0-9]{1,6}(\.[0-9]{1,6})?$")
     """What one credit is worth in ``currency`` (default: one US cent). Prices stay in
     credits; the money shown beside them, and the media service's ``token_cost``, follow
     this (``billing.money``)."""
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    """Credits the embedded default's dev account is granted when it is created."""
+    usage_shows_upstream_cost: bool = False
+    """Show upstream cost, margin and losses in ``GET /v1/usage/summary`` to every key of
+    an account (accounts that are your own teams). Off: only keys with the ``admin`` scope
+    see them; they are the operator's figures, not the customer's."""
     signing_secret: SecretStr | None = None
     signed_url_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
 

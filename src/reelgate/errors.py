@@ -196,6 +196,10 @@ class ProviderError(ReelgateError):
     error_class: ErrorClass = ErrorClass.TRANSIENT
     code = "upstream_error"
     http_status = 502
+    cost_usd: str | None = None
+    """What the provider billed for the failed job, where it says so (xAI bills a render
+    its moderation withheld): recorded as the job's upstream cost, a loss. Never shown to
+    the client."""
 
     def __init__(
         self,
@@ -216,7 +220,7 @@ class ProviderError(ReelgateError):
 
     def with_message(self, message: str) -> ProviderError:
         """The same error (class, code and every field) with another message."""
-        return type(self)(
+        copy = type(self)(
             message,
             code=self.code,
             upstream_status=self.upstream_status,
@@ -225,6 +229,8 @@ class ProviderError(ReelgateError):
             ambiguous=self.ambiguous,
             **self.details,
         )
+        copy.cost_usd = self.cost_usd
+        return copy
 
 
 class Refused(ProviderError):

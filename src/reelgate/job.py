@@ -205,6 +205,8 @@ class JobResult:
     mirror_tries: int = 0
     """Background tries of a failed copy so far."""
     mirror_retry_at: int | None = None
+    upstream_cost_usd: str | None = None
+    """What the provider said the job cost (USD, exact), where it says so."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import uvicorn
 
 from reelgate.api.app import create_app
+from reelgate.catalog.models import Route
 from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
 from reelgate.emulators.grok import GrokEmulator, emulator_of
 from reelgate.engine.worker import Worker
@@ -23,7 +25,7 @@ from reelgate.providers.grok import GrokProvider
 from reelgate.providers.http import HttpDeployment
 from reelgate.runtime import Runtime
 from reelgate.storage import open_storage
-from tests.conftest import LOOPBACK_DOWNLOADS, TEST_KEY, wait_for_status
+from tests.conftest import DEV_ACCOUNT_ID, LOOPBACK_DOWNLOADS, TEST_KEY, wait_for_status
 
 KEY = "xai-gateway-test-key-0123456789"
 MODEL = "grok-video"
@@ -258,3 +260,39 @@ async def test_the_upload_route_takes_only_its_own_signed_links(
     ]
     assert [r.status_code for r in refused] == [403, 403, 403]
     assert all(r.json()["error"]["code"] == "invalid_signature" for r in refused)
+
+
+async def test_xai_s_own_cost_figure_is_the_upstream_cost_and_a_withheld_render_a_loss(
+    grok: Grok, client: httpx.AsyncClient, worker: Worker
+) -> None:
+    # a list cost that is wrong on purpose: xAI's reported ticks must win over it
+    grok.tune(routes={"xai": Route("grok-imagine-video", cost_per_second=1)})
+    done = await _run(client, "a lighthouse at dusk", duration_seconds=2)
+    refused = await _run(client, "[fault:refuse] a scene")
+    assert done["status"] == "completed" and refused["status"] == "failed"
+    assert refused["cost"]["millicredits"] == 0  # the user pays nothing for a refusal
+    today = datetime.now(UTC).date().isoformat()
+    summary = (await client.get("/v1/usage/summary", params={"start": today, "end": today})).json()
+    [row] = [r for r in summary["data"] if r["model"] == MODEL]
+    # 2 s at 480p: xAI says 2 x 500,000,000 ticks = $0.10 = 10,000 millicredits at a cent a
+    # credit; the user paid 2 x 12.5 credits
+    assert (row["route"], row["cost_millicredits"], row["upstream_cost_millicredits"]) == (
+        "xai",
+        25_000,
+        10_000,
+    )
+    assert (row["margin_millicredits"], row["costed_jobs"]) == (15_000, 1)
+    # the refusal xAI still bills (1 s at 480p = $0.05) is a loss
+    [loss] = [x for x in summary["losses"] if x["model"] == MODEL]
+    assert (loss["jobs"], loss["route"], loss["upstream_cost_millicredits"]) == (1, "xai", 5_000)
+    assert summary["total_upstream_cost_money"] == {"amount": "0.15", "currency": "USD"}
+    assert summary["total_margin_money"] == {"amount": "0.10", "currency": "USD"}
+    # the operator's report across accounts says the same, per account
+    report = (
+        await client.get("/v1/admin/usage/report", params={"start": today, "end": today})
+    ).json()
+    assert report["object"] == "usage_report"
+    mine = [r for r in report["data"] if r["account_id"] == DEV_ACCOUNT_ID and r["model"] == MODEL]
+    assert [r["margin_millicredits"] for r in mine] == [15_000]
+    assert [x["upstream_cost_millicredits"] for x in report["losses"]] == [5_000]
+    assert report["total_margin_money"] == summary["total_margin_money"]

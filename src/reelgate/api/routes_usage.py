@@ -14,7 +14,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from reelgate.api.auth import require_read, runtime
+from reelgate.api.auth import require_admin, require_read, runtime
 from reelgate.api.charts import range_bars, stacked_bars
 from reelgate.billing import format_credits
 from reelgate.billing.money import CreditValue
@@ -24,7 +24,14 @@ from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
 from reelgate.store.db import reading
 from reelgate.store.jobs import now_ms
-from reelgate.store.usage import DAY_MS, chart_jobs
+from reelgate.store.usage import (
+    DAY_MS,
+    UsageDay,
+    UsageLoss,
+    chart_jobs,
+    daily_usage,
+    loss_usage,
+)
 
 __all__ = ["router"]
 
@@ -114,7 +121,9 @@ async def summary(
     key: KeyInfo = Depends(require_read),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    """Seconds delivered and credits charged per delivering model per UTC day."""
+    """Seconds delivered and credits charged per delivering model per UTC day; for keys
+    with the ``admin`` scope (or with ``usage_shows_upstream_cost``) also per route, with
+    upstream cost, margin and the failures a provider billed anyway (losses)."""
     if end < start:
         raise ValidationFailed("end must not be before start.", param="end")
     if (end - start).days > 366:
@@ -123,10 +132,63 @@ async def summary(
         rows = await tx.daily_usage(
             key.account_id, _day_ms(start), _day_ms(end + timedelta(days=1))
         )
-    credit = rt.settings.credit()
+    async with reading(rt.db) as conn:
+        losses = await loss_usage(
+            conn, key.account_id, _day_ms(start), _day_ms(end + timedelta(days=1))
+        )
+    body = _summary("usage_summary", start, end, rows, losses, rt.settings.credit())
+    if rt.settings.usage_shows_upstream_cost or "admin" in key.scopes:
+        return body
+    return _customer_view(body, rows, rt.settings.credit())
+
+
+def _customer_view(
+    body: dict[str, Any], rows: list[UsageDay], credit: CreditValue
+) -> dict[str, Any]:
+    """The summary without the operator's figures (routes, upstream cost, margin,
+    losses): one row per day and model."""
+    merged: dict[tuple[int, str | None], list[int]] = {}
+    for r in rows:
+        totals = merged.setdefault((r.day, r.model), [0, 0, 0])
+        totals[0] += r.jobs
+        totals[1] += r.seconds
+        totals[2] += r.cost
+    hidden = ("losses", "total_upstream_cost_money", "total_loss_money", "total_margin_money")
+    return {
+        **{k: v for k, v in body.items() if k not in hidden},
+        "data": [
+            {
+                "date": _date(day),
+                "model": model,
+                "jobs": jobs,
+                "seconds": seconds,
+                "cost": format_credits(cost),
+                "cost_millicredits": cost,
+                "cost_money": credit.wire(cost),
+            }
+            for (day, model), (jobs, seconds, cost) in merged.items()
+        ],
+    }
+
+
+def _date(day: int) -> str:
+    return (date(1970, 1, 1) + timedelta(days=day)).isoformat()
+
+
+def _summary(
+    kind: str,
+    start: date,
+    end: date,
+    rows: list[UsageDay],
+    losses: list[UsageLoss],
+    credit: CreditValue,
+) -> dict[str, Any]:
+    """Revenue, upstream cost and margin by day, model and route (and account in the
+    operator's report), with the billed failures as losses."""
     data = [
         {
-            "date": (date(1970, 1, 1) + timedelta(days=r.day)).isoformat(),
+            "date": _date(r.day),
+            **({"account_id": r.account_id} if kind == "usage_report" else {}),
             "model": r.model,
             "jobs": r.jobs,
             "seconds": r.seconds,
@@ -134,8 +196,9 @@ async def summary(
             "cost_millicredits": r.cost,
             "cost_money": credit.wire(r.cost),
             "route": r.route,
-            # what the routes cost upstream (list cost x reported seconds) and what is
-            # left, over the jobs whose upstream cost is known (costed_jobs of jobs)
+            # what the routes cost upstream (the provider's own figure, else list cost x
+            # reported seconds) and what is left, over the jobs whose upstream cost is
+            # known (costed_jobs of jobs)
             "upstream_cost_millicredits": r.upstream_cost,
             "upstream_cost_money": credit.wire(r.upstream_cost),
             "costed_jobs": r.costed,
@@ -144,19 +207,58 @@ async def summary(
         }
         for r in rows
     ]
+    lost = [
+        {
+            "date": _date(x.day),
+            **({"account_id": x.account_id} if kind == "usage_report" else {}),
+            "model": x.model,
+            "route": x.route,
+            "jobs": x.jobs,
+            "upstream_cost_millicredits": x.upstream_cost,
+            "upstream_cost_money": credit.wire(x.upstream_cost),
+        }
+        for x in losses
+    ]
     total_cost = sum(r.cost for r in rows)
-    total_seconds = sum(r.seconds for r in rows)
+    total_loss = sum(x.upstream_cost for x in losses)
     return {
-        "object": "usage_summary",
+        "object": kind,
         "start": start.isoformat(),
         "end": end.isoformat(),
         "data": data,
-        "total_seconds": total_seconds,
+        # failed or canceled jobs the provider billed anyway (never charged to the user)
+        "losses": lost,
+        "total_seconds": sum(r.seconds for r in rows),
         "total_cost": format_credits(total_cost),
         "total_money": credit.wire(total_cost),
-        "total_upstream_cost_money": credit.wire(sum(r.upstream_cost for r in rows)),
-        "total_margin_money": credit.wire(sum(r.margin for r in rows)),
+        "total_upstream_cost_money": credit.wire(sum(r.upstream_cost for r in rows) + total_loss),
+        "total_loss_money": credit.wire(total_loss),
+        "total_margin_money": credit.wire(sum(r.margin for r in rows) - total_loss),
     }
+
+
+@router.get("/admin/usage/report", tags=["admin"])
+async def usage_report(
+    start: date = Query(..., description="First day (UTC), YYYY-MM-DD."),
+    end: date = Query(..., description="Last day (UTC), inclusive."),
+    account_id: str | None = Query(None, description="One account only."),
+    _key: KeyInfo = Depends(require_admin),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """(Admin) Revenue, upstream cost and margin across every account, by day, account,
+    model and route, with billed failures as losses."""
+    if end < start:
+        raise ValidationFailed("end must not be before start.", param="end")
+    if (end - start).days > 366:
+        raise ValidationFailed("A report covers at most 366 days.", param="end")
+    first, last = _day_ms(start), _day_ms(end + timedelta(days=1))
+    async with reading(rt.db) as conn:
+        rows = await daily_usage(conn, None, first, last)
+        losses = await loss_usage(conn, None, first, last)
+    if account_id is not None:
+        rows = [r for r in rows if r.account_id == account_id]
+        losses = [x for x in losses if x.account_id == account_id]
+    return _summary("usage_report", start, end, rows, losses, rt.settings.credit())
 
 
 EXPORT_COLUMNS = (

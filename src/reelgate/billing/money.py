@@ -38,6 +38,12 @@ class CreditValue:
     per_credit: Decimal = DEFAULT_CREDIT_VALUE
     currency: str = "USD"
 
+    def millicredits_for_usd(self, usd: str) -> int:
+        """Millicredits at this credit value for a USD amount (rounded up); for another
+        currency the amount is taken at par (set the credit value in that currency)."""
+        exact = Decimal(usd) * 1000 / self.per_credit
+        return int(exact.to_integral_value(rounding=ROUND_CEILING))
+
     def amount(self, millicredits: int) -> Decimal:
         """The exact money ``millicredits`` stand for."""
         return Decimal(millicredits) * self.per_credit / 1000

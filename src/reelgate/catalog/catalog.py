@@ -112,7 +112,24 @@ _ROUTE_KEYS = {
     "source",
     "provider",
     "cost_per_second",
+    "cost_by_resolution",
+    "cost_source",
 }
+
+
+def _cost_table(spec: ModelSpec, name: str, value: Any) -> tuple[tuple[str, int], ...]:
+    """``cost_by_resolution = { "1080p" = 25000 }`` as the route keeps it."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for k, v in value.items()
+    ):
+        raise ReelgateError(
+            f"config file: cost_by_resolution of {spec.id!r} on {name!r} must be a table of "
+            f'resolution = millicredits per second (0 or more), e.g. {{ "1080p" = 25000 }}; '
+            f"got {value!r}",
+            code="bad_config",
+        )
+    return tuple(sorted(value.items()))
 
 
 def _routes(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Route]:
@@ -142,7 +159,11 @@ def _routes(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Route]:
                 f"whole number of millicredits, 0 or more; got {cost!r}",
                 code="bad_config",
             )
-        for text in ("upstream_model", "source", "provider"):
+        if "cost_by_resolution" in changes:
+            changes["cost_by_resolution"] = _cost_table(
+                spec, name, changes["cost_by_resolution"] or {}
+            )
+        for text in ("upstream_model", "source", "provider", "cost_source"):
             if text in changes and not isinstance(changes[text], str):
                 raise ReelgateError(
                     f"config file: {text} of {spec.id!r} on {name!r} must be a string",

@@ -59,6 +59,49 @@ _WAN_NAMES = (
     "(Beijing: wanx2.1-t2v-turbo)"
 )
 
+# Upstream list prices (USD per second of video; ``Route.cost_source``; the research
+# notes are ../shared/research/provider-facts-2026-11.md, section 5 and the Wan and Grok
+# tables):
+_VEO_PRICE = (
+    "$0.40/s at 720p and 1080p with audio: ai.google.dev/gemini-api/docs/pricing as "
+    "transcribed on 2026-09-20 (api-evangelist/gemini plans/gemini-plans-pricing.yml); "
+    "the Vertex AI price was not found"
+)
+_VEO_FAST_PRICE = (
+    "$0.15/s: secondary sources only (aifreeapi.com, 2026-03; docs.dev.xavier.icvr.xyz); "
+    "lumenfall.ai (undated) says $0.10 silent, $0.20 with audio"
+)
+_VEO_LITE_PRICE = (
+    "$0.05/s 720p, $0.08/s 1080p: third-party pages quoting Google (docs/providers/veo.md, "
+    "read 2026-12-01)"
+)
+_SORA_PRICE = (
+    "$0.10/s at 720p: developers.openai.com/de-DE/api/docs/models/sora-2 (read 2026-11; "
+    "the page already says the API shut down on 2026-09-24)"
+)
+_WAN_PRICE = (
+    "$0.036/s for wan2.1-t2v-turbo (and -i2v-turbo): alibabacloud.com/help/en/model-studio/"
+    "text-to-video-api-reference, last updated 2025-05-22; no later international price"
+)
+_GROK_PRICE = (
+    "$0.05/s at 480p, $0.07/s at 720p: docs.krea.ai/api-reference/video/grok-imagine and "
+    "docs.apiyi.com grok-imagine-video overview ('same as xAI list price'), 2026; xAI "
+    "reports its own figure per job (usage.cost_in_usd_ticks), which is used instead"
+)
+_GROK_15_PRICE = (
+    "$0.08 / $0.14 / $0.25 per s at 480p / 720p / 1080p: muapi.ai/zh/grok-imagine-video-1-5 "
+    "(late 2026), thecontext.dev 2026-06-10; xAI's cost ticks are used where it reports them"
+)
+_GATEWAY_PRICE = (
+    "$1.50/s: the media-video-from-text service's own price ('a 4s video is $6', "
+    "../shared/seeds/), resold at cost"
+)
+
+
+def _gateway_route(model: str) -> Route:
+    return Route(model, cost_per_second=usd("1.50"), cost_source=_GATEWAY_PRICE)
+
+
 # Veo 3.1 renders 1080p only at 8 s; the seed is honoured on Vertex only, so the
 # catalog does not offer it (docs/providers/veo.md).
 _VEO_PARAMS = AllowedParams(
@@ -91,6 +134,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
                 Lifecycle.GA,
                 source=_VERTEX_IDS,
                 cost_per_second=usd("0.40"),
+                cost_source=_VEO_PRICE,
             ),
             "gemini": Route(
                 "veo-3.1-generate-preview",
@@ -122,6 +166,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
                 Lifecycle.GA,
                 source=_VERTEX_IDS,
                 cost_per_second=usd("0.15"),
+                cost_source=_VEO_FAST_PRICE,
             ),
             "gemini": Route(
                 "veo-3.1-fast-generate-preview",
@@ -155,7 +200,14 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         provider="veo",
         upstream_model="veo-3.1-lite-generate-001",
         routes={
-            "vertex": Route("veo-3.1-lite-generate-001", Lifecycle.PREVIEW, source=_VERTEX_IDS),
+            "vertex": Route(
+                "veo-3.1-lite-generate-001",
+                Lifecycle.PREVIEW,
+                source=_VERTEX_IDS,
+                cost_per_second=usd("0.05"),
+                cost_by_resolution=(("1080p", usd("0.08")),),
+                cost_source=_VEO_LITE_PRICE,
+            ),
             "gemini": Route(
                 "veo-3.1-lite-generate-preview",
                 Lifecycle.PREVIEW,
@@ -214,13 +266,20 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
                 Lifecycle.DEPRECATED,
                 retires_at=date(2026, 9, 24),
                 source=_OPENAI_SHUTDOWN,
+                cost_per_second=usd("0.10"),
+                cost_source=_SORA_PRICE,
             ),
             "azure": Route(
                 "sora-2",
                 Lifecycle.PREVIEW,
                 retires_at=date(2026, 10, 15),
                 source=_AZURE_RETIREMENT,
+                cost_per_second=usd("0.10"),
+                cost_source=_SORA_PRICE,
             ),
+            # an OpenAI-compatible Videos upstream: OpenAI's last list price until the
+            # operator sets the upstream's own (config file, cost_per_second)
+            "compatible": Route("sora-2", cost_per_second=usd("0.10"), cost_source=_SORA_PRICE),
         },
         # OpenAI names no replacement; reelgate's nearest (long, photoreal scenes).
         successor="veo-3-1",
@@ -230,7 +289,12 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         provider="wan",
         upstream_model="wan2.1-t2v-turbo",
         routes={
-            "intl": Route("wan2.1-t2v-turbo", source=_WAN_NAMES),
+            "intl": Route(
+                "wan2.1-t2v-turbo",
+                source=_WAN_NAMES,
+                cost_per_second=usd("0.036"),
+                cost_source=_WAN_PRICE,
+            ),
             "beijing": Route("wanx2.1-t2v-turbo", source=_WAN_NAMES),
         },
         display_name="Wan 2.1 (Alibaba)",
@@ -319,6 +383,14 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         id="grok-video",
         provider="grok",
         upstream_model="grok-imagine-video",
+        routes={
+            "xai": Route(
+                "grok-imagine-video",
+                cost_per_second=usd("0.07"),
+                cost_by_resolution=(("480p", usd("0.05")),),
+                cost_source=_GROK_PRICE,
+            )
+        },
         display_name="Grok video (xAI)",
         strengths="Realistic, low refusal",
         notes="xAI",
@@ -341,7 +413,15 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         id="grok-video-1-5",
         provider="grok",
         upstream_model="grok-imagine-video-1.5",
-        routes={"xai": Route("grok-imagine-video-1.5", source=_GROK_15)},
+        routes={
+            "xai": Route(
+                "grok-imagine-video-1.5",
+                source=_GROK_15,
+                cost_per_second=usd("0.14"),
+                cost_by_resolution=(("480p", usd("0.08")), ("1080p", usd("0.25"))),
+                cost_source=_GROK_15_PRICE,
+            )
+        },
         display_name="Grok video 1.5 (xAI)",
         strengths="Up to 15 s and 1080p, text or image to video",
         notes=(
@@ -369,6 +449,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         id="veo (Audio)",
         provider="video_gateway",
         upstream_model="veo (Audio)",
+        routes={"default": _gateway_route("veo (Audio)")},
         display_name="veo (Audio) — media-video-from-text",
         strengths="Video with generated audio",
         notes="Default of the media-video-from-text service; 600 s deadline",
@@ -385,6 +466,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         id="veo fast (Audio)",
         provider="video_gateway",
         upstream_model="veo fast (Audio)",
+        routes={"default": _gateway_route("veo fast (Audio)")},
         display_name="veo fast (Audio) — media-video-from-text",
         strengths="Faster video with generated audio",
         notes="media-video-from-text service; 600 s deadline",

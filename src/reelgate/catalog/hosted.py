@@ -53,18 +53,31 @@ def _rep(model: str) -> str:
     return f"https://replicate.com/{model} (API schema page, read 2026-12-02)"
 
 
-def fal_route(app: str, cost: str | None, source: str) -> Route:
-    """A route through fal's queue: ``app`` is the text-to-video app id."""
+def _by_resolution(costs: dict[str, str] | None) -> tuple[tuple[str, int], ...]:
+    return tuple((res, usd(cost)) for res, cost in (costs or {}).items())
+
+
+def fal_route(
+    app: str, cost: str | None, source: str, by_resolution: dict[str, str] | None = None
+) -> Route:
+    """A route through fal's queue: ``app`` is the text-to-video app id; ``cost`` the USD
+    list price per second (``by_resolution`` where fal prices by size)."""
     return Route(
         app,
         Lifecycle.GA,
         source=source,
         provider="fal",
         cost_per_second=usd(cost) if cost is not None else None,
+        cost_by_resolution=_by_resolution(by_resolution),
     )
 
 
-def replicate_route(model: str, cost: str | None, source: str = "") -> Route:
+def replicate_route(
+    model: str,
+    cost: str | None,
+    source: str = "",
+    by_resolution: dict[str, str] | None = None,
+) -> Route:
     """A route through Replicate's predictions API (``owner/name``)."""
     return Route(
         model,
@@ -72,6 +85,7 @@ def replicate_route(model: str, cost: str | None, source: str = "") -> Route:
         source=source or _rep(model),
         provider="replicate",
         cost_per_second=usd(cost) if cost is not None else None,
+        cost_by_resolution=_by_resolution(by_resolution),
     )
 
 
@@ -124,13 +138,20 @@ HOSTED_MODELS: tuple[ModelSpec, ...] = (
         provider="fal",
         upstream_model=_SEEDANCE_FAL,
         routes={
-            "fal": fal_route(_SEEDANCE_FAL, "0.1215", f"{_page(_SEEDANCE_FAL)}; {_FAL_JS}"),
+            # $2.5 per million video tokens (h x w x 24 fps x s / 1024), per size
+            "fal": fal_route(
+                _SEEDANCE_FAL,
+                "0.1215",
+                f"{_page(_SEEDANCE_FAL)}; {_FAL_JS}",
+                by_resolution={"720p": "0.054", "480p": "0.0243"},
+            ),
             "replicate": replicate_route(
                 "bytedance/seedance-1-pro",
                 "0.15",
                 "replicate.com/bytedance/seedance-1-pro at 1080p, the default (480p $0.03/s, "
                 "720p $0.06/s): live model-page prices read 2026-10-03 in a public "
                 "catalogue, code index 70382110750",
+                by_resolution={"720p": "0.06", "480p": "0.03"},
             ),
         },
         display_name="Seedance 1.0 Pro (ByteDance)",
@@ -197,9 +218,10 @@ HOSTED_MODELS: tuple[ModelSpec, ...] = (
         routes={
             "fal": fal_route(
                 _LUMA_FAL,
-                "0.10",
+                "0.20",
                 f"{_FAL_JS}; keigit.com KeiSeiKit api-fal-ai.md (third-party price, $0.50 "
                 "per 5 s at 540p; 720p 2x, 1080p 4x per the app schema)",
+                by_resolution={"540p": "0.10", "1080p": "0.40"},
             ),
         },
         display_name="Ray 2 (Luma)",
@@ -268,6 +290,7 @@ HOSTED_MODELS: tuple[ModelSpec, ...] = (
                 "0.04",
                 f"{_FAL_JS}; 5 s: 360p $0.15, 540p $0.15, 720p $0.20, 1080p $0.40 "
                 f"(8 s twice that), {_FAL_RENKU}",
+                by_resolution={"360p": "0.03", "540p": "0.03", "1080p": "0.08"},
             ),
             # No public per-second figure found: the model page says only "360p and 540p
             # cost the same, but 720p and 1080p cost more" (docs/providers/replicate.md).

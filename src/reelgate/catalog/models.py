@@ -109,6 +109,15 @@ class Route:
     cost_per_second: int | None = None
     """What the route costs upstream per second of video, in millicredits at the default
     credit value (one US cent, ``billing.money``): ranks otherwise equal routes."""
+    cost_by_resolution: tuple[tuple[str, int], ...] = ()
+    """(resolution, cost) where the provider prices by resolution; others cost
+    ``cost_per_second``."""
+    cost_source: str = ""
+    """Where the cost comes from, with its date (a list price page, or the operator)."""
+
+    def cost_for(self, resolution: str) -> int | None:
+        """The upstream cost per second at ``resolution`` (None: not known)."""
+        return dict(self.cost_by_resolution).get(resolution, self.cost_per_second)
 
     def lifecycle_on(self, today: date) -> Lifecycle:
         """The stage on ``today``: the dates move a model along without a release."""

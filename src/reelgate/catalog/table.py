@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from reelgate.billing.money import MILLICREDITS_PER_USD
 from reelgate.catalog.defaults import DEFAULT_MODELS
-from reelgate.catalog.models import ModelSpec
+from reelgate.catalog.models import ModelSpec, Route
 
 __all__ = ["markdown"]
 
@@ -33,6 +33,8 @@ state on this gateway.
 
 
 def _usd(millicredits: int) -> str:
+    if millicredits < 0:
+        return "-" + _usd(-millicredits)
     value = (Decimal(millicredits) / MILLICREDITS_PER_USD).quantize(Decimal("0.0001"))
     return f"${value.normalize():f}"  # at the default credit value (billing.money)
 
@@ -61,12 +63,19 @@ def _limits(spec: ModelSpec) -> str:
     return "; ".join(parts)
 
 
+def _cost(route: Route) -> str:
+    if route.cost_per_second is None and not route.cost_by_resolution:
+        return "?"
+    base = _usd(route.cost_per_second) + "/s" if route.cost_per_second is not None else "?"
+    others = [f"{res} {_usd(c)}" for res, c in route.cost_by_resolution]
+    return base + (f" ({', '.join(others)})" if others else "")
+
+
 def _routes(spec: ModelSpec) -> list[tuple[str, str, str, str]]:
     """(route, provider, upstream id, cost) per route, the model's own first."""
     out: list[tuple[str, str, str, str]] = []
     for name, route in spec.routes.items():
-        cost = _usd(route.cost_per_second) + "/s" if route.cost_per_second is not None else "?"
-        out.append((name, route.provider or spec.provider, route.upstream_model, cost))
+        out.append((name, route.provider or spec.provider, route.upstream_model, _cost(route)))
     if not out:
         out.append(("—", spec.provider, spec.upstream_model, "—"))
     return out
@@ -86,14 +95,49 @@ def markdown(models: Iterable[ModelSpec] = DEFAULT_MODELS) -> str:
         lines.append(
             f"| `{spec.id}` {spec.display_name} | {routes} | {_limits(spec)} | {_price(spec)} |"
         )
+    lines += ["", *margins(specs)]
     lines += ["", "## Sources", ""]
     for spec in specs:
-        sourced = [(n, r) for n, r in spec.routes.items() if r.source]
+        sourced = [(n, r) for n, r in spec.routes.items() if r.source or r.cost_source]
         if not sourced:
             continue
         lines.append(f"- `{spec.id}`:")
-        lines += [f"  - `{name}`: {route.source}" for name, route in sourced]
+        for name, route in sourced:
+            if route.source:
+                lines.append(f"  - `{name}`: {route.source}")
+            if route.cost_source:
+                lines.append(f"  - `{name}` cost: {route.cost_source}")
     return "\n".join(lines) + "\n"
+
+
+def margins(specs: Iterable[ModelSpec]) -> list[str]:
+    """Price, upstream cost and margin per second of video, per model, costed route and
+    resolution (at the default credit value)."""
+    lines = [
+        "## Price, upstream cost and margin",
+        "",
+        "Per second of video at the default credit value, for every route whose upstream",
+        "cost is known (a provider's own figure per job, such as xAI's cost ticks, replaces",
+        "the list cost in the usage report). Sources and dates are under Sources below.",
+        "",
+        "| model | route | resolution | price cr/s | price $/s | upstream $/s | margin $/s "
+        "| margin |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for spec in specs:
+        for name, route in spec.routes.items():
+            for res in spec.allowed.resolutions:
+                cost = route.cost_for(res)
+                if cost is None:
+                    continue
+                price = spec.price_for(res)
+                margin = price - cost
+                share = f"{Decimal(margin * 100) / price:.0f} %" if price else "—"
+                lines.append(
+                    f"| `{spec.id}` | `{name}` | {res} | {price / 1000:g} | {_usd(price)} | "
+                    f"{_usd(cost)} | {_usd(margin)} | {share} |"
+                )
+    return lines
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,10 +15,9 @@ from rich.table import Table
 
 from reelgate.accounts import admin
 from reelgate.billing import format_credits
+from reelgate.cli.common import on_database
 from reelgate.config import Settings
-from reelgate.errors import ReelgateError
 from reelgate.store.base import Store
-from reelgate.store.db import create_engine
 from reelgate.store.sql import SqlStore
 
 __all__ = ["accounts_app", "ambiguous_app", "credits_app", "keys_app"]
@@ -36,18 +34,7 @@ console = Console()
 
 
 def _run(action: Callable[[Store], Awaitable[T]]) -> T:
-    async def main() -> T:
-        db = create_engine(Settings().resolved_database_url(), pool_size=1)
-        try:
-            return await action(SqlStore(db))
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except ReelgateError as exc:
-        console.print(f"[red]{exc.code}[/red]: {exc.message}")
-        raise typer.Exit(1) from None
+    return on_database(lambda db: action(SqlStore(db)), console)
 
 
 @accounts_app.command("create")

@@ -3,7 +3,6 @@ the gateway's host against its database (as ``reelgate keys``)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -15,10 +14,9 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.accounts.admin import parse_credits
+from reelgate.cli.common import in_transaction
 from reelgate.config import Settings
-from reelgate.errors import ReelgateError
 from reelgate.store import budgets as store
-from reelgate.store.db import create_engine
 from reelgate.store.jobs import now_ms
 
 __all__ = ["budgets_app"]
@@ -32,19 +30,7 @@ T = TypeVar("T")
 
 
 def _run(action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    async def main() -> T:
-        db = create_engine(Settings().resolved_database_url(), pool_size=1)
-        try:
-            async with db.begin() as conn:
-                return await action(conn)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except ReelgateError as exc:
-        console.print(f"[red]{exc.code}[/red]: {exc.message}", markup=True)
-        raise typer.Exit(1) from None
+    return in_transaction(action, console)
 
 
 def _print(found: list[store.BudgetStatus], as_json: bool) -> None:

@@ -3,7 +3,6 @@ the gateway's host against its database (as ``reelgate keys``)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -14,11 +13,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reelgate.cli.common import Refused, in_transaction
 from reelgate.config import Settings
 from reelgate.errors import ReelgateError
 from reelgate.netsafe import check_url
 from reelgate.store.accounts import account_exists
-from reelgate.store.db import create_engine
 from reelgate.store.jobs import now_ms
 from reelgate.webhooks import store as hooks
 
@@ -33,24 +32,8 @@ T = TypeVar("T")
 HOUR_MS = 3600 * 1000
 
 
-class _Refused(Exception):
-    pass
-
-
 def _run(action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    async def main() -> T:
-        db = create_engine(Settings().resolved_database_url(), pool_size=1)
-        try:
-            async with db.begin() as conn:
-                return await action(conn)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except _Refused as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+    return in_transaction(action, console)
 
 
 def _when(ms: int | None) -> str:
@@ -92,7 +75,7 @@ def create(
 
     async def action(conn: AsyncConnection) -> hooks.Endpoint:
         if not await account_exists(conn, account_id):
-            raise _Refused(f"no account {account_id!r}")
+            raise Refused(f"no account {account_id!r}")
         return await hooks.create_endpoint(conn, account_id, url, event, description, now_ms())
 
     _show(_run(action), as_json, secret=True)
@@ -200,7 +183,7 @@ def default_secret(
 
     async def action(conn: AsyncConnection) -> str:
         if not await account_exists(conn, account_id):
-            raise _Refused(f"no account {account_id!r}")
+            raise Refused(f"no account {account_id!r}")
         if rotate:
             keep = int(keep_previous_hours * HOUR_MS)
             return await hooks.rotate_default_secret(conn, account_id, keep, now_ms())

@@ -108,9 +108,11 @@ class Rules:
     """The job's current model."""
     price: Callable[[str, str, int], int]
     """(model, resolution, seconds) -> millicredits."""
-    upstream_cost: Callable[[float], int | None] | None = None
-    """(seconds the provider reported) -> what the current route costs upstream for them,
-    in millicredits at the credit value; None: not known."""
+    upstream_cost: Callable[[float, str], int | None] | None = None
+    """(seconds the provider reported, resolution) -> what the current route costs
+    upstream for them, in millicredits at the credit value; None: not known."""
+    usd_cost: Callable[[str], int] | None = None
+    """A provider's own cost figure (USD) in millicredits at the credit value."""
     idempotent_create: bool | None = None
     """Whether the current route's provider dedupes creates; None: not configured here."""
     served: Served | None = None
@@ -560,6 +562,7 @@ def finished_result(status: UpstreamStatus) -> JobResult | None:
         duration_seconds=status.duration_seconds,
         upstream_expires_at=int(r.expires_at.timestamp() * 1000) if r.expires_at else None,
         content_type=r.content_type,
+        upstream_cost_usd=status.cost_usd,
     )
 
 
@@ -647,9 +650,7 @@ def _deliver(
         reported = measured if measured is not None else result.duration_seconds
         seconds = billable_seconds(job.params.duration_seconds, reported)
         charge = rules.price(spec.id, job.params.resolution, seconds)
-        # the provider bills what it says it made (else what was asked for)
-        made = result.duration_seconds or float(job.params.duration_seconds)
-        upstream = rules.upstream_cost(made) if rules.upstream_cost is not None else None
+        upstream = _delivery_cost(job, result, rules)
     return Transition(
         replace(
             job,
@@ -668,6 +669,34 @@ def _deliver(
             active_provider=None,
         ),
         settle=charge,
+    )
+
+
+def _delivery_cost(job: Job, result: JobResult, rules: Rules) -> int | None:
+    """What the delivering route cost upstream: the provider's own figure where it gives
+    one, else its list cost for the seconds it says it made (else those asked for); plus
+    what earlier billed attempts of the job cost (a refusal xAI still billed)."""
+    if result.upstream_cost_usd is not None and rules.usd_cost is not None:
+        cost: int | None = rules.usd_cost(result.upstream_cost_usd)
+    elif rules.upstream_cost is not None:
+        made = result.duration_seconds or float(job.params.duration_seconds)
+        cost = rules.upstream_cost(made, job.params.resolution)
+    else:
+        cost = None
+    if job.upstream_cost is None:
+        return cost
+    return job.upstream_cost + (cost or 0)
+
+
+def _billed_failure(job: Job, exc: ProviderError, rules: Rules) -> Job:
+    """The job with a failed attempt's cost added, where the provider billed it."""
+    if exc.cost_usd is None or rules.usd_cost is None:
+        return job
+    cost = rules.usd_cost(exc.cost_usd)
+    return replace(
+        job,
+        upstream_cost=(job.upstream_cost or 0) + cost,
+        delivered_route=job.delivered_route or _route_name(rules),
     )
 
 
@@ -719,6 +748,7 @@ def _failed(
     answer cools the deployment down, and a gone answer marks the model unavailable
     (False when the error is itself the mark or the cooldown being read)."""
     cooldown = unavailable = None
+    job = _billed_failure(job, exc, rules)
     served = rules.served
     where = served.key if served else deployment(rules.spec, None)
     if start_cooldown and exc.error_class is ErrorClass.QUOTA:

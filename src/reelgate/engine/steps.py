@@ -239,6 +239,7 @@ class Stepper:
                 catalog, model, resolution, seconds
             ),
             upstream_cost=_upstream_cost(served, settings.credit()),
+            usd_cost=settings.credit().millicredits_for_usd,
             idempotent_create=provider.idempotent_create if provider is not None else None,
             served=served,
             next_route=next_route,
@@ -721,16 +722,19 @@ class Stepper:
 
 def _upstream_cost(
     served: Served | None, credit: CreditValue
-) -> Callable[[float], int | None] | None:
-    """What the route costs upstream for a number of seconds, at the credit value: its
-    list cost per second (catalog, or the operator's config file) is in millicredits at
-    the default value, one US cent a credit."""
-    per_second = served.route.cost_per_second if served is not None else None
-    if per_second is None:
+) -> Callable[[float, str], int | None] | None:
+    """What the route costs upstream for a number of seconds at a resolution, at the
+    credit value: its list cost per second (catalog, or the operator's config file) is in
+    millicredits at the default value, one US cent a credit."""
+    if served is None:
         return None
+    route = served.route
     scale = DEFAULT_CREDIT_VALUE / credit.per_credit
 
-    def cost(seconds: float) -> int:
+    def cost(seconds: float, resolution: str) -> int | None:
+        per_second = route.cost_for(resolution)
+        if per_second is None:
+            return None
         exact = Decimal(per_second) * Decimal(str(seconds)) * scale
         return int(exact.to_integral_value(rounding=ROUND_CEILING))
 

@@ -127,6 +127,9 @@ class UpstreamStatus:
     poll_after_seconds: float | None = None
     """The upstream's own word on when to ask again (OpenAI's ``openai-poll-after-ms``):
     it overrides the model's schedule, within the engine's bounds."""
+    cost_usd: str | None = None
+    """What the provider says this job cost, in USD as an exact decimal string, where it
+    says so (xAI's ``usage.cost_in_usd_ticks``): preferred to the route's list cost."""
 
 
 @runtime_checkable

@@ -41,6 +41,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -277,10 +278,14 @@ class GrokProvider:
         if video.get("respect_moderation") is False:
             # The spec: false means the output broke moderation rules and the URL is
             # empty. xAI does not say whether the prompt or the image caused it.
-            raise Refused(
+            refused = Refused(
                 "xAI's moderation withheld the generated video (respect_moderation: false)",
                 upstream_id=upstream_id,
             )
+            # a relay of xAI's list price says a withheld render is still billed
+            # (docs.apiyi.com grok-imagine-video overview): keep xAI's own figure
+            refused.cost_usd = _cost_usd(data)
+            raise refused
         storage_error = data.get("storage_error")
         if storage_error:
             raise TransientError(
@@ -301,6 +306,7 @@ class GrokProvider:
                 result=ResultLocation(url=UPLOADED),
                 duration_seconds=float(duration) if isinstance(duration, int | float) else None,
                 extra=_usage(data),
+                cost_usd=_cost_usd(data),
             )
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             raise TransientError("xAI finished the video but answered no video URL")
@@ -310,6 +316,7 @@ class GrokProvider:
             result=ResultLocation(url=url, expires_at=datetime.now(UTC) + self._result_ttl),
             duration_seconds=float(duration) if isinstance(duration, int | float) else None,
             extra=_usage(data),
+            cost_usd=_cost_usd(data),
         )
 
 
@@ -472,6 +479,21 @@ def _progress(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return max(0, min(99, int(value)))
+
+
+USD_TICKS = 10_000_000_000
+"""xAI's MediaUsage: ``cost_in_usd_ticks``, 10^10 ticks to the US dollar (the CometAPI
+sample in tests/fixtures/wire/grok/poll-done-with-usage.json: 500000000 = $0.05 for 1 s
+at 480p)."""
+
+
+def _cost_usd(data: Mapping[str, Any]) -> str | None:
+    """xAI's own cost figure for the job as an exact USD decimal string, if it gave one."""
+    usage = data.get("usage")
+    ticks = usage.get("cost_in_usd_ticks") if isinstance(usage, dict) else None
+    if isinstance(ticks, bool) or not isinstance(ticks, int) or ticks < 0:
+        return None
+    return str(Decimal(ticks) / USD_TICKS)
 
 
 def _usage(data: Mapping[str, Any]) -> dict[str, object]:

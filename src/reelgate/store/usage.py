@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -11,9 +12,67 @@ from reelgate.job import JobState, PublicStatus, public_status
 from reelgate.store.jobs import status_is
 from reelgate.store.schema import jobs
 
-__all__ = ["DAY_MS", "ChartJob", "UsageDay", "chart_jobs", "daily_usage"]
+__all__ = [
+    "DAY_MS",
+    "ChartJob",
+    "UsageDay",
+    "UsageLoss",
+    "chart_jobs",
+    "daily_usage",
+    "loss_usage",
+]
 
 DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class UsageLoss:
+    """Failed or canceled jobs the provider billed anyway (a render xAI's moderation
+    withheld, say), per UTC day of the failure, model and route: a loss."""
+
+    day: int
+    model: str
+    route: str | None
+    jobs: int
+    upstream_cost: int
+    account_id: str | None = None
+
+
+async def loss_usage(
+    conn: AsyncConnection, account_id: str | None, start_ms: int, end_ms: int
+) -> list[UsageLoss]:
+    """Billed failures in [start, end), for one account or (None) every account."""
+    keys = [(jobs.c.updated_at // DAY_MS).label("day"), jobs.c.model, jobs.c.delivered_route]
+    if account_id is None:
+        keys.append(jobs.c.account_id)
+    query = (
+        sa.select(
+            *keys,
+            sa.func.count().label("jobs"),
+            sa.func.sum(jobs.c.upstream_cost).label("upstream_cost"),
+        )
+        .where(
+            jobs.c.state.in_(("failed", "canceled")),
+            jobs.c.upstream_cost.is_not(None),
+            jobs.c.updated_at >= start_ms,
+            jobs.c.updated_at < end_ms,
+        )
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    if account_id is not None:
+        query = query.where(jobs.c.account_id == account_id)
+    return [
+        UsageLoss(
+            day=int(r.day),
+            model=r.model,
+            route=r.delivered_route,
+            jobs=int(r.jobs),
+            upstream_cost=int(r.upstream_cost or 0),
+            account_id=r.account_id if account_id is None else account_id,
+        )
+        for r in (await conn.execute(query)).all()
+    ]
 
 
 @dataclass(frozen=True)
@@ -35,21 +94,26 @@ class UsageDay:
     costed_revenue: int = 0
     """Millicredits charged for those jobs (margin = this - ``upstream_cost``)."""
 
+    account_id: str | None = None
+
     @property
     def margin(self) -> int:
         return self.costed_revenue - self.upstream_cost
 
 
 async def daily_usage(
-    conn: AsyncConnection, account_id: str, start_ms: int, end_ms: int
+    conn: AsyncConnection, account_id: str | None, start_ms: int, end_ms: int
 ) -> list[UsageDay]:
-    """Delivered jobs completed in ``[start_ms, end_ms)``, grouped by day and model. A
-    delivered video whose copy is still retried counts: it was billed."""
+    """Delivered jobs completed in ``[start_ms, end_ms)``, grouped by day and model (and
+    account, with ``account_id`` None: every account's, for the operator). A delivered
+    video whose copy is still retried counts: it was billed."""
     day = (jobs.c.completed_at // DAY_MS).label("day")
+    keys: list[Any] = [day, jobs.c.delivered_by, jobs.c.delivered_route]
+    if account_id is None:
+        keys.append(jobs.c.account_id)
     query = (
         sa.select(
-            day,
-            jobs.c.delivered_by,
+            *keys[:2],
             sa.func.count().label("jobs"),
             sa.func.sum(jobs.c.units_consumed).label("seconds"),
             sa.func.sum(jobs.c.cost).label("cost"),
@@ -61,14 +125,17 @@ async def daily_usage(
             ),
         )
         .where(
-            jobs.c.account_id == account_id,
             status_is(PublicStatus.COMPLETED),
             jobs.c.completed_at >= start_ms,
             jobs.c.completed_at < end_ms,
         )
-        .group_by(day, jobs.c.delivered_by, jobs.c.delivered_route)
-        .order_by(day, jobs.c.delivered_by, jobs.c.delivered_route)
+        .group_by(*keys)
+        .order_by(*keys)
     )
+    if account_id is None:
+        query = query.add_columns(jobs.c.account_id)
+    else:
+        query = query.where(jobs.c.account_id == account_id)
     rows = (await conn.execute(query)).all()
     return [
         UsageDay(
@@ -81,6 +148,7 @@ async def daily_usage(
             upstream_cost=int(r.upstream_cost or 0),
             costed=int(r.costed or 0),
             costed_revenue=int(r.costed_revenue or 0),
+            account_id=r.account_id if account_id is None else account_id,
         )
         for r in rows
     ]
