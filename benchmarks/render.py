@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from benchmarks.common import Section, fmt
+from reelgate.media.previews import make_previews
 from reelgate.media.render import RenderSpec, render_video
 
 __all__ = ["RenderRun", "render_section", "run_render"]
@@ -33,6 +34,14 @@ class RenderRun:
     cpu_seconds: float
     wall_seconds: float
     file_bytes: int
+    previews_cpu_seconds: float = 0.0
+    """Making the clip's poster and sprite sheet (``media.previews``)."""
+    previews_peak_mib: float = 0.0
+    """Peak RSS growth while making them."""
+
+    @property
+    def previews_cpu_per_video_second(self) -> float:
+        return self.previews_cpu_seconds / self.video_seconds
 
     @property
     def cpu_per_video_second(self) -> float:
@@ -56,7 +65,29 @@ def _render(label: str, width: int, height: int, seconds: int, out_dir: str) -> 
     cpu, wall = _cpu(), time.perf_counter()
     render_video(spec, path)
     wall, cpu = time.perf_counter() - wall, _cpu() - cpu
-    return RenderRun(label, width, height, seconds, cpu, wall, path.stat().st_size)
+    make_previews(path, Path(out_dir) / "warm-previews", float(seconds))  # imports, codecs
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM)
+    before, start = _rss_mib(), _cpu()
+    make_previews(path, Path(out_dir) / f"{label}-previews", float(seconds))
+    previews_cpu, peak = _cpu() - start, _hwm_mib() - before
+    return RenderRun(
+        label, width, height, seconds, cpu, wall, path.stat().st_size, previews_cpu, peak
+    )
+
+
+def _status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _rss_mib() -> float:
+    return _status_mib("VmRSS")
+
+
+def _hwm_mib() -> float:
+    return _status_mib("VmHWM")
 
 
 def _child(args: tuple[str, int, int, int, str], out: Connection) -> None:
@@ -112,9 +143,17 @@ def render_section(runs: list[RenderRun]) -> Section:
         section.row(
             f"{name}: file size (KiB per video s)", fmt(run.file_bytes / 1024 / run.video_seconds)
         )
+        section.row(
+            f"{name}: poster + sprite sheet CPU s per video s",
+            fmt(run.previews_cpu_per_video_second),
+        )
+        section.row(
+            f"{name}: poster + sprite sheet peak RSS growth (MiB)", fmt(run.previews_peak_mib)
+        )
     if runs:
         section.notes.append(
             f"{runs[0].video_seconds} s clips, each in a fresh process after a 1 s warm-up; "
-            "CPU counts every thread of the rendering process"
+            "CPU counts every thread of the rendering process; the poster and sprite sheet "
+            "are made from the rendered clip in the same process after a warm-up run"
         )
     return section

@@ -142,6 +142,9 @@ class Scratch:
             "idle_poll_seconds": 1.0,
             "default_deadline_seconds": 3600,
             "mirror_max_bytes": 2 * 1024**3,
+            # The engine sections measure reelgate's own cost per job; a poster and sprite
+            # sheet is media work, measured per second of video in the renderer section.
+            "previews": False,
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

@@ -32,6 +32,10 @@ FLAT_RATIO = 1.5
 MIRROR_GROWTH_RATIO = 1.5
 MIRROR_LIVE_MIB = 64.0
 RENDER_CPU_PER_S = 1.5
+PREVIEWS_CPU_PER_S = 0.25
+"""A poster and sprite sheet cost at most a quarter of a CPU second per second of video."""
+PREVIEWS_PEAK_MIB = 64.0
+"""Bounded memory: one decoded frame, the poster and the sheet, not the video."""
 HOOK_POLLS_PER_JOB = 1.0
 HOOK_LATENCY_MS = 1500.0
 SPREAD_POLLS_PER_JOB = 3.0
@@ -163,6 +167,20 @@ def targets(res: Results) -> list[Target]:
         if clip.label == "720p":
             cpu = clip.cpu_per_video_second
             out.append(Target("local renderer, 720p", cpu, RENDER_CPU_PER_S, "CPU s per video s"))
+            previews = clip.previews_cpu_per_video_second
+            out.append(
+                Target(
+                    "poster + sprite sheet, 720p", previews, PREVIEWS_CPU_PER_S, "CPU s per video s"
+                )
+            )
+            out.append(
+                Target(
+                    "poster + sprite sheet peak RSS growth, 720p",
+                    clip.previews_peak_mib,
+                    PREVIEWS_PEAK_MIB,
+                    "MiB",
+                )
+            )
     out += _webhooks(res.webhooks)
     if res.scale is not None:
         out += _scale(res.scale)

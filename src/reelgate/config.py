@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     mirror_retry_base_seconds: float = Field(default=30.0, gt=0)
     mirror_max_bytes: int = Field(default=2 * 1024**3, gt=0)
     mirror_timeout_seconds: float = Field(default=900.0, gt=0)
+    previews: bool = True
+    """Store a poster (WebP) and a sprite sheet (JPEG) with each video (``media.previews``):
+    ``GET /v1/videos/{id}/content?variant=thumbnail|spritesheet``, and the gallery."""
 
     # retention (``engine.retention``), swept by the workers
     retention_days: float = Field(default=30.0, ge=0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 __all__ = [
     "ACTIVE_STATES",
@@ -207,6 +208,11 @@ class JobResult:
     mirror_retry_at: int | None = None
     upstream_cost_usd: str | None = None
     """What the provider said the job cost (USD, exact), where it says so."""
+    poster_key: str | None = None
+    """The stored copy's poster (WebP), made with it (``media.previews``)."""
+    sprite_key: str | None = None
+    """Its sprite sheet (JPEG), and where each frame is on it (``sprite_layout``)."""
+    sprite_layout: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,46 @@ async def test_the_openai_sdk_against_the_sora_emulator(
     assert done.status == "completed"
     content = await openai_client.videos.download_content(done.id)
     assert content.content[4:8] == b"ftyp"
+
+
+async def test_the_openai_sdk_downloads_the_video_its_thumbnail_and_its_spritesheet(
+    openai_client: AsyncOpenAI, worker: Worker, tmp_path: Path, rt: Runtime
+) -> None:
+    """``download_content(variant=...)`` unchanged: the MP4, a WebP poster and a JPEG
+    sprite sheet whose size the job's ``result.spritesheet`` layout gives."""
+    done = await openai_client.videos.create_and_poll(
+        model="local", prompt="variants", seconds="3", size="640x360", poll_interval_ms=200
+    )
+    assert done.status == "completed"
+    video = await openai_client.videos.download_content(done.id, variant="video")
+    (tmp_path / "v.mp4").write_bytes(video.content)
+    assert probe_video(tmp_path / "v.mp4").width == 640
+    thumb = await openai_client.videos.download_content(done.id, variant="thumbnail")
+    with Image.open(io.BytesIO(thumb.content)) as poster:
+        assert (poster.format, poster.size) == ("WEBP", (640, 360))
+    sheet = await openai_client.videos.download_content(done.id, variant="spritesheet")
+    job = await openai_client.get(f"/videos/{done.id}", cast_to=dict)
+    layout = job["result"]["spritesheet"]
+    assert (layout["tiles"], layout["columns"], layout["rows"]) == (3, 3, 1)
+    assert layout["interval_seconds"] == 1.0
+    with Image.open(io.BytesIO(sheet.content)) as grid:
+        assert grid.format == "JPEG"
+        assert grid.size == (
+            layout["columns"] * layout["tile_width"],
+            layout["rows"] * layout["tile_height"],
+        )
+    assert job["result"]["thumbnail_url"] and job["result"]["spritesheet_url"]
+    # deleting the video deletes its previews too
+    stored = [rt.storage.exists(k) for k in _preview_keys(rt, done.id)]
+    assert all(await asyncio.gather(*stored))
+    await openai_client.videos.delete(done.id)
+    assert not any(
+        await asyncio.gather(*[rt.storage.exists(k) for k in _preview_keys(rt, done.id)])
+    )
+
+
+def _preview_keys(rt: Runtime, job_id: str) -> list[str]:
+    from reelgate.store.accounts import DEV_ACCOUNT_ID
+
+    base = f"previews/{DEV_ACCOUNT_ID}/{job_id}"
+    return [f"{base}/poster.webp", f"{base}/sprite.jpg"]

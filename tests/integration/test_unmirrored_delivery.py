@@ -97,6 +97,10 @@ async def test_a_failed_mirror_still_delivers_the_video_and_retries_by_itself(
             assert (await _stream(mrt, other_job)).status_code == 403
             content = await client.get(f"/v1/videos/{job['id']}/content")
             assert content.status_code == 302
+            # no copy, so no poster yet: said so, and the video is still there
+            thumb = await client.get(f"/v1/videos/{job['id']}/content?variant=thumbnail")
+            assert thumb.status_code == 409, thumb.text
+            assert thumb.json()["error"]["code"] == "variant_not_available"
             assert content.headers["location"].startswith("http://testserver/v1/videos/")
 
             blocker.unlink()  # storage is back: the background retry stores the copy
@@ -107,6 +111,7 @@ async def test_a_failed_mirror_still_delivers_the_video_and_retries_by_itself(
                 await asyncio.sleep(0.2)
             assert now["result"]["mirror_status"] == "stored", now["result"]
             assert now["result"]["url"].startswith("http://testserver/files/")
+            assert now["result"]["thumbnail_url"]  # made with the retried copy
             assert now["cost"] == job["cost"]
             final = (await client.get("/v1/balance")).json()["millicredits"]["balance"]
             assert final == after  # the retried copy is not billed again

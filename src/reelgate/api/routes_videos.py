@@ -256,7 +256,14 @@ async def delete_video(
     responses={302: {"description": "Redirect to the video (result.url)."}, **errors(404, 409)},
 )
 async def video_content(
-    video_id: str, key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
+    video_id: str,
+    variant: Literal["video", "thumbnail", "spritesheet"] = Query(
+        "video",
+        description="Which asset, as OpenAI's Videos API names them: the MP4, its poster "
+        "(WebP) or its sprite sheet (JPEG; the job's result.spritesheet gives the layout).",
+    ),
+    key: KeyInfo = Depends(require_read),
+    rt: Runtime = Depends(runtime),
 ) -> RedirectResponse:
     job = await _owned(rt, key, video_id)
     if job.expired_at is not None:
@@ -269,7 +276,22 @@ async def video_content(
             code="video_not_ready",
             status=wire["status"],
         )
-    return RedirectResponse(result["url"], status_code=302)
+    if variant == "video":
+        return RedirectResponse(result["url"], status_code=302)
+    url = result["thumbnail_url" if variant == "thumbnail" else "spritesheet_url"]
+    if not url:
+        raise Conflict(
+            f"Video job {video_id} has no {variant}: its copy into storage "
+            + (
+                "has not been made yet (it is retried)"
+                if result["mirror_status"] != "stored"
+                else "was made without one (before previews existed, or they failed)"
+            )
+            + ". The video itself is available (variant=video).",
+            code="variant_not_available",
+            variant=variant,
+        )
+    return RedirectResponse(url, status_code=302)
 
 
 @router.get(

@@ -80,6 +80,13 @@ async def _result(rt: Runtime, job: Job) -> dict[str, Any] | None:
         "url_expires_in": rt.settings.signed_url_ttl_seconds,
         "upstream_url_expires_at": None if stored else _seconds(r.upstream_expires_at),
     }
+    ttl = rt.settings.signed_url_ttl_seconds
+    # the poster and sprite sheet stored with the copy (OpenAI's thumbnail/spritesheet)
+    out["thumbnail_url"] = await rt.storage.signed_url(r.poster_key, ttl) if r.poster_key else None
+    out["spritesheet_url"] = (
+        await rt.storage.signed_url(r.sprite_key, ttl) if r.sprite_key else None
+    )
+    out["spritesheet"] = r.sprite_layout
     if r.mirror_status is MirrorStatus.FAILED:
         out["mirror_error"] = r.mirror_error
         out["mirror_retry_at"] = _seconds(r.mirror_retry_at)

@@ -26,6 +26,7 @@ from reelgate.errors import (
 from reelgate.ids import new_id, new_job_id
 from reelgate.job import Event, Job, JobParams, JobState, MirrorStatus, PublicStatus
 from reelgate.runtime import Runtime
+from reelgate.storage.keys import stored_keys
 from reelgate.store.budgets import budget_exceeded
 from reelgate.store.jobs import now_ms
 from reelgate.store.ledger import not_enough
@@ -209,9 +210,8 @@ async def delete_job(rt: Runtime, account_id: str, job_id: str) -> None:
             f"Video job {job_id} is still {job.state}; cancel it first, then delete it.",
             code="video_not_final",
         )
-    for key in (job.result.key if job.result else None, job.params.image_key):
-        if key:
-            await rt.storage.delete(key)
+    for key in stored_keys(job.result, job.params):
+        await rt.storage.delete(key)
     async with rt.store.begin() as tx:
         await tx.hide_job(account_id, job_id, now_ms())
 

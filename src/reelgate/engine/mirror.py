@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import hashlib
+import logging
 import shutil
 import tempfile
 import uuid
@@ -20,6 +21,7 @@ from typing import BinaryIO
 
 from reelgate.engine.planner import StoredCopy
 from reelgate.errors import StorageError
+from reelgate.media.previews import make_previews
 from reelgate.media.probe import VideoInfo, probe_video
 from reelgate.storage import Storage
 
@@ -30,6 +32,9 @@ SPOOL_WRITE_BYTES = 1024 * 1024
 """Chunks are gathered to this size before a write: one trip to a thread each."""
 
 _spool_root: Path | None = None
+
+
+log = logging.getLogger(__name__)
 
 
 def _spool_dir() -> Path:
@@ -76,6 +81,23 @@ class _Spooled:
     tail: list[bytes]
 
 
+async def _store_previews(
+    video: Path, spool: Path, info: VideoInfo, storage: Storage, keys: tuple[str, str]
+) -> tuple[str, str, dict[str, object]] | None:
+    """Make and store the poster and sprite sheet; None (logged) if that fails."""
+    poster_key, sprite_key = keys
+    try:
+        made = await asyncio.to_thread(
+            make_previews, video, spool / "previews", info.duration_seconds
+        )
+        await storage.put_file(poster_key, made.poster, "image/webp")
+        await storage.put_file(sprite_key, made.sprite, "image/jpeg")
+    except Exception:  # the video is what was paid for: it is delivered without them
+        log.warning("previews of %s could not be made or stored", video.name, exc_info=True)
+        return None
+    return poster_key, sprite_key, made.layout.to_wire()
+
+
 def _finish_and_probe(fh: BinaryIO, tail: list[bytes], path: Path) -> VideoInfo:
     fh.writelines(tail)
     fh.close()
@@ -83,21 +105,34 @@ def _finish_and_probe(fh: BinaryIO, tail: list[bytes], path: Path) -> VideoInfo:
 
 
 async def mirror_result(
-    source: AsyncIterator[bytes], storage: Storage, key: str, *, max_bytes: int
+    source: AsyncIterator[bytes],
+    storage: Storage,
+    key: str,
+    *,
+    max_bytes: int,
+    preview_keys: tuple[str, str] | None = None,
 ) -> StoredCopy:
     """``source``: the provider's download, or (for a result the provider uploaded to
-    us) the uploaded object read back from storage."""
+    us) the uploaded object read back from storage. With ``preview_keys`` (poster,
+    sprite sheet), the video's poster and sprite sheet are made from the spooled copy
+    and stored there too; a video they cannot be made of is still delivered."""
     spool = _spool_dir()
     path = spool / "video"
+    previews: tuple[str, str, dict[str, object]] | None = None
     try:
         with path.open("wb") as fh:
             spooled = await _spool(source, fh, max_bytes)
             info = await asyncio.to_thread(_finish_and_probe, fh, spooled.tail, path)
         stored = await storage.put_file(key, path, "video/mp4")
+        if preview_keys is not None:
+            previews = await _store_previews(path, spool, info, storage, preview_keys)
     finally:
-        path.unlink(missing_ok=True)
-        spool.rmdir()
+        shutil.rmtree(spool, ignore_errors=True)
+    poster_key, sprite_key, layout = previews if previews else (None, None, None)
     return StoredCopy(
+        poster_key=poster_key,
+        sprite_key=sprite_key,
+        sprite_layout=layout,
         key=key,
         bytes=stored.size,
         sha256=spooled.sha256,

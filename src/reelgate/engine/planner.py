@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from reelgate.billing import billable_seconds
 from reelgate.catalog import ModelSpec
@@ -230,6 +231,10 @@ class StoredCopy:
     height: int
     content_type: str
     has_audio: bool
+    poster_key: str | None = None
+    sprite_key: str | None = None
+    sprite_layout: dict[str, Any] | None = None
+    """The poster and sprite sheet stored with it (None: they could not be made)."""
 
 
 @dataclass(frozen=True)
@@ -620,6 +625,9 @@ def _mirrored(job: Job, copy: StoredCopy, now: int, rules: Rules) -> Transition:
         height=copy.height,
         content_type=copy.content_type,
         has_audio=copy.has_audio,
+        poster_key=copy.poster_key,
+        sprite_key=copy.sprite_key,
+        sprite_layout=copy.sprite_layout,
         mirror_error=None,
         mirror_retry_at=None,
     )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from reelgate.job import JobState, PublicStatus
+from reelgate.storage.keys import stored_keys
 from reelgate.store.codec import decode_params, decode_result
 from reelgate.store.db import is_unavailable, reading
 from reelgate.store.jobs import now_ms
@@ -159,13 +160,12 @@ class Sweeper:
     async def _delete_files(self, row: Any) -> bool:
         result = decode_result(row.result)
         params = decode_params(row.params)
-        for key in (result.key if result else None, params.image_key):
-            if key:
-                try:
-                    await self.rt.storage.delete(key)
-                except Exception:  # tried again at the next sweep
-                    log.exception("retention: could not delete a file of job %s", row.id)
-                    return False
+        for key in stored_keys(result, params):
+            try:
+                await self.rt.storage.delete(key)
+            except Exception:  # tried again at the next sweep
+                log.exception("retention: could not delete a file of job %s", row.id)
+                return False
         return True
 
     def sweep_local(self) -> int:

@@ -81,7 +81,7 @@ from reelgate.providers.base import (
 )
 from reelgate.providers.registry import ProviderRegistry
 from reelgate.storage import Storage
-from reelgate.storage.keys import storage_key, upload_key
+from reelgate.storage.keys import preview_keys, storage_key, upload_key
 from reelgate.store.base import Store, Tx
 from reelgate.store.db import is_unavailable
 from reelgate.store.jobs import now_ms
@@ -686,7 +686,11 @@ class Stepper:
                 else self.provider(job).download(location)
             )
             copy = await mirror_result(
-                source, self.storage, storage_key(job), max_bytes=self.settings.mirror_max_bytes
+                source,
+                self.storage,
+                storage_key(job),
+                max_bytes=self.settings.mirror_max_bytes,
+                preview_keys=preview_keys(job) if self.settings.previews else None,
             )
         except StorageError as exc:
             if location.url.startswith(UPLOADED) and exc.code == "object_not_found":

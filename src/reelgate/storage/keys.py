@@ -3,14 +3,27 @@ provider writes when reelgate hands it an upload link (``providers.base.UPLOADED
 
 from __future__ import annotations
 
-from reelgate.job import Job
+from reelgate.job import Job, JobParams, JobResult
 
-__all__ = ["storage_key", "upload_key"]
+__all__ = ["preview_keys", "storage_key", "stored_keys", "upload_key"]
 
 
 def storage_key(job: Job) -> str:
     """The delivered video (reelgate's copy)."""
     return f"videos/{job.account_id}/{job.id}.mp4"
+
+
+def preview_keys(job: Job) -> tuple[str, str]:
+    """The delivered video's poster (WebP) and sprite sheet (JPEG)."""
+    base = f"previews/{job.account_id}/{job.id}"
+    return f"{base}/poster.webp", f"{base}/sprite.jpg"
+
+
+def stored_keys(result: JobResult | None, params: JobParams) -> list[str]:
+    """Every object stored for a job: its video, poster and sprite sheet, its input
+    image (what deleting it or its retention removes)."""
+    keys = [result.key, result.poster_key, result.sprite_key] if result else []
+    return [k for k in (*keys, params.image_key) if k]
 
 
 def upload_key(job: Job) -> str:
