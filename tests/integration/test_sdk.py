@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 import uvicorn
+from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -290,6 +291,20 @@ async def test_generate_reports_rising_progress_and_downloads_a_playable_video(
     # by id, into a folder: <id>.mp4
     into = await sdk("download", video.id, tmp_path)
     assert into == tmp_path / f"{video.id}.mp4" and into.read_bytes() == path.read_bytes()
+
+    # its poster and sprite sheet, as OpenAI names the variants
+    assert video.result.thumbnail_url and video.result.spritesheet_url
+    layout = video.result.spritesheet
+    assert layout is not None and (layout["tiles"], layout["interval_seconds"]) == (1, 1.0)
+    poster = await sdk("download", video, tmp_path, variant="thumbnail")
+    sheet = await sdk("download", video.id, tmp_path, variant="spritesheet")
+    assert (poster.name, sheet.name) == (
+        f"{video.id}.thumbnail.webp",
+        f"{video.id}.spritesheet.jpg",
+    )
+    with Image.open(poster) as p, Image.open(sheet) as s:
+        assert (p.format, p.size) == ("WEBP", (640, 360))
+        assert (s.format, s.size) == ("JPEG", (layout["tile_width"], layout["tile_height"]))
 
 
 async def test_models_list_get_iterate_and_the_usage_log(sdk: Sdk) -> None:

@@ -409,11 +409,24 @@ def video_id_of(video: Video | str) -> str:
     return video.id if isinstance(video, Video) else video
 
 
-def download_target(path: str | os.PathLike[str], video_id: str) -> Path:
-    """The file to write: ``path`` itself, or ``<id>.mp4`` inside it if it is a folder."""
+VARIANTS = {"video": ".mp4", "thumbnail": ".thumbnail.webp", "spritesheet": ".spritesheet.jpg"}
+"""What ``GET /v1/videos/{id}/content?variant=`` serves (OpenAI's names), and the file
+ending a download into a folder gets."""
+
+
+def content_path(video_id: str, variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {sorted(VARIANTS)}, not {variant!r}")
+    suffix = "/content" if variant == "video" else f"/content?variant={variant}"
+    return job_path(video_id, suffix)
+
+
+def download_target(path: str | os.PathLike[str], video_id: str, variant: str = "video") -> Path:
+    """The file to write: ``path`` itself, or ``<id>.mp4`` (``<id>.thumbnail.webp``,
+    ``<id>.spritesheet.jpg``) inside it if it is a folder."""
     target = Path(path)
     if target.is_dir():
-        target = target / f"{video_id}.mp4"
+        target = target / f"{video_id}{VARIANTS[variant]}"
     target.parent.mkdir(parents=True, exist_ok=True)
     return target
 

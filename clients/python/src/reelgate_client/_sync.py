@@ -398,22 +398,31 @@ class Client:
     # -- download ----------------------------------------------------------
 
     def download(
-        self, video: Video | str, path: str | os.PathLike[str], *, chunk_size: int = 1 << 20
+        self,
+        video: Video | str,
+        path: str | os.PathLike[str],
+        *,
+        variant: str = "video",
+        chunk_size: int = 1 << 20,
     ) -> Path:
-        """Stream the job's video to ``path`` (a file, or a folder for ``<id>.mp4``).
+        """Stream the job's video to ``path`` (a file, or a folder for ``<id>.mp4``); with
+        ``variant="thumbnail"`` its poster (WebP), with ``"spritesheet"`` its sprite sheet
+        (JPEG; ``video.result.spritesheet`` gives the layout), as OpenAI names them.
 
         Written to a temp file beside it and renamed into place only when whole,
-        so ``path`` never holds half a video. Pass the ``Video`` (not just its
-        id) to have its size and sha256 checked too.
+        so ``path`` never holds half a file. Pass the ``Video`` (not just its
+        id) to have a video's size and sha256 checked too.
         """
         vid = core.video_id_of(video)
-        target = core.download_target(path, vid)
+        content = core.content_path(vid, variant)
+        expected = video if variant == "video" else vid
+        target = core.download_target(path, vid, variant)
         attempt = 0
         while True:
             part, fd = core.open_part_file(target)
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    delay = self._download_once(vid, fh, chunk_size, attempt, video)
+                    delay = self._download_once(vid, content, fh, chunk_size, attempt, expected)
                 if delay is None:
                     os.replace(part, target)
                     return target
@@ -423,12 +432,18 @@ class Client:
             attempt += 1
 
     def _download_once(
-        self, vid: str, fh: Any, chunk_size: int, attempt: int, expected: Video | str
+        self,
+        vid: str,
+        content: str,
+        fh: Any,
+        chunk_size: int,
+        attempt: int,
+        expected: Video | str,
     ) -> float | None:
         """Write the video into ``fh``; None when done, else the delay before a retry."""
         max_retries = self._config.max_retries
         headers = {**self._config.headers(), **core.DOWNLOAD_HEADERS}
-        url = self._url(core.job_path(vid, "/content"))
+        url = self._url(content)
         try:
             with self._http.stream("GET", url, headers=headers, follow_redirects=True) as resp:
                 if resp.status_code >= 400:

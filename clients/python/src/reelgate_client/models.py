@@ -154,6 +154,12 @@ class VideoResult:
     sha256: str | None
     has_audio: bool | None
     url_expires_in: int | None
+    thumbnail_url: str | None = None
+    """The poster (WebP), signed and expiring like ``url``."""
+    spritesheet_url: str | None = None
+    """The sprite sheet (JPEG): tile ``i`` shows the video at ``(i + 0.5) *
+    spritesheet["interval_seconds"]``, at column ``i % columns``, row ``i // columns``."""
+    spritesheet: dict[str, Any] | None = None
 
     @classmethod
     def from_wire(cls, data: object) -> VideoResult | None:
@@ -172,6 +178,9 @@ class VideoResult:
             sha256=_opt_str(d.get("sha256")),
             has_audio=audio if isinstance(audio, bool) else None,
             url_expires_in=_opt_int(d.get("url_expires_in")),
+            thumbnail_url=_opt_str(d.get("thumbnail_url")),
+            spritesheet_url=_opt_str(d.get("spritesheet_url")),
+            spritesheet=dict(_map(d.get("spritesheet"))) or None,
         )
 
 
