@@ -118,6 +118,23 @@ def test_reading_commands_show_tables_and_json(served: Served) -> None:
     assert exported.startswith("job_id,created_at,") and video.id in exported
 
 
+def test_download_saves_the_video_its_poster_and_its_sprite_sheet(
+    served: Served, tmp_path: Path
+) -> None:
+    with Client(served.url, KEY) as client:
+        video = client.generate("local", "saved by the cli", duration_seconds=2, resolution="360p")
+    names = []
+    for variant in ("video", "thumbnail", "spritesheet"):
+        done = _run(served, "download", video.id, "--variant", variant, "--out", str(tmp_path))
+        names.append(done.stdout.split("saved ", 1)[1].strip().rsplit("/", 1)[1])
+    assert names == [f"{video.id}.mp4", f"{video.id}.thumbnail.webp", f"{video.id}.spritesheet.jpg"]
+    assert probe_video(tmp_path / names[0]).width == 640
+    with Image.open(tmp_path / names[1]) as poster, Image.open(tmp_path / names[2]) as sheet:
+        assert (poster.format, sheet.format, sheet.size) == ("WEBP", "JPEG", (320, 90))
+    wrong = _run(served, "download", video.id, "--variant", "gif", ok=False)
+    assert wrong.returncode == 2 and "thumbnail" in wrong.stderr
+
+
 def test_cancel_stops_a_running_job(served: Served) -> None:
     with Client(served.url, KEY) as client:
         # long enough that it is still rendering when the command runs, even on a busy machine

@@ -48,6 +48,7 @@ from reelgate_client import (
     ValidationError,
     Video,
 )
+from reelgate_client._core import VARIANTS
 
 __all__ = ["app", "register_client_commands"]
 
@@ -533,6 +534,34 @@ def usage_export(
         out.print(f"wrote {max(0, text.count(chr(10)) - 1)} usage lines to {output}")
 
 
+def download(
+    video_id: Annotated[str, typer.Argument(help="The job id (video_...).")],
+    variant: Annotated[
+        str,
+        typer.Option(
+            "--variant",
+            help="video (MP4), thumbnail (its poster, WebP) or spritesheet (JPEG).",
+        ),
+    ] = "video",
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="A file or folder (default: <id>.mp4 and so on here)."),
+    ] = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Save a finished job's video, poster or sprite sheet."""
+    if variant not in VARIANTS:
+        err.print(f"[red]invalid_parameter[/]: --variant must be one of {', '.join(VARIANTS)}")
+        raise typer.Exit(2)
+    with _client(url, api_key) as client:
+        video = client.get(video_id)
+        path = client.download(
+            video if variant == "video" else video_id, out_path or Path.cwd(), variant=variant
+        )
+    out.print(f"saved {path}")
+
+
 _COMMANDS: Mapping[str, Any] = {
     "generate": generate,
     "models": models,
@@ -542,6 +571,7 @@ _COMMANDS: Mapping[str, Any] = {
     "usage-export": usage_export,
     "cancel": cancel,
     "balance": balance,
+    "download": download,
 }
 
 
