@@ -68,6 +68,10 @@ __all__ = [
 class ReelgateError(Exception):
     code: str = "internal_error"
     http_status: int = 500
+    lasting: bool = True
+    """Whether the same request gets the same answer later: an Idempotency-Key stores a
+    lasting client error for its replays. False for a refusal that time or an operator
+    lifts (a budget's cap), which a retry with the same key must reach again."""
 
     def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
         super().__init__(message)

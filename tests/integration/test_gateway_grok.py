@@ -274,6 +274,9 @@ async def test_xai_s_own_cost_figure_is_the_upstream_cost_and_a_withheld_render_
     today = datetime.now(UTC).date().isoformat()
     summary = (await client.get("/v1/usage/summary", params={"start": today, "end": today})).json()
     [row] = [r for r in summary["data"] if r["model"] == MODEL]
+    # SOURCE: xAI's MediaUsage.cost_in_usd_ticks, 10^10 ticks to the dollar; a public
+    # relay sample reads 500000000 for 1 s at 480p = $0.05 (apidoc.cometapi.com
+    # get-video-generation-results, in tests/fixtures/wire/grok/poll-done-with-usage.json)
     # 2 s at 480p: xAI says 2 x 500,000,000 ticks = $0.10 = 10,000 millicredits at a cent a
     # credit; the user paid 2 x 12.5 credits
     assert (row["route"], row["cost_millicredits"], row["upstream_cost_millicredits"]) == (
@@ -282,7 +285,9 @@ async def test_xai_s_own_cost_figure_is_the_upstream_cost_and_a_withheld_render_
         10_000,
     )
     assert (row["margin_millicredits"], row["costed_jobs"]) == (15_000, 1)
-    # the refusal xAI still bills (1 s at 480p = $0.05) is a loss
+    # the refusal xAI still bills (1 s at 480p = $0.05) is a loss. SOURCE: docs.apiyi.com
+    # grok-imagine-video overview, a relay charging xAI's list price: "moderation-blocked
+    # renders are still billed" (tests/fixtures/wire/grok/poll-done-moderated.json's note)
     [loss] = [x for x in summary["losses"] if x["model"] == MODEL]
     assert (loss["jobs"], loss["route"], loss["upstream_cost_millicredits"]) == (1, "xai", 5_000)
     assert summary["total_upstream_cost_money"] == {"amount": "0.15", "currency": "USD"}

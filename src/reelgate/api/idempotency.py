@@ -117,11 +117,8 @@ async def _claim(rt: Runtime, idem: Idempotency, request_hash: str) -> JSONRespo
 
 def _storable(exc: ReelgateError) -> bool:
     """A client error is an answer too: the same request gets it again. Not so for
-    "try again later" answers (409 in progress, 429, any 5xx, and a budget's refusal,
-    which a raised cap or the next period lifts)."""
-    if exc.code == "budget_exceeded":
-        return False
-    return exc.http_status < 500 and exc.http_status not in (409, 429)
+    "try again later" answers (409 in progress, 429, any 5xx, an error not ``lasting``)."""
+    return exc.lasting and exc.http_status < 500 and exc.http_status not in (409, 429)
 
 
 async def _release(rt: Runtime, idem: Idempotency) -> None:

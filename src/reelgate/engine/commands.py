@@ -27,6 +27,7 @@ from reelgate.ids import new_id, new_job_id
 from reelgate.job import Event, Job, JobParams, JobState, MirrorStatus, PublicStatus
 from reelgate.runtime import Runtime
 from reelgate.storage.keys import stored_keys
+from reelgate.store.base import Tx
 from reelgate.store.budgets import budget_exceeded
 from reelgate.store.jobs import now_ms
 from reelgate.store.ledger import not_enough
@@ -216,15 +217,22 @@ async def delete_job(rt: Runtime, account_id: str, job_id: str) -> None:
         await tx.hide_job(account_id, job_id, now_ms())
 
 
+async def _kept_in(tx: Tx, rt: Runtime, account_id: str, job_id: str) -> Job:
+    """The account's job, read in ``tx``: 404 if there is none, 410 if retention expired
+    its video."""
+    job = await tx.get_job(job_id, account_id)
+    if job is None:
+        raise NotFound(f"No video job {job_id!r}.", param="id")
+    if job.expired_at is not None:
+        raise video_expired(job, rt.settings.retention_days)
+    return job
+
+
 async def set_pinned(rt: Runtime, account_id: str, job_id: str, pinned: bool) -> Job:
     """Keep a delivered video for ever (or again only for the retention period). An
     expired one is gone: 410."""
     async with rt.store.begin() as tx:
-        job = await tx.get_job(job_id, account_id)
-        if job is None:
-            raise NotFound(f"No video job {job_id!r}.", param="id")
-        if job.expired_at is not None:
-            raise video_expired(job, rt.settings.retention_days)
+        job = await _kept_in(tx, rt, account_id, job_id)
         if job.completed_at is None or job.result is None:
             raise Conflict(
                 f"Video job {job_id} has no video to pin yet (status {job.status.value}).",
@@ -253,11 +261,7 @@ def video_expired(job: Job, retention_days: float) -> Gone:
 async def retry_mirror(rt: Runtime, account_id: str, job_id: str) -> Job:
     now = now_ms()
     async with rt.store.begin() as tx:
-        job = await tx.get_job(job_id, account_id)
-        if job is None:
-            raise NotFound(f"No video job {job_id!r}.", param="id")
-        if job.expired_at is not None:
-            raise video_expired(job, rt.settings.retention_days)
+        job = await _kept_in(tx, rt, account_id, job_id)
         mirror_status = job.result.mirror_status if job.result else None
         if not job.delivered or job.result is None or mirror_status is not MirrorStatus.FAILED:
             raise Conflict(

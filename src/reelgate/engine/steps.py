@@ -138,6 +138,7 @@ class Stepper:
         self.providers = providers
         self.storage = storage
         self.settings = settings
+        self.credit = settings.credit()
         self.hub = hub
         self.worker_id = worker_id
         self.clock = clock
@@ -238,8 +239,8 @@ class Stepper:
             price=lambda model, resolution, seconds: charge_for(
                 catalog, model, resolution, seconds
             ),
-            upstream_cost=_upstream_cost(served, settings.credit()),
-            usd_cost=settings.credit().millicredits_for_usd,
+            upstream_cost=_upstream_cost(served, self.credit),
+            usd_cost=self.credit.millicredits_for_usd,
             idempotent_create=provider.idempotent_create if provider is not None else None,
             served=served,
             next_route=next_route,

@@ -49,6 +49,7 @@ __all__ = [
     "period_key",
     "remove_budget",
     "set_budget",
+    "sqlite_budgets",
     "sqlite_budgets_check",
     "sqlite_budgets_hold",
 ]
@@ -174,7 +175,7 @@ def budget_exceeded(detail: dict[str, Any], credit: CreditValue) -> PaymentRequi
     scope = f"API key {detail['key_id']}" if detail["key_id"] else "account"
     left = max(0, cap - spent - held)
     _, resets = period_bounds(detail["period"], _now_of(detail))
-    return PaymentRequired(
+    refusal = PaymentRequired(
         f"This job would pass the {ADJECTIVE[detail['period']]} budget of this {scope}: its "
         "price "
         f"is {format_credits(price)} credits, and {format_credits(spent)} are spent and "
@@ -189,6 +190,8 @@ def budget_exceeded(detail: dict[str, Any], credit: CreditValue) -> PaymentRequi
         resets_at=resets // 1000,
         **_amounts(credit, cap=cap, spent=spent, held=held, price=price, remaining=left),
     )
+    refusal.lasting = False  # a raised cap or the next period lifts it
+    return refusal
 
 
 def _now_of(detail: dict[str, Any]) -> int:
@@ -364,9 +367,12 @@ async def list_budgets(
 # ── the submit on SQLite (the writer thread, inside its transaction) ──
 
 
-def _sqlite_budgets(
-    conn: sqlite3.Connection, account_id: str, key_id: str
-) -> list[tuple[str, str, int]]:
+Binding = list[tuple[str, str, int]]
+"""(key_id, period, cap) of the budgets a submit counts against."""
+
+
+def sqlite_budgets(conn: sqlite3.Connection, account_id: str, key_id: str) -> Binding:
+    """The budgets of the account and of the submitting key (none, nearly always)."""
     return [
         (str(k), str(p), int(c))
         for k, p, c in conn.execute(
@@ -405,12 +411,12 @@ def _sqlite_event(
 
 
 def sqlite_budgets_check(
-    conn: sqlite3.Connection, account_id: str, key_id: str, amount: int, now: int
+    conn: sqlite3.Connection, binding: Binding, account_id: str, amount: int, now: int
 ) -> dict[str, Any] | None:
     """The refusal's numbers if a budget cannot take a hold of ``amount`` (the first
     refusal of a period also queues its ``budget.exceeded``), else None. Mirrors
     ``reelgate_submit`` (migration 0018)."""
-    for budget_key, period, cap in _sqlite_budgets(conn, account_id, key_id):
+    for budget_key, period, cap in binding:
         key = period_key(period, now)
         found = conn.execute(
             "SELECT spent, held, notified FROM budget_spend "
@@ -444,10 +450,15 @@ def sqlite_budgets_check(
 
 
 def sqlite_budgets_hold(
-    conn: sqlite3.Connection, account_id: str, key_id: str, amount: int, now: int, job_id: str
+    conn: sqlite3.Connection,
+    binding: Binding,
+    account_id: str,
+    amount: int,
+    now: int,
+    job_id: str,
 ) -> None:
     """Count an accepted job's hold into its budgets; announce a threshold reached."""
-    for budget_key, period, cap in _sqlite_budgets(conn, account_id, key_id):
+    for budget_key, period, cap in binding:
         key = period_key(period, now)
         spent, held, notified = conn.execute(
             "INSERT INTO budget_spend (account_id, key_id, period_key, spent, held, notified) "

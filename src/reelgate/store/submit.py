@@ -27,7 +27,12 @@ from enum import StrEnum
 from typing import Any
 
 from reelgate.job import Event, Job
-from reelgate.store.budgets import ACCOUNT, sqlite_budgets_check, sqlite_budgets_hold
+from reelgate.store.budgets import (
+    ACCOUNT,
+    sqlite_budgets,
+    sqlite_budgets_check,
+    sqlite_budgets_hold,
+)
 from reelgate.store.codec import job_to_row
 from reelgate.store.events import event_row
 from reelgate.store.ledger import Balance, hold_rows
@@ -167,8 +172,9 @@ def sqlite_submit(sub: JobSubmission, rows: Rows, conn: sqlite3.Connection) -> S
         ).fetchone()
         if leased is None:
             outcome = SubmitOutcome.KEY_TAKEN
-    if outcome is SubmitOutcome.OK:
-        budget = sqlite_budgets_check(conn, account, key_id, sub.hold_amount, now)
+    binding = sqlite_budgets(conn, account, key_id) if outcome is SubmitOutcome.OK else []
+    if binding:
+        budget = sqlite_budgets_check(conn, binding, account, sub.hold_amount, now)
         if budget is not None:
             outcome = SubmitOutcome.OVER_BUDGET
     if outcome is SubmitOutcome.OK and sub.answer is not None:
@@ -193,7 +199,8 @@ def sqlite_submit(sub: JobSubmission, rows: Rows, conn: sqlite3.Connection) -> S
     insert_row(conn, ledger, rows.ledger)
     insert_row(conn, jobs, rows.job)  # the trigger counts it in flight
     insert_row(conn, job_events, rows.event)
-    sqlite_budgets_hold(conn, account, key_id, sub.hold_amount, now, sub.job.id)
+    if binding:
+        sqlite_budgets_hold(conn, binding, account, sub.hold_amount, now, sub.job.id)
     return SubmitResult(
         SubmitOutcome.OK,
         Balance(int(balance), int(held) + sub.hold_amount),

@@ -60,7 +60,8 @@ DECLARE
   v_notified integer;
   v_level integer;
   v_budget jsonb;
-  v_listened boolean;
+  v_listened boolean;  -- whether the account has a live webhook endpoint (asked once, if needed)
+  v_bound boolean := false;  -- whether any budget binds this submit
   a record;
   b record;
 BEGIN
@@ -87,13 +88,12 @@ BEGIN
       o_outcome := 'key_taken';
     END IF;
   END IF;
-  v_listened := EXISTS (SELECT 1 FROM webhook_endpoints AS e
-                        WHERE e.account_id = v_account AND e.disabled_at IS NULL);
   IF o_outcome IS NULL THEN
     -- the key's budgets first, then the account's; a day before a month
     FOR b IN SELECT bu.key_id, bu.period, bu.cap FROM budgets AS bu
               WHERE bu.account_id = v_account AND bu.key_id IN ('', v_key)
               ORDER BY bu.key_id DESC, bu.period LOOP
+      v_bound := true;
       v_period := b.period || ':' ||
         to_char(v_at, CASE WHEN b.period = 'day' THEN 'YYYY-MM-DD' ELSE 'YYYY-MM' END);
       SELECT coalesce(max(sp.spent), 0), coalesce(max(sp.held), 0),
@@ -110,6 +110,8 @@ BEGIN
           INSERT INTO budget_spend (account_id, key_id, period_key, spent, held, notified)
           VALUES (v_account, b.key_id, v_period, 0, 0, 100)
           ON CONFLICT (account_id, key_id, period_key) DO UPDATE SET notified = 100;
+          v_listened := coalesce(v_listened, EXISTS (SELECT 1 FROM webhook_endpoints AS e
+                                 WHERE e.account_id = v_account AND e.disabled_at IS NULL));
           IF v_listened THEN
             -- no job: the refused one was never written
             INSERT INTO webhook_outbox (job_id, seq, type, created_at, account_id, payload)
@@ -137,30 +139,34 @@ BEGIN
   INSERT INTO ledger SELECT * FROM jsonb_populate_record(NULL::ledger, p_ledger);
   INSERT INTO jobs SELECT * FROM jsonb_populate_record(NULL::jobs, p_job);
   INSERT INTO job_events SELECT * FROM jsonb_populate_record(NULL::job_events, p_event);
-  FOR b IN SELECT bu.key_id, bu.period, bu.cap FROM budgets AS bu
-            WHERE bu.account_id = v_account AND bu.key_id IN ('', v_key) LOOP
-    v_period := b.period || ':' ||
-      to_char(v_at, CASE WHEN b.period = 'day' THEN 'YYYY-MM-DD' ELSE 'YYYY-MM' END);
-    INSERT INTO budget_spend AS sp (account_id, key_id, period_key, spent, held, notified)
-    VALUES (v_account, b.key_id, v_period, 0, v_amount, 0)
-    ON CONFLICT (account_id, key_id, period_key) DO UPDATE SET held = sp.held + v_amount
-    RETURNING sp.spent, sp.held, sp.notified INTO v_spent, v_held, v_notified;
-    v_level := CASE WHEN v_spent + v_held >= b.cap THEN 100
-                    WHEN (v_spent + v_held) * 5 >= b.cap * 4 THEN 80 ELSE 0 END;
-    IF v_level > v_notified THEN
-      UPDATE budget_spend AS sp SET notified = v_level
-       WHERE sp.account_id = v_account AND sp.key_id = b.key_id AND sp.period_key = v_period;
-      IF v_listened THEN
-        INSERT INTO webhook_outbox (job_id, seq, type, created_at, account_id, payload)
-        VALUES (p_job->>'id', 0,
-                CASE WHEN v_level = 100 THEN 'budget.exceeded' ELSE 'budget.warning' END,
-                v_now, v_account,
-                jsonb_build_object('key_id', b.key_id, 'period', b.period,
-                  'period_key', v_period, 'cap', b.cap, 'spent', v_spent, 'held', v_held,
-                  'price', v_amount, 'threshold', v_level, 'reason', 'reached')::text);
+  IF v_bound THEN
+    FOR b IN SELECT bu.key_id, bu.period, bu.cap FROM budgets AS bu
+              WHERE bu.account_id = v_account AND bu.key_id IN ('', v_key) LOOP
+      v_period := b.period || ':' ||
+        to_char(v_at, CASE WHEN b.period = 'day' THEN 'YYYY-MM-DD' ELSE 'YYYY-MM' END);
+      INSERT INTO budget_spend AS sp (account_id, key_id, period_key, spent, held, notified)
+      VALUES (v_account, b.key_id, v_period, 0, v_amount, 0)
+      ON CONFLICT (account_id, key_id, period_key) DO UPDATE SET held = sp.held + v_amount
+      RETURNING sp.spent, sp.held, sp.notified INTO v_spent, v_held, v_notified;
+      v_level := CASE WHEN v_spent + v_held >= b.cap THEN 100
+                      WHEN (v_spent + v_held) * 5 >= b.cap * 4 THEN 80 ELSE 0 END;
+      IF v_level > v_notified THEN
+        UPDATE budget_spend AS sp SET notified = v_level
+         WHERE sp.account_id = v_account AND sp.key_id = b.key_id AND sp.period_key = v_period;
+        v_listened := coalesce(v_listened, EXISTS (SELECT 1 FROM webhook_endpoints AS e
+                               WHERE e.account_id = v_account AND e.disabled_at IS NULL));
+        IF v_listened THEN
+          INSERT INTO webhook_outbox (job_id, seq, type, created_at, account_id, payload)
+          VALUES (p_job->>'id', 0,
+                  CASE WHEN v_level = 100 THEN 'budget.exceeded' ELSE 'budget.warning' END,
+                  v_now, v_account,
+                  jsonb_build_object('key_id', b.key_id, 'period', b.period,
+                    'period_key', v_period, 'cap', b.cap, 'spent', v_spent, 'held', v_held,
+                    'price', v_amount, 'threshold', v_level, 'reason', 'reached')::text);
+        END IF;
       END IF;
-    END IF;
-  END LOOP;
+    END LOOP;
+  END IF;
   PERFORM pg_notify('reelgate_events', p_job->>'id');
   PERFORM pg_notify('reelgate_jobs', p_job->>'id');
   RETURN QUERY SELECT 'ok', a.balance, a.held + v_amount, a.jobs_in_flight + 1,
