@@ -10,6 +10,7 @@
  *       { onProgress: (u) => console.log(u.status, u.progress) },
  *     );
  *     const bytes = await rg.download(job); // ArrayBuffer of the MP4
+ *     const poster = await rg.download(job, { variant: "thumbnail", as: "blob" }); // image/webp
  *
  * Jobs are returned exactly as the API sends them (snake_case fields); only the
  * parameters you pass in are camelCase. Every error is a `ReelgateError` carrying
@@ -40,7 +41,23 @@ export const VERSION = "0.1.0";
  * @property {string | null} content_type
  * @property {string | null} sha256
  * @property {boolean | null} has_audio
+ * @property {string | null} [thumbnail_url]  signed link to the poster (WebP), when one was made
+ * @property {string | null} [spritesheet_url]  signed link to the sprite sheet (JPEG)
+ * @property {SpriteLayout | null} [spritesheet]  where each frame is on the sprite sheet
  */
+
+/**
+ * @typedef {object} SpriteLayout  tile `i` (from 0) shows the video at
+ *   `(i + 0.5) * interval_seconds`, at column `i % columns`, row `floor(i / columns)`
+ * @property {number} columns
+ * @property {number} rows
+ * @property {number} tiles
+ * @property {number} tile_width
+ * @property {number} tile_height
+ * @property {number} interval_seconds
+ */
+
+/** @typedef {"video" | "thumbnail" | "spritesheet"} Variant */
 
 /**
  * @typedef {object} JobAttempt
@@ -153,6 +170,23 @@ export const VERSION = "0.1.0";
  * @property {number} [maxPollIntervalMs]  polling backs off to this (default 5000)
  * @property {number} [eventsIdleTimeoutMs]  reconnect an event stream silent this long (default 45000)
  */
+
+/**
+ * What `download` can fetch (`GET /v1/videos/{id}/content?variant=`, OpenAI's names),
+ * and the file ending each gets when saved (as the Python SDK names them).
+ * @type {Readonly<Record<Variant, string>>}
+ */
+export const VARIANTS = Object.freeze({
+  video: ".mp4",
+  thumbnail: ".thumbnail.webp",
+  spritesheet: ".spritesheet.jpg",
+});
+/** The job's signed link to each variant, for a browser that hides a redirect's target. */
+const VARIANT_FIELDS = Object.freeze({
+  video: "url",
+  thumbnail: "thumbnail_url",
+  spritesheet: "spritesheet_url",
+});
 
 const FINAL = new Set(["completed", "failed", "canceled"]);
 const FINAL_EVENTS = new Set(["video.completed", "video.failed", "video.canceled"]);
@@ -551,8 +585,10 @@ export class Reelgate {
   }
 
   /**
-   * One page of this key's jobs, newest first.
-   * @param {{status?: JobStatus, limit?: number, after?: string, order?: "asc" | "desc"}} [query]
+   * One page of this key's jobs, newest first; `model` matches the requested or the
+   * delivering model.
+   * @param {{status?: JobStatus, model?: string, limit?: number, after?: string,
+   *   order?: "asc" | "desc"}} [query]
    * @param {{signal?: AbortSignal}} [options]
    * @returns {Promise<JobPage>}
    */
@@ -562,7 +598,7 @@ export class Reelgate {
 
   /**
    * Every job matching `query`, fetching pages as you iterate.
-   * @param {{status?: JobStatus, limit?: number, order?: "asc" | "desc"}} [query]
+   * @param {{status?: JobStatus, model?: string, limit?: number, order?: "asc" | "desc"}} [query]
    * @param {{signal?: AbortSignal}} [options]
    * @returns {AsyncGenerator<Job>}
    */
@@ -649,38 +685,91 @@ export class Reelgate {
   }
 
   /**
-   * The finished video's bytes, fetched from its signed `result.url` (without the
-   * API key). `as: "response"` gives the raw Response to stream instead.
+   * A finished video's content: the MP4 (`variant: "video"`, the default), its poster
+   * (`"thumbnail"`, WebP) or its sprite sheet (`"spritesheet"`, JPEG; the job's
+   * `result.spritesheet` gives the layout). Asks `GET /v1/videos/{id}/content?variant=`
+   * (with the API key), then fetches the signed link it redirects to *without* the key.
+   * Resolves with the bytes (an ArrayBuffer); `as: "blob"` gives a Blob whose `type` is
+   * the content type, `as: "response"` the raw Response to stream.
+   * Rejects with an `InvalidRequestError` (`invalid_parameter`) for an unknown variant,
+   * before any request, and with a `ConflictError` when there is nothing to download:
+   * `video_not_ready` (the job is not completed) or `variant_not_available` (this video
+   * has no poster or sprite sheet).
    * @overload
    * @param {string | Job} job
-   * @param {{as?: "arrayBuffer", signal?: AbortSignal, timeoutMs?: number}} [options]
+   * @param {{variant?: Variant, as?: "arrayBuffer", signal?: AbortSignal, timeoutMs?: number}} [options]
    * @returns {Promise<ArrayBuffer>}
    */
   /**
    * @overload
    * @param {string | Job} job
-   * @param {{as: "response", signal?: AbortSignal, timeoutMs?: number}} options
+   * @param {{variant?: Variant, as: "blob", signal?: AbortSignal, timeoutMs?: number}} options
+   * @returns {Promise<Blob>}
+   */
+  /**
+   * @overload
+   * @param {string | Job} job
+   * @param {{variant?: Variant, as: "response", signal?: AbortSignal, timeoutMs?: number}} options
    * @returns {Promise<Response>}
    */
   /**
    * @param {string | Job} job
-   * @param {{as?: "arrayBuffer" | "response", signal?: AbortSignal, timeoutMs?: number}} [options]
-   * @returns {Promise<ArrayBuffer | Response>}
+   * @param {{variant?: Variant, as?: "arrayBuffer" | "blob" | "response", signal?: AbortSignal,
+   *   timeoutMs?: number}} [options]
+   * @returns {Promise<ArrayBuffer | Blob | Response>}
    */
   async download(job, options = {}) {
-    const { as = "arrayBuffer", signal, timeoutMs = 0 } = options;
-    // Always re-read the job: a signed URL from an old object may have expired.
-    const fresh = await this.get(typeof job === "string" ? job : job.id, { signal });
-    const url = fresh.result?.url;
-    if (fresh.status !== "completed" || !url) {
-      throw new ConflictError(
-        `Video job ${fresh.id} has no downloadable video (status ${fresh.status}).`,
-        { code: "video_not_ready", job: fresh, details: { status: fresh.status } },
+    const { variant = "video", as = "arrayBuffer", signal, timeoutMs = 0 } = options;
+    if (!Object.hasOwn(VARIANTS, variant)) {
+      const allowed = Object.keys(VARIANTS);
+      throw new InvalidRequestError(
+        `variant must be one of ${allowed.join(", ")}, not ${JSON.stringify(variant)}.`,
+        { code: "invalid_parameter", details: { param: "variant", allowed } },
       );
     }
-    const target = new URL(url, `${this.baseUrl}/`).href;
-    const read = as === "response" ? undefined : (/** @type {Response} */ r) => r.arrayBuffer();
-    return this._send(target, { method: "GET", signal }, { auth: false, timeoutMs, read });
+    if (!["arrayBuffer", "blob", "response"].includes(as)) {
+      throw new TypeError(`as must be "arrayBuffer", "blob" or "response", not ${JSON.stringify(as)}.`);
+    }
+    const id = typeof job === "string" ? job : job.id;
+    const content = this._url(
+      `/v1/videos/${encodeURIComponent(id)}/content`,
+      variant === "video" ? undefined : { variant },
+    );
+    /** @type {(r: Response) => Promise<ArrayBuffer | Blob>} */
+    const readAs = (r) => (as === "blob" ? r.blob() : r.arrayBuffer());
+    // The gateway redirects to a signed link (storage, or its own stream route); follow
+    // it here rather than let fetch carry the Authorization header along.
+    const first = await this._send(
+      content,
+      { method: "GET", redirect: "manual", signal },
+      {
+        read: async (r) => {
+          if (r.ok) return { response: r, body: as === "response" ? undefined : await readAs(r) };
+          await r.body?.cancel();
+          return { location: r.type === "opaqueredirect" ? null : r.headers.get("location") };
+        },
+      },
+    );
+    if ("response" in first) return first.body ?? first.response; // served by the gateway itself
+    let target = first.location;
+    if (!target) {
+      // A browser hides where a redirect goes: the job carries the same signed link.
+      const fresh = await this.get(id, { signal });
+      target = fresh.result?.[VARIANT_FIELDS[variant]] ?? null;
+      if (!target) {
+        throw new ConflictError(`Video job ${id} has no ${variant} to download.`, {
+          code: fresh.status === "completed" ? "variant_not_available" : "video_not_ready",
+          job: fresh,
+          details: { variant, status: fresh.status },
+        });
+      }
+    }
+    const url = new URL(target, content).href;
+    return this._send(url, { method: "GET", signal }, {
+      auth: false,
+      timeoutMs,
+      read: as === "response" ? undefined : readAs,
+    });
   }
 
   // -- waiting -------------------------------------------------------------
@@ -887,12 +976,17 @@ export class Reelgate {
       let failure;
       try {
         const res = await this._fetch(url, { ...init, headers, signal: controller.signal });
-        if (res.ok && !read) {
+        // With redirect: "manual", a 3xx (or a browser's opaque redirect) is the answer.
+        const passed =
+          res.ok ||
+          (init.redirect === "manual" &&
+            (res.type === "opaqueredirect" || (res.status >= 300 && res.status < 400)));
+        if (passed && !read) {
           // The body is read later: keep `outer` linked so aborting it still ends the stream.
           streaming = true;
           return /** @type {any} */ (res);
         }
-        if (res.ok) return await readBody(res, /** @type {(r: Response) => Promise<T>} */ (read));
+        if (passed) return await readBody(res, /** @type {(r: Response) => Promise<T>} */ (read));
         const statusRetry =
           res.status >= 500 &&
           (retry === "safe" || (retry === "create" && [502, 503, 504].includes(res.status)));

@@ -4,6 +4,7 @@ import { describe, test } from "node:test";
 
 import {
   AuthenticationError,
+  ConflictError,
   ConnectionError,
   InsufficientCreditsError,
   InvalidRequestError,
@@ -12,6 +13,7 @@ import {
   Reelgate,
   RefusedError,
   ServerError,
+  VARIANTS,
   WaitTimeoutError,
   readSSE,
 } from "../reelgate.mjs";
@@ -38,6 +40,13 @@ function json(status, body, headers = {}) {
     headers: { "content-type": "application/json", ...headers },
   });
 }
+
+/** The gateway's answer to GET /v1/videos/{id}/content: a redirect to a signed link. */
+function redirect(location) {
+  return new Response(null, { status: 302, headers: { location } });
+}
+
+const MP4_HEAD = new Uint8Array([0, 0, 0, 24, 0x66, 0x74, 0x79, 0x70]);
 
 function apiError(status, code, message, details = {}) {
   return json(status, { error: { code, message, ...details } });
@@ -214,15 +223,92 @@ describe("requests", () => {
     });
   });
 
-  test("download fetches the signed URL without the API key", async () => {
+  test("download asks /content with the key, then fetches the signed URL without it", async () => {
     const { fetch, calls } = scripted(
-      json(200, job("completed", 100)),
-      new Response(new Uint8Array([0, 0, 0, 24, 0x66, 0x74, 0x79, 0x70])),
+      (url, init) => {
+        assert.equal(init.redirect, "manual", "the client follows the redirect itself");
+        return redirect("https://files.example/v.mp4?sig=1");
+      },
+      new Response(MP4_HEAD, { headers: { "content-type": "video/mp4" } }),
     );
     const bytes = await client(fetch).download("video_1");
+    assert.ok(bytes instanceof ArrayBuffer);
     assert.equal(new TextDecoder().decode(new Uint8Array(bytes).subarray(4, 8)), "ftyp");
+    assert.equal(calls[0].url, "http://gw.test/v1/videos/video_1/content");
+    assert.equal(calls[0].headers.Authorization, `Bearer ${KEY}`);
     assert.equal(calls[1].url, "https://files.example/v.mp4?sig=1");
     assert.equal(calls[1].headers.Authorization, undefined);
+  });
+
+  test("download by variant: the poster and the sprite sheet, as a Blob with its type", async () => {
+    for (const [variant, type, file] of [
+      ["thumbnail", "image/webp", "poster.webp"],
+      ["spritesheet", "image/jpeg", "sprite.jpg"],
+    ]) {
+      const { fetch, calls } = scripted(
+        redirect(`/files/previews/video_1/${file}?sig=2`), // relative: on the gateway itself
+        new Response(new Uint8Array([1, 2, 3]), { headers: { "content-type": type } }),
+      );
+      const blob = await client(fetch).download(job("completed", 100), { variant, as: "blob" });
+      assert.ok(blob instanceof Blob);
+      assert.equal(blob.type, type);
+      assert.deepEqual([...new Uint8Array(await blob.arrayBuffer())], [1, 2, 3]);
+      assert.equal(calls[0].url, `http://gw.test/v1/videos/video_1/content?variant=${variant}`);
+      assert.equal(calls[1].url, `http://gw.test/files/previews/video_1/${file}?sig=2`);
+      assert.equal(calls[1].headers.Authorization, undefined, "a signed link is its own credential");
+    }
+    assert.deepEqual(Object.keys(VARIANTS), ["video", "thumbnail", "spritesheet"]);
+  });
+
+  test("download of an unknown variant fails before any request", async () => {
+    const { fetch, calls } = scripted();
+    const err = await client(fetch).download("video_1", { variant: "poster" }).catch((e) => e);
+    assert.ok(err instanceof InvalidRequestError, err);
+    assert.equal(err.code, "invalid_parameter");
+    assert.equal(err.param, "variant");
+    assert.deepEqual(err.details.allowed, ["video", "thumbnail", "spritesheet"]);
+    assert.match(err.message, /variant must be one of video, thumbnail, spritesheet, not "poster"/);
+    assert.equal(calls.length, 0);
+  });
+
+  test("download of a variant the video lacks is the gateway's 409 variant_not_available", async () => {
+    const message =
+      "Video job video_1 has no spritesheet: its copy into storage was made without one " +
+      "(before previews existed, or they failed). The video itself is available (variant=video).";
+    const { fetch, calls } = scripted(
+      apiError(409, "variant_not_available", message, { variant: "spritesheet" }),
+    );
+    const err = await client(fetch).download("video_1", { variant: "spritesheet" }).catch((e) => e);
+    assert.ok(err instanceof ConflictError, err);
+    assert.equal(err.status, 409);
+    assert.equal(err.code, "variant_not_available");
+    assert.equal(err.details.variant, "spritesheet");
+    assert.equal(err.message, message);
+    assert.equal(calls.length, 1, "a 4xx is never retried");
+  });
+
+  test("download in a browser, where a redirect's target is hidden, uses the job's link", async () => {
+    // fetch(..., {redirect: "manual"}) in a browser answers an opaque redirect: status 0,
+    // no Location. The job carries the same signed links.
+    const opaque = { ok: false, status: 0, type: "opaqueredirect", headers: new Headers(), body: null };
+    const done = job("completed", 100, {
+      result: { url: "https://files.example/v.mp4?sig=1", thumbnail_url: "https://files.example/p.webp?sig=3" },
+    });
+    const { fetch, calls } = scripted(
+      opaque,
+      json(200, done),
+      new Response(new Uint8Array([9]), { headers: { "content-type": "image/webp" } }),
+    );
+    const res = await client(fetch).download("video_1", { variant: "thumbnail", as: "response" });
+    assert.equal(res.headers.get("content-type"), "image/webp");
+    assert.deepEqual(
+      calls.map((c) => [c.url, c.headers.Authorization]),
+      [
+        ["http://gw.test/v1/videos/video_1/content?variant=thumbnail", `Bearer ${KEY}`],
+        ["http://gw.test/v1/videos/video_1", `Bearer ${KEY}`],
+        ["https://files.example/p.webp?sig=3", undefined],
+      ],
+    );
   });
 });
 

@@ -12,6 +12,7 @@ import { before, describe, test } from "node:test";
 
 import {
   AuthenticationError,
+  ConflictError,
   InvalidRequestError,
   Reelgate,
   WaitTimeoutError,
@@ -51,6 +52,21 @@ function assertMp4(bytes) {
   assert.equal(new TextDecoder().decode(head.subarray(4, 8)), "ftyp", "an MP4 starts with ftyp");
 }
 
+/** A JPEG's size from its start-of-frame segment. */
+function jpegSize(bytes) {
+  const b = new Uint8Array(bytes);
+  assert.deepEqual([...b.subarray(0, 3)], [0xff, 0xd8, 0xff], "a JPEG starts with FF D8 FF");
+  for (let i = 2; i + 8 < b.length; ) {
+    assert.equal(b[i], 0xff, `a JPEG segment at ${i}`);
+    const marker = b[i + 1];
+    if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) {
+      return { height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8] };
+    }
+    i += 2 + ((b[i + 2] << 8) | b[i + 3]);
+  }
+  assert.fail("no start-of-frame segment in the JPEG");
+}
+
 describe("against a running gateway", { skip }, () => {
   /** @type {Reelgate} */
   let rg;
@@ -85,6 +101,70 @@ describe("against a running gateway", { skip }, () => {
     const res = await rg.download(job.id, { as: "response" });
     assert.equal(res.headers.get("content-type"), "video/mp4");
     assertMp4(await res.arrayBuffer());
+  });
+
+  test("download() fetches the video, its poster and its sprite sheet by variant", async () => {
+    const job = await rg.generate({ ...SMALL, durationSeconds: 3, prompt: "a lantern in the wind" });
+    const { thumbnail_url: posterUrl, spritesheet: layout } = job.result;
+    assert.ok(posterUrl && job.result.spritesheet_url && layout, "the gateway made previews");
+
+    const video = await rg.download(job, { as: "blob" });
+    assert.equal(video.type, "video/mp4");
+    assertMp4(await video.arrayBuffer());
+    assertMp4(await rg.download(job.id, { variant: "video" }));
+
+    const poster = await rg.download(job, { variant: "thumbnail", as: "blob" });
+    assert.equal(poster.type, "image/webp");
+    const posterBytes = new Uint8Array(await poster.arrayBuffer());
+    const text = (a, b) => new TextDecoder().decode(posterBytes.subarray(a, b));
+    assert.equal(text(0, 4) + text(8, 12), "RIFFWEBP", "a WebP file");
+    const direct = new Uint8Array(await (await fetch(posterUrl)).arrayBuffer());
+    assert.deepEqual(posterBytes, direct, "the same file as result.thumbnail_url");
+
+    const sheet = await rg.download(job.id, { variant: "spritesheet" });
+    assert.ok(sheet instanceof ArrayBuffer);
+    assert.deepEqual(jpegSize(sheet), {
+      width: layout.columns * layout.tile_width,
+      height: layout.rows * layout.tile_height,
+    });
+    assert.equal(layout.tiles, 3, "one tile a second");
+
+    const res = await rg.download(job, { variant: "spritesheet", as: "response" });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "image/jpeg");
+    assert.equal((await res.arrayBuffer()).byteLength, sheet.byteLength);
+  });
+
+  test("download() of an unknown variant is refused as the gateway refuses it", async () => {
+    const err = await rg.download("video_any", { variant: "gif" }).catch((e) => e);
+    assert.ok(err instanceof InvalidRequestError, err);
+    const raw = await fetch(`${rg.baseUrl}/v1/videos/video_any/content?variant=gif`, {
+      headers: { Authorization: `Bearer ${KEY}` },
+    });
+    const server = (await raw.json()).error;
+    assert.equal(raw.status, 400);
+    assert.deepEqual(
+      [err.code, err.param, err.details.allowed],
+      [server.code, server.param, server.allowed],
+    );
+  });
+
+  test("download() of a job with no video yet is a 409 video_not_ready", {
+    skip: NO_WORKER_URL ? false : "needs REELGATE_NO_WORKER_URL (a gateway with no worker)",
+  }, async () => {
+    const gw = new Reelgate({ baseUrl: NO_WORKER_URL, apiKey: KEY });
+    const job = await gw.submit({ ...SMALL, prompt: "still queued" });
+    try {
+      for (const variant of ["video", "thumbnail", "spritesheet"]) {
+        const err = await gw.download(job.id, { variant }).catch((e) => e);
+        assert.ok(err instanceof ConflictError, err);
+        assert.equal(err.status, 409);
+        assert.equal(err.code, "video_not_ready");
+        assert.equal(err.details.status, "queued");
+      }
+    } finally {
+      await gw.cancel(job.id);
+    }
   });
 
   test("generate() also works by polling (useEvents: false)", async () => {

@@ -51,7 +51,7 @@ router = APIRouter(prefix="/v1/videos", tags=["videos"])
 log = logging.getLogger(__name__)
 
 
-async def _owned(rt: Runtime, key: KeyInfo, job_id: str) -> Job:
+async def owned(rt: Runtime, key: KeyInfo, job_id: str) -> Job:
     async with rt.store.reading() as tx:
         job = await tx.get_job(job_id, key.account_id)
     if job is None:
@@ -121,26 +121,29 @@ async def _create(
     if body.webhook_url:
         check_url(body.webhook_url, rt.settings.net_policy(), param="webhook_url")
 
+    new = NewJob(
+        account_id=key.account_id,
+        key_id=key.key_id,
+        chain=tuple(checked.chain),
+        prompt=body.prompt,
+        params=params,
+        deadline_seconds=checked.deadline_seconds or rt.settings.default_deadline_seconds,
+        metadata=body.metadata,
+        image=image,
+        image_mime_type=mime,
+        webhook_url=body.webhook_url,
+    )
+    return await accepted(rt, new, idem)
+
+
+async def accepted(rt: Runtime, new: NewJob, idem: Idempotency | None) -> JSONResponse:
+    """Submit ``new`` and answer 202 with it (stored for the Idempotency-Key with it)."""
+
     async def answer(job: Job) -> StoredAnswer:
         assert idem is not None
         return idem.answer(202, await job_to_wire(rt, job))
 
-    job = await submit_job(
-        rt,
-        NewJob(
-            account_id=key.account_id,
-            key_id=key.key_id,
-            chain=tuple(checked.chain),
-            prompt=body.prompt,
-            params=params,
-            deadline_seconds=checked.deadline_seconds or rt.settings.default_deadline_seconds,
-            metadata=body.metadata,
-            image=image,
-            image_mime_type=mime,
-            webhook_url=body.webhook_url,
-        ),
-        answer=answer if idem is not None else None,
-    )
+    job = await submit_job(rt, new, answer=answer if idem is not None else None)
     if idem is not None:
         idem.done = True
     return JSONResponse(
@@ -154,13 +157,15 @@ async def list_videos(
     after: str | None = Query(None, description="Cursor: the last id of the previous page."),
     order: Literal["asc", "desc"] = "desc",
     status: Literal["queued", "in_progress", "completed", "failed", "canceled"] | None = None,
+    model: str | None = Query(None, description="Requested or delivering model id."),
     key: KeyInfo = Depends(require_read),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
+    """The account's jobs, newest first unless ``order=asc``; the studio's gallery."""
     wanted = PublicStatus(status) if status else None
     async with rt.store.reading() as tx:
         rows = await tx.list_jobs(
-            key.account_id, limit=limit + 1, after=after, status=wanted, order=order
+            key.account_id, limit=limit + 1, after=after, status=wanted, model=model, order=order
         )
     page = rows[:limit]
     data = [await job_to_wire(rt, job) for job in page]
@@ -177,7 +182,7 @@ async def list_videos(
 async def get_video(
     video_id: str, key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    return await job_to_wire(rt, await _owned(rt, key, video_id))
+    return await job_to_wire(rt, await owned(rt, key, video_id))
 
 
 @router.post("/{video_id}/cancel", responses=errors(404))
@@ -265,7 +270,7 @@ async def video_content(
     key: KeyInfo = Depends(require_read),
     rt: Runtime = Depends(runtime),
 ) -> RedirectResponse:
-    job = await _owned(rt, key, video_id)
+    job = await owned(rt, key, video_id)
     if job.expired_at is not None:
         raise video_expired(job, rt.settings.retention_days)
     wire = await job_to_wire(rt, job)

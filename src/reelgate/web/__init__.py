@@ -17,13 +17,14 @@ __all__ = ["mount_web"]
 
 # The key lives in localStorage, so script injection is the threat that matters:
 # only our own scripts and styles run, and the API is same-origin. Videos may be
-# signed URLs on another host (S3, GCS), hence the wider media-src.
+# signed URLs on another host (S3, GCS), and so may their posters and sprite sheets
+# (the gallery), hence the wider media-src and img-src.
 _CSP = "; ".join(
     (
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data: blob:",
+        "img-src 'self' https: http: data: blob:",
         "media-src 'self' https: http: blob:",
         "connect-src 'self'",
         "object-src 'none'",

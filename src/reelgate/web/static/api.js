@@ -81,6 +81,14 @@ export const api = {
     if (status) q.set("status", status);
     return request(`/v1/usage/recent?${q}`);
   },
+  /** One page of the account's videos, newest first: {data, has_more, last_id}. */
+  videos: ({ limit = 24, after, status, model } = {}) => {
+    const q = new URLSearchParams({ limit: String(limit), order: "desc" });
+    if (after) q.set("after", after);
+    if (status) q.set("status", status);
+    if (model) q.set("model", model);
+    return request(`/v1/videos?${q}`);
+  },
   charts: (days) => request(`/v1/usage/charts?days=${encodeURIComponent(days)}`),
   exportCsv: async (start, end) => {
     const q = new URLSearchParams({ start, end });

@@ -1,30 +1,54 @@
-// Boot: the API key, the two views (#/ studio, #/usage, #/jobs/<id>), the balance chip.
+// Boot: the API key, the views (#/ studio, #/gallery, #/videos/<id>, #/usage,
+// #/jobs/<id> in the studio), the balance chip.
 
 import { ApiError, adoptKeyFromUrl, getKey, setKey } from "./api.js";
-import { $ } from "./format.js";
+import { $, parseHash } from "./format.js";
+import { initGallery, loadGallery } from "./gallery.js";
 import { initStudio, loadModels, openJob } from "./studio.js";
 import { initUsage, loadBalance, loadUsage } from "./usage.js";
+import { leaveVideo, openVideo } from "./videopage.js";
+
+const VIEWS = ["studio", "gallery", "video", "usage"];
+const TITLES = {
+  studio: "reelgate studio",
+  gallery: "Gallery · reelgate studio",
+  video: "Video · reelgate studio",
+  usage: "Usage · reelgate studio",
+};
+const TAB_OF = { video: "gallery" }; // a video's page sits under the Gallery tab
+
+function viewOf(path) {
+  if (path.startsWith("/usage")) return "usage";
+  if (path === "/gallery") return "gallery";
+  if (path.startsWith("/videos/")) return "video";
+  return "studio";
+}
 
 function showView(name) {
-  for (const view of ["studio", "usage"]) {
-    $(`view-${view}`).hidden = view !== name;
-    $(`nav-${view}`).classList.toggle("active", view === name);
-    if (view === name) $(`nav-${view}`).setAttribute("aria-current", "page");
-    else $(`nav-${view}`).removeAttribute("aria-current");
+  if (name !== "video" && !$("view-video").hidden) leaveVideo();
+  for (const view of VIEWS) $(`view-${view}`).hidden = view !== name;
+  const tab = TAB_OF[name] || name;
+  for (const link of document.querySelectorAll(".tabs a")) {
+    const on = link.dataset.view === tab;
+    link.classList.toggle("active", on);
+    if (on) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
   }
-  document.title = name === "usage" ? "Usage · reelgate studio" : "reelgate studio";
+  document.title = TITLES[name];
 }
 
 function route() {
-  const hash = window.location.hash;
-  if (hash.startsWith("#/usage")) {
-    showView("usage");
-    if (getKey()) loadUsage();
-    return;
+  const { path, params } = parseHash();
+  const name = viewOf(path);
+  showView(name);
+  if (!getKey()) return;
+  if (name === "usage") loadUsage();
+  else if (name === "gallery") loadGallery();
+  else if (name === "video") openVideo(decodeURIComponent(path.slice("/videos/".length)), params);
+  else {
+    const job = path.match(/^\/jobs\/(.+)$/);
+    if (job) openJob(decodeURIComponent(job[1]));
   }
-  showView("studio");
-  const job = hash.match(/^#\/jobs\/(.+)$/);
-  if (job && getKey()) openJob(decodeURIComponent(job[1]));
 }
 
 function refreshBalance() {
@@ -67,7 +91,8 @@ function initKeyForm() {
 adoptKeyFromUrl();
 initKeyForm();
 initStudio({ onFinal: refreshBalance });
+initGallery();
 initUsage();
 window.addEventListener("hashchange", route);
-showView(window.location.hash.startsWith("#/usage") ? "usage" : "studio");
+showView(viewOf(parseHash().path));
 connect();

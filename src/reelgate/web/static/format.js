@@ -107,3 +107,18 @@ export const STATUS_LABELS = {
   failed: "failed",
   canceled: "canceled",
 };
+
+/** The route in the address: "#/gallery?model=local" → {path: "/gallery", params}. */
+export function parseHash(hash = window.location.hash) {
+  const raw = hash.replace(/^#/, "");
+  const cut = raw.indexOf("?");
+  return {
+    path: cut === -1 ? raw : raw.slice(0, cut),
+    params: new URLSearchParams(cut === -1 ? "" : raw.slice(cut + 1)),
+  };
+}
+
+/** A CSS url() for a URL from the API (quotes and backslashes cannot end the string). */
+export function cssUrl(url) {
+  return `url("${String(url).replace(/["\\\n\r]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, "0")}`)}")`;
+}
