@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from benchmarks.common import Section, fmt
+from reelgate.media.join import join_clips
 from reelgate.media.previews import make_previews
 from reelgate.media.render import RenderSpec, render_video
 
@@ -38,6 +39,15 @@ class RenderRun:
     """Making the clip's poster and sprite sheet (``media.previews``)."""
     previews_peak_mib: float = 0.0
     """Peak RSS growth while making them."""
+    join_cpu_seconds: float = 0.0
+    """Joining three copies of the clip into one video (``media.join``), as a
+    storyboard's last step does."""
+    join_wall_seconds: float = 0.0
+    join_peak_mib: float = 0.0
+
+    @property
+    def join_cpu_per_video_second(self) -> float:
+        return self.join_cpu_seconds / (3 * self.video_seconds)
 
     @property
     def previews_cpu_per_video_second(self) -> float:
@@ -70,8 +80,25 @@ def _render(label: str, width: int, height: int, seconds: int, out_dir: str) -> 
     before, start = _rss_mib(), _cpu()
     make_previews(path, Path(out_dir) / f"{label}-previews", float(seconds))
     previews_cpu, peak = _cpu() - start, _hwm_mib() - before
+    join_clips([path, path], Path(out_dir) / "warm-join.mp4")  # the join's own warm-up
+    Path("/proc/self/clear_refs").write_text("5")
+    before, start, began = _rss_mib(), _cpu(), time.perf_counter()
+    join_clips([path, path, path], Path(out_dir) / f"{label}-joined.mp4")
+    join_cpu, join_wall = _cpu() - start, time.perf_counter() - began
+    join_peak = _hwm_mib() - before
     return RenderRun(
-        label, width, height, seconds, cpu, wall, path.stat().st_size, previews_cpu, peak
+        label,
+        width,
+        height,
+        seconds,
+        cpu,
+        wall,
+        path.stat().st_size,
+        previews_cpu,
+        peak,
+        join_cpu,
+        join_wall,
+        join_peak,
     )
 
 
@@ -150,10 +177,16 @@ def render_section(runs: list[RenderRun]) -> Section:
         section.row(
             f"{name}: poster + sprite sheet peak RSS growth (MiB)", fmt(run.previews_peak_mib)
         )
+        section.row(
+            f"{name}: join of 3 clips CPU s per video s", fmt(run.join_cpu_per_video_second)
+        )
+        section.row(f"{name}: join of 3 clips wall s", fmt(run.join_wall_seconds))
+        section.row(f"{name}: join peak RSS growth (MiB)", fmt(run.join_peak_mib))
     if runs:
         section.notes.append(
             f"{runs[0].video_seconds} s clips, each in a fresh process after a 1 s warm-up; "
             "CPU counts every thread of the rendering process; the poster and sprite sheet "
-            "are made from the rendered clip in the same process after a warm-up run"
+            "are made from the rendered clip in the same process after a warm-up run, and three "
+            "copies of it are joined into one video (a storyboard's join) after a warm-up join"
         )
     return section

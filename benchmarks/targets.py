@@ -35,6 +35,11 @@ RENDER_CPU_PER_S = 1.5
 PREVIEWS_CPU_PER_S = 0.25
 """A poster and sprite sheet cost at most a quarter of a CPU second per second of video."""
 PREVIEWS_PEAK_MIB = 64.0
+JOIN_CPU_PER_S = 1.0
+"""A storyboard's join (media.join) re-encodes every shot once: at most a CPU second per
+second of 720p output (x264 veryfast; measured 0.6)."""
+JOIN_PEAK_MIB = 96.0
+"""The join holds a frame per input and the encoder's lookahead, never the clips."""
 """Bounded memory: one decoded frame, the poster and the sheet, not the video."""
 HOOK_POLLS_PER_JOB = 1.0
 HOOK_LATENCY_MS = 1500.0
@@ -178,6 +183,16 @@ def targets(res: Results) -> list[Target]:
                     "poster + sprite sheet peak RSS growth, 720p",
                     clip.previews_peak_mib,
                     PREVIEWS_PEAK_MIB,
+                    "MiB",
+                )
+            )
+            join = clip.join_cpu_per_video_second
+            out.append(Target("storyboard join, 720p", join, JOIN_CPU_PER_S, "CPU s per video s"))
+            out.append(
+                Target(
+                    "storyboard join peak RSS growth, 720p",
+                    clip.join_peak_mib,
+                    JOIN_PEAK_MIB,
                     "MiB",
                 )
             )

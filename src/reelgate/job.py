@@ -149,6 +149,14 @@ class JobParams:
     image_key: str | None = None
     """An inline image, stored at submit time."""
     image_mime_type: str | None = None
+    edit: str | None = None
+    """``extend`` or ``remix``: the job continues or re-prompts ``source_video_id``, a
+    finished video of the same account (``engine.edits``)."""
+    source_video_id: str | None = None
+    source_key: str | None = None
+    """The source's stored copy: what a provider that edits natively is sent, and what an
+    extension made from the last frame is joined onto."""
+    source_seconds: float | None = None
 
     @property
     def size(self) -> str:

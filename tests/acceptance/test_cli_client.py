@@ -135,6 +135,53 @@ def test_download_saves_the_video_its_poster_and_its_sprite_sheet(
     assert wrong.returncode == 2 and "thumbnail" in wrong.stderr
 
 
+def test_extend_saves_the_longer_video_and_remix_explains_a_refusal(
+    served: Served, tmp_path: Path
+) -> None:
+    with Client(served.url, KEY) as client:
+        video = client.generate("local", "a kite on the cli", duration_seconds=1, resolution="360p")
+    out = tmp_path / "longer.mp4"
+    done = _run(served, "extend", video.id, "the kite climbs", "--duration", "2", "--out", str(out))
+    assert f"saved {out}" in done.stdout
+    assert "2 s, 640x360, 2.000 credits ($0.02), by local" in done.stdout  # the seconds added
+    assert "100%" in done.stderr and abs(probe_video(out).duration_seconds - 3.0) < 0.1
+    refused = _run(served, "remix", video.id, "a balloon", ok=False)
+    assert refused.returncode == 1 and "remix_not_supported" in refused.stdout + refused.stderr
+
+
+def test_storyboard_joins_the_shots_and_saves_one_video(served: Served, tmp_path: Path) -> None:
+    out = tmp_path / "board.mp4"
+    done = _run(
+        served,
+        "storyboard",
+        "a boat leaves",
+        "the boat sails",
+        "the boat arrives",
+        "--model",
+        "local",
+        "--duration",
+        "1",
+        "--resolution",
+        "360p",
+        "--continue",
+        "--out",
+        str(out),
+    )
+    assert f"saved {out}" in done.stdout
+    assert "3 shots, 3.0 s, 3.000 credits for 3 s" in done.stdout
+    assert "100%" in done.stderr and "storyboard_" in done.stdout
+    assert abs(probe_video(out).duration_seconds - 3.0) < 0.1
+    board = tmp_path / "board.json"
+    board.write_text(
+        json.dumps({"shots": [{"model": "local", "prompt": "x", "duration_seconds": 99}]})
+    )
+    refused = _run(served, "storyboard", "--file", str(board), ok=False)
+    assert (
+        refused.returncode == 1 and "shots[0].duration_seconds" in refused.stdout + refused.stderr
+    )
+    assert _run(served, "storyboard", ok=False).returncode == 2
+
+
 def test_cancel_stops_a_running_job(served: Served) -> None:
     with Client(served.url, KEY) as client:
         # long enough that it is still rendering when the command runs, even on a busy machine

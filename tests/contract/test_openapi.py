@@ -46,7 +46,15 @@ def _config_with_real_ids(base: str, tmp_path: Path) -> Path:
     ).json()["id"]
     account = http.post("/v1/admin/accounts", json={"name": "contract", "credits": "5"}).json()
     key = http.post(f"/v1/admin/accounts/{account['id']}/keys", json={}).json()["id"]
-    ids = {"video_id": video, "job_id": video, "account_id": account["id"], "key_id": key}
+    shot = {"model": "local", "prompt": "a contract shot", "duration_seconds": 1}
+    storyboard = http.post("/v1/storyboards", json={"shots": [shot, shot]}).json()["id"]
+    ids = {
+        "video_id": video,
+        "job_id": video,
+        "account_id": account["id"],
+        "key_id": key,
+        "storyboard_id": storyboard,
+    }
     lines = [CONFIG.read_text(), ""]
     for name, value in ids.items():
         lines += [f"[dictionaries.{name}]", f'values = ["{value}"]', ""]

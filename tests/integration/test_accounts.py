@@ -111,6 +111,8 @@ async def test_credit_grants_are_exact_and_flags_unlock_models(
         ("POST", "/v1/videos/{id}/pin"),
         ("POST", "/v1/videos/{id}/unpin"),
         ("POST", "/v1/videos/{id}/webhooks/msg_0/redeliver"),
+        ("POST", "/v1/videos/{id}/extend"),
+        ("POST", "/v1/videos/{id}/remix"),
     ],
 )
 async def test_another_accounts_job_is_indistinguishable_from_a_missing_one(
@@ -120,9 +122,10 @@ async def test_another_accounts_job_is_indistinguishable_from_a_missing_one(
     other_account = await _admin_account(client)
     other_key, _ = await _key(client, other_account, ["jobs:read", "jobs:write"])
     h = {"Authorization": f"Bearer {other_key}"}
-    theirs = await client.request(method, path.format(id=mine["id"]), headers=h)
+    body = {"prompt": "theirs"} if path.endswith(("/extend", "/remix")) else None
+    theirs = await client.request(method, path.format(id=mine["id"]), headers=h, json=body)
     missing = await client.request(
-        method, path.format(id="video_00000000000000000000000000000000"), headers=h
+        method, path.format(id="video_00000000000000000000000000000000"), headers=h, json=body
     )
     assert theirs.status_code == missing.status_code == 404
     assert theirs.json()["error"]["code"] == missing.json()["error"]["code"] == "not_found"
@@ -146,6 +149,8 @@ def test_every_route_with_an_id_is_in_the_sweep() -> None:
         "/v1/videos/{video_id}/webhooks/{delivery_id}/redeliver",
         "/v1/videos/{video_id}/pin",
         "/v1/videos/{video_id}/unpin",
+        "/v1/videos/{video_id}/extend",
+        "/v1/videos/{video_id}/remix",
         # no API key: a signed link bound to the job id (test_unmirrored_delivery proves a
         # link for one job opens no other)
         "/v1/videos/{video_id}/stream",

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reelgate.store.db import create_engine, is_unavailable, one_call
+from reelgate.store.db import _one_calls, create_engine, is_unavailable, one_call
 
 
 def _never_sqlite(_conn: Any) -> Any:
@@ -49,6 +49,18 @@ async def _kill(url: str, pid: int) -> None:
         await admin.dispose()
 
 
+async def _seen_closed(engine: AsyncEngine) -> None:
+    """Wait until asyncpg has read the server's goodbye on the idle connection (on a busy
+    machine it comes a few milliseconds after pg_terminate_backend returns; before it,
+    the connection still looks open, as any client's would)."""
+    idle = _one_calls(engine)._idle
+    for _ in range(250):
+        if all(conn.is_closed() for conn in idle):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("asyncpg never saw the terminated connection close")
+
+
 async def test_calls_reuse_one_connection_and_decode_json_as_sqlalchemy_does(
     engine: AsyncEngine,
 ) -> None:
@@ -72,6 +84,7 @@ async def test_an_outage_fails_the_call_in_flight_and_the_next_gets_a_new_connec
 ) -> None:
     before = await _pid(engine)
     await _kill(pg_url, before)  # the server ends an idle session, as a restart would
+    await _seen_closed(engine)
     after_idle_kill = await _pid(engine)  # asyncpg saw it close: not handed out
     assert after_idle_kill != before
     call = asyncio.create_task(one_call(engine, _never_sqlite, _sleep))

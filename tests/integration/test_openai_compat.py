@@ -16,10 +16,12 @@ from openai import AsyncOpenAI, BadRequestError, NotFoundError
 from PIL import Image
 
 from reelgate.api.app import create_app
+from reelgate.emulators.grok import GrokEmulator
 from reelgate.engine.worker import Worker
 from reelgate.media.probe import probe_video
 from reelgate.runtime import Runtime
 from tests.conftest import TEST_KEY
+from tests.integration.test_extend_remix import grok  # noqa: F401 (fixture)
 from tests.integration.test_gateway_sora import (  # noqa: F401 (fixtures)
     emulator,
     local_renders,
@@ -169,3 +171,30 @@ def _preview_keys(rt: Runtime, job_id: str) -> list[str]:
 
     base = f"previews/{DEV_ACCOUNT_ID}/{job_id}"
     return [f"{base}/poster.webp", f"{base}/sprite.jpg"]
+
+
+async def test_the_openai_sdk_remixes_a_video(
+    openai_client: AsyncOpenAI,
+    worker: Worker,
+    grok: GrokEmulator,  # noqa: F811 (the fixture)
+) -> None:
+    """``videos.remix(video_id, prompt=)`` unchanged: POST /videos/{id}/remix with a
+    prompt, answered with a video whose ``remixed_from_video_id`` names the source (on
+    xAI, whose edits make remixes); a model that cannot remix is a 400 naming those that
+    can."""
+    native = {"model": "grok-video", "prompt": "a fox", "duration_seconds": 2}
+    source = await openai_client.post("/videos", body=native, cast_to=dict)
+    done = await openai_client.videos.poll(source["id"], poll_interval_ms=100)
+    assert done.status == "completed"
+    remix = await openai_client.videos.remix(done.id, prompt="a wolf")
+    assert remix.remixed_from_video_id == done.id and remix.status == "queued"
+    finished = await openai_client.videos.poll(remix.id, poll_interval_ms=100)
+    assert finished.status == "completed" and finished.prompt == "a wolf"
+    assert grok.received[-1]["prompt"] == "a wolf" and "video" in grok.received[-1]
+
+    local = await openai_client.videos.create_and_poll(
+        model="local", prompt="a tram", seconds="1", size="640x360", poll_interval_ms=100
+    )
+    with pytest.raises(BadRequestError) as refused:
+        await openai_client.videos.remix(local.id, prompt="a bus")
+    assert refused.value.code == "remix_not_supported"

@@ -307,6 +307,47 @@ async def test_generate_reports_rising_progress_and_downloads_a_playable_video(
         assert (s.format, s.size) == ("JPEG", (layout["tile_width"], layout["tile_height"]))
 
 
+async def test_extend_continues_a_video_and_remix_names_the_models_that_can(
+    sdk: Sdk, tmp_path: Path
+) -> None:
+    source: Video = await sdk(
+        "generate", "local", f"a kite ({sdk.kind})", duration_seconds=1, resolution="360p"
+    )
+    queued: Video = await sdk("extend", source.id, "the kite climbs", duration_seconds=2)
+    assert queued.status == "queued" and queued.extended_from_video_id == source.id
+    done: Video = await sdk("wait", queued.id)
+    assert done.status == "completed" and done.units_consumed == 2  # the seconds added
+    assert done.result is not None and done.result.duration_seconds == 3.0  # the whole
+    path = await sdk("download", done, tmp_path / "longer.mp4")
+    assert abs(probe_video(path).duration_seconds - 3.0) < 0.1
+    with pytest.raises(ValidationError) as refused:
+        await sdk("remix", source.id, "a balloon")
+    assert refused.value.code == "remix_not_supported"
+
+
+async def test_a_storyboard_is_made_followed_and_downloaded(sdk: Sdk, tmp_path: Path) -> None:
+    shots = [
+        {"model": "local", "prompt": f"shot {n} ({sdk.kind})", "duration_seconds": 1}
+        for n in (1, 2)
+    ]
+    for shot in shots:
+        shot["resolution"] = "360p"
+    board = await sdk("create_storyboard", shots, continue_from_previous=True)
+    assert board.status == "queued" and [s.status for s in board.shots] == ["pending"] * 2
+    seen: list[int] = []
+    done = await sdk("wait_storyboard", board.id, on_progress=lambda b: seen.append(b.progress))
+    assert done.status == "completed" and seen[-1] == 100 and seen == sorted(seen)
+    assert [s.status for s in done.shots] == ["completed", "completed"]
+    assert done.units_consumed == 2 and done.cost is not None and done.cost.credits == "2.000"
+    assert done.result is not None and done.result["joins_at"] == [1.0]
+    path = await sdk("download_storyboard", done, tmp_path)
+    assert path.name == f"{done.id}.mp4"
+    assert abs(probe_video(path).duration_seconds - 2.0) < 0.1
+    with pytest.raises(ConflictError) as refused:
+        await sdk("retry_shot", done.id, 1, prompt="again")
+    assert refused.value.code == "shot_not_retryable"
+
+
 async def test_models_list_get_iterate_and_the_usage_log(sdk: Sdk) -> None:
     models = await sdk("models")
     local = next(m for m in models if m.id == "local")

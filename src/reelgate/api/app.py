@@ -10,10 +10,12 @@ from reelgate.api import (
     provider_hooks,
     routes_admin,
     routes_budgets,
+    routes_edits,
     routes_events,
     routes_media_service,
     routes_metrics,
     routes_models,
+    routes_storyboards,
     routes_usage,
     routes_videos,
     routes_webhooks,
@@ -42,6 +44,8 @@ def create_app(rt: Runtime) -> FastAPI:
     install_error_handlers(app)
     app.include_router(routes_models.router)
     app.include_router(routes_videos.router)
+    app.include_router(routes_edits.router)
+    app.include_router(routes_storyboards.router)
     app.include_router(routes_usage.router)
     app.include_router(routes_events.router)
     app.include_router(routes_admin.router)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -19,7 +20,18 @@ from pydantic import (
 from reelgate.errors import PayloadTooLarge, ValidationFailed
 from reelgate.job import MAX_IMAGE_BYTES
 
-__all__ = ["MetadataKey", "MetadataValue", "Prompt", "VideoCreate", "decode_image", "not_blank"]
+__all__ = [
+    "MetadataKey",
+    "MetadataValue",
+    "Prompt",
+    "Seconds",
+    "Seed",
+    "VideoCreate",
+    "VideoExtend",
+    "VideoRemix",
+    "decode_image",
+    "not_blank",
+]
 
 # Base64 grows data by 4/3; checked on the text before decoding anything.
 _MAX_IMAGE_B64_CHARS = (MAX_IMAGE_BYTES * 4) // 3 + 8
@@ -75,6 +87,53 @@ class VideoCreate(BaseModel):
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
         return not_blank(value)
+
+
+def _whole_seconds(value: Any) -> Any:
+    """JSON Schema calls 4.0 an integer too: taken as 4; never a fraction or a boolean."""
+    if isinstance(value, bool):
+        raise ValueError("seconds are a number, not a boolean")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Seconds = Annotated[int, Field(ge=1, le=600), BeforeValidator(_whole_seconds)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1), BeforeValidator(_whole_seconds)]
+
+
+class _Edit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: Prompt
+    model: ModelId | None = Field(
+        default=None, description="Default: the model that delivered the source video."
+    )
+    fallback: list[ModelId] = Field(default_factory=list, max_length=8)
+    webhook_url: StrictStr | None = Field(default=None, max_length=2048)
+    metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=16)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        return not_blank(value)
+
+
+class VideoExtend(_Edit):
+    """Continue a finished video: ``prompt`` says what happens next."""
+
+    duration_seconds: Seconds | None = Field(
+        default=None, description="Seconds to add (default: the model's default duration)."
+    )
+    resolution: Short | None = Field(
+        default=None,
+        description="Of the new part (default: the source's); the whole "
+        "video keeps the source's size.",
+    )
+
+
+class VideoRemix(_Edit):
+    """The same video re-made to a new prompt, where the model's provider can."""
 
 
 def decode_image(value: str) -> tuple[bytes, str]:

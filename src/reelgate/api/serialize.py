@@ -9,10 +9,18 @@ from reelgate.job import Job, JobError, MirrorStatus, PublicStatus
 from reelgate.runtime import Runtime
 from reelgate.storage.signing import signed_query
 
-__all__ = ["STREAM_KEY", "error_to_wire", "job_to_wire", "result_url", "stream_url"]
+__all__ = [
+    "STREAM_KEY",
+    "cost_to_wire",
+    "error_to_wire",
+    "job_to_wire",
+    "result_url",
+    "seconds_of",
+    "stream_url",
+]
 
 
-def _cost(rt: Runtime, millicredits: int | None) -> dict[str, Any] | None:
+def cost_to_wire(rt: Runtime, millicredits: int | None) -> dict[str, Any] | None:
     if millicredits is None:
         return None
     return {
@@ -22,7 +30,7 @@ def _cost(rt: Runtime, millicredits: int | None) -> dict[str, Any] | None:
     }
 
 
-def _seconds(ms: int | None) -> int | None:
+def seconds_of(ms: int | None) -> int | None:
     return None if ms is None else ms // 1000
 
 
@@ -58,7 +66,7 @@ async def _result(rt: Runtime, job: Job) -> dict[str, Any] | None:
         return {
             "url": None,
             "expired": True,
-            "expired_at": _seconds(job.expired_at),
+            "expired_at": seconds_of(job.expired_at),
             "duration_seconds": r.duration_seconds or r.measured_duration_seconds,
             "width": r.width,
             "height": r.height,
@@ -78,7 +86,7 @@ async def _result(rt: Runtime, job: Job) -> dict[str, Any] | None:
         "sha256": r.sha256,
         "has_audio": r.has_audio,
         "url_expires_in": rt.settings.signed_url_ttl_seconds,
-        "upstream_url_expires_at": None if stored else _seconds(r.upstream_expires_at),
+        "upstream_url_expires_at": None if stored else seconds_of(r.upstream_expires_at),
     }
     ttl = rt.settings.signed_url_ttl_seconds
     # the poster and sprite sheet stored with the copy (OpenAI's thumbnail/spritesheet)
@@ -89,7 +97,7 @@ async def _result(rt: Runtime, job: Job) -> dict[str, Any] | None:
     out["spritesheet"] = r.sprite_layout
     if r.mirror_status is MirrorStatus.FAILED:
         out["mirror_error"] = r.mirror_error
-        out["mirror_retry_at"] = _seconds(r.mirror_retry_at)
+        out["mirror_retry_at"] = seconds_of(r.mirror_retry_at)
     return out
 
 
@@ -113,8 +121,8 @@ def _attempts(job: Job) -> list[dict[str, Any]]:
             "upstream_id": a.upstream_id,
             "outcome": a.outcome.value,
             "error": error_to_wire(a.error),
-            "started_at": _seconds(a.started_at),
-            "ended_at": _seconds(a.ended_at),
+            "started_at": seconds_of(a.started_at),
+            "ended_at": seconds_of(a.ended_at),
         }
         for a in job.attempts
     ]
@@ -124,11 +132,11 @@ def _expires_at(rt: Runtime, job: Job) -> int | None:
     """When the video goes (OpenAI's ``expires_at``): delivery plus the retention period;
     None while not delivered, when pinned, or with retention off."""
     if job.expired_at is not None:
-        return _seconds(job.expired_at)
+        return seconds_of(job.expired_at)
     keep_days = rt.settings.retention_days
     if job.completed_at is None or job.pinned_at is not None or keep_days <= 0:
         return None
-    return _seconds(job.completed_at + int(keep_days * 86_400_000))
+    return seconds_of(job.completed_at + int(keep_days * 86_400_000))
 
 
 async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
@@ -153,11 +161,12 @@ async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
         "stage": stage.value if stage is not None else None,
         "progress": job.progress,
         "prompt": job.prompt,
-        "created_at": _seconds(job.created_at),
-        "completed_at": _seconds(job.completed_at) if final else None,
+        "created_at": seconds_of(job.created_at),
+        "completed_at": seconds_of(job.completed_at) if final else None,
         "expires_at": _expires_at(rt, job),
         "pinned": job.pinned_at is not None,
-        "remixed_from_video_id": None,
+        "remixed_from_video_id": p.source_video_id if p.edit == "remix" else None,
+        "extended_from_video_id": p.source_video_id if p.edit == "extend" else None,
         "seconds": str(p.duration_seconds),
         "size": p.size,
         "params": params,
@@ -167,7 +176,7 @@ async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
         "error": error_to_wire(job.error) if status is PublicStatus.FAILED else None,
         "attempts": _attempts(job),
         "units_consumed": job.units_consumed if final else None,
-        "cost": _cost(rt, job.cost) if final else None,
+        "cost": cost_to_wire(rt, job.cost) if final else None,
         "metadata": dict(job.metadata),
         "webhook_url": job.webhook_url,
     }

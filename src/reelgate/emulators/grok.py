@@ -48,6 +48,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import av
 import httpx
 from PIL import Image, UnidentifiedImageError
 from starlette.applications import Starlette
@@ -132,6 +133,17 @@ class GrokEmulator:
         self._calls_by_prompt: dict[str, int] = {}
 
     async def create(self, request: Request) -> Response:
+        return await self._start(request, _job_from)
+
+    async def extend(self, request: Request) -> Response:
+        """``POST /v1/videos/extensions``: the whole video, source then extension."""
+        return await self._start(request, _extension_job)
+
+    async def edit(self, request: Request) -> Response:
+        """``POST /v1/videos/edits``: the source re-made to the prompt."""
+        return await self._start(request, _edit_job)
+
+    async def _start(self, request: Request, make_job: Any) -> Response:
         if (denied := self._auth_failure(request)) is not None:
             return denied
         try:
@@ -171,7 +183,7 @@ class GrokEmulator:
                 "Zero Data Retention teams must provide output.upload_url for video generation.",
             )
         try:
-            job = _job_from(body, prompt, faults)
+            job = make_job(body, prompt, faults)
         except Refusal as invalid:
             return invalid.response
         job.upload_url = upload_url
@@ -305,6 +317,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/videos/generations", emulator.create, methods=["POST"]),
+            Route("/v1/videos/extensions", emulator.extend, methods=["POST"]),
+            Route("/v1/videos/edits", emulator.edit, methods=["POST"]),
             Route("/v1/videos/{request_id}", emulator.status, methods=["GET"]),
             Route("/xai-vidgen-bucket/{name}", emulator.result, methods=["GET"]),
         ]
@@ -364,6 +378,89 @@ def _job_from(body: dict[str, Any], prompt: str, faults: frozenset[str]) -> _Job
         height=height,
         faults=faults,
     )
+
+
+EXTEND_SECONDS = (2, 10)
+"""xAI's REST reference, ``POST /v1/videos/extensions``: ``duration`` is "the extension
+segment to generate in seconds (2-10). Defaults to 6 seconds if not specified"."""
+EXTEND_SOURCE_SECONDS = (2.0, 15.0)
+"""docs.x.ai Video Extension: "The input video duration must be between 2 and 15 seconds";
+"the output matches the aspect ratio and resolution of the input, capped at 720p"."""
+EDITING_MODELS = ("grok-imagine-video",)
+
+
+def _source_video(body: dict[str, Any]) -> tuple[float, int, int]:
+    """The ``video`` input's length and frame size ("a public URL, a base64-encoded data
+    URL, or a file_id"; only data URLs are read here: no network in the emulator)."""
+    video = body.get("video")
+    url = video.get("url") if isinstance(video, dict) else None
+    if not isinstance(video, dict):
+        raise Refusal(_error(400, INVALID_ARGUMENT, "video is required."))
+    if url is None and video.get("file_id"):
+        raise Refusal(_error(404, NOT_FOUND, f"File {video['file_id']} not found."))
+    match = _DATA_URI.fullmatch(url) if isinstance(url, str) else None
+    if match is None:
+        raise Refusal(_error(400, INVALID_ARGUMENT, "video.url must be a data URL here."))
+    try:
+        data = base64.b64decode(match.group("data"), validate=True)
+        with av.open(io.BytesIO(data), mode="r") as container:
+            stream = container.streams.video[0]
+            seconds = float(container.duration or 0) / av.time_base
+            width, height = stream.codec_context.width, stream.codec_context.height
+    except (binascii.Error, av.FFmpegError, IndexError):
+        raise Refusal(
+            _error(400, INVALID_ARGUMENT, "The input video could not be decoded as an MP4.")
+        ) from None
+    return seconds, width, height
+
+
+def _edited_job(
+    body: dict[str, Any], prompt: str, faults: frozenset[str], extra_seconds: int
+) -> _Job:
+    model = body.get("model") or DEFAULTS["model"]
+    if model not in MODELS:
+        raise Refusal(
+            _error(404, NOT_FOUND, f"The model {model} does not exist or you do not have access.")
+        )
+    if model not in EDITING_MODELS:
+        raise Refusal(_error(400, INVALID_ARGUMENT, f"Model {model} does not support this."))
+    if not prompt.strip():
+        raise Refusal(_error(400, INVALID_ARGUMENT, "prompt is required."))
+    seconds, width, height = _source_video(body)
+    if extra_seconds and not EXTEND_SOURCE_SECONDS[0] <= seconds <= EXTEND_SOURCE_SECONDS[1]:
+        raise Refusal(
+            _error(
+                400,
+                INVALID_ARGUMENT,
+                "The input video duration must be between 2 and 15 seconds.",
+            )
+        )
+    scale = min(1.0, 720 / min(width, height))  # capped at 720p
+    width, height = round(width * scale / 2) * 2, round(height * scale / 2) * 2
+    return _Job(
+        id=str(uuid.uuid4()),
+        prompt=prompt,
+        model=model,
+        duration=max(1, round(seconds + extra_seconds)),
+        resolution="720p" if min(width, height) >= 720 else "480p",
+        width=width,
+        height=height,
+        faults=faults,
+    )
+
+
+def _extension_job(body: dict[str, Any], prompt: str, faults: frozenset[str]) -> _Job:
+    extra = body.get("duration", 6)
+    low, high = EXTEND_SECONDS
+    if isinstance(extra, bool) or not isinstance(extra, int) or not low <= extra <= high:
+        raise Refusal(
+            _error(400, INVALID_ARGUMENT, f"Duration must be between {low} and {high} seconds.")
+        )
+    return _edited_job(body, prompt, faults, extra)
+
+
+def _edit_job(body: dict[str, Any], prompt: str, faults: frozenset[str]) -> _Job:
+    return _edited_job(body, prompt, faults, 0)
 
 
 def frame_size(resolution: str, ratio: float) -> tuple[int, int]:

@@ -40,6 +40,7 @@ __all__ = [
     "request_cancel",
     "retry_mirror",
     "set_pinned",
+    "store_input",
     "submit_job",
     "video_expired",
 ]
@@ -60,10 +61,14 @@ class NewJob:
     webhook_url: str | None = None
     key_id: str | None = None
     """The API key submitting it: its budgets apply besides the account's."""
+    job_id: str | None = None
+    """Chosen by the caller, who records it before submitting (a storyboard's shot): a
+    submit cut short is then found, or made again under the same id, never twice."""
 
 
-async def _store_image(rt: Runtime, job_id: str, account_id: str, data: bytes) -> str:
-    key = f"inputs/{account_id}/{job_id}"
+async def store_input(rt: Runtime, name: str, account_id: str, data: bytes) -> str:
+    """Store a request's inline image; its storage key."""
+    key = f"inputs/{account_id}/{name}"
     with tempfile.NamedTemporaryFile(prefix="reelgate-input-") as fh:
         fh.write(data)
         fh.flush()
@@ -88,11 +93,11 @@ async def submit_job(
 
     The job returned is the one just written, not read back: once the transaction
     has committed, nothing can fail between it and the answer to the client."""
-    job_id = new_job_id()
+    job_id = new.job_id or new_job_id()
     now = now_ms()
     params = new.params
     if new.image is not None:
-        key = await _store_image(rt, job_id, new.account_id, new.image)
+        key = await store_input(rt, job_id, new.account_id, new.image)
         params = replace(params, image_key=key, image_mime_type=new.image_mime_type)
     job = Job(
         id=job_id,

@@ -21,11 +21,12 @@ from typing import BinaryIO
 
 from reelgate.engine.planner import StoredCopy
 from reelgate.errors import StorageError
+from reelgate.media.join import join_clips
 from reelgate.media.previews import make_previews
 from reelgate.media.probe import VideoInfo, probe_video
 from reelgate.storage import Storage
 
-__all__ = ["mirror_result"]
+__all__ = ["fetch_stored", "mirror_result", "spool_dir", "store_file"]
 
 
 SPOOL_WRITE_BYTES = 1024 * 1024
@@ -37,7 +38,7 @@ _spool_root: Path | None = None
 log = logging.getLogger(__name__)
 
 
-def _spool_dir() -> Path:
+def spool_dir() -> Path:
     """A fresh directory for one download, in this process's spool directory (made
     once, removed at exit): a name of its own per download, and no tree to walk
     when it is done (``TemporaryDirectory`` cost more than the rest of a small copy)."""
@@ -98,6 +99,81 @@ async def _store_previews(
     return poster_key, sprite_key, made.layout.to_wire()
 
 
+async def _joined(
+    storage: Storage, before: str, segment: Path, spool: Path, max_bytes: int
+) -> tuple[Path, VideoInfo, str]:
+    """``before`` (a stored video) then ``segment``, as one video: its path, probe and
+    SHA-256."""
+    first = spool / "before"
+    await fetch_stored(storage, before, first, max_bytes)
+    out = spool / "joined"
+    await asyncio.to_thread(join_clips, [first, segment], out)
+    info = await asyncio.to_thread(probe_video, out)
+    return out, info, await asyncio.to_thread(_sha256, out)
+
+
+async def fetch_stored(storage: Storage, key: str, path: Path, max_bytes: int) -> VideoInfo:
+    """Copy a stored video to ``path`` (a megabyte per write) and probe it."""
+    with path.open("wb") as fh:
+        spooled = await _spool(storage.stream(key), fh, max_bytes)
+        return await asyncio.to_thread(_finish_and_probe, fh, spooled.tail, path)
+
+
+async def store_file(
+    storage: Storage,
+    path: Path,
+    key: str,
+    *,
+    spool: Path,
+    preview_keys: tuple[str, str] | None,
+) -> StoredCopy:
+    """Store a video made here (a join), with its poster and sprite sheet."""
+    info = await asyncio.to_thread(probe_video, path)
+    return await _stored(
+        storage, path, info, await asyncio.to_thread(_sha256, path), key, spool, preview_keys
+    )
+
+
+async def _stored(
+    storage: Storage,
+    path: Path,
+    info: VideoInfo,
+    sha256: str,
+    key: str,
+    spool: Path,
+    preview_keys: tuple[str, str] | None,
+    *,
+    joined: bool = False,
+) -> StoredCopy:
+    stored = await storage.put_file(key, path, "video/mp4")
+    previews = None
+    if preview_keys is not None:
+        previews = await _store_previews(path, spool, info, storage, preview_keys)
+    poster_key, sprite_key, layout = previews if previews else (None, None, None)
+    return StoredCopy(
+        poster_key=poster_key,
+        sprite_key=sprite_key,
+        sprite_layout=layout,
+        joined=joined,
+        key=key,
+        bytes=stored.size,
+        sha256=sha256,
+        duration_seconds=round(info.duration_seconds, 3),
+        width=info.width,
+        height=info.height,
+        content_type="video/mp4",
+        has_audio=info.audio_codec is not None,
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(SPOOL_WRITE_BYTES), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _finish_and_probe(fh: BinaryIO, tail: list[bytes], path: Path) -> VideoInfo:
     fh.writelines(tail)
     fh.close()
@@ -111,34 +187,25 @@ async def mirror_result(
     *,
     max_bytes: int,
     preview_keys: tuple[str, str] | None = None,
+    join_after: str | None = None,
 ) -> StoredCopy:
     """``source``: the provider's download, or (for a result the provider uploaded to
     us) the uploaded object read back from storage. With ``preview_keys`` (poster,
     sprite sheet), the video's poster and sprite sheet are made from the spooled copy
-    and stored there too; a video they cannot be made of is still delivered."""
-    spool = _spool_dir()
+    and stored there too; a video they cannot be made of is still delivered. With
+    ``join_after`` (a stored video: an extension's source), what is stored is that
+    video followed by the download (``media.join``)."""
+    spool = spool_dir()
     path = spool / "video"
-    previews: tuple[str, str, dict[str, object]] | None = None
     try:
         with path.open("wb") as fh:
             spooled = await _spool(source, fh, max_bytes)
             info = await asyncio.to_thread(_finish_and_probe, fh, spooled.tail, path)
-        stored = await storage.put_file(key, path, "video/mp4")
-        if preview_keys is not None:
-            previews = await _store_previews(path, spool, info, storage, preview_keys)
+        sha256 = spooled.sha256
+        if join_after is not None:
+            path, info, sha256 = await _joined(storage, join_after, path, spool, max_bytes)
+        return await _stored(
+            storage, path, info, sha256, key, spool, preview_keys, joined=join_after is not None
+        )
     finally:
         shutil.rmtree(spool, ignore_errors=True)
-    poster_key, sprite_key, layout = previews if previews else (None, None, None)
-    return StoredCopy(
-        poster_key=poster_key,
-        sprite_key=sprite_key,
-        sprite_layout=layout,
-        key=key,
-        bytes=stored.size,
-        sha256=spooled.sha256,
-        duration_seconds=round(info.duration_seconds, 3),
-        width=info.width,
-        height=info.height,
-        content_type="video/mp4",
-        has_audio=info.audio_codec is not None,
-    )

@@ -235,6 +235,9 @@ class StoredCopy:
     sprite_key: str | None = None
     sprite_layout: dict[str, Any] | None = None
     """The poster and sprite sheet stored with it (None: they could not be made)."""
+    joined: bool = False
+    """The copy is an extension's source followed by the download: the upstream's
+    length was the new part's, not the video's."""
 
 
 @dataclass(frozen=True)
@@ -619,8 +622,10 @@ def _mirrored(job: Job, copy: StoredCopy, now: int, rules: Rules) -> Transition:
         key=copy.key,
         bytes=copy.bytes,
         sha256=copy.sha256,
-        # what the copy measures; result.duration_seconds stays the upstream's
+        # what the copy measures; result.duration_seconds stays the upstream's (unless
+        # the copy is a join: the upstream's figure was for a part of it)
         measured_duration_seconds=copy.duration_seconds,
+        duration_seconds=copy.duration_seconds if copy.joined else job.result.duration_seconds,
         width=copy.width,
         height=copy.height,
         content_type=copy.content_type,
@@ -648,7 +653,8 @@ def _deliver(
 
     Billed for what was delivered: the seconds the copy measures, else the seconds the
     provider reported, else (neither known) the seconds asked for; never more than
-    asked for (the hold caps the capture too)."""
+    asked for (the hold caps the capture too). An extension is billed for the seconds
+    after its source."""
     spec = rules.spec
     already_billed = job.completed_at is not None and job.cost is not None
     upstream: int | None = None
@@ -656,6 +662,9 @@ def _deliver(
         seconds, charge = job.units_consumed, job.cost
     else:
         reported = measured if measured is not None else result.duration_seconds
+        if reported is not None and job.params.edit == "extend":
+            # the whole video is delivered; what was made is what follows the source
+            reported = max(0.0, reported - (job.params.source_seconds or 0.0))
         seconds = billable_seconds(job.params.duration_seconds, reported)
         charge = rules.price(spec.id, job.params.resolution, seconds)
         upstream = _delivery_cost(job, result, rules)

@@ -34,6 +34,7 @@ from reelgate.catalog.models import Route
 from reelgate.catalog.routing import Served, served_routes
 from reelgate.config import Settings
 from reelgate.engine.callbacks import callback_url
+from reelgate.engine.edits import joins_source, source_for
 from reelgate.engine.events import EventHub, event_for
 from reelgate.engine.inputs import load_image
 from reelgate.engine.lost_creates import record_create, settle_lost_create
@@ -76,6 +77,7 @@ from reelgate.providers.base import (
     Provider,
     ReceivesWebhooks,
     ResultLocation,
+    SourceVideo,
     TakesOutputUpload,
     UpstreamState,
 )
@@ -530,7 +532,12 @@ class Stepper:
         return await self.take(job, Sending(count=count))
 
     def _request(
-        self, job: Job, spec: ModelSpec, image: ImageInput | None, upload_url: str | None = None
+        self,
+        job: Job,
+        spec: ModelSpec,
+        image: ImageInput | None,
+        upload_url: str | None = None,
+        source: SourceVideo | None = None,
     ) -> GenerationRequest:
         p = job.params
         served = self.current_route(job)
@@ -548,8 +555,9 @@ class Stepper:
             height=p.height,
             negative_prompt=p.negative_prompt,
             seed=p.seed,
-            image=image,
+            image=None if source is not None else image,
             output_upload_url=upload_url,
+            source=source,
             callback_url=self._callback_url(job, served),
         )
 
@@ -591,7 +599,10 @@ class Stepper:
 
     async def generation_request(self, job: Job, spec: ModelSpec) -> GenerationRequest:
         image = await load_image(job.params, self.storage, self.settings.net_policy())
-        return self._request(job, spec, image, await self._upload_url(job, spec))
+        source = await source_for(
+            self.provider(job), self._upstream_model(job, spec), job.params, self.storage
+        )
+        return self._request(job, spec, image, await self._upload_url(job, spec), source)
 
     async def _upload_url(self, job: Job, spec: ModelSpec) -> str | None:
         """A PUT link into our storage for providers that take one, good until the job's
@@ -617,7 +628,10 @@ class Stepper:
             if isinstance(image, _Unloaded):
                 request = await self.generation_request(job, spec)
             else:
-                request = self._request(job, spec, image, await self._upload_url(job, spec))
+                upstream = self._upstream_model(job, spec)
+                source = await source_for(provider, upstream, job.params, self.storage)
+                upload = await self._upload_url(job, spec)
+                request = self._request(job, spec, image, upload, source)
             with metrics.upstream_call(provider.name, "create"):
                 submitted = await provider.create(request)
         except ProviderError as exc:
@@ -692,6 +706,7 @@ class Stepper:
                 storage_key(job),
                 max_bytes=self.settings.mirror_max_bytes,
                 preview_keys=preview_keys(job) if self.settings.previews else None,
+                join_after=self._joined_onto(job),
             )
         except StorageError as exc:
             if location.url.startswith(UPLOADED) and exc.code == "object_not_found":
@@ -715,6 +730,17 @@ class Stepper:
         else:
             metrics.mirror_done("failed", took)
         await self.take(job, outcome)
+
+    def _joined_onto(self, job: Job) -> str | None:
+        """The stored source an extension made from its last frame is joined onto."""
+        if job.params.edit != "extend":
+            return None
+        provider, upstream = self.provider(job), self._upstream_model(job, self.spec(job))
+        return job.params.source_key if joins_source(provider, upstream, job.params) else None
+
+    def _upstream_model(self, job: Job, spec: ModelSpec) -> str:
+        served = self.current_route(job)
+        return served.upstream_model if served is not None else spec.upstream_model
 
     async def on_error(
         self, job: Job, exc: ProviderError, *, unresolved: ListCreate | None = None

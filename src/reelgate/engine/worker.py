@@ -4,6 +4,8 @@ One main loop plus named, supervised side tasks:
 - ``webhooks`` (``webhooks.dispatch``) fans job events out to webhook receivers and
   sends them, in tasks of its own: a slow receiver never holds up a step;
 - ``retention`` (``engine.retention``) deletes delivered videos past their keep time;
+- ``storyboards`` (``storyboards.driver``) submits storyboards' shots as jobs and joins
+  their videos;
 - ``lease-renewer`` keeps the leases of jobs in hand alive while a long step
   (an upload, a slow upstream) runs, so no other worker takes them over;
 - the wake-up listener (``store.wakeup``) cuts the sleep short when a job
@@ -43,6 +45,7 @@ from reelgate.store.wakeup import Wakeup
 if TYPE_CHECKING:
     from reelgate.engine.retention import Sweeper
     from reelgate.runtime import Runtime
+    from reelgate.storyboards.driver import StoryboardDriver
     from reelgate.webhooks.dispatch import Dispatcher
 
 __all__ = ["Worker", "new_worker_id"]
@@ -73,10 +76,12 @@ class Worker:
         clock: Callable[[], int] = now_ms,
         webhooks: Dispatcher | None = None,
         sweeper: Sweeper | None = None,
+        storyboards: StoryboardDriver | None = None,
     ) -> None:
         self.store = store
         self.webhooks = webhooks
         self.sweeper = sweeper
+        self.storyboards = storyboards
         self.wakeup = wakeup
         self.id = stepper.worker_id
         self.concurrency = concurrency
@@ -102,6 +107,7 @@ class Worker:
         shutdown_grace_seconds: float = 30.0,
     ) -> Worker:
         from reelgate.engine.retention import Sweeper
+        from reelgate.storyboards.driver import StoryboardDriver
         from reelgate.webhooks.dispatch import Dispatcher
 
         s = rt.settings
@@ -115,6 +121,7 @@ class Worker:
             shutdown_grace_seconds=shutdown_grace_seconds,
             webhooks=Dispatcher(rt),
             sweeper=Sweeper(rt),
+            storyboards=StoryboardDriver(rt),
         )
 
     def stop(self) -> None:
@@ -214,7 +221,7 @@ class Worker:
         renewer = asyncio.create_task(self._renew_forever(), name="lease-renewer")
         sides = [
             asyncio.create_task(side.run(), name=name)
-            for name, side in (("webhooks", self.webhooks), ("retention", self.sweeper))
+            for name, side in self._sides()
             if side is not None
         ]
         log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
@@ -235,10 +242,18 @@ class Worker:
                     failures = 0
         finally:
             await self._shutdown(renewer)
-            for side in (self.webhooks, self.sweeper):
+            for _name, side in self._sides():
                 if side is not None:
                     side.stop()
             await asyncio.gather(*sides, return_exceptions=True)
+
+    def _sides(self) -> list[tuple[str, Dispatcher | Sweeper | StoryboardDriver | None]]:
+        """The loops beside the job loop: webhooks, retention, storyboards."""
+        return [
+            ("webhooks", self.webhooks),
+            ("retention", self.sweeper),
+            ("storyboards", self.storyboards),
+        ]
 
     def heartbeat_age(self) -> float | None:
         """Seconds since this worker last reached the database (a claim cycle or a lease

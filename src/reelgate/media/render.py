@@ -14,12 +14,9 @@ sees half a video. This module never touches the network or the database.
 from __future__ import annotations
 
 import colorsys
-import contextlib
 import hashlib
 import io
 import math
-import os
-import tempfile
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +27,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from reelgate.media.files import written_atomically
 
 __all__ = ["RENDERER_VERSION", "RenderSpec", "render_video"]
 
@@ -315,15 +314,8 @@ def render_video(
     """
     report = on_progress or (lambda _: None)
     report(0)
-    fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with written_atomically(out_path) as tmp_name:
         _encode(spec, tmp_name, report)
-        os.replace(tmp_name, out_path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
     report(100)
 
 

@@ -22,12 +22,14 @@ from typing import Protocol, runtime_checkable
 __all__ = [
     "UPLOADED",
     "WEBHOOK_TOLERANCE_SECONDS",
+    "EditsVideos",
     "FindsLostCreates",
     "GenerationRequest",
     "ImageInput",
     "Provider",
     "ReceivesWebhooks",
     "ResultLocation",
+    "SourceVideo",
     "Submitted",
     "TakesOutputUpload",
     "UpstreamState",
@@ -46,6 +48,19 @@ class ImageInput:
     data: bytes | None = None
     mime_type: str | None = None
     url: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceVideo:
+    """The finished video an ``extend`` or ``remix`` works on (reelgate's stored copy),
+    for a provider that edits natively (``EditsVideos``)."""
+
+    edit: str
+    """``extend``: continue it by ``duration_seconds``; the result is the whole video.
+    ``remix``: the same video re-made to the new prompt."""
+    data: bytes
+    seconds: float
+    mime_type: str = "video/mp4"
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,8 @@ class GenerationRequest:
     """Where the provider may PUT the finished video (into reelgate's own storage),
     for providers that take one (``TakesOutputUpload``); its result is then
     ``ResultLocation(UPLOADED)``."""
+    source: SourceVideo | None = None
+    """Set for an edit the provider makes natively (``EditsVideos.edits_natively``)."""
     callback_url: str | None = None
     """reelgate's public URL for this job's inbound webhook, for providers that call back
     (``ReceivesWebhooks``): the adapter registers it with the create (fal's
@@ -92,6 +109,22 @@ class TakesOutputUpload(Protocol):
     ``output.upload_url``): the engine puts one in every request to it."""
 
     takes_output_upload: bool
+
+
+@runtime_checkable
+class EditsVideos(Protocol):
+    """A provider with its own extend or remix of a finished video (xAI's
+    ``/v1/videos/extensions`` and ``/v1/videos/edits``). Without it, an extension is
+    made by image-to-video from the source's last frame and joined on by reelgate, and a
+    remix cannot be made."""
+
+    def edits_natively(
+        self, edit: str, upstream_model: str, duration_seconds: int, source_seconds: float
+    ) -> bool:
+        """Whether this deployment's ``upstream_model`` makes ``edit`` itself for a source
+        of ``source_seconds`` (and, to extend, ``duration_seconds`` more). Pure: the
+        engine asks it when it sends the create and again when it stores the result."""
+        ...
 
 
 @dataclass(frozen=True)

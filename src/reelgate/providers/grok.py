@@ -110,6 +110,12 @@ _BILLING = re.compile(r"credits|spending limit|licenses", re.IGNORECASE)
 """xAI answers an out-of-credits team with 403 or 429 and this wording: a quota, not auth."""
 _BAD_KEY = re.compile(r"api key", re.IGNORECASE)
 
+_EDITING_MODELS = frozenset({"grok-imagine-video"})
+_EXTEND_SECONDS = (2, 10)
+"""``POST /v1/videos/extensions`` ``duration``: "the extension segment ... (2-10)"."""
+_EXTEND_SOURCE_SECONDS = (2.0, 15.0)
+"""docs.x.ai Video Extension: "The input video duration must be between 2 and 15 seconds"."""
+
 
 class GrokProvider:
     """One xAI deployment. Downloads use a second client that carries no credentials:
@@ -178,8 +184,29 @@ class GrokProvider:
             if not accepted_credential(exc):
                 raise
 
+    def edits_natively(
+        self, edit: str, upstream_model: str, duration_seconds: int, source_seconds: float
+    ) -> bool:
+        """``/videos/extensions`` continues a 2-15 s MP4 by 2-10 s and returns the whole
+        video; ``/videos/edits`` re-makes one to a new prompt. Only
+        ``grok-imagine-video`` extends (xAI's REST reference, "Videos": the extension
+        ranges; Vercel AI Gateway "Video Extension": "Only xai/grok-imagine-video
+        supports extension. The xai/grok-imagine-video-1.5 ... support image-to-video
+        only")."""
+        if upstream_model not in _EDITING_MODELS:
+            return False
+        if edit == "extend":
+            return (
+                _EXTEND_SECONDS[0] <= duration_seconds <= _EXTEND_SECONDS[1]
+                and _EXTEND_SOURCE_SECONDS[0] <= source_seconds <= _EXTEND_SOURCE_SECONDS[1]
+            )
+        return edit == "remix"
+
     async def _send_create(self, request: GenerationRequest, *, with_upload: bool) -> Any:
-        body = create_body(request)
+        path, body = "/videos/generations", None
+        if request.source is not None:
+            path, body = edit_request(request)
+        body = body or create_body(request)
         if with_upload:
             if request.output_upload_url is None:
                 raise InvalidRequest(
@@ -189,7 +216,7 @@ class GrokProvider:
             body["output"] = {"upload_url": request.output_upload_url}
         return await self._call(
             "POST",
-            "/videos/generations",
+            path,
             json=body,
             headers={"x-client-request-id": request.idempotency_key},
         )
@@ -384,6 +411,21 @@ def create_body(request: GenerationRequest) -> dict[str, Any]:
         # For image-to-video xAI ignores aspect_ratio and takes the image's own.
         body["image"] = {"url": _image_url(request.image)}
     return body
+
+
+def edit_request(request: GenerationRequest) -> tuple[str, dict[str, Any]]:
+    """The path and JSON body of an extension or an edit (xAI's REST reference,
+    "Videos": ``video`` is "a public URL, a base64-encoded data URL, or a file_id";
+    extensions take ``duration``, "the extension segment ... (2-10)")."""
+    source = request.source
+    assert source is not None
+    video = {"url": f"data:{source.mime_type};base64,{base64.b64encode(source.data).decode()}"}
+    body: dict[str, Any] = {"model": request.upstream_model, "prompt": request.prompt}
+    body["video"] = video
+    if source.edit == "extend":
+        body["duration"] = request.duration_seconds
+        return "/videos/extensions", body
+    return "/videos/edits", body
 
 
 def _image_url(image: ImageInput) -> str:

@@ -86,6 +86,10 @@ def decode_params(raw: Mapping[str, Any]) -> JobParams:
         image_url=raw.get("image_url"),
         image_key=raw.get("image_key"),
         image_mime_type=raw.get("image_mime_type"),
+        edit=raw.get("edit"),
+        source_video_id=raw.get("source_video_id"),
+        source_key=raw.get("source_key"),
+        source_seconds=float(raw["source_seconds"]) if raw.get("source_seconds") else None,
     )
 
 

@@ -408,3 +408,35 @@ webhook_deliveries = sa.Table(
         sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
     ),
 )
+
+# A storyboard: shots run as ordinary jobs (their ids in ``shots``), then joined into one
+# video (``storyboards/``). Leased by a worker while it advances it, like a job.
+storyboards = sa.Table(
+    "storyboards",
+    metadata,
+    sa.Column("id", sa.String(48), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("key_id", sa.String(48), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("progress", sa.SmallInteger, nullable=False, default=0),
+    # the request: the shots' fields and the options (continue, crossfade)
+    sa.Column("spec", Json, nullable=False),
+    # per shot: its current job and the jobs tried before
+    sa.Column("shots", Json, nullable=False),
+    sa.Column("result", Json, nullable=True),
+    sa.Column("error", Json, nullable=True),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("next_run_at", sa.BigInteger, nullable=True),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_expires_at", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("completed_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_storyboards_account_id_id", "account_id", "id"),
+    sa.Index(
+        "ix_storyboards_due",
+        "next_run_at",
+        postgresql_where=sa.text("next_run_at IS NOT NULL"),
+        sqlite_where=sa.text("next_run_at IS NOT NULL"),
+    ),
+)

@@ -184,6 +184,35 @@ def raise_for_status(response: httpx.Response) -> None:
         raise api_error(response)
 
 
+def storyboard_path(storyboard_id: str, suffix: str = "") -> str:
+    if not storyboard_id:
+        raise ValueError("a storyboard id is required")
+    return f"/v1/storyboards/{quote(storyboard_id, safe='')}{suffix}"
+
+
+def storyboard_body(
+    shots: Sequence[Mapping[str, Any]],
+    *,
+    continue_from_previous: bool,
+    crossfade_seconds: float,
+    metadata: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """The JSON body of ``POST /v1/storyboards``; each shot's ``image`` (a path, bytes or
+    a data: URI) is sent inline."""
+    out = []
+    for shot in shots:
+        one = {k: v for k, v in shot.items() if v is not None}
+        if "image" in one:
+            one["image"] = encode_image(one["image"])
+        out.append(one)
+    body: dict[str, Any] = {"shots": out, "continue_from_previous": continue_from_previous}
+    if crossfade_seconds:
+        body["crossfade_seconds"] = crossfade_seconds
+    if metadata:
+        body["metadata"] = dict(metadata)
+    return body
+
+
 def job_path(video_id: str, suffix: str = "") -> str:
     if not video_id:
         raise ValueError("a video id is required")
@@ -249,6 +278,26 @@ def submit_body(
     body.update({k: v for k, v in optional.items() if v is not None})
     if image is not None:
         body["image"] = encode_image(image)
+    if metadata:
+        body["metadata"] = dict(metadata)
+    return body
+
+
+def edit_body(
+    prompt: str,
+    *,
+    model: str | None,
+    fallback: str | Sequence[str] | None,
+    duration_seconds: int | None = None,
+    resolution: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The JSON body of ``POST /v1/videos/{id}/extend`` or ``/remix``."""
+    body: dict[str, Any] = {"prompt": prompt}
+    optional = {"model": model, "duration_seconds": duration_seconds, "resolution": resolution}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if fallback:
+        body["fallback"] = [fallback] if isinstance(fallback, str) else list(fallback)
     if metadata:
         body["metadata"] = dict(metadata)
     return body

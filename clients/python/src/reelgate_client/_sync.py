@@ -17,11 +17,12 @@ import httpx
 
 from reelgate_client import _core as core
 from reelgate_client._sse import SSEDecoder
-from reelgate_client.errors import APIConnectionError
+from reelgate_client.errors import APIConnectionError, WaitTimeout
 from reelgate_client.models import (
     Balance,
     Model,
     Page,
+    Storyboard,
     UsageRow,
     UsageSummary,
     Video,
@@ -201,6 +202,50 @@ class Client:
         )
         key = idempotency_key or core.new_idempotency_key()
         return Video.from_wire(self._json("POST", "/v1/videos", json=body, idempotency_key=key))
+
+    def extend(
+        self,
+        video_id: str,
+        prompt: str,
+        *,
+        duration_seconds: int | None = None,
+        model: str | None = None,
+        fallback: str | Sequence[str] | None = None,
+        resolution: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Video:
+        """Continue a completed video by ``duration_seconds`` (``prompt``: what happens
+        next). A new job like any other; its video is the whole, longer video, and it is
+        billed for the seconds added. ``model`` defaults to the one that made the video."""
+        body = core.edit_body(
+            prompt,
+            model=model,
+            fallback=fallback,
+            duration_seconds=duration_seconds,
+            resolution=resolution,
+            metadata=metadata,
+        )
+        path = core.job_path(video_id, "/extend")
+        key = idempotency_key or core.new_idempotency_key()
+        return Video.from_wire(self._json("POST", path, json=body, idempotency_key=key))
+
+    def remix(
+        self,
+        video_id: str,
+        prompt: str,
+        *,
+        model: str | None = None,
+        fallback: str | Sequence[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Video:
+        """Re-make a completed video to a new ``prompt``, on a model whose provider
+        remixes (others are a ``remix_not_supported`` error naming those that can)."""
+        body = core.edit_body(prompt, model=model, fallback=fallback, metadata=metadata)
+        path = core.job_path(video_id, "/remix")
+        key = idempotency_key or core.new_idempotency_key()
+        return Video.from_wire(self._json("POST", path, json=body, idempotency_key=key))
 
     def get(self, video_id: str) -> Video:
         return Video.from_wire(self._json("GET", core.job_path(video_id)))
@@ -395,6 +440,85 @@ class Client:
         )
         return self.wait(video.id, on_progress=on_progress, timeout=timeout)
 
+    # -- storyboards -------------------------------------------------------
+
+    def create_storyboard(
+        self,
+        shots: Sequence[Mapping[str, Any]],
+        *,
+        continue_from_previous: bool = False,
+        crossfade_seconds: float = 0.0,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Storyboard:
+        """Queue a storyboard: ``shots`` are dicts of the video body's fields (``model``,
+        ``prompt``, ``duration_seconds``, ``resolution``, ``aspect_ratio``, ``image``...).
+        They run as jobs (at once, or each from the previous one's last frame with
+        ``continue_from_previous``) and are joined into one video."""
+        body = core.storyboard_body(
+            shots,
+            continue_from_previous=continue_from_previous,
+            crossfade_seconds=crossfade_seconds,
+            metadata=metadata,
+        )
+        key = idempotency_key or core.new_idempotency_key()
+        answer = self._json("POST", "/v1/storyboards", json=body, idempotency_key=key)
+        return Storyboard.from_wire(answer)
+
+    def get_storyboard(self, storyboard_id: str) -> Storyboard:
+        return Storyboard.from_wire(self._json("GET", core.storyboard_path(storyboard_id)))
+
+    def retry_shot(self, storyboard_id: str, shot: int, **changes: Any) -> Storyboard:
+        """Make shot number ``shot`` (from 1) of a failed storyboard again, with
+        ``changes`` to its fields (``prompt="..."``, ``model="..."``); the others stay."""
+        path = core.storyboard_path(storyboard_id, f"/shots/{shot}/retry")
+        key = core.new_idempotency_key()
+        answer = self._json("POST", path, json=changes or None, idempotency_key=key)
+        return Storyboard.from_wire(answer)
+
+    def cancel_storyboard(self, storyboard_id: str) -> Storyboard:
+        path = core.storyboard_path(storyboard_id, "/cancel")
+        key = core.new_idempotency_key()
+        return Storyboard.from_wire(self._json("POST", path, idempotency_key=key))
+
+    def wait_storyboard(
+        self,
+        storyboard_id: str | Storyboard,
+        *,
+        on_progress: Callable[[Storyboard], None] | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 0.5,
+    ) -> Storyboard:
+        """Poll until the storyboard is completed, failed or canceled, and return it (a
+        failed one names its failed shot in ``error``: ``retry_shot`` it)."""
+        sid = storyboard_id.id if isinstance(storyboard_id, Storyboard) else storyboard_id
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen: tuple[str, int] | None = None
+        for delay in core.poll_delays(poll_interval):
+            board = self.get_storyboard(sid)
+            if on_progress is not None and (board.status, board.progress) != seen:
+                on_progress(board)
+            seen = (board.status, board.progress)
+            if board.is_final or board.status == "failed":
+                return board
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(
+                    f"Gave up waiting for storyboard {sid} ({board.status}, "
+                    f"{board.progress}%); it is still running on the gateway.",
+                    video_id=sid,
+                )
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def download_storyboard(
+        self, storyboard: Storyboard | str, path: str | os.PathLike[str]
+    ) -> Path:
+        """Save the joined video to ``path`` (a file, or a folder for ``<id>.mp4``)."""
+        sid = storyboard.id if isinstance(storyboard, Storyboard) else storyboard
+        target = core.download_target(path, sid)
+        content = core.storyboard_path(sid, "/content")
+        return self._download_to(sid, content, target, sid, 1 << 20)
+
     # -- download ----------------------------------------------------------
 
     def download(
@@ -417,6 +541,11 @@ class Client:
         content = core.content_path(vid, variant)
         expected = video if variant == "video" else vid
         target = core.download_target(path, vid, variant)
+        return self._download_to(vid, content, target, expected, chunk_size)
+
+    def _download_to(
+        self, vid: str, content: str, target: Path, expected: Video | str, chunk_size: int
+    ) -> Path:
         attempt = 0
         while True:
             part, fd = core.open_part_file(target)

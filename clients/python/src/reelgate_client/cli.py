@@ -45,6 +45,7 @@ from reelgate_client import (
     InsufficientCreditsError,
     ReelgateAPIError,
     ReelgateClientError,
+    Storyboard,
     ValidationError,
     Video,
 )
@@ -68,6 +69,21 @@ ApiKey = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the gateway's JSON (for scripts).")]
+
+
+Fallback = Annotated[
+    list[str] | None,
+    typer.Option("--fallback", "-f", help="A model to fall back to on quota (repeatable)."),
+]
+OutPath = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Where to save (default: <job id>.mp4).")
+]
+WaitSeconds = Annotated[
+    float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")
+]
+EditModel = Annotated[
+    str | None, typer.Option("--model", "-m", help="Default: the model that made the video.")
+]
 
 
 @contextlib.contextmanager
@@ -174,15 +190,20 @@ def _status_text(video: Video) -> str:
 # -- generate ------------------------------------------------------------------
 
 
-def _wait_with_progress(client: Client, video: Video, timeout: float | None) -> Video:
-    """Wait for the job under a live progress bar (status, %, elapsed)."""
-    progress = Progress(
+def _progress_bar() -> Progress:
+    """Status, bar, percent and elapsed time, on stderr."""
+    return Progress(
         TextColumn("[bold]{task.fields[status]:<26}"),
         BarColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
         console=err,
     )
+
+
+def _wait_with_progress(client: Client, video: Video, timeout: float | None) -> Video:
+    """Wait for the job under a live progress bar (status, %, elapsed)."""
+    progress = _progress_bar()
     task = progress.add_task("generate", total=100, status=_status_text(video))
 
     def update(v: Video) -> None:
@@ -225,18 +246,11 @@ def generate(
         typer.Option("--image", exists=True, dir_okay=False, help="A still to animate."),
     ] = None,
     image_url: Annotated[str | None, typer.Option("--image-url", help="A still, by URL.")] = None,
-    fallback: Annotated[
-        list[str] | None,
-        typer.Option("--fallback", "-f", help="A model to fall back to on quota (repeatable)."),
-    ] = None,
+    fallback: Fallback = None,
     negative_prompt: Annotated[str | None, typer.Option("--negative-prompt")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
-    out_path: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Where to save (default: <job id>.mp4).")
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")
-    ] = None,
+    out_path: OutPath = None,
+    timeout: WaitSeconds = None,
     url: Url = None,
     api_key: ApiKey = None,
     as_json: AsJson = False,
@@ -258,27 +272,191 @@ def generate(
             negative_prompt=negative_prompt,
             seed=seed,
         )
-        try:
-            err.print(
-                f"video job [bold]{video.id}[/] queued on {video.model} "
-                f"({video.seconds} s, {video.size})"
-            )
-            final = _wait_with_progress(client, video, timeout)
-        except KeyboardInterrupt:
-            _interrupted(client, video.id)
-            raise typer.Exit(130) from None
-        try:
-            path = client.download(final, out_path or Path(f"{final.id}.mp4"))
-        except KeyboardInterrupt:
-            err.print(f"\nDownload interrupted; the video is ready: {_prog()} job {final.id}")
-            raise typer.Exit(130) from None
+        _follow_and_save(client, video, out_path, timeout, as_json)
+
+
+def _follow_and_save(
+    client: Client, video: Video, out_path: Path | None, timeout: float | None, as_json: bool
+) -> None:
+    """Wait for a queued job under the progress bar, then save its video."""
+    try:
+        err.print(
+            f"video job [bold]{video.id}[/] queued on {video.model} "
+            f"({video.seconds} s, {video.size})"
+        )
+        final = _wait_with_progress(client, video, timeout)
+    except KeyboardInterrupt:
+        _interrupted(client, video.id)
+        raise typer.Exit(130) from None
+    try:
+        path = client.download(final, out_path or Path(f"{final.id}.mp4"))
+    except KeyboardInterrupt:
+        err.print(f"\nDownload interrupted; the video is ready: {_prog()} job {final.id}")
+        raise typer.Exit(130) from None
+    if as_json:
+        _print_json({**final.raw, "path": str(path)})
+        return
+    seconds = final.units_consumed if final.units_consumed is not None else final.seconds
+    out.print(f"saved {path}")
+    out.print(f"  {seconds} s, {final.size}, {_cost(final)}, by {_model_text(final)}")
+    out.print(f"  job {final.id}")
+
+
+def extend(
+    video_id: Annotated[str, typer.Argument(help="A completed video job to continue.")],
+    prompt: Annotated[str, typer.Argument(help="What happens next.")],
+    duration: Annotated[
+        int | None, typer.Option("--duration", "-d", help="Seconds to add.")
+    ] = None,
+    model: EditModel = None,
+    fallback: Fallback = None,
+    out_path: OutPath = None,
+    timeout: WaitSeconds = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Continue a video: a new job whose video is the whole, longer video (billed for
+    the seconds added), shown with its progress and saved."""
+    with _client(url, api_key) as client:
+        video = client.extend(
+            video_id, prompt, duration_seconds=duration, model=model, fallback=fallback or None
+        )
+        _follow_and_save(client, video, out_path, timeout, as_json)
+
+
+def remix(
+    video_id: Annotated[str, typer.Argument(help="A completed video job to re-make.")],
+    prompt: Annotated[str, typer.Argument(help="The new prompt.")],
+    model: EditModel = None,
+    out_path: OutPath = None,
+    timeout: WaitSeconds = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Re-make a video to a new prompt (on a model whose provider remixes), show its
+    progress and save it."""
+    with _client(url, api_key) as client:
+        video = client.remix(video_id, prompt, model=model)
+        _follow_and_save(client, video, out_path, timeout, as_json)
+
+
+def _board_status(board: Storyboard) -> str:
+    done = sum(1 for s in board.shots if s.status == "completed")
+    if board.stage == "joining":
+        return "joining the shots"
+    if board.status == "in_progress":
+        return f"shots: {done}/{len(board.shots)} done"
+    return board.status
+
+
+def _follow_board(
+    client: Client, board: Storyboard, out_path: Path | None, timeout: float | None, as_json: bool
+) -> None:
+    """Wait for a storyboard under the progress bar; save its video, or explain."""
+    err.print(f"storyboard [bold]{board.id}[/] queued: {len(board.shots)} shots")
+    progress = _progress_bar()
+    task = progress.add_task("storyboard", total=100, status=_board_status(board))
+
+    def update(b: Storyboard) -> None:
+        progress.update(task, completed=b.progress, status=_board_status(b))
+
+    with progress:
+        final = client.wait_storyboard(board.id, on_progress=update, timeout=timeout)
+    if final.status != "completed":
+        message = (final.error or {}).get("message") or final.status
+        err.print(f"[red]storyboard {final.id} {final.status}[/]: {message}")
         if as_json:
-            _print_json({**final.raw, "path": str(path)})
-            return
-        seconds = final.units_consumed if final.units_consumed is not None else final.seconds
-        out.print(f"saved {path}")
-        out.print(f"  {seconds} s, {final.size}, {_cost(final)}, by {_model_text(final)}")
-        out.print(f"  job {final.id}")
+            _print_json(dict(final.raw))
+        raise typer.Exit(1)
+    path = client.download_storyboard(final, out_path or Path(f"{final.id}.mp4"))
+    if as_json:
+        _print_json({**final.raw, "path": str(path)})
+        return
+    seconds = (final.result or {}).get("duration_seconds")
+    cost = final.cost.credits if final.cost else "0.000"
+    out.print(f"saved {path}")
+    out.print(
+        f"  {len(final.shots)} shots, {seconds} s, {cost} credits for {final.units_consumed} s"
+    )
+    out.print(f"  storyboard {final.id}")
+
+
+def storyboard(
+    prompts: Annotated[
+        list[str] | None, typer.Argument(help="One prompt per shot, in order.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="The model of every shot.")
+    ] = None,
+    duration: Annotated[
+        int | None, typer.Option("--duration", "-d", help="Seconds a shot.")
+    ] = None,
+    aspect: Annotated[str | None, typer.Option("--aspect", "-a", help="e.g. 16:9.")] = None,
+    resolution: Annotated[str | None, typer.Option("--resolution", "-r", help="e.g. 720p.")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", exists=True, dir_okay=False, help="A JSON body of POST /v1/storyboards."
+        ),
+    ] = None,
+    continue_from_previous: Annotated[
+        bool, typer.Option("--continue", help="Start each shot from the last frame before it.")
+    ] = False,
+    crossfade: Annotated[
+        float, typer.Option("--crossfade", help="Seconds to blend at each join (0: cuts).")
+    ] = 0.0,
+    out_path: OutPath = None,
+    timeout: WaitSeconds = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Make several shots and join them into one video: one prompt per shot (with
+    --model), or --file with the whole request. Shows progress and saves the video."""
+    if file is not None:
+        body = json.loads(file.read_text())
+        shots = body.get("shots") or []
+        continue_from_previous = bool(body.get("continue_from_previous", continue_from_previous))
+        crossfade = float(body.get("crossfade_seconds", crossfade))
+    elif prompts and model:
+        shots = [
+            {
+                "model": model,
+                "prompt": p,
+                "duration_seconds": duration,
+                "resolution": resolution,
+                "aspect_ratio": aspect,
+            }
+            for p in prompts
+        ]
+    else:
+        err.print("Give one prompt per shot and --model, or --file with the request.")
+        raise typer.Exit(2)
+    with _client(url, api_key) as client:
+        board = client.create_storyboard(
+            shots, continue_from_previous=continue_from_previous, crossfade_seconds=crossfade
+        )
+        _follow_board(client, board, out_path, timeout, as_json)
+
+
+def storyboard_retry(
+    storyboard_id: Annotated[str, typer.Argument(help="A failed storyboard.")],
+    shot: Annotated[int, typer.Argument(help="The failed shot's number, from 1.")],
+    prompt: Annotated[str | None, typer.Option("--prompt", help="A new prompt.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Another model.")] = None,
+    out_path: OutPath = None,
+    timeout: WaitSeconds = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Make a failed shot again (the others are kept), then finish and save the video."""
+    changes = {k: v for k, v in (("prompt", prompt), ("model", model)) if v is not None}
+    with _client(url, api_key) as client:
+        board = client.retry_shot(storyboard_id, shot, **changes)
+        _follow_board(client, board, out_path, timeout, as_json)
 
 
 # -- reading -----------------------------------------------------------------------
@@ -572,6 +750,10 @@ _COMMANDS: Mapping[str, Any] = {
     "cancel": cancel,
     "balance": balance,
     "download": download,
+    "extend": extend,
+    "remix": remix,
+    "storyboard": storyboard,
+    "storyboard-retry": storyboard_retry,
 }
 
 

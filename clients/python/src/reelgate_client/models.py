@@ -25,6 +25,8 @@ __all__ = [
     "Money",
     "Page",
     "Price",
+    "Storyboard",
+    "StoryboardShot",
     "UsageDay",
     "UsageRow",
     "UsageSummary",
@@ -263,6 +265,10 @@ class Video:
     cost: Cost | None
     metadata: Mapping[str, str]
     raw: Json = field(default_factory=dict, repr=False, compare=False)
+    extended_from_video_id: str | None = None
+    """Set on an extension (``Client.extend``): the video it continues."""
+    remixed_from_video_id: str | None = None
+    """Set on a remix (``Client.remix``): the video it re-makes."""
 
     @property
     def is_final(self) -> bool:
@@ -298,6 +304,87 @@ class Video:
             units_consumed=_opt_int(d.get("units_consumed")),
             cost=Cost.from_wire(d.get("cost")),
             metadata={str(k): str(v) for k, v in metadata.items()},
+            raw=d,
+            extended_from_video_id=_opt_str(d.get("extended_from_video_id")),
+            remixed_from_video_id=_opt_str(d.get("remixed_from_video_id")),
+        )
+
+
+@dataclass(frozen=True)
+class StoryboardShot:
+    """One shot of a storyboard and how its job is doing."""
+
+    index: int
+    """From 1."""
+    model: str
+    prompt: str
+    duration_seconds: int | None
+    status: str
+    """pending (not submitted yet), then the job's status."""
+    progress: int
+    video_id: str | None
+    delivered_by: str | None
+    cost: Cost | None
+    tried: tuple[str, ...]
+    """Jobs of this shot that failed before a retry."""
+
+    @classmethod
+    def from_wire(cls, data: object) -> StoryboardShot:
+        d = _map(data)
+        return cls(
+            index=_opt_int(d.get("index")) or 0,
+            model=str(d.get("model") or ""),
+            prompt=str(d.get("prompt") or ""),
+            duration_seconds=_opt_int(d.get("duration_seconds")),
+            status=str(d.get("status") or ""),
+            progress=_opt_int(d.get("progress")) or 0,
+            video_id=_opt_str(d.get("video_id")),
+            delivered_by=_opt_str(d.get("delivered_by")),
+            cost=Cost.from_wire(d.get("cost")),
+            tried=_strs(d.get("tried")),
+        )
+
+
+@dataclass(frozen=True)
+class Storyboard:
+    """Shots made as jobs and joined into one video (``GET /v1/storyboards/{id}``)."""
+
+    id: str
+    status: str
+    """queued, in_progress, completed, failed (a shot failed: retry it) or canceled."""
+    stage: str | None
+    """shots or joining, while in progress."""
+    progress: int
+    shots: tuple[StoryboardShot, ...]
+    result: Json | None
+    """The joined video: ``url``, ``duration_seconds``, ``width``, ``height``, ``frames``,
+    ``joins_at``, ``thumbnail_url``, ``spritesheet_url``..."""
+    error: Json | None
+    units_consumed: int
+    cost: Cost | None
+    raw: Json = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @classmethod
+    def from_wire(cls, data: object) -> Storyboard:
+        d = _map(data)
+        shots = d.get("shots")
+        result, error = d.get("result"), d.get("error")
+        return cls(
+            id=str(d.get("id") or ""),
+            status=str(d.get("status") or ""),
+            stage=_opt_str(d.get("stage")),
+            progress=_opt_int(d.get("progress")) or 0,
+            shots=tuple(StoryboardShot.from_wire(s) for s in shots)
+            if isinstance(shots, list)
+            else (),
+            result=_map(result) if result else None,
+            error=_map(error) if error else None,
+            units_consumed=_opt_int(d.get("units_consumed")) or 0,
+            cost=Cost.from_wire(d.get("cost")),
             raw=d,
         )
 

@@ -1,0 +1,206 @@
+"""The ``storyboards`` table (``store.schema``). Every function takes the connection of a
+transaction its caller holds. A worker leases a storyboard while it advances it; its
+writes are fenced by the lease (``save``), as a job's steps are."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reelgate.store.schema import storyboards
+from reelgate.storyboards.model import Shot, ShotRun, Storyboard, StoryboardState
+
+__all__ = [
+    "claim_due",
+    "get",
+    "insert",
+    "list_for",
+    "next_due",
+    "request_cancel",
+    "restart_shot",
+    "save",
+]
+
+
+def _from_row(row: Any) -> Storyboard:
+    spec = row["spec"]
+    return Storyboard(
+        id=row["id"],
+        account_id=row["account_id"],
+        key_id=row["key_id"],
+        state=StoryboardState(row["state"]),
+        progress=int(row["progress"]),
+        shots=tuple(Shot.from_row(s) for s in spec["shots"]),
+        runs=tuple(ShotRun.from_row(r) for r in row["shots"]),
+        continue_from_previous=bool(spec.get("continue_from_previous")),
+        crossfade_seconds=float(spec.get("crossfade_seconds") or 0.0),
+        cancel_requested=bool(spec.get("cancel_requested")),
+        result=row["result"],
+        error=row["error"],
+        metadata=dict(row["metadata"] or {}),
+        next_run_at=row["next_run_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        completed_at=row["completed_at"],
+    )
+
+
+def _progress_columns(sb: Storyboard) -> dict[str, Any]:
+    """What a worker's step writes (never ``spec``: a cancel is written there)."""
+    return {
+        "state": sb.state.value,
+        "progress": sb.progress,
+        "shots": [r.to_row() for r in sb.runs],
+        "result": dict(sb.result) if sb.result is not None else None,
+        "error": dict(sb.error) if sb.error is not None else None,
+        "next_run_at": sb.next_run_at,
+        "updated_at": sb.updated_at,
+        "completed_at": sb.completed_at,
+    }
+
+
+async def insert(conn: AsyncConnection, sb: Storyboard) -> None:
+    await conn.execute(
+        storyboards.insert().values(
+            id=sb.id,
+            account_id=sb.account_id,
+            key_id=sb.key_id,
+            spec=sb.spec_row(),
+            metadata=dict(sb.metadata),
+            created_at=sb.created_at,
+            **_progress_columns(sb),
+        )
+    )
+
+
+async def get(conn: AsyncConnection, storyboard_id: str, account_id: str) -> Storyboard | None:
+    row = (
+        (
+            await conn.execute(
+                sa.select(storyboards).where(
+                    storyboards.c.id == storyboard_id, storyboards.c.account_id == account_id
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return _from_row(row) if row is not None else None
+
+
+async def list_for(
+    conn: AsyncConnection, account_id: str, *, limit: int, after: str | None = None
+) -> list[Storyboard]:
+    """Newest first; ``after`` is the last id of the previous page."""
+    query = sa.select(storyboards).where(storyboards.c.account_id == account_id)
+    if after:
+        query = query.where(storyboards.c.id < after)
+    rows = (await conn.execute(query.order_by(storyboards.c.id.desc()).limit(limit))).mappings()
+    return [_from_row(r) for r in rows]
+
+
+async def claim_due(
+    conn: AsyncConnection, owner: str, now: int, lease_ms: int, limit: int
+) -> list[Storyboard]:
+    """Lease up to ``limit`` storyboards that are due and held by nobody (or by a worker
+    whose lease ran out). Each is taken by a conditional UPDATE, so two workers never
+    hold one (the same on SQLite and PostgreSQL)."""
+    free = sa.or_(storyboards.c.lease_owner.is_(None), storyboards.c.lease_expires_at < now)
+    due = sa.and_(storyboards.c.next_run_at.is_not(None), storyboards.c.next_run_at <= now)
+    ids = (
+        await conn.execute(
+            sa.select(storyboards.c.id)
+            .where(due, free)
+            .order_by(storyboards.c.next_run_at)
+            .limit(limit)
+        )
+    ).scalars()
+    taken = []
+    for storyboard_id in list(ids):
+        done = await conn.execute(
+            storyboards.update()
+            .where(storyboards.c.id == storyboard_id, due, free)
+            .values(lease_owner=owner, lease_expires_at=now + lease_ms)
+        )
+        if done.rowcount == 1:
+            taken.append(storyboard_id)
+    if not taken:
+        return []
+    rows = (
+        await conn.execute(sa.select(storyboards).where(storyboards.c.id.in_(taken)))
+    ).mappings()
+    return [_from_row(r) for r in rows]
+
+
+async def save(
+    conn: AsyncConnection, sb: Storyboard, owner: str, *, keep_lease_ms: int | None = None
+) -> bool:
+    """Write a worker's step, fenced by its lease (False: the lease was lost, nothing is
+    written). The lease is dropped, or kept ``keep_lease_ms`` longer."""
+    lease: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+    if keep_lease_ms is not None:
+        lease = {"lease_owner": owner, "lease_expires_at": sb.updated_at + keep_lease_ms}
+    done = await conn.execute(
+        storyboards.update()
+        .where(storyboards.c.id == sb.id, storyboards.c.lease_owner == owner)
+        .values(**_progress_columns(sb), **lease)
+    )
+    return done.rowcount == 1
+
+
+async def next_due(conn: AsyncConnection) -> int | None:
+    due = (await conn.execute(sa.select(sa.func.min(storyboards.c.next_run_at)))).scalar()
+    return int(due) if due is not None else None
+
+
+async def request_cancel(conn: AsyncConnection, sb: Storyboard, now: int) -> None:
+    """Mark it to be canceled; the worker that advances it next cancels it."""
+    await conn.execute(
+        storyboards.update()
+        .where(storyboards.c.id == sb.id)
+        .values(spec={**sb.spec_row(), "cancel_requested": True}, next_run_at=now)
+    )
+
+
+async def restart_shot(
+    conn: AsyncConnection,
+    sb: Storyboard,
+    index: int,
+    shot: Shot,
+    now: int,
+    lease_free_before: int,
+    progress: int,
+) -> bool:
+    """Retry shot ``index`` of a failed storyboard as ``shot`` (the same, or changed): its
+    job is put aside and the storyboard runs again. False when a worker holds it now
+    (its step decides the state)."""
+    run = sb.runs[index]
+    runs = list(sb.runs)
+    runs[index] = ShotRun(job_id=None, tried=(*run.tried, *([run.job_id] if run.job_id else [])))
+    shots = list(sb.shots)
+    shots[index] = shot
+    spec = replace(sb, shots=tuple(shots)).spec_row()
+    done = await conn.execute(
+        storyboards.update()
+        .where(
+            storyboards.c.id == sb.id,
+            storyboards.c.state == StoryboardState.FAILED.value,
+            sa.or_(
+                storyboards.c.lease_owner.is_(None),
+                storyboards.c.lease_expires_at < lease_free_before,
+            ),
+        )
+        .values(
+            state=StoryboardState.RUNNING.value,
+            progress=progress,
+            spec=spec,
+            shots=[r.to_row() for r in runs],
+            error=None,
+            next_run_at=now,
+            updated_at=now,
+        )
+    )
+    return done.rowcount == 1

@@ -1,0 +1,314 @@
+"""Storyboards (``/v1/storyboards``): shots made as jobs, joined into one MP4 whose length
+is the sum of the shots (to a frame per join), with sound throughout, probed frame by
+frame at the joins; a failed shot retried alone; the bill the sum of the shots."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+import pytest
+
+from reelgate.config import Settings
+from reelgate.emulators.base import EmulatorServer
+from reelgate.engine.worker import Worker
+from reelgate.runtime import Runtime
+from tests.integration.conftest import api_client, emulated_runtime
+
+FINAL = {"completed", "failed", "canceled"}
+
+
+async def _until(
+    client: httpx.AsyncClient, sb_id: str, statuses: set[str], timeout: float = 90
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    seen: list[int] = []
+    while time.monotonic() < deadline:
+        body = (await client.get(f"/v1/storyboards/{sb_id}")).json()
+        seen.append(body["progress"])
+        if body["status"] in statuses:
+            assert seen == sorted(seen), seen  # progress never goes back
+            return dict(body)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"storyboard {sb_id} stuck: {body}")
+
+
+async def _decode(client: httpx.AsyncClient, url: str) -> tuple[list[np.ndarray], np.ndarray]:
+    data = (await client.get(url)).content
+    with av.open(io.BytesIO(data)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
+    with av.open(io.BytesIO(data)) as c:
+        if not c.streams.audio:
+            return frames, np.zeros((2, 0), np.float32)
+        sound = np.concatenate([f.to_ndarray() for f in c.decode(c.streams.audio[0])], axis=1)
+    return frames, sound
+
+
+def _small(frame: np.ndarray, like: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    h, w = like.shape[:2]
+    return np.asarray(Image.fromarray(frame).resize((w, h)))
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+async def _check_joins(
+    client: httpx.AsyncClient, sb: dict[str, Any], fps: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The joined video against each shot's own: its length is the sum of theirs (a
+    frame per join at most), and each join is a cut from one shot's last frame to the
+    next one's first."""
+    frames, sound = await _decode(client, sb["result"]["url"])
+    shots = []
+    for shot in sb["shots"]:
+        job = (await client.get(f"/v1/videos/{shot['video_id']}")).json()
+        shot_frames, _ = await _decode(client, job["result"]["url"])
+        shots.append(shot_frames)
+    lengths = [len(s) for s in shots]
+    assert abs(len(frames) - sum(lengths)) <= len(shots) - 1, (len(frames), lengths)
+    assert sb["result"]["frames"] == len(frames)
+    at = 0
+    for index, shot_frames in enumerate(shots):
+        first = _small(shot_frames[0], frames[0])
+        last = _small(shot_frames[-1], frames[0])
+        assert _diff(frames[at], first) < 8, (index, _diff(frames[at], first))
+        end = at + len(shot_frames) - 1
+        assert _diff(frames[end], last) < 8, (index, _diff(frames[end], last))
+        if index:
+            assert sb["result"]["joins_at"][index - 1] == pytest.approx(at / fps, abs=1 / fps)
+        at = end + 1
+    seconds = len(frames) / fps
+    assert sound.shape[1] == pytest.approx(seconds * 48_000, abs=2048)  # sound throughout
+    return frames, sound
+
+
+async def test_three_local_shots_each_from_the_last_frame_join_into_one_video(
+    client: httpx.AsyncClient, worker: Worker
+) -> None:
+    started = time.monotonic()
+    body = {
+        "continue_from_previous": True,
+        "shots": [
+            {"model": "local", "prompt": "a lighthouse at dusk", "duration_seconds": 1},
+            {"model": "local", "prompt": "the beam sweeps the sea", "duration_seconds": 2},
+            {"model": "local", "prompt": "a ship passes", "duration_seconds": 1},
+        ],
+    }
+    for shot in body["shots"]:
+        shot.update(resolution="360p", aspect_ratio="16:9")
+    resp = await client.post("/v1/storyboards", json=body)
+    assert resp.status_code == 202, resp.text
+    queued = resp.json()
+    assert queued["object"] == "storyboard" and queued["status"] == "queued"
+    assert [s["status"] for s in queued["shots"]] == ["pending"] * 3
+    assert resp.headers["location"] == f"/v1/storyboards/{queued['id']}"
+
+    sb = await _until(client, queued["id"], FINAL)
+    assert sb["status"] == "completed", sb
+    took = time.monotonic() - started
+    assert sb["progress"] == 100 and sb["result"]["has_audio"] is True
+    assert sb["result"]["duration_seconds"] == pytest.approx(4.0, abs=0.05)
+    frames, _ = await _check_joins(client, sb, fps=24)
+
+    jobs = [(await client.get(f"/v1/videos/{s['video_id']}")).json() for s in sb["shots"]]
+    # one after another: each shot started from the one before, once it was delivered
+    assert [j["params"]["image"] for j in jobs] == [False, True, True]
+    assert jobs[1]["created_at"] >= jobs[0]["completed_at"]
+    assert jobs[2]["created_at"] >= jobs[1]["completed_at"]
+    assert jobs[1]["metadata"] == {"storyboard_id": sb["id"], "storyboard_shot": "2"}
+    # the bill is the shots': 4 s of local at 1 credit a second
+    assert sb["units_consumed"] == 4 and sb["cost"]["credits"] == "4.000"
+    assert sum(int(j["cost"]["millicredits"]) for j in jobs) == sb["cost"]["millicredits"]
+    # the poster and sprite sheet, and the content route
+    assert sb["result"]["thumbnail_url"] and sb["result"]["spritesheet"]["tiles"] == 4
+    content = await client.get(f"/v1/storyboards/{sb['id']}/content")
+    assert content.status_code == 302  # to a fresh signed link to the same video
+    assert content.headers["location"].split("?")[0] == sb["result"]["url"].split("?")[0]
+    listed = (await client.get("/v1/storyboards")).json()["data"]
+    assert listed[0]["id"] == sb["id"]
+    print(f"\nstoryboard local 3 shots, 4 s, {len(frames)} frames, finished in {took:.1f} s")
+
+
+async def test_parallel_shots_with_crossfades_are_shorter_by_each_fade(
+    client: httpx.AsyncClient, worker: Worker
+) -> None:
+    shots = [
+        {"model": "local", "prompt": p, "duration_seconds": 2, "resolution": "360p"}
+        for p in ("red", "green", "blue")
+    ]
+    resp = await client.post("/v1/storyboards", json={"shots": shots, "crossfade_seconds": 0.5})
+    sb = await _until(client, resp.json()["id"], FINAL)
+    assert sb["status"] == "completed", sb
+    assert sb["result"]["frames"] == 3 * 48 - 2 * 12
+    assert sb["result"]["joins_at"] == [1.5, 3.0]
+    jobs = [(await client.get(f"/v1/videos/{s['video_id']}")).json() for s in sb["shots"]]
+    # all at once: every shot was submitted before the first was delivered
+    assert max(j["created_at"] for j in jobs) <= min(j["completed_at"] for j in jobs)
+
+
+async def test_bad_shots_are_refused_before_anything_runs(client: httpx.AsyncClient) -> None:
+    shots = [
+        {"model": "local", "prompt": "fine", "duration_seconds": 1},
+        {"model": "local", "prompt": "too long", "duration_seconds": 99},
+    ]
+    resp = await client.post("/v1/storyboards", json={"shots": shots})
+    assert resp.status_code == 400
+    error = resp.json()["error"]
+    assert error["param"] == "shots[1].duration_seconds"
+    assert error["message"].startswith("Shot 2:") and 20 in error["allowed"]
+
+    image = {"model": "local", "prompt": "x", "image_url": "https://example.com/a.png"}
+    resp = await client.post(
+        "/v1/storyboards",
+        json={"shots": [shots[0], image], "continue_from_previous": True},
+    )
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "shots[1].image"
+    assert (await client.post("/v1/storyboards", json={"shots": []})).status_code == 400
+    assert (await client.get("/v1/storyboards/storyboard_nope")).status_code == 404
+
+
+async def test_shots_the_balance_cannot_cover_are_a_402_with_the_numbers(
+    client: httpx.AsyncClient,
+) -> None:
+    made = await client.post("/v1/admin/accounts", json={"name": "poor", "credits": "5"})
+    account = made.json()["id"]
+    key = (
+        await client.post(f"/v1/admin/accounts/{account}/keys", json={"scopes": ["jobs:write"]})
+    ).json()["key"]
+    shots = [{"model": "local", "prompt": "x", "duration_seconds": 3, "resolution": "360p"}] * 2
+    resp = await client.post(
+        "/v1/storyboards", json={"shots": shots}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert resp.status_code == 402
+    error = resp.json()["error"]
+    assert error["code"] == "insufficient_credits"
+    assert (error["available"], error["hold_needed"], error["shortfall"]) == (
+        "5.000",
+        "6.000",
+        "1.000",
+    )
+
+
+# -- on emulated providers --------------------------------------------------------------
+
+
+@pytest.fixture
+async def ert(
+    settings: Settings, emulators: dict[str, EmulatorServer], tmp_path: Path
+) -> AsyncIterator[Runtime]:
+    async with emulated_runtime(settings, emulators, local_work_dir=tmp_path / "renders") as rt:
+        yield rt
+
+
+@pytest.fixture
+async def eclient(ert: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(ert) as client:
+        wk = Worker.from_runtime(ert, concurrency=8, lease_seconds=10, idle_poll_seconds=0.2)
+        task = asyncio.create_task(wk.run())
+        try:
+            yield client
+        finally:
+            wk.stop()
+            await asyncio.wait_for(task, timeout=30)
+
+
+async def test_three_shots_on_three_providers_join_into_one_video(
+    eclient: httpx.AsyncClient,
+) -> None:
+    shots = [
+        {"model": "grok-video", "prompt": "a fox in snow", "duration_seconds": 4},
+        {"model": "wan-2-1", "prompt": "the fox leaps", "duration_seconds": 5},
+        {"model": "veo-3-1-fast", "prompt": "the fox lands", "duration_seconds": 4},
+    ]
+    for shot in shots:
+        shot.update(resolution="720p", aspect_ratio="16:9")
+    started = time.monotonic()
+    resp = await eclient.post("/v1/storyboards", json={"shots": shots})
+    assert resp.status_code == 202, resp.text
+    sb = await _until(eclient, resp.json()["id"], FINAL)
+    took = time.monotonic() - started
+    assert sb["status"] == "completed", sb
+    assert [s["delivered_by"] for s in sb["shots"]] == ["grok-video", "wan-2-1", "veo-3-1-fast"]
+    assert sb["result"]["duration_seconds"] == pytest.approx(13.0, abs=3 / 24)
+    assert (sb["result"]["width"], sb["result"]["height"]) == (1280, 720)
+    await _check_joins(eclient, sb, fps=sb["result"]["fps"])
+    costs = [s["cost"]["millicredits"] for s in sb["shots"]]
+    assert sb["cost"]["millicredits"] == sum(costs)
+    print(f"\nstoryboard emulated 3 shots, 13 s, finished in {took:.1f} s")
+
+
+async def test_a_failed_shot_is_retried_alone_and_the_bill_is_the_shots_delivered(
+    eclient: httpx.AsyncClient,
+) -> None:
+    shots = [
+        {"model": "grok-video", "prompt": "one", "duration_seconds": 2, "resolution": "480p"},
+        {
+            "model": "grok-video",
+            "prompt": "two [fault:fail@grok]",
+            "duration_seconds": 2,
+            "resolution": "480p",
+            "fallback": ["grok-video"],
+        },
+        {"model": "grok-video", "prompt": "three", "duration_seconds": 2, "resolution": "480p"},
+    ]
+    resp = await eclient.post("/v1/storyboards", json={"shots": shots})
+    sb_id = resp.json()["id"]
+    failed = await _until(eclient, sb_id, FINAL)
+    assert failed["status"] == "failed", failed
+    assert failed["error"]["code"] == "shot_failed" and failed["error"]["shot"] == 2
+    assert f"/v1/storyboards/{sb_id}/shots/2/retry" in failed["error"]["message"]
+    # the other shots go on, and are delivered and billed
+    for _ in range(100):
+        failed = (await eclient.get(f"/v1/storyboards/{sb_id}")).json()
+        if [s["status"] for s in failed["shots"]] == ["completed", "failed", "completed"]:
+            break
+        await asyncio.sleep(0.1)
+    kept = [failed["shots"][0]["video_id"], failed["shots"][2]["video_id"]]
+    bad = failed["shots"][1]["video_id"]
+    assert failed["shots"][1]["cost"]["millicredits"] == 0
+    # a shot that is not failed is not retried
+    again = await eclient.post(f"/v1/storyboards/{sb_id}/shots/1/retry")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "shot_not_retryable"
+
+    retried = await eclient.post(f"/v1/storyboards/{sb_id}/shots/2/retry", json={"prompt": "two"})
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["status"] == "in_progress"
+    assert retried.json()["shots"][1]["tried"] == [bad]
+    done = await _until(eclient, sb_id, FINAL)
+    assert done["status"] == "completed", done
+    assert [done["shots"][0]["video_id"], done["shots"][2]["video_id"]] == kept  # not redone
+    assert done["shots"][1]["prompt"] == "two" and done["shots"][1]["video_id"] != bad
+    assert done["result"]["duration_seconds"] == pytest.approx(6.0, abs=2 / 24)
+    costs = [s["cost"]["millicredits"] for s in done["shots"]]
+    assert done["cost"]["millicredits"] == sum(costs) > 0
+    assert done["units_consumed"] == 6
+
+
+async def test_a_storyboard_is_canceled_with_its_shots(eclient: httpx.AsyncClient) -> None:
+    shots = [
+        {"model": "grok-video", "prompt": "slow [fault:never@grok]", "duration_seconds": 2},
+        {"model": "grok-video", "prompt": "slow too [fault:never@grok]", "duration_seconds": 2},
+    ]
+    sb_id = (await eclient.post("/v1/storyboards", json={"shots": shots})).json()["id"]
+    await _until(eclient, sb_id, {"in_progress"})
+    resp = await eclient.post(f"/v1/storyboards/{sb_id}/cancel")
+    assert resp.status_code == 200
+    done = await _until(eclient, sb_id, FINAL)
+    assert done["status"] == "canceled"
+    for _ in range(100):
+        shots_now = (await eclient.get(f"/v1/storyboards/{sb_id}")).json()["shots"]
+        if all(s["status"] == "canceled" for s in shots_now):
+            break
+        await asyncio.sleep(0.1)
+    assert [s["status"] for s in shots_now] == ["canceled", "canceled"]
+    assert (await eclient.post(f"/v1/storyboards/{sb_id}/cancel")).status_code == 409
