@@ -68,6 +68,7 @@ export async function request(path, { method = "GET", body, signal } = {}) {
 }
 
 const jobPath = (id) => `/v1/videos/${encodeURIComponent(id)}`;
+const storyboardPath = (id) => `/v1/storyboards/${encodeURIComponent(id)}`;
 
 export const api = {
   models: () => request("/v1/models?modality=video"),
@@ -89,6 +90,21 @@ export const api = {
     if (model) q.set("model", model);
     return request(`/v1/videos?${q}`);
   },
+  /** Storyboards: shots made as jobs and joined into one video. */
+  createStoryboard: (body) => request("/v1/storyboards", { method: "POST", body }),
+  storyboard: (id, signal) => request(storyboardPath(id), { signal }),
+  storyboards: ({ limit = 10, after } = {}) => {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (after) q.set("after", after);
+    return request(`/v1/storyboards?${q}`);
+  },
+  /** Make shot `n` (from 1) of a failed storyboard again; `change` holds the fields to change. */
+  retryShot: (id, n, change) =>
+    request(`${storyboardPath(id)}/shots/${encodeURIComponent(n)}/retry`, {
+      method: "POST",
+      body: change && Object.keys(change).length ? change : undefined,
+    }),
+  cancelStoryboard: (id) => request(`${storyboardPath(id)}/cancel`, { method: "POST" }),
   charts: (days) => request(`/v1/usage/charts?days=${encodeURIComponent(days)}`),
   exportCsv: async (start, end) => {
     const q = new URLSearchParams({ start, end });
@@ -163,6 +179,30 @@ async function pollJob(id, onUpdate, signal) {
     }
     onUpdate({ status: job.status, progress: job.progress, job, via: "polling" });
     if (FINAL.has(job.status)) return job;
+    await sleep(1000, signal);
+  }
+}
+
+/**
+ * Poll GET /v1/storyboards/{id} once a second, calling `onUpdate(storyboard)`, until
+ * `settled(storyboard)`; returns that last answer. A dropped connection is retried
+ * (up to ten times in a row); an error answer ends the follow.
+ */
+export async function followStoryboard(id, onUpdate, signal, settled) {
+  let misses = 0;
+  for (;;) {
+    let sb;
+    try {
+      sb = await api.storyboard(id, signal);
+      misses = 0;
+    } catch (err) {
+      if (signal?.aborted || err instanceof ApiError || ++misses > 10) throw err;
+      await sleep(1000, signal);
+      continue;
+    }
+    if (signal?.aborted) throw signal.reason;
+    onUpdate(sb);
+    if (settled(sb)) return sb;
     await sleep(1000, signal);
   }
 }

@@ -1,24 +1,31 @@
-// Boot: the API key, the views (#/ studio, #/gallery, #/videos/<id>, #/usage,
-// #/jobs/<id> in the studio), the balance chip.
+// Boot: the API key, the views (#/ studio, #/storyboard, #/storyboards/<id>, #/gallery,
+// #/videos/<id>, #/usage, #/jobs/<id> in the studio), the balance chip.
 
 import { ApiError, adoptKeyFromUrl, getKey, setKey } from "./api.js";
 import { $, parseHash } from "./format.js";
 import { initGallery, loadGallery } from "./gallery.js";
+import { initStoryboard, openStoryboardEditor } from "./storyboard.js";
+import { initBoard, leaveBoard, openBoard } from "./storyboardpage.js";
 import { initStudio, loadModels, openJob } from "./studio.js";
 import { initUsage, loadBalance, loadUsage } from "./usage.js";
 import { leaveVideo, openVideo } from "./videopage.js";
 
-const VIEWS = ["studio", "gallery", "video", "usage"];
+const VIEWS = ["studio", "storyboard", "board", "gallery", "video", "usage"];
 const TITLES = {
   studio: "reelgate studio",
+  storyboard: "Storyboard · reelgate studio",
+  board: "Storyboard · reelgate studio",
   gallery: "Gallery · reelgate studio",
   video: "Video · reelgate studio",
   usage: "Usage · reelgate studio",
 };
-const TAB_OF = { video: "gallery" }; // a video's page sits under the Gallery tab
+// a video's page sits under the Gallery tab, a storyboard's under the Storyboard tab
+const TAB_OF = { video: "gallery", board: "storyboard" };
 
 function viewOf(path) {
   if (path.startsWith("/usage")) return "usage";
+  if (path.startsWith("/storyboards/")) return "board";
+  if (path === "/storyboard" || path === "/storyboards") return "storyboard";
   if (path === "/gallery") return "gallery";
   if (path.startsWith("/videos/")) return "video";
   return "studio";
@@ -26,6 +33,7 @@ function viewOf(path) {
 
 function showView(name) {
   if (name !== "video" && !$("view-video").hidden) leaveVideo();
+  if (name !== "board" && !$("view-board").hidden) leaveBoard();
   for (const view of VIEWS) $(`view-${view}`).hidden = view !== name;
   const tab = TAB_OF[name] || name;
   for (const link of document.querySelectorAll(".tabs a")) {
@@ -44,6 +52,8 @@ function route() {
   if (!getKey()) return;
   if (name === "usage") loadUsage();
   else if (name === "gallery") loadGallery();
+  else if (name === "storyboard") openStoryboardEditor();
+  else if (name === "board") openBoard(decodeURIComponent(path.slice("/storyboards/".length)));
   else if (name === "video") openVideo(decodeURIComponent(path.slice("/videos/".length)), params);
   else {
     const job = path.match(/^\/jobs\/(.+)$/);
@@ -91,6 +101,8 @@ function initKeyForm() {
 adoptKeyFromUrl();
 initKeyForm();
 initStudio({ onFinal: refreshBalance });
+initStoryboard();
+initBoard({ onFinal: refreshBalance });
 initGallery();
 initUsage();
 window.addEventListener("hashchange", route);

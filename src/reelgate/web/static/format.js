@@ -20,6 +20,12 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** Replace a node's children, skipping null, undefined and false (as el() does). */
+export function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
 /** "45.000" → "45", "1.500" → "1.5": credits are exact decimal strings. */
 export function credits(value) {
   if (value === null || value === undefined || value === "") return "—";
@@ -58,6 +64,24 @@ export function times(amount, n) {
   const scaled = BigInt(whole + frac) * BigInt(n);
   const digits = scaled.toString().padStart(frac.length + 1, "0");
   return frac.length ? `${digits.slice(0, -frac.length)}.${digits.slice(-frac.length)}` : digits;
+}
+
+/** The exact sum of decimal strings ("0.02" + "0.125" → "0.145"). */
+export function sumDecimals(values) {
+  const scale = Math.max(0, ...values.map((v) => (String(v).split(".")[1] || "").length));
+  let total = 0n;
+  for (const v of values) {
+    const [whole, frac = ""] = String(v).split(".");
+    total += BigInt(whole + frac.padEnd(scale, "0"));
+  }
+  const digits = total.toString().padStart(scale + 1, "0");
+  return scale ? `${digits.slice(0, -scale)}.${digits.slice(-scale)}` : digits;
+}
+
+/** Seconds that may be fractional, without trailing zeros: 3.5 → "3.5 s", 4 → "4 s". */
+export function secondsExact(value) {
+  if (value === null || value === undefined || value === "") return "—";
+  return `${Number(Number(value).toFixed(3))} s`;
 }
 
 /** Exact decimal-credit string → integer millicredits. */

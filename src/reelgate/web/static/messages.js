@@ -34,8 +34,9 @@ function allowedList(values) {
   );
 }
 
-/** A rejected submit (or any failed API call) as a message. */
-export function explainApiError(err) {
+/** A rejected submit (or any failed API call) as a message; `subject` names what was
+ * asked for in the credits facts ("this job", "these 3 shots"). */
+export function explainApiError(err, { subject = "this job" } = {}) {
   if (!(err instanceof ApiError)) {
     return alert(
       "error",
@@ -53,7 +54,7 @@ export function explainApiError(err) {
         facts([
           ["Balance", `${credits(d.balance)} credits`],
           ["Available", `${credits(d.available ?? d.balance)} credits`],
-          ["Needed for this job", `${credits(d.hold_needed)} credits`],
+          [`Needed for ${subject}`, `${credits(d.hold_needed)} credits`],
           ["Shortfall", `${credits(d.shortfall)} credits`, "bad"],
         ]),
         el("p", { class: "hint" }, "Add credits to the account, or ask for fewer seconds or a cheaper model."),
@@ -157,4 +158,35 @@ export function explainJob(job) {
     default:
       return alert("error", "The job failed", `${message}${error.code ? ` (${error.code})` : ""}`, el("p", { class: "hint" }, "Nothing was charged for it."));
   }
+}
+
+/** A message about a storyboard's outcome (GET /v1/storyboards/{id}), or null. */
+export function explainStoryboard(sb) {
+  if (!sb) return null;
+  if (sb.status === "completed") {
+    const fellBack = (sb.shots || []).filter((s) => s.delivered_by && s.delivered_by !== s.model);
+    if (!fellBack.length) return null;
+    return alert(
+      "warn",
+      fellBack.length > 1 ? "Some shots were delivered by a fallback" : `Shot ${fellBack[0].index} was delivered by a fallback`,
+      fellBack.map((s) => `Shot ${s.index}: ${s.model} could not take it, so ${s.delivered_by} delivered it (and was billed).`).join(" "),
+    );
+  }
+  if (sb.status === "canceled") {
+    return alert("info", "Storyboard canceled", "Shots that were already delivered stay billed; the others were canceled.");
+  }
+  if (sb.status !== "failed") return null;
+  const error = sb.error || {};
+  const message = error.message || "The storyboard failed.";
+  if (error.code === "join_failed") {
+    return alert("error", "The shots could not be joined", message);
+  }
+  const title = error.shot ? `Shot ${error.shot} failed` : "The storyboard failed";
+  const hint =
+    error.shot_error === "refused"
+      ? "It was refused on safety grounds: reword its prompt and retry it. The other shots are kept."
+      : error.shot
+        ? "Retry that shot below, with its prompt or model changed if you like. The other shots are kept, and only delivered shots are billed."
+        : null;
+  return alert("error", title, message, hint ? el("p", { class: "hint" }, hint) : null);
 }

@@ -3,7 +3,7 @@
 
 import { api, ApiError, FINAL, followJob } from "./api.js";
 import {
-  $, bytes, creditsLabel, credits, el, elapsed, fromMillicredits, millicredits, money, seconds, times,
+  $, fill, bytes, creditsLabel, credits, el, elapsed, fromMillicredits, millicredits, money, seconds, times,
   STATUS_LABELS,
 } from "./format.js";
 import { alert, explainApiError, explainJob } from "./messages.js";
@@ -37,12 +37,20 @@ export function durationsFor(model, resolution) {
   return base.filter((d) => (!byRes || byRes.includes(d)) && d <= max);
 }
 
-function priceFor(model, resolution) {
+/** Credits per second at this resolution (an exact decimal string). */
+export function priceFor(model, resolution) {
   const byRes = model.price.by_resolution || {};
   return byRes[resolution] || model.price.credits_per_second;
 }
 
-const perSecond = (value) => `${credits(value)} ${credits(value) === "1" ? "credit" : "credits"}/s`;
+/** Money per second at this resolution (`{amount, currency}`), or null when unpriced. */
+export function moneyPerSecond(model, resolution) {
+  const amount = (model.price.money_by_resolution || {})[resolution] || model.price.money_per_second?.amount;
+  const currency = model.price.money_per_second?.currency;
+  return amount && currency ? { amount, currency } : null;
+}
+
+export const perSecond = (value) => `${credits(value)} ${credits(value) === "1" ? "credit" : "credits"}/s`;
 
 function modelCard(m) {
   const usable = m.usable !== false;
@@ -102,7 +110,18 @@ export async function loadModels() {
   return true;
 }
 
-function fillSelect(select, values, chosen, label = (v) => String(v)) {
+/** The models from GET /v1/models (usable first) and by id; empty until loaded. */
+export function catalog() {
+  return { models: state.models, byId: state.byId };
+}
+
+/** The model the studio has selected (a storyboard's first shot starts with it). */
+export function currentModelId() {
+  return state.model?.id || null;
+}
+
+/** Fill a <select> with `values`, keeping `chosen` when it is one of them. */
+export function fillSelect(select, values, chosen, label = (v) => String(v)) {
   const keep = values.map(String).includes(String(chosen)) ? String(chosen) : String(values[0] ?? "");
   select.replaceChildren(...values.map((v) => el("option", { value: v }, label(v))));
   select.value = keep;
@@ -200,13 +219,11 @@ function renderEstimate() {
   const p = currentParams();
   const rate = millicredits(priceFor(m, p.resolution));
   const total = fromMillicredits(rate * p.duration);
-  const byRes = m.price.money_by_resolution || {};
-  const perSec = byRes[p.resolution] || m.price.money_per_second?.amount;
-  const currency = m.price.money_per_second?.currency;
-  $("estimate").replaceChildren(
+  const perSec = moneyPerSecond(m, p.resolution);
+  fill($("estimate"),
     el("span", { class: "muted" }, "Estimated cost "),
     el("strong", {}, creditsLabel(total)),
-    perSec ? el("span", { class: "money", id: "estimate-money" }, ` (${money({ amount: times(perSec, p.duration), currency })})`) : null,
+    perSec ? el("span", { class: "money", id: "estimate-money" }, ` (${money({ amount: times(perSec.amount, p.duration), currency: perSec.currency })})`) : null,
     el("span", { class: "muted" }, ` · ${p.duration} s × ${perSecond(fromMillicredits(rate))}`),
   );
   const size = `${p.resolution} · ${p.aspect}`;
@@ -364,7 +381,7 @@ function renderResult(job) {
     : "—";
   $("meta-duration").textContent = seconds(r.duration_seconds ?? job.seconds);
   $("meta-model").textContent = job.delivered_by || job.model;
-  $("meta-size").replaceChildren(
+  fill($("meta-size"),
     r.width ? `${r.width}×${r.height}` : job.size,
     r.bytes ? el("span", { class: "sub" }, bytes(r.bytes)) : "",
   );

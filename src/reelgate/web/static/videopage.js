@@ -4,7 +4,7 @@
 // address, so the back link returns to the same list.
 
 import { api, ApiError, FINAL } from "./api.js";
-import { $, bytes, creditsLabel, el, elapsed, money, relativeTime, seconds, STATUS_LABELS } from "./format.js";
+import { $, fill, bytes, creditsLabel, el, elapsed, money, relativeTime, seconds, STATUS_LABELS } from "./format.js";
 import { galleryFilters, galleryQuery, jobSeconds } from "./gallery.js";
 import { alert, explainApiError, explainJob } from "./messages.js";
 
@@ -88,12 +88,12 @@ function renderAttempts(job) {
 
 function renderFacts(job) {
   const r = job.result || {};
-  $("vp-cost").replaceChildren(
+  fill($("vp-cost"),
     job.cost ? creditsLabel(job.cost.credits) : FINAL.has(job.status) ? "—" : "not yet billed",
     job.cost?.money ? el("span", { class: "sub" }, money(job.cost.money)) : null,
   );
   $("vp-duration").textContent = seconds(jobSeconds(job));
-  $("vp-size").replaceChildren(
+  fill($("vp-size"),
     r.width ? `${r.width}×${r.height}` : job.size || "—",
     r.bytes ? el("span", { class: "sub" }, bytes(r.bytes)) : null,
   );
