@@ -18,8 +18,10 @@ import pytest
 
 from reelgate.config import Settings
 from reelgate.emulators.base import EmulatorServer
+from reelgate.engine.retention import DAY_MS, Sweeper
 from reelgate.engine.worker import Worker
 from reelgate.runtime import Runtime
+from reelgate.store.jobs import now_ms
 from tests.integration.conftest import api_client, emulated_runtime
 
 FINAL = {"completed", "failed", "canceled"}
@@ -174,6 +176,9 @@ async def test_bad_shots_are_refused_before_anything_runs(client: httpx.AsyncCli
     )
     assert resp.status_code == 400 and resp.json()["error"]["param"] == "shots[1].image"
     assert (await client.post("/v1/storyboards", json={"shots": []})).status_code == 400
+    fade = {"shots": [shots[0], shots[0]], "crossfade_seconds": 1.0}  # as long as a shot
+    resp = await client.post("/v1/storyboards", json=fade)
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "crossfade_seconds"
     assert (await client.get("/v1/storyboards/storyboard_nope")).status_code == 404
 
 
@@ -312,3 +317,33 @@ async def test_a_storyboard_is_canceled_with_its_shots(eclient: httpx.AsyncClien
         await asyncio.sleep(0.1)
     assert [s["status"] for s in shots_now] == ["canceled", "canceled"]
     assert (await eclient.post(f"/v1/storyboards/{sb_id}/cancel")).status_code == 409
+
+
+async def test_a_storyboard_s_video_goes_with_retention_and_its_bill_stays(
+    rt: Runtime, client: httpx.AsyncClient, worker: Worker
+) -> None:
+    shot = {"model": "local", "prompt": "kept a while", "duration_seconds": 1, "resolution": "360p"}
+    sb_id = (await client.post("/v1/storyboards", json={"shots": [shot, shot]})).json()["id"]
+    done = await _until(client, sb_id, FINAL)
+    assert done["status"] == "completed", done
+    keys = _stored_keys(rt, sb_id)
+    assert all([await rt.storage.exists(k) for k in keys]) and len(keys) == 3
+
+    assert await Sweeper(rt).sweep_storyboards() == 0  # not old enough
+    later = Sweeper(rt, clock=lambda: now_ms() + 31 * DAY_MS)
+    assert await later.sweep_storyboards() == 1
+    assert await later.sweep_storyboards() == 0  # once
+    assert not any([await rt.storage.exists(k) for k in keys])
+    gone = (await client.get(f"/v1/storyboards/{sb_id}")).json()
+    assert gone["status"] == "completed" and gone["cost"] == done["cost"]
+    assert gone["result"]["expired"] is True and gone["result"]["url"] is None
+    assert gone["result"]["duration_seconds"] == done["result"]["duration_seconds"]
+    content = await client.get(f"/v1/storyboards/{sb_id}/content")
+    assert content.status_code == 410 and content.json()["error"]["code"] == "video_expired"
+
+
+def _stored_keys(rt: Runtime, sb_id: str) -> list[str]:
+    from reelgate.store.accounts import DEV_ACCOUNT_ID
+
+    base = f"storyboards/{DEV_ACCOUNT_ID}/{sb_id}"
+    return [f"{base}/video.mp4", f"{base}/poster.webp", f"{base}/sprite.jpg"]

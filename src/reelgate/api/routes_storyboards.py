@@ -35,7 +35,7 @@ from reelgate.api.serialize import cost_to_wire, seconds_of
 from reelgate.billing import format_credits, hold_for
 from reelgate.catalog.validate import validate_submission
 from reelgate.engine.commands import store_input
-from reelgate.errors import Conflict, NotFound, ReelgateError, ValidationFailed
+from reelgate.errors import Conflict, Gone, NotFound, ReelgateError, ValidationFailed
 from reelgate.ids import new_id
 from reelgate.job import Job, PublicStatus
 from reelgate.netsafe import check_url
@@ -134,7 +134,15 @@ async def storyboard_to_wire(rt: Runtime, sb: Storyboard, jobs: list[Job | None]
             }
         )
     result = None
-    if sb.result is not None:
+    if sb.result is not None and sb.expired_at is not None:
+        kept = ("duration_seconds", "width", "height", "frames", "fps", "joins_at")
+        result = {
+            "expired": True,
+            "expired_at": seconds_of(sb.expired_at),
+            "url": None,
+            **{k: sb.result.get(k) for k in kept},
+        }
+    elif sb.result is not None:
         r = sb.result
         ttl = rt.settings.signed_url_ttl_seconds
         poster, sprite = r.get("poster_key"), r.get("sprite_key")
@@ -198,8 +206,8 @@ def _shot(shot: ShotIn, image_key: str | None = None, mime: str | None = None) -
 
 def _checked(
     rt: Runtime, continue_from_previous: bool, index: int, shot: Shot
-) -> tuple[list[str], int]:
-    """Shot ``index`` validated as a video job: its chain and its hold."""
+) -> tuple[list[str], int, int]:
+    """Shot ``index`` validated as a video job: its chain, its hold and its seconds."""
     continues = continue_from_previous and index > 0
     if continues and (shot.image_key or shot.image_url):
         raise ValidationFailed(
@@ -218,7 +226,8 @@ def _checked(
         exc.message = f"Shot {index + 1}: {exc.message}"
         raise
     p = checked.params
-    return checked.chain, hold_for(rt.catalog, checked.chain, p.resolution, p.duration_seconds)
+    hold = hold_for(rt.catalog, checked.chain, p.resolution, p.duration_seconds)
+    return checked.chain, hold, p.duration_seconds
 
 
 @router.post("", status_code=202, responses=errors(402))
@@ -234,20 +243,28 @@ async def create_storyboard(
     delivered."""
 
     async def handler(idem: Idempotency | None) -> JSONResponse:
-        holds = 0
+        holds, shortest = 0, None
         for index, shot in enumerate(body.shots):
             if shot.image and shot.image_url:
                 raise ValidationFailed(
                     "Send either image or image_url, not both.", param=f"shots[{index}].image"
                 )
             unstored = _shot(shot, image_key="(inline)" if shot.image else None)
-            chain, hold = _checked(rt, body.continue_from_previous, index, unstored)
+            chain, hold, seconds = _checked(rt, body.continue_from_previous, index, unstored)
+            shortest = seconds if shortest is None else min(shortest, seconds)
             await check_available(rt, key, chain)
             holds += hold
             if shot.image_url:
                 check_url(
                     shot.image_url, rt.settings.net_policy(), param=f"shots[{index}].image_url"
                 )
+        fade = body.crossfade_seconds
+        if fade and shortest is not None and len(body.shots) > 1 and fade >= shortest:
+            raise ValidationFailed(
+                f"crossfade_seconds={fade:g} must be shorter than every shot (the shortest "
+                f"is {shortest} s).",
+                param="crossfade_seconds",
+            )
         async with rt.store.reading() as tx:
             balance = await tx.get_balance(key.account_id)
         if balance.available < holds:
@@ -324,12 +341,20 @@ async def get_storyboard(
     return await _wire(rt, await _owned(rt, key, storyboard_id))
 
 
-@router.get("/{storyboard_id}/content", responses={**errors(404, 409)})
+@router.get("/{storyboard_id}/content", responses={**errors(404, 409, 410)})
 async def storyboard_content(
     storyboard_id: str, key: KeyInfo = Depends(require_read), rt: Runtime = Depends(runtime)
 ) -> RedirectResponse:
     """Redirect to the joined video (``result.url``)."""
-    wire = await _wire(rt, await _owned(rt, key, storyboard_id))
+    sb = await _owned(rt, key, storyboard_id)
+    if sb.expired_at is not None:
+        raise Gone(
+            f"The video of storyboard {storyboard_id} was deleted: videos are kept "
+            f"{rt.settings.retention_days:g} days. Its shots' jobs and bills remain.",
+            code="video_expired",
+            expired_at=seconds_of(sb.expired_at),
+        )
+    wire = await _wire(rt, sb)
     if wire["result"] is None:
         raise Conflict(
             f"Storyboard {storyboard_id} has no video yet (status {wire['status']}).",
@@ -367,7 +392,13 @@ async def retry_shot(
                 status=_status(job),
             )
         again = _changed(sb.shots[shot - 1], change)
-        _checked(rt, sb.continue_from_previous, shot - 1, again)
+        _, _, seconds = _checked(rt, sb.continue_from_previous, shot - 1, again)
+        if sb.crossfade_seconds and len(sb.shots) > 1 and sb.crossfade_seconds >= seconds:
+            raise ValidationFailed(
+                f"The storyboard's crossfade ({sb.crossfade_seconds:g} s) must be shorter "
+                f"than the shot ({seconds} s).",
+                param="duration_seconds",
+            )
         # A worker holds a storyboard only for the moment it looks at it (a failed one
         # is never joining): wait for that moment to pass rather than refuse.
         jobs_now = [*jobs[: shot - 1], None, *jobs[shot:]]

@@ -31,6 +31,7 @@ from reelgate.store.codec import decode_params, decode_result
 from reelgate.store.db import is_unavailable, reading
 from reelgate.store.jobs import now_ms
 from reelgate.store.schema import job_events, jobs
+from reelgate.storyboards import store as boards
 
 if TYPE_CHECKING:
     from reelgate.runtime import Runtime
@@ -63,6 +64,8 @@ class Sweeper:
                 while await self._expire() == BATCH:
                     pass
                 while await self.purge_once() == BATCH:
+                    pass
+                while await self.sweep_storyboards() == BATCH:
                     pass
                 await asyncio.to_thread(self.sweep_local)
                 failures = 0
@@ -155,6 +158,32 @@ class Sweeper:
                     jobs.update().where(jobs.c.id.in_(purged)).values(purged_at=self.clock())
                 )
             log.info("retention: deleted the files of %d expired videos", len(purged))
+        return len(purged)
+
+    async def sweep_storyboards(self) -> int:
+        """Storyboards' joined videos go as their shots' do: marked expired, then their
+        files deleted (a delete that fails is tried at the next sweep); how many were
+        deleted. Their shots are jobs, swept above."""
+        if self.keep_ms <= 0:
+            return 0
+        now = self.clock()
+        async with self.rt.db.begin() as conn:
+            await boards.expire_due(conn, now - self.keep_ms, now, BATCH)
+        async with reading(self.rt.db) as conn:
+            due = await boards.purge_expired(conn, BATCH)
+        purged = []
+        for storyboard_id, keys in due:
+            try:
+                for key in keys:
+                    await self.rt.storage.delete(key)
+            except Exception:
+                log.exception("retention: could not delete a file of storyboard %s", storyboard_id)
+                continue
+            purged.append(storyboard_id)
+        if purged:
+            async with self.rt.db.begin() as conn:
+                await boards.mark_purged(conn, purged, self.clock())
+            log.info("retention: deleted the videos of %d expired storyboards", len(purged))
         return len(purged)
 
     async def _delete_files(self, row: Any) -> bool:

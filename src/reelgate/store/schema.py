@@ -432,6 +432,9 @@ storyboards = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Column("completed_at", sa.BigInteger, nullable=True),
+    # retention, as for a job's video: marked expired, then its files deleted
+    sa.Column("expired_at", sa.BigInteger, nullable=True),
+    sa.Column("purged_at", sa.BigInteger, nullable=True),
     sa.Index("ix_storyboards_account_id_id", "account_id", "id"),
     sa.Index(
         "ix_storyboards_due",

@@ -179,7 +179,7 @@ class StoryboardDriver:
     def _failed_on(
         self, sb: Storyboard, jobs: list[Job | None], index: int, job: Job, now: int
     ) -> Storyboard:
-        reason = job.error.message if job.error is not None else job.status.value
+        reason = (job.error.message if job.error is not None else job.status.value).rstrip(". ")
         code = job.error.code if job.error is not None else job.status.value
         # the other shots go on (they are billed when delivered); look again until they end
         running = any(j is not None and not j.status.is_final for j in jobs)

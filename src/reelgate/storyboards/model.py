@@ -138,6 +138,8 @@ class Storyboard:
     next_run_at: int | None = None
     completed_at: int | None = None
     cancel_requested: bool = False
+    expired_at: int | None = None
+    """Its video was deleted by retention (``engine.retention``)."""
 
     def with_run(self, index: int, run: ShotRun) -> Storyboard:
         runs = list(self.runs)

@@ -15,10 +15,13 @@ from reelgate.storyboards.model import Shot, ShotRun, Storyboard, StoryboardStat
 
 __all__ = [
     "claim_due",
+    "expire_due",
     "get",
     "insert",
     "list_for",
+    "mark_purged",
     "next_due",
+    "purge_expired",
     "request_cancel",
     "restart_shot",
     "save",
@@ -45,6 +48,7 @@ def _from_row(row: Any) -> Storyboard:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         completed_at=row["completed_at"],
+        expired_at=row["expired_at"],
     )
 
 
@@ -204,3 +208,51 @@ async def restart_shot(
         )
     )
     return done.rowcount == 1
+
+
+async def expire_due(conn: AsyncConnection, before: int, now: int, limit: int) -> int:
+    """Mark completed storyboards finished before ``before`` as expired (their files go
+    next, in ``purge_expired``); how many."""
+    ids = (
+        await conn.execute(
+            sa.select(storyboards.c.id)
+            .where(
+                storyboards.c.state == StoryboardState.COMPLETED.value,
+                storyboards.c.completed_at < before,
+                storyboards.c.expired_at.is_(None),
+            )
+            .order_by(storyboards.c.completed_at)
+            .limit(limit)
+        )
+    ).scalars()
+    wanted = list(ids)
+    if not wanted:
+        return 0
+    done = await conn.execute(
+        storyboards.update()
+        .where(storyboards.c.id.in_(wanted), storyboards.c.expired_at.is_(None))
+        .values(expired_at=now, updated_at=now)
+    )
+    return int(done.rowcount)
+
+
+async def purge_expired(conn: AsyncConnection, limit: int) -> list[tuple[str, list[str]]]:
+    """Expired storyboards whose files are not deleted yet: (id, storage keys)."""
+    rows = (
+        await conn.execute(
+            sa.select(storyboards.c.id, storyboards.c.result)
+            .where(storyboards.c.expired_at.is_not(None), storyboards.c.purged_at.is_(None))
+            .order_by(storyboards.c.expired_at)
+            .limit(limit)
+        )
+    ).all()
+    out = []
+    for row in rows:
+        result = row.result or {}
+        keys = [result.get(k) for k in ("key", "poster_key", "sprite_key")]
+        out.append((row.id, [k for k in keys if k]))
+    return out
+
+
+async def mark_purged(conn: AsyncConnection, ids: list[str], now: int) -> None:
+    await conn.execute(storyboards.update().where(storyboards.c.id.in_(ids)).values(purged_at=now))

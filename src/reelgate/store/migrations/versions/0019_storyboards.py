@@ -39,6 +39,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
         sa.Column("completed_at", sa.BigInteger, nullable=True),
+        sa.Column("expired_at", sa.BigInteger, nullable=True),
+        sa.Column("purged_at", sa.BigInteger, nullable=True),
     )
     op.create_index("ix_storyboards_account_id_id", "storyboards", ["account_id", "id"])
     op.create_index(
