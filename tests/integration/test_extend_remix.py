@@ -214,3 +214,43 @@ async def test_only_a_completed_stored_video_of_the_account_can_be_edited(
         assert "queued" in resp.json()["error"]["message"]
     resp = await client.post(f"/v1/videos/{job_id}/extend", json={"prompt": " "})
     assert resp.status_code == 400
+
+
+async def test_an_extension_keeps_its_own_copy_of_the_source(
+    client: httpx.AsyncClient, worker: Worker
+) -> None:
+    """Deleting the source right after asking for an extension changes nothing: the job
+    took its own copy, is joined onto it and billed for the seconds added."""
+    source = await _video(
+        client, {"model": "local", "prompt": "a heron", "duration_seconds": 2, "resolution": "360p"}
+    )
+    resp = await client.post(
+        f"/v1/videos/{source['id']}/extend", json={"prompt": "it flies", "duration_seconds": 2}
+    )
+    assert (await client.delete(f"/v1/videos/{source['id']}")).status_code == 200
+    job = await _finish(client, resp)
+    assert job["status"] == "completed", job
+    assert job["result"]["mirror_status"] == "stored"
+    assert job["result"]["duration_seconds"] == pytest.approx(4.0, abs=0.05)
+    assert job["units_consumed"] == 2
+
+
+async def test_remixing_an_extended_video_bills_its_whole_length(
+    grok: GrokEmulator, client: httpx.AsyncClient, worker: Worker
+) -> None:
+    source = await _video(
+        client,
+        {"model": "grok-video", "prompt": "a fox", "duration_seconds": 3, "resolution": "480p"},
+    )
+    extended = await _finish(
+        client,
+        await client.post(
+            f"/v1/videos/{source['id']}/extend", json={"prompt": "more", "duration_seconds": 2}
+        ),
+    )
+    assert extended["result"]["duration_seconds"] == pytest.approx(5.0, abs=0.1)
+    remixed = await _finish(
+        client, await client.post(f"/v1/videos/{extended['id']}/remix", json={"prompt": "a wolf"})
+    )
+    assert remixed["status"] == "completed", remixed
+    assert remixed["params"]["duration_seconds"] == 5 and remixed["units_consumed"] == 5

@@ -28,12 +28,16 @@ FINAL = {"completed", "failed", "canceled"}
 
 
 async def _until(
-    client: httpx.AsyncClient, sb_id: str, statuses: set[str], timeout: float = 90
+    client: httpx.AsyncClient,
+    sb_id: str,
+    statuses: set[str],
+    timeout: float = 90,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     seen: list[int] = []
     while time.monotonic() < deadline:
-        body = (await client.get(f"/v1/storyboards/{sb_id}")).json()
+        body = (await client.get(f"/v1/storyboards/{sb_id}", headers=headers)).json()
         seen.append(body["progress"])
         if body["status"] in statuses:
             assert seen == sorted(seen), seen  # progress never goes back
@@ -347,3 +351,78 @@ def _stored_keys(rt: Runtime, sb_id: str) -> list[str]:
 
     base = f"storyboards/{DEV_ACCOUNT_ID}/{sb_id}"
     return [f"{base}/video.mp4", f"{base}/poster.webp", f"{base}/sprite.jpg"]
+
+
+async def test_a_shot_whose_video_was_deleted_fails_the_storyboard_and_is_retried(
+    client: httpx.AsyncClient, worker: Worker
+) -> None:
+    """Deleting a delivered shot's video (DELETE /v1/videos/{id}) before the join: the
+    storyboard names that shot, and retrying it makes it again."""
+    shots = [
+        {"model": "local", "prompt": "first", "duration_seconds": 1, "resolution": "360p"},
+        {"model": "local", "prompt": "second", "duration_seconds": 1, "resolution": "360p"},
+    ]
+    body = {"shots": shots, "continue_from_previous": True}
+    sb_id = (await client.post("/v1/storyboards", json=body)).json()["id"]
+    first = None
+    for _ in range(300):  # catch the first shot delivered before the second starts
+        now = (await client.get(f"/v1/storyboards/{sb_id}")).json()
+        if now["shots"][0]["status"] == "completed":
+            first = now["shots"][0]["video_id"]
+            break
+        await asyncio.sleep(0.02)
+    assert first is not None
+    assert (await client.delete(f"/v1/videos/{first}")).status_code == 200
+    failed = await _until(client, sb_id, FINAL)
+    if failed["status"] == "completed":
+        pytest.skip("the join won the race with the delete")  # rare: nothing to check
+    assert failed["status"] == "failed" and failed["error"]["shot"] == 1
+    assert "deleted" in failed["error"]["message"]
+    retried = await client.post(f"/v1/storyboards/{sb_id}/shots/1/retry")
+    assert retried.status_code == 202, retried.text
+    done = await _until(client, sb_id, FINAL)
+    assert done["status"] == "completed", done
+    assert done["shots"][0]["tried"] == [first] and done["shots"][0]["video_id"] != first
+
+
+async def test_a_canceled_storyboard_cannot_be_revived_by_a_retry(
+    eclient: httpx.AsyncClient,
+) -> None:
+    shots = [
+        {"model": "grok-video", "prompt": "bad [fault:fail@grok]", "duration_seconds": 1},
+        {"model": "grok-video", "prompt": "slow [fault:never@grok]", "duration_seconds": 1},
+    ]
+    sb_id = (await eclient.post("/v1/storyboards", json={"shots": shots})).json()["id"]
+    failed = await _until(eclient, sb_id, {"failed"})
+    assert failed["error"]["shot"] == 1
+    canceled = await eclient.post(f"/v1/storyboards/{sb_id}/cancel")
+    assert canceled.status_code == 200 and canceled.json()["cancel_requested"] is True
+    retried = await eclient.post(f"/v1/storyboards/{sb_id}/shots/1/retry", json={"prompt": "ok"})
+    assert retried.status_code == 409
+    done = await _until(eclient, sb_id, {"canceled"})
+    assert done["status"] == "canceled"
+
+
+async def test_a_retry_is_held_to_the_account_s_model_rules(
+    eclient: httpx.AsyncClient,
+) -> None:
+    """A retry that changes the model is checked as a create is: an account without the
+    PRC opt-in may not move a shot onto Wan."""
+    made = await eclient.post("/v1/admin/accounts", json={"name": "no-prc", "credits": "100"})
+    account = made.json()["id"]
+    key = (
+        await eclient.post(
+            f"/v1/admin/accounts/{account}/keys", json={"scopes": ["jobs:read", "jobs:write"]}
+        )
+    ).json()["key"]
+    h = {"Authorization": f"Bearer {key}"}
+    shot = {"model": "grok-video", "prompt": "x [fault:fail@grok]", "duration_seconds": 1}
+    sb_id = (await eclient.post("/v1/storyboards", json={"shots": [shot]}, headers=h)).json()["id"]
+    await _until(eclient, sb_id, {"failed"}, headers=h)
+    wan = await eclient.post(
+        f"/v1/storyboards/{sb_id}/shots/1/retry",
+        json={"model": "wan-2-1", "duration_seconds": 5},
+        headers=h,
+    )
+    assert wan.status_code == 403, wan.text
+    assert wan.json()["error"]["code"] == "model_not_allowed"

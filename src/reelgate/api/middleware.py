@@ -43,6 +43,7 @@ from reelgate.errors import (
 )
 from reelgate.logs import new_request_id, request_id, usable_request_id
 from reelgate.store.db import database_unavailable, is_unavailable
+from reelgate.storyboards.model import MAX_SHOTS
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -216,6 +217,8 @@ class RequestGuard:
         self.max_body = max_body_bytes
         # base64 grows an inline image by 4/3
         self.video_body = max_body_bytes + (inline_image_bytes * 4) // 3 + 8
+        # a storyboard's shots may each carry an inline start image
+        self.storyboard_body = max_body_bytes + MAX_SHOTS * ((inline_image_bytes * 4) // 3 + 8)
         self.upload_body = max_body_bytes + upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -265,8 +268,11 @@ class RequestGuard:
     def _cap(self, scope: Scope, multipart: bool) -> int:
         if multipart:
             return self.upload_body
-        if scope["path"].rstrip("/") == "/v1/videos":
+        path = scope["path"].rstrip("/")
+        if path == "/v1/videos":
             return self.video_body
+        if path == "/v1/storyboards":
+            return self.storyboard_body
         return self.max_body
 
     @staticmethod

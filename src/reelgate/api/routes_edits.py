@@ -10,6 +10,7 @@ source's length; only a model whose provider remixes natively can make one
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 from fastapi import APIRouter, Depends, Request
@@ -25,8 +26,9 @@ from reelgate.catalog import ModelSpec
 from reelgate.catalog.routing import served_routes
 from reelgate.catalog.validate import Submission, validate_submission
 from reelgate.engine.commands import NewJob, video_expired
-from reelgate.engine.edits import last_frame
+from reelgate.engine.edits import copy_source
 from reelgate.errors import Conflict, ValidationFailed
+from reelgate.ids import new_job_id
 from reelgate.job import Job, JobParams, MirrorStatus, PublicStatus
 from reelgate.netsafe import check_url
 from reelgate.providers.base import EditsVideos
@@ -72,24 +74,37 @@ async def _submit(
     chain: list[str],
     params: JobParams,
     deadline: int | None,
-    image: bytes | None = None,
 ) -> JSONResponse:
+    """Submit the edit with its own copy of the source (and, to extend, the source's
+    last frame as its start image); the copy goes again if the submit is refused."""
     await check_available(rt, key, chain)
     if body.webhook_url:
         check_url(body.webhook_url, rt.settings.net_policy(), param="webhook_url")
+    assert params.source_key is not None
+    job_id = new_job_id()
+    extend = params.edit == "extend"
+    copy, frame = await copy_source(
+        rt.storage, params.source_key, key.account_id, job_id, with_last_frame=extend
+    )
     new = NewJob(
         account_id=key.account_id,
         key_id=key.key_id,
         chain=tuple(chain),
         prompt=body.prompt,
-        params=params,
+        params=replace(params, source_key=copy),
         deadline_seconds=deadline or rt.settings.default_deadline_seconds,
         metadata=body.metadata,
-        image=image,
-        image_mime_type="image/png" if image is not None else None,
+        image=frame,
+        image_mime_type="image/png" if frame is not None else None,
         webhook_url=body.webhook_url,
+        job_id=job_id,
     )
-    return await accepted(rt, new, idem)
+    try:
+        return await accepted(rt, new, idem)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await rt.storage.delete(copy)
+        raise
 
 
 @router.post("/{video_id}/extend", status_code=202, responses=errors(402, 404, 409, 410))
@@ -119,9 +134,8 @@ async def extend_video(
             route_of=rt.providers.route_of,
         )
         params = _edit_params(checked.params, "extend", source, stored, seconds)
-        image = await last_frame(rt.storage, stored)
         deadline = checked.deadline_seconds
-        return await _submit(rt, key, idem, body, checked.chain, params, deadline, image)
+        return await _submit(rt, key, idem, body, checked.chain, params, deadline)
 
     return await idempotent(request, rt, key.account_id, handler)
 
@@ -145,7 +159,9 @@ async def remix_video(
             Submission(
                 model=body.model or source.delivered_by or source.model,
                 fallback=tuple(body.fallback),
-                duration_seconds=source.params.duration_seconds,
+                # the source's length as it is (an extended video is longer than the
+                # seconds its job added)
+                duration_seconds=max(1, round(seconds)),
                 resolution=source.params.resolution,
                 aspect_ratio=source.params.aspect_ratio,
             ),

@@ -45,7 +45,7 @@ from reelgate.store.jobs import now_ms
 from reelgate.store.ledger import not_enough
 from reelgate.store.sql import SqlTx
 from reelgate.storyboards import store as boards
-from reelgate.storyboards.driver import progress_of, shot_jobs
+from reelgate.storyboards.driver import progress_of, shot_jobs, shot_problem
 from reelgate.storyboards.model import MAX_SHOTS, Shot, ShotRun, Storyboard, StoryboardState
 
 __all__ = ["router"]
@@ -166,6 +166,7 @@ async def storyboard_to_wire(rt: Runtime, sb: Storyboard, jobs: list[Job | None]
         "completed_at": seconds_of(sb.completed_at),
         "continue_from_previous": sb.continue_from_previous,
         "crossfade_seconds": sb.crossfade_seconds,
+        "cancel_requested": sb.cancel_requested,
         "shots": shots,
         "result": result,
         "error": dict(sb.error) if sb.error is not None else None,
@@ -244,11 +245,18 @@ async def create_storyboard(
 
     async def handler(idem: Idempotency | None) -> JSONResponse:
         holds, shortest = 0, None
+        images: dict[int, tuple[bytes, str]] = {}
         for index, shot in enumerate(body.shots):
             if shot.image and shot.image_url:
                 raise ValidationFailed(
                     "Send either image or image_url, not both.", param=f"shots[{index}].image"
                 )
+            if shot.image:
+                try:
+                    images[index] = decode_image(shot.image)
+                except ReelgateError as exc:
+                    exc.details["param"] = f"shots[{index}].image"
+                    raise
             unstored = _shot(shot, image_key="(inline)" if shot.image else None)
             chain, hold, seconds = _checked(rt, body.continue_from_previous, index, unstored)
             shortest = seconds if shortest is None else min(shortest, seconds)
@@ -281,8 +289,8 @@ async def create_storyboard(
         shots = []
         for index, shot in enumerate(body.shots):
             image_key, mime = None, None
-            if shot.image:
-                data, mime = decode_image(shot.image)
+            if index in images:
+                data, mime = images[index]
                 image_key = await store_input(rt, f"{sb_id}-{index + 1}", key.account_id, data)
             shots.append(_shot(shot, image_key, mime))
         sb = Storyboard(
@@ -377,37 +385,41 @@ async def retry_shot(
     change its fields (a reworded prompt after a refusal, another model)."""
 
     async def handler(idem: Idempotency | None) -> JSONResponse:
-        sb = await _owned(rt, key, storyboard_id)
-        if shot > len(sb.shots):
-            raise NotFound(f"Storyboard {storyboard_id} has {len(sb.shots)} shots.", param="shot")
-        jobs = await shot_jobs(rt, sb)
-        job = jobs[shot - 1]
-        retryable = job is None or job.status in (PublicStatus.FAILED, PublicStatus.CANCELED)
-        if sb.state is not StoryboardState.FAILED or not retryable:
-            raise Conflict(
-                f"Shot {shot} of storyboard {storyboard_id} is {_status(job)} and the "
-                f"storyboard is {sb.state.public}: only a failed shot of a failed "
-                "storyboard is retried.",
-                code="shot_not_retryable",
-                status=_status(job),
-            )
-        again = _changed(sb.shots[shot - 1], change)
-        _, _, seconds = _checked(rt, sb.continue_from_previous, shot - 1, again)
-        if sb.crossfade_seconds and len(sb.shots) > 1 and sb.crossfade_seconds >= seconds:
-            raise ValidationFailed(
-                f"The storyboard's crossfade ({sb.crossfade_seconds:g} s) must be shorter "
-                f"than the shot ({seconds} s).",
-                param="duration_seconds",
-            )
         # A worker holds a storyboard only for the moment it looks at it (a failed one
-        # is never joining): wait for that moment to pass rather than refuse.
-        jobs_now = [*jobs[: shot - 1], None, *jobs[shot:]]
-        progress = progress_of(sb, jobs_now)
+        # is never joining): the retry is tried again on a fresh read until it lands.
         for _ in range(_BUSY_TRIES):
+            sb = await _owned(rt, key, storyboard_id)
+            if shot > len(sb.shots):
+                raise NotFound(
+                    f"Storyboard {storyboard_id} has {len(sb.shots)} shots.", param="shot"
+                )
+            jobs = await shot_jobs(rt, sb)
+            job = jobs[shot - 1]
+            joined_badly = (sb.error or {}).get("code") == "join_failed"
+            retryable = job is None or shot_problem(job) is not None or joined_badly
+            if sb.state is not StoryboardState.FAILED or sb.cancel_requested or not retryable:
+                raise Conflict(
+                    f"Shot {shot} of storyboard {storyboard_id} is {_status(job)} and the "
+                    f"storyboard is {sb.state.public}: only a failed shot of a failed "
+                    "storyboard is retried.",
+                    code="shot_not_retryable",
+                    status=_status(job),
+                )
+            again = _changed(sb.shots[shot - 1], change)
+            chain, _, seconds = _checked(rt, sb.continue_from_previous, shot - 1, again)
+            await check_available(rt, key, chain)
+            if sb.crossfade_seconds and len(sb.shots) > 1 and sb.crossfade_seconds >= seconds:
+                raise ValidationFailed(
+                    f"The storyboard's crossfade ({sb.crossfade_seconds:g} s) must be shorter "
+                    f"than the shot ({seconds} s).",
+                    param="duration_seconds",
+                )
+            jobs_now = [*jobs[: shot - 1], None, *jobs[shot:]]
+            progress = progress_of(sb, jobs_now)
             now = now_ms()
             async with rt.store.begin() as tx:
                 conn = _conn(tx)
-                if await boards.restart_shot(conn, sb, shot - 1, again, now, now, progress):
+                if await boards.restart_shot(conn, sb, shot - 1, again, now, progress):
                     fresh = await boards.get(conn, storyboard_id, key.account_id)
                     assert fresh is not None
                     answer = await storyboard_to_wire(rt, fresh, jobs_now)
@@ -445,8 +457,15 @@ async def cancel_storyboard(
                 status=sb.state.public,
             )
         async with rt.store.begin() as tx:
-            await boards.request_cancel(_conn(tx), sb, now_ms())
-        answer = await _wire(rt, sb)
-        return JSONResponse(answer, status_code=200)
+            marked = await boards.request_cancel(_conn(tx), sb, now_ms())
+        fresh = await _owned(rt, key, storyboard_id)
+        if not marked:
+            raise Conflict(
+                f"Storyboard {storyboard_id} is {fresh.state.public} already.",
+                code="storyboard_final",
+                status=fresh.state.public,
+            )
+        rt.wakeup.notify()
+        return JSONResponse(await _wire(rt, fresh), status_code=200)
 
     return await idempotent(request, rt, key.account_id, handler)

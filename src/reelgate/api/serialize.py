@@ -74,10 +74,14 @@ async def _result(rt: Runtime, job: Job) -> dict[str, Any] | None:
             "sha256": r.sha256,
         }
     stored = r.mirror_status is MirrorStatus.STORED
+    # an extension's copy is the whole video; the upstream's figure was the new part's
+    whole = job.params.edit == "extend" and r.measured_duration_seconds is not None
     out: dict[str, Any] = {
         "url": await result_url(rt, job),
         "mirror_status": r.mirror_status.value,
-        "duration_seconds": r.duration_seconds or r.measured_duration_seconds,
+        "duration_seconds": r.measured_duration_seconds
+        if whole
+        else r.duration_seconds or r.measured_duration_seconds,
         "measured_duration_seconds": r.measured_duration_seconds,
         "width": r.width,
         "height": r.height,

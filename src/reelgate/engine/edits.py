@@ -20,8 +20,16 @@ from reelgate.job import JobParams
 from reelgate.media.join import last_frame_png
 from reelgate.providers.base import EditsVideos, Provider, SourceVideo
 from reelgate.storage import Storage
+from reelgate.storage.keys import source_copy_key
 
-__all__ = ["MAX_SOURCE_BYTES", "joins_source", "last_frame", "native", "source_for"]
+__all__ = [
+    "MAX_SOURCE_BYTES",
+    "copy_source",
+    "joins_source",
+    "last_frame",
+    "native",
+    "source_for",
+]
 
 MAX_SOURCE_BYTES = 256 * 1024 * 1024
 
@@ -74,11 +82,29 @@ async def source_for(
 
 
 async def last_frame(storage: Storage, key: str) -> bytes:
-    """The stored video's last frame as a PNG: the start image of an extension made by
-    image-to-video."""
+    """The stored video's last frame as a PNG: the start image of a shot that continues
+    from it (a storyboard's)."""
     with tempfile.TemporaryDirectory(prefix="reelgate-source-") as tmp:
         path = Path(tmp) / "source.mp4"
-        with path.open("wb") as fh:
-            async for chunk in storage.stream(key):
-                await asyncio.to_thread(fh.write, chunk)
+        await _fetch(storage, key, path)
         return await asyncio.to_thread(last_frame_png, path)
+
+
+async def copy_source(
+    storage: Storage, key: str, account_id: str, job_id: str, *, with_last_frame: bool
+) -> tuple[str, bytes | None]:
+    """The edit's own copy of its source (``storage.keys.source_copy_key``), and the
+    source's last frame as a PNG when asked (an extension's start image)."""
+    target = source_copy_key(account_id, job_id)
+    with tempfile.TemporaryDirectory(prefix="reelgate-source-") as tmp:
+        path = Path(tmp) / "source.mp4"
+        await _fetch(storage, key, path)
+        await storage.put_file(target, path, "video/mp4")
+        frame = await asyncio.to_thread(last_frame_png, path) if with_last_frame else None
+    return target, frame
+
+
+async def _fetch(storage: Storage, key: str, path: Path) -> None:
+    with path.open("wb") as fh:
+        async for chunk in storage.stream(key):
+            await asyncio.to_thread(fh.write, chunk)

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import av
+
 from reelgate.engine.planner import StoredCopy
-from reelgate.errors import StorageError
+from reelgate.errors import InvalidRequest, StorageError
 from reelgate.media.join import join_clips
 from reelgate.media.previews import make_previews
 from reelgate.media.probe import VideoInfo, probe_video
@@ -107,7 +109,12 @@ async def _joined(
     first = spool / "before"
     await fetch_stored(storage, before, first, max_bytes)
     out = spool / "joined"
-    await asyncio.to_thread(join_clips, [first, segment], out)
+    try:
+        await asyncio.to_thread(join_clips, [first, segment], out)
+    except (ValueError, av.FFmpegError) as exc:  # frames PyAV cannot decode
+        raise InvalidRequest(
+            f"the new part could not be joined onto its source: {exc}", code="join_failed"
+        ) from exc
     info = await asyncio.to_thread(probe_video, out)
     return out, info, await asyncio.to_thread(_sha256, out)
 

@@ -622,10 +622,9 @@ def _mirrored(job: Job, copy: StoredCopy, now: int, rules: Rules) -> Transition:
         key=copy.key,
         bytes=copy.bytes,
         sha256=copy.sha256,
-        # what the copy measures; result.duration_seconds stays the upstream's (unless
-        # the copy is a join: the upstream's figure was for a part of it)
+        # what the copy measures; result.duration_seconds stays the upstream's (for a
+        # join, the new part's: what the upstream made and is paid for)
         measured_duration_seconds=copy.duration_seconds,
-        duration_seconds=copy.duration_seconds if copy.joined else job.result.duration_seconds,
         width=copy.width,
         height=copy.height,
         content_type=copy.content_type,
@@ -662,9 +661,11 @@ def _deliver(
         seconds, charge = job.units_consumed, job.cost
     else:
         reported = measured if measured is not None else result.duration_seconds
-        if reported is not None and job.params.edit == "extend":
-            # the whole video is delivered; what was made is what follows the source
-            reported = max(0.0, reported - (job.params.source_seconds or 0.0))
+        if measured is not None and job.params.edit == "extend":
+            # the copy is the whole video (joined here, or the provider's own extension):
+            # what was made is what follows the source. Delivered unmirrored, the figure
+            # is the new part's, or (a provider's own extension) capped at what was asked.
+            reported = max(0.0, measured - (job.params.source_seconds or 0.0))
         seconds = billable_seconds(job.params.duration_seconds, reported)
         charge = rules.price(spec.id, job.params.resolution, seconds)
         upstream = _delivery_cost(job, result, rules)
@@ -697,6 +698,8 @@ def _delivery_cost(job: Job, result: JobResult, rules: Rules) -> int | None:
         cost: int | None = rules.usd_cost(result.upstream_cost_usd)
     elif rules.upstream_cost is not None:
         made = result.duration_seconds or float(job.params.duration_seconds)
+        if job.params.edit == "extend":
+            made = min(made, float(job.params.duration_seconds))  # not the source again
         cost = rules.upstream_cost(made, job.params.resolution)
     else:
         cost = None

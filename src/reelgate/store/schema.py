@@ -432,6 +432,8 @@ storyboards = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Column("completed_at", sa.BigInteger, nullable=True),
+    # POST /v1/storyboards/{id}/cancel: a column of its own, which no step rewrites
+    sa.Column("cancel_requested_at", sa.BigInteger, nullable=True),
     # retention, as for a job's video: marked expired, then its files deleted
     sa.Column("expired_at", sa.BigInteger, nullable=True),
     sa.Column("purged_at", sa.BigInteger, nullable=True),

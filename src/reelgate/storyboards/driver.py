@@ -41,7 +41,7 @@ from reelgate.storyboards.model import Shot, ShotRun, Storyboard, StoryboardStat
 if TYPE_CHECKING:
     from reelgate.runtime import Runtime
 
-__all__ = ["StoryboardDriver", "progress_of", "shot_jobs", "storyboard_keys"]
+__all__ = ["StoryboardDriver", "progress_of", "shot_jobs", "shot_problem", "storyboard_keys"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ LEASE_MS = 60_000
 JOIN_LEASE_MS = 30 * 60_000
 """Held through a join: long enough for the longest (20 shots of 20 s, measured in
 ``make bench``), and it runs out if the worker dies."""
-POLL_SECONDS = 0.5
+POLL_SECONDS = 1.0
 """How often a running storyboard looks at its shots' jobs."""
 BUSY_RETRY_MS = 5_000
 """A shot the account's in-flight limits keep out now is submitted again after this."""
@@ -65,19 +65,44 @@ async def shot_jobs(rt: Runtime, sb: Storyboard) -> list[Job | None]:
     """Each shot's current job (None: not submitted yet)."""
     async with rt.store.reading() as tx:
         return [
-            await tx.get_job(run.job_id, sb.account_id) if run.job_id else None for run in sb.runs
+            await tx.get_job(run.job_id, sb.account_id, include_deleted=True)
+            if run.job_id
+            else None
+            for run in sb.runs
         ]
 
 
 def _delivered(job: Job | None) -> bool:
+    """Made, and its copy is stored and still there: a shot the join can use."""
     result = job.result if job is not None else None
     return (
         job is not None
         and job.status is PublicStatus.COMPLETED
+        and job.deleted_at is None
+        and job.expired_at is None
         and result is not None
         and result.mirror_status is MirrorStatus.STORED
         and result.key is not None
     )
+
+
+def shot_problem(job: Job | None) -> str | None:
+    """Why this shot cannot be used (it is then retried as a failed one), or None."""
+    if job is None:
+        return None
+    if job.deleted_at is not None or job.expired_at is not None:
+        return "its video was deleted"
+    if job.status in (PublicStatus.FAILED, PublicStatus.CANCELED):
+        reason = job.error.message if job.error is not None else job.status.value
+        return f"{job.status.value}: {reason.rstrip('. ')}"
+    result = job.result
+    copy_gave_up = (
+        job.status is PublicStatus.COMPLETED
+        and result is not None
+        and result.mirror_status is MirrorStatus.FAILED
+        and result.mirror_retry_at is None
+    )
+    return "its video could not be copied into storage" if copy_gave_up else None
 
 
 def progress_of(sb: Storyboard, jobs: list[Job | None]) -> int:
@@ -118,20 +143,25 @@ class StoryboardDriver:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
     async def run_once(self) -> int:
-        """Advance every storyboard that is due; how many were."""
+        """Advance every storyboard that is due, side by side (a join in one does not
+        hold up the others); how many were."""
         async with self.rt.db.begin() as conn:
             claimed = await boards.claim_due(conn, self.owner, self.clock(), LEASE_MS, 8)
-        for sb in claimed:
-            try:
-                await self.advance(sb)
-            except Exception:
-                # leave it leased: the lease runs out and it is advanced again
-                log.exception("storyboard %s: step raised", sb.id)
+        await asyncio.gather(*(self._advance_logged(sb) for sb in claimed))
         return len(claimed)
+
+    async def _advance_logged(self, sb: Storyboard) -> None:
+        try:
+            await self.advance(sb)
+        except Exception:
+            # left leased: the lease runs out and it is advanced again
+            log.exception("storyboard %s: step raised", sb.id)
 
     async def _save(self, sb: Storyboard, *, keep_lease_ms: int | None = None) -> bool:
         async with self.rt.db.begin() as conn:
-            return await boards.save(conn, sb, self.owner, keep_lease_ms=keep_lease_ms)
+            return await boards.save(
+                conn, sb, self.owner, self.clock(), keep_lease_ms=keep_lease_ms
+            )
 
     async def advance(self, sb: Storyboard) -> None:
         now = self.clock()
@@ -144,8 +174,8 @@ class StoryboardDriver:
             return
         failed = self._first_failed(sb, jobs)
         if failed is not None:
-            index, job = failed
-            await self._save(self._failed_on(sb, jobs, index, job, now))
+            index, job, problem = failed
+            await self._save(self._failed_on(sb, jobs, index, job, problem, now))
             return
         for index in range(len(sb.shots)):
             if jobs[index] is None and self._may_start(sb, jobs, index):
@@ -170,26 +200,28 @@ class StoryboardDriver:
     def _may_start(self, sb: Storyboard, jobs: list[Job | None], index: int) -> bool:
         return not sb.continue_from_previous or index == 0 or _delivered(jobs[index - 1])
 
-    def _first_failed(self, sb: Storyboard, jobs: list[Job | None]) -> tuple[int, Job] | None:
+    def _first_failed(self, sb: Storyboard, jobs: list[Job | None]) -> tuple[int, Job, str] | None:
         for index, job in enumerate(jobs):
-            if job is not None and job.status in (PublicStatus.FAILED, PublicStatus.CANCELED):
-                return index, job
+            problem = shot_problem(job)
+            if job is not None and problem is not None:
+                return index, job, problem
         return None
 
     def _failed_on(
-        self, sb: Storyboard, jobs: list[Job | None], index: int, job: Job, now: int
+        self, sb: Storyboard, jobs: list[Job | None], index: int, job: Job, problem: str, now: int
     ) -> Storyboard:
-        reason = (job.error.message if job.error is not None else job.status.value).rstrip(". ")
         code = job.error.code if job.error is not None else job.status.value
         # the other shots go on (they are billed when delivered); look again until they end
-        running = any(j is not None and not j.status.is_final for j in jobs)
+        running = any(
+            j is not None and j.deleted_at is None and not j.status.is_final for j in jobs
+        )
         return replace(
             sb,
             state=StoryboardState.FAILED,
             progress=max(sb.progress, progress_of(sb, jobs)),
             error={
                 "code": "shot_failed",
-                "message": f"Shot {index + 1} ({job.id}) {job.status.value}: {reason}. "
+                "message": f"Shot {index + 1} ({job.id}) {problem}. "
                 f"Retry it with POST /v1/storyboards/{sb.id}/shots/{index + 1}/retry; "
                 "the other shots are kept.",
                 "shot": index + 1,
@@ -259,7 +291,7 @@ class StoryboardDriver:
             prompt=shot.prompt,
             params=params,
             deadline_seconds=checked.deadline_seconds or rt.settings.default_deadline_seconds,
-            metadata={"storyboard_id": sb.id, "storyboard_shot": str(index + 1)},
+            metadata={**sb.metadata, "storyboard_id": sb.id, "storyboard_shot": str(index + 1)},
             image=image,
             image_mime_type=mime,
             job_id=job_id,
@@ -293,9 +325,16 @@ class StoryboardDriver:
                 assert job.result is not None
                 assert job.result.key
                 clip = spool / f"shot-{index + 1}.mp4"
-                await fetch_stored(
-                    self.rt.storage, job.result.key, clip, self.rt.settings.mirror_max_bytes
-                )
+                try:
+                    await fetch_stored(
+                        self.rt.storage, job.result.key, clip, self.rt.settings.mirror_max_bytes
+                    )
+                except StorageError as exc:
+                    if exc.code != "object_not_found":
+                        raise
+                    gone = "its video is missing from storage"
+                    await self._save(self._failed_on(joining, jobs, index, job, gone, now))
+                    return
                 clips.append(clip)
             out = spool / "joined.mp4"
             spec = JoinSpec(crossfade_seconds=sb.crossfade_seconds)

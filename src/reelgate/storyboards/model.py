@@ -151,5 +151,4 @@ class Storyboard:
             "shots": [s.to_row() for s in self.shots],
             "continue_from_previous": self.continue_from_previous,
             "crossfade_seconds": self.crossfade_seconds,
-            "cancel_requested": self.cancel_requested,
         }

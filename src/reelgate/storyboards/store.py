@@ -40,7 +40,7 @@ def _from_row(row: Any) -> Storyboard:
         runs=tuple(ShotRun.from_row(r) for r in row["shots"]),
         continue_from_previous=bool(spec.get("continue_from_previous")),
         crossfade_seconds=float(spec.get("crossfade_seconds") or 0.0),
-        cancel_requested=bool(spec.get("cancel_requested")),
+        cancel_requested=row["cancel_requested_at"] is not None,
         result=row["result"],
         error=row["error"],
         metadata=dict(row["metadata"] or {}),
@@ -111,19 +111,19 @@ async def claim_due(
 ) -> list[Storyboard]:
     """Lease up to ``limit`` storyboards that are due and held by nobody (or by a worker
     whose lease ran out). Each is taken by a conditional UPDATE, so two workers never
-    hold one (the same on SQLite and PostgreSQL)."""
+    hold one at once (the same on SQLite and PostgreSQL); taken in id order."""
     free = sa.or_(storyboards.c.lease_owner.is_(None), storyboards.c.lease_expires_at < now)
     due = sa.and_(storyboards.c.next_run_at.is_not(None), storyboards.c.next_run_at <= now)
     ids = (
         await conn.execute(
             sa.select(storyboards.c.id)
             .where(due, free)
-            .order_by(storyboards.c.next_run_at)
+            .order_by(storyboards.c.next_run_at, storyboards.c.id)
             .limit(limit)
         )
     ).scalars()
     taken = []
-    for storyboard_id in list(ids):
+    for storyboard_id in sorted(ids):
         done = await conn.execute(
             storyboards.update()
             .where(storyboards.c.id == storyboard_id, due, free)
@@ -140,16 +140,26 @@ async def claim_due(
 
 
 async def save(
-    conn: AsyncConnection, sb: Storyboard, owner: str, *, keep_lease_ms: int | None = None
+    conn: AsyncConnection,
+    sb: Storyboard,
+    owner: str,
+    now: int,
+    *,
+    keep_lease_ms: int | None = None,
 ) -> bool:
-    """Write a worker's step, fenced by its lease (False: the lease was lost, nothing is
-    written). The lease is dropped, or kept ``keep_lease_ms`` longer."""
+    """Write a worker's step, fenced by its lease: nothing is written (False) once the
+    lease ran out or was taken (by another worker, or a retry of a shot). The lease is
+    dropped, or kept ``keep_lease_ms`` from ``now``."""
     lease: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
     if keep_lease_ms is not None:
-        lease = {"lease_owner": owner, "lease_expires_at": sb.updated_at + keep_lease_ms}
+        lease = {"lease_owner": owner, "lease_expires_at": now + keep_lease_ms}
     done = await conn.execute(
         storyboards.update()
-        .where(storyboards.c.id == sb.id, storyboards.c.lease_owner == owner)
+        .where(
+            storyboards.c.id == sb.id,
+            storyboards.c.lease_owner == owner,
+            storyboards.c.lease_expires_at >= now,
+        )
         .values(**_progress_columns(sb), **lease)
     )
     return done.rowcount == 1
@@ -160,13 +170,21 @@ async def next_due(conn: AsyncConnection) -> int | None:
     return int(due) if due is not None else None
 
 
-async def request_cancel(conn: AsyncConnection, sb: Storyboard, now: int) -> None:
-    """Mark it to be canceled; the worker that advances it next cancels it."""
-    await conn.execute(
+async def request_cancel(conn: AsyncConnection, sb: Storyboard, now: int) -> bool:
+    """Mark it to be canceled (its own column: no step or retry rewrites it); the worker
+    that advances it next cancels its shots. False when it has ended meanwhile."""
+    done = await conn.execute(
         storyboards.update()
-        .where(storyboards.c.id == sb.id)
-        .values(spec={**sb.spec_row(), "cancel_requested": True}, next_run_at=now)
+        .where(
+            storyboards.c.id == sb.id,
+            storyboards.c.state.not_in(
+                [StoryboardState.COMPLETED.value, StoryboardState.CANCELED.value]
+            ),
+        )
+        .values(cancel_requested_at=sa.func.coalesce(storyboards.c.cancel_requested_at, now))
+        .values(next_run_at=now)
     )
+    return done.rowcount == 1
 
 
 async def restart_shot(
@@ -175,12 +193,13 @@ async def restart_shot(
     index: int,
     shot: Shot,
     now: int,
-    lease_free_before: int,
     progress: int,
 ) -> bool:
     """Retry shot ``index`` of a failed storyboard as ``shot`` (the same, or changed): its
-    job is put aside and the storyboard runs again. False when a worker holds it now
-    (its step decides the state)."""
+    job is put aside and the storyboard runs again. Compare-and-swap on ``updated_at``:
+    False when the storyboard changed since ``sb`` was read, or a worker holds it now
+    (read it again and retry). A lease that ran out is taken from its worker, whose
+    late write is then refused."""
     run = sb.runs[index]
     runs = list(sb.runs)
     runs[index] = ShotRun(job_id=None, tried=(*run.tried, *([run.job_id] if run.job_id else [])))
@@ -191,11 +210,10 @@ async def restart_shot(
         storyboards.update()
         .where(
             storyboards.c.id == sb.id,
+            storyboards.c.updated_at == sb.updated_at,
             storyboards.c.state == StoryboardState.FAILED.value,
-            sa.or_(
-                storyboards.c.lease_owner.is_(None),
-                storyboards.c.lease_expires_at < lease_free_before,
-            ),
+            storyboards.c.cancel_requested_at.is_(None),
+            sa.or_(storyboards.c.lease_owner.is_(None), storyboards.c.lease_expires_at < now),
         )
         .values(
             state=StoryboardState.RUNNING.value,
@@ -205,6 +223,8 @@ async def restart_shot(
             error=None,
             next_run_at=now,
             updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
         )
     )
     return done.rowcount == 1
@@ -237,10 +257,11 @@ async def expire_due(conn: AsyncConnection, before: int, now: int, limit: int) -
 
 
 async def purge_expired(conn: AsyncConnection, limit: int) -> list[tuple[str, list[str]]]:
-    """Expired storyboards whose files are not deleted yet: (id, storage keys)."""
+    """Expired storyboards whose files are not deleted yet: (id, storage keys: the video,
+    its poster and sprite sheet, the shots' inline start images)."""
     rows = (
         await conn.execute(
-            sa.select(storyboards.c.id, storyboards.c.result)
+            sa.select(storyboards.c.id, storyboards.c.result, storyboards.c.spec)
             .where(storyboards.c.expired_at.is_not(None), storyboards.c.purged_at.is_(None))
             .order_by(storyboards.c.expired_at)
             .limit(limit)
@@ -250,6 +271,7 @@ async def purge_expired(conn: AsyncConnection, limit: int) -> list[tuple[str, li
     for row in rows:
         result = row.result or {}
         keys = [result.get(k) for k in ("key", "poster_key", "sprite_key")]
+        keys += [shot.get("image_key") for shot in (row.spec or {}).get("shots", [])]
         out.append((row.id, [k for k in keys if k]))
     return out
 

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
         sa.Column("completed_at", sa.BigInteger, nullable=True),
+        sa.Column("cancel_requested_at", sa.BigInteger, nullable=True),
         sa.Column("expired_at", sa.BigInteger, nullable=True),
         sa.Column("purged_at", sa.BigInteger, nullable=True),
     )
