@@ -41,6 +41,7 @@ from reelgate.job import Job, PublicStatus
 from reelgate.netsafe import check_url
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
+from reelgate.store.db import reading
 from reelgate.store.jobs import now_ms
 from reelgate.store.ledger import not_enough
 from reelgate.store.sql import SqlTx
@@ -104,7 +105,7 @@ class StoryboardIn(BaseModel):
 
 
 async def _owned(rt: Runtime, key: KeyInfo, storyboard_id: str) -> Storyboard:
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         sb = await boards.get(conn, storyboard_id, key.account_id)
     if sb is None:
         raise NotFound(f"No storyboard {storyboard_id!r}.", param="id")
@@ -331,7 +332,7 @@ async def list_storyboards(
     key: KeyInfo = Depends(require_read),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    async with rt.db.connect() as conn:
+    async with reading(rt.db) as conn:
         rows = await boards.list_for(conn, key.account_id, limit=limit + 1, after=after)
     page = rows[:limit]
     return {

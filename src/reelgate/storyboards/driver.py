@@ -33,7 +33,7 @@ from reelgate.errors import ReelgateError, StorageError
 from reelgate.ids import new_id, new_job_id
 from reelgate.job import MAX_IMAGE_BYTES, Job, MirrorStatus, PublicStatus
 from reelgate.media.join import JoinSpec, join_clips
-from reelgate.store.db import is_unavailable
+from reelgate.store.db import is_unavailable, reading
 from reelgate.store.jobs import now_ms
 from reelgate.storyboards import store as boards
 from reelgate.storyboards.model import Shot, ShotRun, Storyboard, StoryboardState
@@ -49,8 +49,10 @@ LEASE_MS = 60_000
 JOIN_LEASE_MS = 30 * 60_000
 """Held through a join: long enough for the longest (20 shots of 20 s, measured in
 ``make bench``), and it runs out if the worker dies."""
-POLL_SECONDS = 1.0
-"""How often a running storyboard looks at its shots' jobs."""
+POLL_SECONDS = 0.5
+"""How often a running storyboard looks at its shots' jobs (one write each time)."""
+IDLE_SECONDS = 0.25
+"""How often a worker looks for storyboards that are due (one indexed read)."""
 BUSY_RETRY_MS = 5_000
 """A shot the account's in-flight limits keep out now is submitted again after this."""
 
@@ -138,13 +140,17 @@ class StoryboardDriver:
                     log.warning("storyboards: database unavailable; retrying")
                 else:
                     log.exception("storyboards: a pass failed; retrying")
-            delay = min(15.0, POLL_SECONDS * 2**failures) if failures else POLL_SECONDS
+            delay = min(15.0, POLL_SECONDS * 2**failures) if failures else IDLE_SECONDS
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
     async def run_once(self) -> int:
         """Advance every storyboard that is due, side by side (a join in one does not
         hold up the others); how many were."""
+        async with reading(self.rt.db) as conn:  # a read first: no write lock while idle
+            due = await boards.next_due(conn)
+        if due is None or due > self.clock():
+            return 0
         async with self.rt.db.begin() as conn:
             claimed = await boards.claim_due(conn, self.owner, self.clock(), LEASE_MS, 8)
         await asyncio.gather(*(self._advance_logged(sb) for sb in claimed))

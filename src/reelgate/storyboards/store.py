@@ -166,7 +166,10 @@ async def save(
 
 
 async def next_due(conn: AsyncConnection) -> int | None:
-    due = (await conn.execute(sa.select(sa.func.min(storyboards.c.next_run_at)))).scalar()
+    query = sa.select(sa.func.min(storyboards.c.next_run_at)).where(
+        storyboards.c.next_run_at.is_not(None)  # the partial index ix_storyboards_due
+    )
+    due = (await conn.execute(query)).scalar()
     return int(due) if due is not None else None
 
 
