@@ -5,6 +5,7 @@ Both are jobs like any other: 202, progress, billing for what was made."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 from collections.abc import AsyncIterator
@@ -16,13 +17,15 @@ import httpx
 import numpy as np
 import pytest
 
-from reelgate.emulators.base import EmulatorConfig, run_emulator
+from reelgate.config import Settings
+from reelgate.emulators.base import EmulatorConfig, EmulatorServer, run_emulator
 from reelgate.emulators.grok import GrokEmulator, emulator_of
 from reelgate.engine.worker import Worker
 from reelgate.providers.grok import GrokProvider
 from reelgate.providers.http import HttpDeployment
 from reelgate.runtime import Runtime
 from tests.conftest import LOOPBACK_DOWNLOADS, wait_for_status
+from tests.integration.conftest import api_client, emulated_runtime
 
 KEY = "xai-edit-test-key-0123456789"
 FINAL = {"completed", "failed", "canceled"}
@@ -254,3 +257,40 @@ async def test_remixing_an_extended_video_bills_its_whole_length(
     )
     assert remixed["status"] == "completed", remixed
     assert remixed["params"]["duration_seconds"] == 5 and remixed["units_consumed"] == 5
+
+
+async def test_veo_on_vertex_extends_with_its_own_extension(
+    settings: Settings, emulators: dict[str, EmulatorServer], tmp_path: Path
+) -> None:
+    """Veo 3.1 on Vertex AI takes the source as ``instances[0].video`` (the Veo on Vertex
+    AI API reference: "bytesBase64Encoded" or "gcsUri", and "mimeType") and returns the
+    whole, longer video: nothing is joined, and the seconds added are billed."""
+    runtime = emulated_runtime(settings, emulators, local_work_dir=tmp_path / "r")
+    async with runtime as ert, api_client(ert) as client:
+        wk = Worker.from_runtime(ert, concurrency=4, lease_seconds=10, idle_poll_seconds=0.2)
+        task = asyncio.create_task(wk.run())
+        try:
+            shape = {"duration_seconds": 4, "resolution": "720p", "aspect_ratio": "16:9"}
+            source = await _video(
+                client, {"model": "veo-3-1-fast", "prompt": "a dune at noon", **shape}
+            )
+            received = emulators["veo"].app.state.veo.received
+            before = len(received)
+            job = await _finish(
+                client,
+                await client.post(
+                    f"/v1/videos/{source['id']}/extend",
+                    json={"prompt": "the wind lifts the sand", "duration_seconds": 4},
+                ),
+            )
+        finally:
+            wk.stop()
+            await asyncio.wait_for(task, timeout=30)
+    assert job["status"] == "completed", job
+    [sent] = [r["body"] for r in received[before:] if "instances" in (r["body"] or {})]
+    instance = sent["instances"][0]
+    assert instance["video"]["mimeType"] == "video/mp4" and "image" not in instance
+    assert base64.b64decode(instance["video"]["bytesBase64Encoded"])[4:8] == b"ftyp"
+    assert sent["parameters"]["durationSeconds"] == 4
+    assert job["result"]["duration_seconds"] == pytest.approx(8.0, abs=0.1)
+    assert job["units_consumed"] == 4

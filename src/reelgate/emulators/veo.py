@@ -45,6 +45,7 @@ import asyncio
 import base64
 import binascii
 import collections
+import io
 import json
 import secrets
 import string
@@ -53,6 +54,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import av
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -283,12 +285,48 @@ def _new_job(state: _State, name: str, body: dict[str, Any], model: str) -> _Job
                 )
     width, height, seconds = _dimensions(parameters, model)
     _check_image(instance.get("image"), state.shape)
+    if instance.get("video") is not None:
+        seconds = _extended_seconds(instance["video"], state.shape, model, seconds)
     storage = parameters.get("storageUri")
     if storage is not None and not (isinstance(storage, str) and storage.startswith("gs://")):
         raise _ApiError(400, "INVALID_ARGUMENT", "storageUri must start with gs://.")
     job = _Job(name, prompt, faults, width, height, seconds, storage)
     state.jobs[name] = job
     return job
+
+
+_EXTENDS = (
+    "veo-3.1-generate-001",
+    "veo-3.1-fast-generate-001",
+    "veo-3.1-lite-generate-001",
+    "veo-3.1-generate-preview",
+    "veo-3.1-fast-generate-preview",
+)
+"""Vertex's "Extend Veo on Vertex AI-generated videos": the models that extend, "to
+between 1 and 30 seconds in length"; the result is the whole, longer video."""
+
+
+def _extended_seconds(video: Any, shape: str, model: str, seconds: int) -> int:
+    """The length of an extension's result: the input video's plus ``seconds``."""
+    if shape != "vertex":
+        raise _ApiError(400, "INVALID_ARGUMENT", "instances[0].video is not supported here.")
+    if model not in _EXTENDS:
+        raise _ApiError(400, "INVALID_ARGUMENT", f"Video extension isn't supported by {model}.")
+    data = video.get("bytesBase64Encoded") if isinstance(video, dict) else None
+    if not isinstance(data, str) or video.get("mimeType") != "video/mp4":
+        raise _ApiError(
+            400, "INVALID_ARGUMENT", "instances[0].video needs bytesBase64Encoded and mimeType."
+        )
+    try:
+        with av.open(io.BytesIO(base64.b64decode(data, validate=True)), mode="r") as container:
+            length = float(container.duration or 0) / av.time_base
+    except (binascii.Error, av.FFmpegError):
+        raise _ApiError(400, "INVALID_ARGUMENT", "instances[0].video is not a video.") from None
+    if length < 1 or length + seconds > 30:
+        raise _ApiError(
+            400, "INVALID_ARGUMENT", "Videos can be extended to between 1 and 30 seconds."
+        )
+    return round(length + seconds)
 
 
 def _malformed() -> Response:

@@ -347,7 +347,12 @@ class VeoProvider:
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         instance: dict[str, Any] = {"prompt": request.prompt}
-        if request.image is not None:
+        if request.source is not None:
+            # Vertex's instances[].video: "bytesBase64Encoded" or "gcsUri", and "mimeType"
+            # (Veo on Vertex AI API reference, "HTTP request")
+            data = base64.b64encode(request.source.data).decode("ascii")
+            instance["video"] = {"bytesBase64Encoded": data, "mimeType": request.source.mime_type}
+        elif request.image is not None:
             instance["image"] = _image(request.image)
         parameters: dict[str, Any] = {
             "aspectRatio": request.aspect_ratio,
@@ -456,6 +461,20 @@ class VeoProvider:
         return InvalidRequest(message, upstream_id=upstream_id, upstream_code=code)
 
 
+VERTEX_EXTENDS = frozenset(
+    {
+        "veo-3.1-generate-001",
+        "veo-3.1-fast-generate-001",
+        "veo-3.1-lite-generate-001",
+        "veo-3.1-generate-preview",
+        "veo-3.1-fast-generate-preview",
+    }
+)
+"""The models Vertex's "Extend Veo on Vertex AI-generated videos" page lists (with the
+Veo 2 previews, which reelgate does not serve)."""
+VERTEX_EXTENDED_MAX_SECONDS = 30.0
+
+
 class VertexVeoProvider(VeoProvider):
     """Veo on Vertex AI: same instances/parameters, OAuth bearer, POST polling.
 
@@ -468,6 +487,19 @@ class VertexVeoProvider(VeoProvider):
     """
 
     route = "vertex"
+
+    def edits_natively(
+        self, edit: str, upstream_model: str, duration_seconds: int, source_seconds: float
+    ) -> bool:
+        """Vertex extends videos of the Veo 3.1 models "to between 1 and 30 seconds in
+        length" ("Extend Veo on Vertex AI-generated videos", which lists the models);
+        it has no remix."""
+        return (
+            edit == "extend"
+            and upstream_model in VERTEX_EXTENDS
+            and source_seconds >= 1.0
+            and source_seconds + duration_seconds <= VERTEX_EXTENDED_MAX_SECONDS
+        )
 
     _credential_header = "authorization"
     _credential_setting = (
