@@ -8,6 +8,7 @@ Playwright never downloads a browser here: it drives the system Chromium.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import signal
@@ -86,18 +87,18 @@ def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise AssertionError(f"reelgate serve never became healthy:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``reelgate serve`` (API + worker + page) on a free port with its own data dir."""
+@contextlib.contextmanager
+def serving(root: Path, *args: str) -> Iterator[Server]:
+    """``reelgate serve`` (API + worker + page) on a free port with its own data dir under
+    ``root``, with ``args`` added (``--emulators``...); stopped at the end."""
     _require_browser()
-    root = tmp_path_factory.mktemp("studio")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")}
     env.update(REELGATE_DATA_DIR=str(root / "data"), REELGATE_DEV_API_KEY=DEV_KEY)
     log = root / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reelgate.cli.main", "serve", "--port", str(port)],
+            [sys.executable, "-m", "reelgate.cli.main", "serve", "--port", str(port), *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -113,6 +114,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``reelgate serve`` on the ``local`` renderer alone."""
+    with serving(tmp_path_factory.mktemp("studio")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

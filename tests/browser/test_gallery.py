@@ -9,11 +9,7 @@ answer. The screenshots land in docs/screenshots/ under ``make screenshots``.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,15 +19,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.browser.conftest import DEV_KEY, Server, _require_browser, _wait_healthy, screenshot
-from tests.conftest import free_port
+from tests.browser.conftest import Server, screenshot, serving
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
 pytestmark = pytest.mark.slow
 
-SERVE = [sys.executable, "-m", "reelgate.cli.main", "serve"]
 FINAL = ("completed", "failed", "canceled")
 # A prompt that would run script if the page ever put it in as markup.
 MARKUP_PROMPT = 'A neon sign reading <img src=x onerror="window.__pwned=1"> & "OPEN" at night'
@@ -68,30 +62,9 @@ class Made:
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``reelgate serve --emulators`` on a free port with its own data dir: conftest's
     ``server`` plus the providers' emulators, so jobs can be on more than one model."""
-    _require_browser()
     root = tmp_path_factory.mktemp("gallery")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")}
-    env.update(REELGATE_DATA_DIR=str(root / "data"), REELGATE_DEV_API_KEY=DEV_KEY)
-    log = root / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*SERVE, "--port", str(port), "--emulators", "--emulator-job-seconds", "1"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, proc, log)
-        yield Server(base=base, key=DEV_KEY, data_dir=root / "data", log=log)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serving(root, "--emulators", "--emulator-job-seconds", "1") as served:
+        yield served
 
 
 def _final(http: httpx.Client, job_id: str) -> dict[str, Any]:

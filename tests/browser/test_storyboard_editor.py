@@ -8,11 +8,7 @@ the API's answer. The screenshots land in docs/screenshots/ under ``make screens
 
 from __future__ import annotations
 
-import os
-import signal
 import struct
-import subprocess
-import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -25,21 +21,17 @@ import httpx
 import pytest
 
 from tests.browser.conftest import (
-    DEV_KEY,
     Server,
-    _require_browser,
-    _wait_healthy,
     account_without_credits,
     screenshot,
+    serving,
 )
-from tests.conftest import free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import FilePayload, Locator, Page, Route
 
 pytestmark = pytest.mark.slow
 
-SERVE = [sys.executable, "-m", "reelgate.cli.main", "serve"]
 # Every value the storyboard's progress bar and stage text show, recorded by the page
 # itself so that none is missed between two looks from the test.
 RECORD_PROGRESS = """() => {
@@ -62,30 +54,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``reelgate serve --emulators`` on a free port with its own data dir, so a shot
     can run on an emulated ``grok-video`` (which fails a prompt with
     ``[fault:fail@grok]``) beside the ``local`` renderer."""
-    _require_browser()
     root = tmp_path_factory.mktemp("storyboards")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")}
-    env.update(REELGATE_DATA_DIR=str(root / "data"), REELGATE_DEV_API_KEY=DEV_KEY)
-    log = root / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*SERVE, "--port", str(port), "--emulators", "--emulator-job-seconds", "1"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, proc, log)
-        yield Server(base=base, key=DEV_KEY, data_dir=root / "data", log=log)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serving(root, "--emulators", "--emulator-job-seconds", "1") as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

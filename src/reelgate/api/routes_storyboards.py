@@ -232,6 +232,16 @@ def _checked(
     return checked.chain, hold, p.duration_seconds
 
 
+def _check_crossfade(fade: float, shots: int, shortest: int, param: str) -> None:
+    """A crossfade must be shorter than every shot it blends (the join's own rule)."""
+    if fade and shots > 1 and fade >= shortest:
+        raise ValidationFailed(
+            f"The crossfade ({fade:g} s) must be shorter than every shot (the shortest "
+            f"is {shortest} s).",
+            param=param,
+        )
+
+
 @router.post("", status_code=202, responses=errors(402))
 async def create_storyboard(
     body: StoryboardIn,
@@ -267,13 +277,8 @@ async def create_storyboard(
                 check_url(
                     shot.image_url, rt.settings.net_policy(), param=f"shots[{index}].image_url"
                 )
-        fade = body.crossfade_seconds
-        if fade and shortest is not None and len(body.shots) > 1 and fade >= shortest:
-            raise ValidationFailed(
-                f"crossfade_seconds={fade:g} must be shorter than every shot (the shortest "
-                f"is {shortest} s).",
-                param="crossfade_seconds",
-            )
+        if shortest is not None:
+            _check_crossfade(body.crossfade_seconds, len(body.shots), shortest, "crossfade_seconds")
         async with rt.store.reading() as tx:
             balance = await tx.get_balance(key.account_id)
         if balance.available < holds:
@@ -409,12 +414,7 @@ async def retry_shot(
             again = _changed(sb.shots[shot - 1], change)
             chain, _, seconds = _checked(rt, sb.continue_from_previous, shot - 1, again)
             await check_available(rt, key, chain)
-            if sb.crossfade_seconds and len(sb.shots) > 1 and sb.crossfade_seconds >= seconds:
-                raise ValidationFailed(
-                    f"The storyboard's crossfade ({sb.crossfade_seconds:g} s) must be shorter "
-                    f"than the shot ({seconds} s).",
-                    param="duration_seconds",
-                )
+            _check_crossfade(sb.crossfade_seconds, len(sb.shots), seconds, "duration_seconds")
             jobs_now = [*jobs[: shot - 1], None, *jobs[shot:]]
             progress = progress_of(sb, jobs_now)
             now = now_ms()

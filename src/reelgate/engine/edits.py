@@ -15,6 +15,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+from reelgate.engine.mirror import fetch_stored
 from reelgate.errors import InvalidRequest, StorageError, TransientError
 from reelgate.job import JobParams
 from reelgate.media.join import last_frame_png
@@ -72,7 +73,7 @@ async def source_for(
                     code="source_deleted",
                 ) from exc
             raise TransientError(f"the source video could not be read: {exc.code}") from exc
-        return SourceVideo(edit=params.edit, data=data, seconds=params.source_seconds or 0.0)
+        return SourceVideo(edit=params.edit, data=data)
     if params.edit == "remix":
         raise InvalidRequest(
             f"{provider.name} cannot remix a video; remix on a model whose provider can",
@@ -86,7 +87,7 @@ async def last_frame(storage: Storage, key: str) -> bytes:
     from it (a storyboard's)."""
     with tempfile.TemporaryDirectory(prefix="reelgate-source-") as tmp:
         path = Path(tmp) / "source.mp4"
-        await _fetch(storage, key, path)
+        await fetch_stored(storage, key, path, MAX_SOURCE_BYTES)
         return await asyncio.to_thread(last_frame_png, path)
 
 
@@ -98,13 +99,7 @@ async def copy_source(
     target = source_copy_key(account_id, job_id)
     with tempfile.TemporaryDirectory(prefix="reelgate-source-") as tmp:
         path = Path(tmp) / "source.mp4"
-        await _fetch(storage, key, path)
+        await fetch_stored(storage, key, path, MAX_SOURCE_BYTES)
         await storage.put_file(target, path, "video/mp4")
         frame = await asyncio.to_thread(last_frame_png, path) if with_last_frame else None
     return target, frame
-
-
-async def _fetch(storage: Storage, key: str, path: Path) -> None:
-    with path.open("wb") as fh:
-        async for chunk in storage.stream(key):
-            await asyncio.to_thread(fh.write, chunk)

@@ -149,8 +149,6 @@ async def _stored(
     key: str,
     spool: Path,
     preview_keys: tuple[str, str] | None,
-    *,
-    joined: bool = False,
 ) -> StoredCopy:
     stored = await storage.put_file(key, path, "video/mp4")
     previews = None
@@ -161,7 +159,6 @@ async def _stored(
         poster_key=poster_key,
         sprite_key=sprite_key,
         sprite_layout=layout,
-        joined=joined,
         key=key,
         bytes=stored.size,
         sha256=sha256,
@@ -211,8 +208,6 @@ async def mirror_result(
         sha256 = spooled.sha256
         if join_after is not None:
             path, info, sha256 = await _joined(storage, join_after, path, spool, max_bytes)
-        return await _stored(
-            storage, path, info, sha256, key, spool, preview_keys, joined=join_after is not None
-        )
+        return await _stored(storage, path, info, sha256, key, spool, preview_keys)
     finally:
         shutil.rmtree(spool, ignore_errors=True)

@@ -235,9 +235,6 @@ class StoredCopy:
     sprite_key: str | None = None
     sprite_layout: dict[str, Any] | None = None
     """The poster and sprite sheet stored with it (None: they could not be made)."""
-    joined: bool = False
-    """The copy is an extension's source followed by the download: the upstream's
-    length was the new part's, not the video's."""
 
 
 @dataclass(frozen=True)

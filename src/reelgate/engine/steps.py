@@ -599,9 +599,7 @@ class Stepper:
 
     async def generation_request(self, job: Job, spec: ModelSpec) -> GenerationRequest:
         image = await load_image(job.params, self.storage, self.settings.net_policy())
-        source = await source_for(
-            self.provider(job), self._upstream_model(job, spec), job.params, self.storage
-        )
+        source = await self._edit_source(job, spec)
         return self._request(job, spec, image, await self._upload_url(job, spec), source)
 
     async def _upload_url(self, job: Job, spec: ModelSpec) -> str | None:
@@ -628,8 +626,7 @@ class Stepper:
             if isinstance(image, _Unloaded):
                 request = await self.generation_request(job, spec)
             else:
-                upstream = self._upstream_model(job, spec)
-                source = await source_for(provider, upstream, job.params, self.storage)
+                source = await self._edit_source(job, spec)
                 upload = await self._upload_url(job, spec)
                 request = self._request(job, spec, image, upload, source)
             with metrics.upstream_call(provider.name, "create"):
@@ -731,9 +728,17 @@ class Stepper:
             metrics.mirror_done("failed", took)
         await self.take(job, outcome)
 
+    async def _edit_source(self, job: Job, spec: ModelSpec) -> SourceVideo | None:
+        """An extend's or remix's source, for a route that edits natively (``engine.edits``);
+        nothing is looked up for an ordinary job."""
+        if job.params.edit is None:
+            return None
+        upstream = self._upstream_model(job, spec)
+        return await source_for(self.provider(job), upstream, job.params, self.storage)
+
     def _joined_onto(self, job: Job) -> str | None:
         """The stored source an extension made from its last frame is joined onto."""
-        if job.params.edit != "extend":
+        if job.params.edit is None:
             return None
         provider, upstream = self.provider(job), self._upstream_model(job, self.spec(job))
         return job.params.source_key if joins_source(provider, upstream, job.params) else None

@@ -59,7 +59,6 @@ class SourceVideo:
     """``extend``: continue it by ``duration_seconds``; the result is the whole video.
     ``remix``: the same video re-made to the new prompt."""
     data: bytes
-    seconds: float
     mime_type: str = "video/mp4"
 
 

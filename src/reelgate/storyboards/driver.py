@@ -255,6 +255,12 @@ class StoryboardDriver:
         except ReelgateError as exc:
             if exc.http_status == 429:  # the account's in-flight limits: later
                 return sb, None, replace(sb, next_run_at=now + BUSY_RETRY_MS, updated_at=now)
+            gone = isinstance(exc, StorageError) and exc.code == "object_not_found"
+            if gone and previous is not None and sb.continue_from_previous:
+                # the shot it continues from lost its video (deleted meanwhile): that shot
+                # is the one to make again
+                missing = "its video is missing from storage"
+                return sb, None, self._failed_on(sb, jobs, index - 1, previous, missing, now)
             failed = replace(
                 sb,
                 state=StoryboardState.FAILED,

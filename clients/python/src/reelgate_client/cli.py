@@ -71,6 +71,11 @@ ApiKey = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print the gateway's JSON (for scripts).")]
 
 
+Duration = Annotated[
+    int | None, typer.Option("--duration", "-d", help="Seconds (of each shot, for a storyboard).")
+]
+Aspect = Annotated[str | None, typer.Option("--aspect", "-a", help="e.g. 16:9, 9:16.")]
+Resolution = Annotated[str | None, typer.Option("--resolution", "-r", help="e.g. 720p.")]
 Fallback = Annotated[
     list[str] | None,
     typer.Option("--fallback", "-f", help="A model to fall back to on quota (repeatable)."),
@@ -238,9 +243,9 @@ def generate(
     model: Annotated[
         str, typer.Option("--model", "-m", help="A model id (see the `models` command).")
     ],
-    duration: Annotated[int | None, typer.Option("--duration", "-d", help="Seconds.")] = None,
-    aspect: Annotated[str | None, typer.Option("--aspect", "-a", help="e.g. 16:9, 9:16.")] = None,
-    resolution: Annotated[str | None, typer.Option("--resolution", "-r", help="e.g. 720p.")] = None,
+    duration: Duration = None,
+    aspect: Aspect = None,
+    resolution: Resolution = None,
     image: Annotated[
         Path | None,
         typer.Option("--image", exists=True, dir_okay=False, help="A still to animate."),
@@ -390,11 +395,9 @@ def storyboard(
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="The model of every shot.")
     ] = None,
-    duration: Annotated[
-        int | None, typer.Option("--duration", "-d", help="Seconds a shot.")
-    ] = None,
-    aspect: Annotated[str | None, typer.Option("--aspect", "-a", help="e.g. 16:9.")] = None,
-    resolution: Annotated[str | None, typer.Option("--resolution", "-r", help="e.g. 720p.")] = None,
+    duration: Duration = None,
+    aspect: Aspect = None,
+    resolution: Resolution = None,
     file: Annotated[
         Path | None,
         typer.Option(
