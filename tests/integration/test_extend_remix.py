@@ -294,3 +294,33 @@ async def test_veo_on_vertex_extends_with_its_own_extension(
     assert sent["parameters"]["durationSeconds"] == 4
     assert job["result"]["duration_seconds"] == pytest.approx(8.0, abs=0.1)
     assert job["units_consumed"] == 4
+
+
+async def test_an_extension_falls_back_on_quota_like_any_job(
+    grok: GrokEmulator, client: httpx.AsyncClient, worker: Worker
+) -> None:
+    """xAI out of quota: the extension moves down its chain to ``local``, which makes it
+    from the last frame; the whole video is joined and ``local`` bills the seconds added."""
+    source = await _video(
+        client,
+        {"model": "grok-video", "prompt": "a lake", "duration_seconds": 2, "resolution": "480p"},
+    )
+    job = await _finish(
+        client,
+        await client.post(
+            f"/v1/videos/{source['id']}/extend",
+            json={
+                "prompt": "rain starts [fault:quota@grok]",
+                "duration_seconds": 2,
+                "fallback": ["local"],
+            },
+        ),
+    )
+    assert job["status"] == "completed", job
+    assert [(a["model"], a["outcome"]) for a in job["attempts"]] == [
+        ("grok-video", "quota"),
+        ("local", "completed"),
+    ]
+    assert job["delivered_by"] == "local"
+    assert job["result"]["duration_seconds"] == pytest.approx(4.0, abs=0.1)
+    assert job["units_consumed"] == 2 and job["cost"]["credits"] == "2.000"

@@ -18,10 +18,15 @@ import pytest
 
 from reelgate.config import Settings
 from reelgate.emulators.base import EmulatorServer
+from reelgate.engine.commands import submit_job
 from reelgate.engine.retention import DAY_MS, Sweeper
 from reelgate.engine.worker import Worker
+from reelgate.ids import new_job_id
 from reelgate.runtime import Runtime
 from reelgate.store.jobs import now_ms
+from reelgate.storyboards import store as boards
+from reelgate.storyboards.driver import StoryboardDriver
+from reelgate.storyboards.model import ShotRun
 from tests.integration.conftest import api_client, emulated_runtime
 
 FINAL = {"completed", "failed", "canceled"}
@@ -426,3 +431,37 @@ async def test_a_retry_is_held_to_the_account_s_model_rules(
     )
     assert wan.status_code == 403, wan.text
     assert wan.json()["error"]["code"] == "model_not_allowed"
+
+
+async def test_a_worker_that_died_mid_submit_leaves_no_shot_made_twice(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    """The states a worker killed between recording a shot's job id and saving its step
+    leaves behind, written as it would have: shot 1's job submitted, shot 2's id recorded
+    but never submitted, the lease run out. The next worker uses shot 1's job and makes
+    shot 2 under its recorded id: two jobs in all, each billed once."""
+    shot = {"model": "local", "prompt": "once", "duration_seconds": 1, "resolution": "360p"}
+    sb_id = (await client.post("/v1/storyboards", json={"shots": [shot, shot]})).json()["id"]
+    dead = StoryboardDriver(rt)
+    async with rt.db.begin() as conn:
+        [sb] = await boards.claim_due(conn, dead.owner, now_ms(), 60_000, 8)
+    ids = (new_job_id(), new_job_id())
+    recorded = sb.with_run(0, ShotRun(job_id=ids[0])).with_run(1, ShotRun(job_id=ids[1]))
+    async with rt.db.begin() as conn:  # saved with a lease that ends at once
+        assert await boards.save(conn, recorded, dead.owner, now_ms(), keep_lease_ms=0)
+    await submit_job(rt, await dead._new_job(recorded, recorded.shots[0], 0, ids[0], None))
+    # ... and the worker dies here
+    await asyncio.sleep(0.01)
+    wk = Worker.from_runtime(rt, concurrency=4, lease_seconds=10)
+    task = asyncio.create_task(wk.run())
+    try:
+        done = await _until(client, sb_id, FINAL)
+    finally:
+        wk.stop()
+        await asyncio.wait_for(task, timeout=30)
+    assert done["status"] == "completed", done
+    assert [s["video_id"] for s in done["shots"]] == list(ids)
+    listed = (await client.get("/v1/videos", params={"limit": 100})).json()["data"]
+    made = [v["id"] for v in listed if v["metadata"].get("storyboard_id") == sb_id]
+    assert sorted(made) == sorted(ids)  # two jobs, not three
+    assert done["units_consumed"] == 2 and done["cost"]["credits"] == "2.000"
