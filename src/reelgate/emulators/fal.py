@@ -12,6 +12,18 @@ The emulator's root plays ``https://queue.fal.run``::
                                                       400 ALREADY_COMPLETED
     GET  /files/{id}/{name}.mp4                    the public result file (fal.media's shape)
     GET  /.well-known/jwks.json                    its webhook key (rest.alpha.fal.ai's shape)
+    GET  /v1/models?category&status&q&endpoint_id&expand=openapi-3.0&limit&cursor
+                                                   fal's Platform API model list
+                                                   (api.fal.ai's shape), paged by cursor
+    GET  /api/openapi/queue/openapi.json?endpoint_id=<id>
+                                                   one endpoint's OpenAPI document
+
+The model list and the documents are ``catalog``: the endpoints saved from fal's
+Platform API (``emulators/recorded/fal``, each with its SOURCE). A test changes or
+removes one (``set_record``, ``remove``) to play fal changing or dropping a model: a
+removed endpoint leaves the list and its submits answer 404. A submit to a recorded
+endpoint that is not in ``APP_SCHEMAS`` is checked against its saved schema with
+``jsonschema`` (unknown inputs refused, as below) and answers the same pydantic-style 422.
 
 Status, result and cancel live under the app's owner/alias only, never its sub-path
 (fal's queue docs); a sub-path there answers 404. The apps and their inputs are the
@@ -86,6 +98,7 @@ from reelgate.emulators.base import (
     faults_in,
     trickle,
 )
+from reelgate.emulators.recorded import RecordedInput, fal_records, output_shape
 
 __all__ = ["FalEmulator", "create_app", "emulator_of"]
 
@@ -485,6 +498,89 @@ class FalEmulator:
         self.key_id = uuid.uuid4().hex[:16]
         self._calls_by_prompt: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.catalog: dict[str, dict[str, Any]] = fal_records()
+        """The endpoints fal's Platform API lists, by endpoint id (``set_record``)."""
+        self._inputs: dict[str, RecordedInput] = {}
+
+    def set_record(self, endpoint_id: str, record: dict[str, Any]) -> None:
+        """Serve ``record`` (the saved shape: endpoint_id, category, display_name,
+        openapi) for ``endpoint_id``: a new or changed model at fal."""
+        self.catalog[endpoint_id] = record
+        self._inputs.pop(endpoint_id, None)
+
+    def remove(self, endpoint_id: str) -> None:
+        """fal drops the endpoint: gone from the list, its submits answer 404."""
+        self.catalog.pop(endpoint_id, None)
+        self._inputs.pop(endpoint_id, None)
+
+    def recorded_input(self, endpoint_id: str) -> RecordedInput | None:
+        record = self.catalog.get(endpoint_id)
+        if record is None:
+            return None
+        if endpoint_id not in self._inputs:
+            doc = record["openapi"]
+            post = doc["paths"][f"/{endpoint_id}"]["post"]
+            ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            self._inputs[endpoint_id] = RecordedInput(doc, ref.removeprefix("#"))
+        return self._inputs[endpoint_id]
+
+    # -- the Platform API -------------------------------------------------------------
+
+    async def list_models(self, request: Request) -> Response:
+        """``GET /v1/models`` as fal's Platform API answers it: ``{"models", "next_cursor",
+        "has_more"}``; each model ``{"endpoint_id", "metadata", "openapi"?}``."""
+        q = request.query_params
+        self.calls.append(("GET", request.url.path, None))
+        wanted = set(q.getlist("endpoint_id"))
+        category = q.get("category")
+        status = q.get("status")
+        text = (q.get("q") or "").lower()
+        found = [
+            r
+            for eid, r in sorted(self.catalog.items())
+            if (not wanted or eid in wanted)
+            and (category is None or r["category"] == category)
+            and (status is None or status == "active")
+            and (not text or text in eid.lower() or text in r["display_name"].lower())
+        ]
+        try:
+            limit = max(1, min(int(q.get("limit") or 50), 100))
+            start = int(base64.b64decode(q["cursor"]).decode()) if q.get("cursor") else 0
+        except (ValueError, binascii.Error):
+            return _detail(400, "Invalid cursor or limit")
+        page = found[start : start + limit]
+        expand = "openapi-3.0" in q.getlist("expand")
+        more = start + limit < len(found)
+        return JSONResponse(
+            {
+                "models": [
+                    {
+                        "endpoint_id": r["endpoint_id"],
+                        "metadata": {
+                            "display_name": r["display_name"],
+                            "category": r["category"],
+                            "description": r.get("description", ""),
+                            "status": "active",
+                        },
+                        **({"openapi": r["openapi"]} if expand else {}),
+                    }
+                    for r in page
+                ],
+                "next_cursor": base64.b64encode(str(start + limit).encode()).decode()
+                if more
+                else None,
+                "has_more": more,
+            }
+        )
+
+    async def openapi_document(self, request: Request) -> Response:
+        """``GET /api/openapi/queue/openapi.json?endpoint_id=<id>`` (no key needed)."""
+        endpoint_id = request.query_params.get("endpoint_id", "")
+        self.calls.append(("GET", request.url.path, None))
+        record = self.catalog.get(endpoint_id)
+        if record is None:
+            return _detail(404, f"Endpoint '{endpoint_id}' not found")
+        return JSONResponse(record["openapi"])
 
     def polls(self, request_id: str) -> int:
         """Status GETs answered for a request."""
@@ -500,7 +596,8 @@ class FalEmulator:
         app_id = request.path_params["app_id"].strip("/")
         self.calls.append(("POST", request.url.path, None))
         schema = APP_SCHEMAS.get(app_id)
-        if schema is None:
+        recorded = self.recorded_input(app_id) if schema is None else None
+        if schema is None and recorded is None:
             return _detail(404, f"Application '{app_id}' not found")
         try:
             body = await request.json()
@@ -526,7 +623,11 @@ class FalEmulator:
         if "credits" in faults:
             return _detail(403, EXHAUSTED)
         try:
-            job = self._job_from(app_id, schema, body, str(prompt), faults, webhook)
+            if schema is not None:
+                job = self._job_from(app_id, schema, body, str(prompt), faults, webhook)
+            else:
+                assert recorded is not None
+                job = self._recorded_job(app_id, recorded, body, str(prompt), faults, webhook)
         except Refusal as invalid:
             return invalid.response
         self.jobs[job.id] = job
@@ -810,6 +911,21 @@ class FalEmulator:
             aspect = _value(schema, body, "aspect_ratio")
             ratio = _ratio(aspect if isinstance(aspect, str) and aspect != "auto" else "16:9")
         width, height = _frame(short, ratio)
+        return self._new_job(
+            app_id, body, prompt, (seconds, width, height), faults, webhook, schema.output_prompt
+        )
+
+    def _new_job(
+        self,
+        app_id: str,
+        body: dict[str, Any],
+        prompt: str,
+        shape: tuple[int, int, int],
+        faults: frozenset[str],
+        webhook: str | None,
+        echo_prompt: bool = False,
+    ) -> _Job:
+        seconds, width, height = shape
         seed = body.get("seed")
         return _Job(
             id=str(uuid.uuid4()),
@@ -821,9 +937,36 @@ class FalEmulator:
             faults=faults,
             webhook=webhook,
             seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else 42,
-            echo_prompt=schema.output_prompt,
+            echo_prompt=echo_prompt,
             render_seconds=self.config.seconds_for(prompt),
         )
+
+    def _recorded_job(
+        self,
+        app_id: str,
+        recorded: RecordedInput,
+        body: dict[str, Any],
+        prompt: str,
+        faults: frozenset[str],
+        webhook: str | None,
+    ) -> _Job:
+        """A request to a recorded endpoint, checked against its saved schema."""
+        problems = recorded.check(body, extra_allowed=False)
+        errors = []
+        for p in problems:
+            loc = ("body", *(x for x in p.field.split(".") if x))
+            kind = {"enum": "literal_error", "required": "missing"}.get(p.keyword, p.keyword)
+            error = _err(loc, p.message, kind, p.value)
+            if p.keyword == "additionalProperties":
+                error["type"] = "extra_forbidden"
+            if p.allowed:
+                expected = _literal(tuple(str(v) for v in p.allowed))
+                error["msg"] = f"Input should be {expected}"
+                error["ctx"] = {"expected": expected}
+            errors.append(error)
+        if errors:
+            raise Refusal(_validation(errors))
+        return self._new_job(app_id, body, prompt, output_shape(recorded, body), faults, webhook)
 
 
 def create_app(config: EmulatorConfig) -> Starlette:
@@ -831,6 +974,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
     app = Starlette(
         routes=[
             Route("/.well-known/jwks.json", emulator.jwks_route, methods=["GET"]),
+            Route("/v1/models", emulator.list_models, methods=["GET"]),
+            Route("/api/openapi/queue/openapi.json", emulator.openapi_document, methods=["GET"]),
             Route("/files/{job_id}/{name}", emulator.file, methods=["GET"]),
             Route(
                 "/{base:path}/requests/{rest:path}",

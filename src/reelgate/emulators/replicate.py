@@ -8,6 +8,17 @@
                                                  first, ``page_size`` a page
     GET  /v1/webhooks/default/secret             {"key": "whsec_..."}
     GET  /xezq/{token}/output.mp4                the output file (replicate.delivery's shape)
+    GET  /v1/models/{owner}/{name}               the model, its latest_version.openapi_schema
+    GET  /v1/collections/{slug}                  {"name", "slug", "description", "models"}
+                                                 (text-to-video, image-to-video)
+
+The models and collections are ``catalog``: models saved from Replicate's API
+(``emulators/recorded/replicate``, each with its SOURCE; their ``latest_version.id`` is
+made here from the schema's hash when the source gave none). A test changes or removes
+one (``set_record``, ``remove``) to play Replicate changing or dropping a model. A
+prediction for a recorded model that is not in ``SCHEMAS`` is checked against its saved
+``components.schemas.Input`` with ``jsonschema``, unknown inputs ignored, with the same
+422 as below.
 
 Shapes from Replicate's OpenAPI schema and official client (docs/providers/replicate.md).
 A missing or wrong token gets Replicate's 401 problem details (replicate-python cassette
@@ -41,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import copy
 import hashlib
 import hmac
 import json
@@ -68,6 +80,7 @@ from reelgate.emulators.base import (
     faults_in,
     trickle,
 )
+from reelgate.emulators.recorded import RecordedInput, output_shape, replicate_records
 
 __all__ = [
     "SCHEMAS",
@@ -458,6 +471,74 @@ class ReplicateEmulator:
         self.secret = "whsec_" + base64.b64encode(digest[:24]).decode("ascii")
         self._calls_by_prompt: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.catalog: dict[str, dict[str, Any]] = replicate_records()
+        """Recorded models by ``owner/name`` (``set_record``, ``remove``)."""
+        self._inputs: dict[str, RecordedInput] = {}
+
+    def set_record(self, model: str, record: dict[str, Any]) -> None:
+        """Serve ``record`` (the saved shape: category, model) for ``owner/name``."""
+        self.catalog[model] = record
+        self._inputs.pop(model, None)
+
+    def remove(self, model: str) -> None:
+        """Replicate drops the model: its page and predictions answer 404."""
+        self.catalog.pop(model, None)
+        self._inputs.pop(model, None)
+
+    def recorded_input(self, model: str) -> RecordedInput | None:
+        record = self.catalog.get(model)
+        if record is None:
+            return None
+        if model not in self._inputs:
+            schema = record["model"]["latest_version"]["openapi_schema"]
+            self._inputs[model] = RecordedInput(schema, "/components/schemas/Input")
+        return self._inputs[model]
+
+    def _output_list(self, model: str) -> bool:
+        """The model's output is an array of URIs (its schema's ``Output`` says)."""
+        if model in SCHEMAS:
+            return SCHEMAS[model].output_list
+        record = self.catalog.get(model)
+        if record is None:
+            return False
+        schemas = record["model"]["latest_version"]["openapi_schema"]["components"]["schemas"]
+        return bool(schemas.get("Output", {}).get("type") == "array")
+
+    def model_json(self, model: str) -> dict[str, Any]:
+        out: dict[str, Any] = copy.deepcopy(self.catalog[model]["model"])
+        version = out["latest_version"]
+        if not version.get("id"):
+            text = json.dumps(version["openapi_schema"], sort_keys=True).encode()
+            version["id"] = hashlib.sha256(text).hexdigest()
+        return out
+
+    async def get_model(self, request: Request) -> Response:
+        self.calls.append((request.method, request.url.path))
+        if (denied := self._auth_failure(request)) is not None:
+            return denied
+        model = f"{request.path_params['owner']}/{request.path_params['name']}"
+        if model not in self.catalog:
+            return _not_found()
+        return JSONResponse(self.model_json(model))
+
+    async def collection(self, request: Request) -> Response:
+        """A collection with its models in full (Replicate's ``GET /collections/{slug}``
+        is not paginated)."""
+        self.calls.append((request.method, request.url.path))
+        if (denied := self._auth_failure(request)) is not None:
+            return denied
+        slug = request.path_params["slug"]
+        if slug not in ("text-to-video", "image-to-video"):
+            return _not_found()
+        names = sorted(m for m, r in self.catalog.items() if r["category"] == slug)
+        return JSONResponse(
+            {
+                "name": slug.replace("-", " ").capitalize(),
+                "slug": slug,
+                "description": f"Models that make videos ({slug}).",
+                "models": [self.model_json(m) for m in names],
+            }
+        )
 
     def advance(self, seconds: float) -> None:
         """Move the emulated clock on (an output expires an hour after completion)."""
@@ -634,7 +715,7 @@ class ReplicateEmulator:
                     )
                 )
             model, version = known, version_id
-        elif model not in SCHEMAS:
+        elif model not in SCHEMAS and model not in self.catalog:
             raise Refusal(_not_found())
         extra = sorted(
             set(body) - {"input", "version", "webhook", "webhook_events_filter", "stream"}
@@ -655,8 +736,12 @@ class ReplicateEmulator:
         given = body.get("input")
         if not isinstance(given, dict):
             raise Refusal(_invalid([("required", "", "input is required")]))
-        schema = SCHEMAS[model]
-        problems = _check_input(given, schema)
+        recorded = self.recorded_input(model) if model not in SCHEMAS else None
+        if recorded is not None:
+            problems = _recorded_problems(given, recorded)
+        else:
+            schema = SCHEMAS[model]
+            problems = _check_input(given, schema)
         if problems:
             raise Refusal(_invalid(problems))
         events = body.get("webhook_events_filter")
@@ -679,8 +764,11 @@ class ReplicateEmulator:
         webhook = body.get("webhook")
         if webhook is not None and not (isinstance(webhook, str) and webhook.startswith("http")):
             raise Refusal(_invalid([("format", "webhook", "Does not match format 'uri'")]))
-        seconds = _seconds(given, schema)
-        width, height = _frame(given, schema)
+        if recorded is not None:
+            seconds, width, height = output_shape(recorded, given)
+        else:
+            seconds = _seconds(given, schema)
+            width, height = _frame(given, schema)
         return Prediction(
             id=_prediction_id(),
             model=model,
@@ -730,7 +818,7 @@ class ReplicateEmulator:
         completed = prediction.completed_at or prediction.canceled_at
         if status == "succeeded":
             url = f"{self.config.public_url}/xezq/{prediction.token}/output.mp4"
-            output = [url] if SCHEMAS[prediction.model].output_list else url
+            output = [url] if self._output_list(prediction.model) else url
         if status == "failed":
             error = SENSITIVE if "refuse" in prediction.faults else INTERRUPTED
         if status in ("succeeded", "failed", "canceled"):
@@ -903,6 +991,35 @@ def _check_input(given: dict[str, Any], schema: Schema) -> list[tuple[str, str, 
     return problems
 
 
+def _recorded_problems(
+    given: dict[str, Any], recorded: RecordedInput
+) -> list[tuple[str, str, str]]:
+    """``jsonschema``'s findings in gojsonschema's words, as ``_check_input`` gives them."""
+    out: list[tuple[str, str, str]] = []
+    for p in recorded.check(given, extra_allowed=True):
+        where = f"input.{p.field}" if p.field else "input"
+        if p.keyword == "required":
+            out.append(("required", "input", f"{p.field} is required"))
+        elif p.keyword == "enum":
+            choices = ", ".join(json.dumps(c, ensure_ascii=False) for c in p.allowed)
+            out.append(("enum", where, f"{p.field} must be one of the following: {choices}"))
+        elif p.keyword == "type":
+            out.append(
+                (
+                    "invalid_type",
+                    where,
+                    f"Invalid type. Expected: {p.message.split()[-1]}, "
+                    f"given: {_json_type(p.value)}",
+                )
+            )
+        elif p.keyword in ("minimum", "maximum"):
+            kind = "number_gte" if p.keyword == "minimum" else "number_lte"
+            out.append((kind, where, p.message))
+        else:
+            out.append((p.keyword, where, p.message))
+    return out
+
+
 def _value(given: dict[str, Any], schema: Schema, name: str | None) -> Any:
     """What the model runs with for input ``name``: the given value, else the schema's
     default (a misnamed input is not ``name``, so it gets the default)."""
@@ -1055,6 +1172,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
             Route("/v1/predictions/{id}/cancel", emulator.cancel, methods=["POST"]),
             Route("/v1/webhooks/default/secret", emulator.secret_key, methods=["GET"]),
             Route("/xezq/{token}/output.mp4", emulator.file, methods=["GET"]),
+            Route("/v1/models/{owner}/{name}", emulator.get_model, methods=["GET"]),
+            Route("/v1/collections/{slug}", emulator.collection, methods=["GET"]),
         ]
     )
     app.state.emulator = emulator
