@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     """The local renderer's finished renders and cache are deleted after this (0: never);
     the videos themselves are in storage by then."""
 
+    # the synced catalog (``catalog.synced``), refreshed by the workers
+    catalog_sync_hours: float = Field(default=0.0, ge=0)
+    """Every this many hours a worker runs ``reelgate catalog sync`` itself (fal, and
+    Replicate when its token is set); 0 (the default): only when an operator runs it."""
+    catalog_sync_providers: list[str] = Field(default_factory=lambda: ["fal", "replicate"])
+
     # outbound webhooks (``reelgate.webhooks``), sent by the workers
     webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
     """One delivery attempt, connect to last byte; a slower receiver counts as failed."""

@@ -157,6 +157,10 @@ class JobParams:
     """The source's stored copy: what a provider that edits natively is sent, and what an
     extension made from the last frame is joined onto."""
     source_seconds: float | None = None
+    audio: bool | None = None
+    """The model's audio switch (``generate_audio``...): None leaves its default."""
+    provider_params: Mapping[str, Any] | None = None
+    """A synced model's own inputs (``catalog.synced``), checked against its schema."""
 
     @property
     def size(self) -> str:

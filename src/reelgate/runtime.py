@@ -15,6 +15,7 @@ from reelgate import metrics
 from reelgate.accounts.keycache import KeyCache
 from reelgate.catalog import Catalog, load_catalog
 from reelgate.catalog.lifecycle import Unavailable
+from reelgate.catalog.synced.store import load_into
 from reelgate.config import Settings, with_config_file
 from reelgate.engine.events import EventHub
 from reelgate.limits import RateLimiter
@@ -114,7 +115,7 @@ async def build_runtime(
         else InProcessWakeup()
     )
     await wakeup.start()
-    return Runtime(
+    rt = Runtime(
         settings=settings,
         catalog=load_catalog(settings.config_file),
         db=create_engine(db_url, timeout=settings.database_timeout_seconds),
@@ -131,3 +132,5 @@ async def build_runtime(
         rate_limiter=limiter,
         events=hub,
     )
+    await load_into(rt.catalog, rt.db)  # the synced models (``reelgate catalog sync``)
+    return rt

@@ -54,6 +54,7 @@ def _config_with_real_ids(base: str, tmp_path: Path) -> Path:
         "account_id": account["id"],
         "key_id": key,
         "storyboard_id": storyboard,
+        "model_id": "local",
     }
     lines = [CONFIG.read_text(), ""]
     for name, value in ids.items():

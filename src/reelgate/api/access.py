@@ -8,14 +8,16 @@ from __future__ import annotations
 from typing import Any
 
 from reelgate.catalog.availability import access_denied
+from reelgate.catalog.catalog import SYNCED_PREFIXES
 from reelgate.catalog.lifecycle import today
 from reelgate.catalog.routing import served_routes
+from reelgate.catalog.synced.store import CHECK_SECONDS, refresh
 from reelgate.errors import Forbidden, ValidationFailed
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
 from reelgate.store.jobs import now_ms
 
-__all__ = ["account_flags", "check_available"]
+__all__ = ["account_flags", "check_available", "synced_models_fresh"]
 
 
 async def account_flags(rt: Runtime, account_id: str) -> dict[str, Any]:
@@ -26,6 +28,16 @@ async def account_flags(rt: Runtime, account_id: str) -> dict[str, Any]:
             return await tx.get_flags(account_id)
 
     return await rt.flags.get(account_id, read)
+
+
+async def synced_models_fresh(rt: Runtime, model_ids: list[str]) -> None:
+    """Before a request names models: the synced ones as the last sync left them (read
+    again now if one is not known here or is a synced id, else at most every
+    ``CHECK_SECONDS``)."""
+    if any(m not in rt.catalog for m in model_ids):
+        await refresh(rt.catalog, rt.db, max_age=0.0)
+    elif any(m.startswith(SYNCED_PREFIXES) for m in model_ids):
+        await refresh(rt.catalog, rt.db, max_age=CHECK_SECONDS)
 
 
 async def check_available(rt: Runtime, key: KeyInfo, chain: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal
@@ -9,16 +10,20 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from reelgate.api.auth import require_read, runtime
+from reelgate.api.openapi import errors
 from reelgate.catalog import ModelSpec
 from reelgate.catalog.availability import access_denied
+from reelgate.catalog.catalog import SYNCED_PREFIXES
 from reelgate.catalog.lifecycle import Unavailable, today
 from reelgate.catalog.models import Lifecycle, Route
 from reelgate.catalog.routing import Served, deployment_key, served_routes
+from reelgate.catalog.synced.store import refresh
+from reelgate.errors import NotFound, ValidationFailed
 from reelgate.runtime import Runtime
 from reelgate.store.accounts import KeyInfo
 from reelgate.store.jobs import now_ms
 
-__all__ = ["model_to_wire", "router"]
+__all__ = ["CAPABILITIES", "capabilities", "model_to_wire", "router"]
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -108,7 +113,7 @@ def model_to_wire(
             reason = f"{reason}; use {spec.successor}"
     elif mark is not None:
         reason = f"marked unavailable: {mark.reason}"
-    denied = access_denied(spec, flags)
+    denied = access_denied(spec, flags) or _not_offered(spec)
     routes: dict[str, Any] = {}
     for s in served_all:
         routes[s.name] = _route_to_wire(rt, s.name, s.kind, s.route, s, marks, cooling, day)
@@ -158,15 +163,138 @@ def model_to_wire(
         "routes": routes,
         "unavailable_since": mark.marked_at // 1000 if mark is not None else None,
         "unavailable_until": mark.until // 1000 if mark is not None else None,
+        "source": "synced" if spec.synced is not None else "builtin",
+        "priced": spec.synced is None or spec.synced.price is not None,
+        "capabilities": capabilities(spec),
+        "synced": spec.synced.to_wire() if spec.synced is not None else None,
     }
 
 
-@router.get("")
+def _not_offered(spec: ModelSpec) -> str | None:
+    """Why a synced model is listed but refused at submit (unmappable, unpriced)."""
+    info = spec.synced
+    if info is None:
+        return None
+    if info.mapping.status != "mapped":
+        return f"not mapped: {'; '.join(info.mapping.problems) or 'its schema is unreadable'}"
+    if info.price is None:
+        return (
+            "unpriced: no price per second is known for it here; an operator sets one "
+            f'([models."{spec.id}"] price_per_second)'
+        )
+    return None
+
+
+Capability = Literal["text_to_video", "image_input", "audio", "negative_prompt", "seed"]
+CAPABILITIES: tuple[Capability, ...] = (
+    "text_to_video",
+    "image_input",
+    "audio",
+    "negative_prompt",
+    "seed",
+)
+
+
+def capabilities(spec: ModelSpec) -> list[Capability]:
+    """What a model takes beyond a prompt: ``text_to_video`` (no image needed),
+    ``image_input``, ``audio`` (an audio switch), ``negative_prompt``, ``seed``."""
+    info = spec.synced
+    out: list[Capability] = []
+    if info is None or not info.mapping.image_required:
+        out.append("text_to_video")
+    if spec.allowed.image_input:
+        out.append("image_input")
+    if info is not None and info.audio:
+        out.append("audio")
+    if spec.allowed.negative_prompt:
+        out.append("negative_prompt")
+    if spec.allowed.seed:
+        out.append("seed")
+    return out
+
+
+def _matches(spec: ModelSpec, words: list[str]) -> bool:
+    text = " ".join(
+        (spec.id, spec.display_name, spec.provider, spec.upstream_model, spec.strengths)
+    ).lower()
+    return all(w in text for w in words)
+
+
+def _providers_of(spec: ModelSpec) -> set[str]:
+    return {spec.provider} | {r.provider or spec.provider for r in spec.routes.values()}
+
+
+def _cursor(model_id: str) -> str:
+    return base64.urlsafe_b64encode(model_id.encode()).decode().rstrip("=")
+
+
+def _after(cursor: str) -> str:
+    try:
+        model_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        model_id = ""
+    if not model_id or _cursor(model_id) != cursor:
+        raise ValidationFailed(
+            "after is not a cursor this API gave (use next_cursor from the previous page).",
+            param="after",
+        )
+    return model_id
+
+
+@router.get("", responses=errors(400))
 async def list_models(
     modality: Literal["video"] | None = Query(None),
+    search: str | None = Query(
+        None, max_length=200, description="Words that must all occur in id, name or provider."
+    ),
+    provider: str | None = Query(None, max_length=32, description="fal, replicate, veo..."),
+    capability: list[Capability] = Query(
+        [], description="Each must be offered: text_to_video, image_input, audio..."
+    ),
+    max_duration_gte: int | None = Query(None, ge=0, le=10_000),
+    max_duration_lte: int | None = Query(None, ge=0, le=10_000),
+    price_gte: int | None = Query(
+        None, ge=0, description="Millicredits per second at the default resolution, at least."
+    ),
+    price_lte: int | None = Query(None, ge=0, description="... at most."),
+    source: Literal["builtin", "synced"] | None = Query(None),
+    priced: bool | None = Query(None, description="false: the synced models with no price."),
+    limit: int = Query(100, ge=1, le=500),
+    after: str | None = Query(None, max_length=400, description="next_cursor of a page."),
     key: KeyInfo = Depends(require_read),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
+    """The catalog: hand-written models first, then synced ones by id. Filters combine;
+    ``total`` counts every match, ``next_cursor`` reads the next page."""
+    await refresh(rt.catalog, rt.db)
+    words = (search or "").lower().split()
+    found = [
+        spec
+        for spec in rt.catalog
+        if (not words or _matches(spec, words))
+        and (provider is None or provider.lower() in _providers_of(spec))
+        and all(c in capabilities(spec) for c in capability)
+        and (max_duration_gte is None or spec.max_duration >= max_duration_gte)
+        and (max_duration_lte is None or spec.max_duration <= max_duration_lte)
+        and (price_gte is None or spec.price_per_second >= price_gte)
+        and (price_lte is None or spec.price_per_second <= price_lte)
+        and (source is None or (source == "synced") == (spec.synced is not None))
+        and (priced is None or priced == (spec.synced is None or spec.synced.price is not None))
+    ]
+    start = 0
+    if after is not None:
+        last = _after(after)
+        ids = [s.id for s in found]
+        if last in ids:
+            start = ids.index(last) + 1
+        elif last.startswith(SYNCED_PREFIXES):
+            # that synced model is gone since: go on from the first id after it
+            start = next(
+                (i for i, s in enumerate(found) if s.synced is not None and s.id > last),
+                len(found),
+            )
+    page = found[start : start + limit]
+    more = start + limit < len(found)
     now = now_ms()
     async with rt.store.reading() as tx:
         flags = await tx.get_flags(key.account_id)
@@ -175,5 +303,31 @@ async def list_models(
     day = today(now)
     return {
         "object": "list",
-        "data": [model_to_wire(rt, spec, flags, marks, day, cooling) for spec in rt.catalog],
+        "data": [model_to_wire(rt, spec, flags, marks, day, cooling) for spec in page],
+        "has_more": more,
+        "next_cursor": _cursor(page[-1].id) if more and page else None,
+        "total": len(found),
     }
+
+
+@router.get("/{model_id:path}", responses=errors(404))
+async def get_model(
+    model_id: str,
+    key: KeyInfo = Depends(require_read),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """One model, by its id (a synced model's full ``fal:<endpoint id>`` names it too)."""
+    await refresh(rt.catalog, rt.db, max_age=0.0 if model_id not in rt.catalog else 2.0)
+    if model_id not in rt.catalog:
+        raise NotFound(
+            f"No model {model_id!r}. GET /v1/models?search= finds one.",
+            code="unknown_model",
+            param="model_id",
+        )
+    spec = rt.catalog.get(model_id)
+    now = now_ms()
+    async with rt.store.reading() as tx:
+        flags = await tx.get_flags(key.account_id)
+    marks = {m.deployment: m for m in await rt.store.list_unavailable(now)}
+    cooling = await rt.store.list_cooling(now)
+    return model_to_wire(rt, spec, flags, marks, today(now), cooling)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from reelgate.api.access import check_available
+from reelgate.api.access import check_available, synced_models_fresh
 from reelgate.api.auth import require_read, require_write, runtime
 from reelgate.api.idempotency import Idempotency, idempotent
 from reelgate.api.openai_compat import openai_params, parse_create
@@ -97,6 +97,7 @@ async def _create(
 ) -> JSONResponse:
     if body.image and body.image_url:
         raise ValidationFailed("Send either image or image_url, not both.", param="image")
+    await synced_models_fresh(rt, [body.model, *body.fallback])
     duration, resolution, aspect = openai_params(rt.catalog.get(body.model), body)
     checked = validate_submission(
         rt.catalog,
@@ -109,6 +110,9 @@ async def _create(
             has_image=bool(body.image or body.image_url),
             negative_prompt=body.negative_prompt,
             seed=body.seed,
+            prompt=body.prompt,
+            audio=body.audio,
+            provider_params=body.provider_params,
         ),
         route_of=rt.providers.route_of,
     )

@@ -11,6 +11,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     StringConstraints,
@@ -44,7 +45,8 @@ def not_blank(value: str) -> str:
 
 
 Prompt = Annotated[StrictStr, StringConstraints(min_length=1, max_length=4000)]
-ModelId = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
+ModelId = Annotated[StrictStr, StringConstraints(min_length=1, max_length=200)]
+"""A catalog id, or a synced model's full ``fal:<endpoint id>`` / ``replicate:<owner>/<name>``."""
 Short = Annotated[StrictStr, StringConstraints(max_length=32)]
 # OpenAI's metadata: "Set of 16 key-value pairs ... Keys are strings with a maximum
 # length of 64 characters. Values are strings with a maximum length of 512 characters."
@@ -71,6 +73,19 @@ class VideoCreate(BaseModel):
     )
     negative_prompt: StrictStr | None = Field(default=None, max_length=2000)
     seed: StrictInt | None = Field(default=None, ge=0, le=2**32 - 1)
+    audio: StrictBool | None = Field(
+        default=None,
+        description="The model's audio switch (generate_audio...), for a model whose "
+        "capabilities include audio; omitted: the model's default.",
+    )
+    provider_params: dict[Annotated[StrictStr, StringConstraints(max_length=64)], Any] | None = (
+        Field(
+            default=None,
+            max_length=32,
+            description="A synced model's own inputs that reelgate's fields do not carry "
+            "(GET /v1/models: synced.provider_params), checked against its schema.",
+        )
+    )
     webhook_url: StrictStr | None = Field(
         default=None,
         max_length=2048,

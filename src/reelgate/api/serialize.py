@@ -156,6 +156,8 @@ async def job_to_wire(rt: Runtime, job: Job) -> dict[str, Any]:
         "seed": p.seed,
         "image_url": p.image_url,
         "image": bool(p.image_key),
+        "audio": p.audio,
+        "provider_params": dict(p.provider_params) if p.provider_params else None,
     }
     return {
         "id": job.id,

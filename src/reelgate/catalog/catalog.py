@@ -29,15 +29,17 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from reelgate.catalog.defaults import DEFAULT_MODELS
 from reelgate.catalog.models import Lifecycle, ModelSpec, Route
+from reelgate.catalog.synced.prices import SyncedPrice
 from reelgate.errors import ReelgateError, ValidationFailed
 
-__all__ = ["Catalog", "load_catalog"]
+__all__ = ["SYNCED_PREFIXES", "Catalog", "SyncedSettings", "load_catalog"]
 
 _ALLOWED_KEYS = {
     "resolutions",
@@ -49,33 +51,110 @@ _ALLOWED_KEYS = {
 }
 
 
-class Catalog:
-    def __init__(self, models: Iterable[ModelSpec]) -> None:
-        self._models: dict[str, ModelSpec] = {m.id: m for m in models}
+SYNCED_PREFIXES = ("fal:", "replicate:")
+"""Ids of models the catalog sync makes (``catalog.synced``)."""
 
-    def replace(self, models: Iterable[ModelSpec]) -> None:
+
+@dataclass
+class SyncedSettings:
+    """The operator's word on synced models (``[models."fal:<id>"]`` in the config
+    file): a price makes an unpriced model usable; fallback and name as for any model."""
+
+    prices: dict[str, SyncedPrice] = field(default_factory=dict)
+    fallback: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    display_name: dict[str, str] = field(default_factory=dict)
+    typical_seconds: float = 120.0
+    """How long a synced model's job is taken to last before it is first polled (fal and
+    Replicate call back when one ends; the poll is the safety net)."""
+    poll_interval_seconds: float = 5.0
+
+
+class Catalog:
+    def __init__(
+        self, models: Iterable[ModelSpec], synced_settings: SyncedSettings | None = None
+    ) -> None:
+        self._builtin: dict[str, ModelSpec] = {m.id: m for m in models}
+        self._synced: dict[str, ModelSpec] = {}
+        self._aliases: dict[str, str] = {}
+        self._models: dict[str, ModelSpec] = dict(self._builtin)
+        self.synced_settings = synced_settings or SyncedSettings()
+        self.synced_version: object = None
+        """What the synced models were built from (``catalog.synced.store``)."""
+        self.synced_checked_at = 0.0
+        """When (monotonic) ``catalog.synced.store.refresh`` last looked at the table."""
+
+    def replace(
+        self, models: Iterable[ModelSpec], synced_settings: SyncedSettings | None = None
+    ) -> None:
         """Swap the models in force (a reloaded config): every holder of this catalog,
-        the API and the workers alike, sees the new models at once."""
-        self._models = {m.id: m for m in models}
+        the API and the workers alike, sees the new models at once. Synced models stay;
+        new operator settings for them apply at the next load (``synced_version`` is
+        cleared so that load happens). Synced entries among ``models`` (a caller that
+        rebuilt every entry) replace the synced ones."""
+        models = list(models)
+        self._builtin = {m.id: m for m in models if m.synced is None}
+        synced = [m for m in models if m.synced is not None]
+        if synced:
+            self._synced = {m.id: m for m in synced}
+        if synced_settings is not None:
+            self.synced_settings = synced_settings
+            self.synced_version = None
+        self._rebuild()
+
+    def set_synced(self, models: Iterable[ModelSpec], version: object) -> None:
+        """The synced models in force (each with ``ModelSpec.synced`` set)."""
+        self._synced = {m.id: m for m in sorted(models, key=lambda m: m.id)}
+        self._aliases = {
+            m.synced.full_id: m.id
+            for m in self._synced.values()
+            if m.synced is not None and m.synced.full_id != m.id
+        }
+        self.synced_version = version
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        models = dict(self._builtin)
+        for model_id, spec in self._synced.items():
+            models.setdefault(model_id, spec)
+        self._models = models
 
     def __iter__(self) -> Iterator[ModelSpec]:
         return iter(self._models.values())
 
     def __contains__(self, model_id: object) -> bool:
-        return model_id in self._models
+        return model_id in self._models or model_id in self._aliases
+
+    def __len__(self) -> int:
+        return len(self._models)
 
     def ids(self) -> list[str]:
         return list(self._models)
 
+    def builtin_ids(self) -> list[str]:
+        return list(self._builtin)
+
+    def resolve(self, model_id: str) -> str:
+        """The catalog id for ``model_id`` (a synced model's full ``provider:id`` form
+        names it too)."""
+        return self._aliases.get(model_id, model_id)
+
     def get(self, model_id: str) -> ModelSpec:
         try:
-            return self._models[model_id]
+            return self._models[self._aliases.get(model_id, model_id)]
         except KeyError:
+            synced = model_id.startswith(SYNCED_PREFIXES)
+            hint = (
+                " It is not in the synced catalog: an operator runs `reelgate catalog sync` "
+                "to fetch fal's and Replicate's models; GET /v1/models?search= finds the "
+                "ones synced."
+                if synced
+                else " GET /v1/models lists the models you can use."
+            )
             raise ValidationFailed(
-                f"Unknown model {model_id!r}. GET /v1/models lists the models you can use.",
+                f"Unknown model {model_id!r}.{hint}",
                 code="unknown_model",
                 param="model",
-                allowed=self.ids(),
+                allowed=self.builtin_ids() if synced else self.ids(),
             ) from None
 
 
@@ -185,10 +264,13 @@ def _routes(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Route]:
 
 def load_catalog(config_file: Path | None = None) -> Catalog:
     models = {m.id: m for m in DEFAULT_MODELS}
+    synced = SyncedSettings()
     if config_file is not None:
         data = tomllib.loads(config_file.read_text())
         for model_id, values in data.get("models", {}).items():
-            if model_id in models:
+            if model_id.startswith(SYNCED_PREFIXES):
+                _synced_setting(model_id, values, synced)
+            elif model_id in models:
                 models[model_id] = _override(models[model_id], values)
             elif "base" in values and values["base"] in models:
                 base = dataclasses.replace(models[values["base"]], id=model_id)
@@ -205,9 +287,51 @@ def load_catalog(config_file: Path | None = None) -> Catalog:
                 code="bad_config",
             )
         for fb in spec.fallback:
-            if fb not in models:
+            if fb not in models and not fb.startswith(SYNCED_PREFIXES):
                 raise ReelgateError(
                     f"config file: {spec.id!r} falls back to unknown model {fb!r}",
                     code="bad_config",
                 )
-    return Catalog(models.values())
+    return Catalog(models.values(), synced)
+
+
+_SYNCED_KEYS = {"price_per_second", "resolution_prices", "price_source", "fallback", "display_name"}
+
+
+def _synced_setting(model_id: str, values: Mapping[str, Any], out: SyncedSettings) -> None:
+    """``[models."fal:<id>"]``: the operator prices (or names, or chains) a synced model."""
+    unknown = set(values) - _SYNCED_KEYS
+    if unknown:
+        raise ReelgateError(
+            f"config file: {sorted(unknown)} cannot be set for the synced model {model_id!r}; "
+            f"choose from {sorted(_SYNCED_KEYS)}",
+            code="bad_config",
+        )
+    price = values.get("price_per_second")
+    if price is not None:
+        if not isinstance(price, int) or isinstance(price, bool) or price < 0:
+            raise ReelgateError(
+                f"config file: price_per_second of {model_id!r} must be a whole number of "
+                f"millicredits, 0 or more; got {price!r}",
+                code="bad_config",
+            )
+        by_res = values.get("resolution_prices", {})
+        if not isinstance(by_res, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in by_res.values()
+        ):
+            raise ReelgateError(
+                f"config file: resolution_prices of {model_id!r} must be a table of "
+                f'resolution = millicredits per second, e.g. {{ "1080p" = 25000 }}',
+                code="bad_config",
+            )
+        source = str(values.get("price_source") or "the operator's config file")
+        out.prices[model_id] = SyncedPrice(price, dict(by_res), f"operator: {source}")
+    elif "resolution_prices" in values:
+        raise ReelgateError(
+            f"config file: resolution_prices of {model_id!r} needs price_per_second too",
+            code="bad_config",
+        )
+    if "fallback" in values:
+        out.fallback[model_id] = tuple(str(x) for x in values["fallback"])
+    if "display_name" in values:
+        out.display_name[model_id] = str(values["display_name"])

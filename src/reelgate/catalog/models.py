@@ -10,7 +10,10 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reelgate.catalog.synced.model import SyncedInfo
 
 __all__ = ["AllowedParams", "Lifecycle", "ModelSpec", "Route", "resolution_dims"]
 
@@ -174,6 +177,9 @@ class ModelSpec:
     route_to_successor: bool = False
     """The operator's choice: once retired, serve requests for this model with
     ``successor`` instead of refusing them."""
+    synced: SyncedInfo | None = None
+    """Set for a model the catalog sync made from its provider's schema
+    (``catalog.synced``): the schema, the mapping onto it and where its price is from."""
 
     def route(self, name: str | None) -> Route:
         """How the route ``name`` serves this model (None: no deployment is configured)."""

@@ -6,12 +6,19 @@ client can correct the request without reading docs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from reelgate.catalog.catalog import Catalog
 from reelgate.catalog.lifecycle import RouteOf, in_service, retired_error, today
 from reelgate.catalog.models import ModelSpec, resolution_dims
+from reelgate.catalog.synced.check import (
+    check_param_names,
+    check_synced,
+    refuse_native_fields,
+)
 from reelgate.errors import ValidationFailed
 from reelgate.job import JobParams
 
@@ -28,6 +35,9 @@ class Submission:
     has_image: bool = False
     negative_prompt: str | None = None
     seed: int | None = None
+    prompt: str = ""
+    audio: bool | None = None
+    provider_params: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,9 +131,29 @@ def validate_submission(
     duration = sub.duration_seconds if sub.duration_seconds is not None else spec.default_duration
     resolution = (sub.resolution or spec.default_resolution).lower()
     aspect = sub.aspect_ratio or spec.default_aspect_ratio
+    if spec.synced is None:
+        refuse_native_fields(spec, sub.audio, sub.provider_params)
     for model_id in chain:
         if not retired(model_id):  # a retired one is skipped: its limits do not matter
-            _check(catalog.get(model_id), sub, duration, resolution, aspect)
+            model = catalog.get(model_id)
+            _check(model, sub, duration, resolution, aspect)
+            if model.synced is not None:
+                check_synced(
+                    model,
+                    prompt=sub.prompt,
+                    seconds=duration,
+                    resolution=resolution,
+                    aspect_ratio=aspect,
+                    has_image=sub.has_image,
+                    audio=sub.audio,
+                    negative_prompt=sub.negative_prompt,
+                    seed=sub.seed,
+                    provider_params=sub.provider_params,
+                    requested=model_id == spec.id,
+                )
+    if spec.synced is not None and retired(spec.id):
+        # skipped, but the client's provider_params are still meant for it
+        check_param_names(spec, sub.provider_params)
     width, height = resolution_dims(resolution, aspect)
     params = JobParams(
         duration_seconds=duration,
@@ -133,6 +163,8 @@ def validate_submission(
         height=height,
         negative_prompt=sub.negative_prompt or None,
         seed=sub.seed,
+        audio=sub.audio,
+        provider_params=dict(sub.provider_params) if sub.provider_params else None,
     )
     deadlines = [d for d in (catalog.get(m).deadline_seconds for m in chain) if d is not None]
     return ValidatedSubmission(

@@ -16,6 +16,7 @@ import uvicorn
 
 from reelgate.cli.admin import accounts_app, ambiguous_app, credits_app, keys_app
 from reelgate.cli.budgets import budgets_app
+from reelgate.cli.catalog import catalog_app
 from reelgate.cli.providers import providers_app
 from reelgate.cli.webhooks import webhooks_app
 from reelgate.config import Settings
@@ -38,6 +39,7 @@ app.add_typer(ambiguous_app, name="ambiguous")
 app.add_typer(providers_app, name="providers")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(budgets_app, name="budgets")
+app.add_typer(catalog_app, name="catalog")
 register_client_commands(app)
 
 log = logging.getLogger("reelgate.cli")

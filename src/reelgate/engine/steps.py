@@ -32,6 +32,8 @@ from reelgate.catalog import Catalog, ModelSpec
 from reelgate.catalog.lifecycle import Unavailable, today
 from reelgate.catalog.models import Route
 from reelgate.catalog.routing import Served, served_routes
+from reelgate.catalog.synced.check import native_input
+from reelgate.catalog.synced.store import CHECK_SECONDS, refresh
 from reelgate.config import Settings
 from reelgate.engine.callbacks import callback_url
 from reelgate.engine.edits import joins_source, source_for
@@ -134,6 +136,7 @@ class Stepper:
         uniform: Uniform = random.uniform,
         hook_secret: bytes | None = None,
         on_unavailable: Callable[[], None] | None = None,
+        refresh_catalog: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -149,6 +152,9 @@ class Stepper:
         """Signs per-job callback URLs (None: providers are polled only)."""
         self.on_unavailable = on_unavailable
         """Told when a model is marked gone (the API in this process forgets its copy)."""
+        self.refresh_catalog = refresh_catalog
+        """Reloads the synced models when their table changed, at most every ``max_age``
+        seconds (``catalog.synced.store.refresh``): a sync reaches running workers."""
         self.finish_times = FinishTimes()
         """Per model and route, how long its upstream jobs took (``engine.pacing``)."""
         self._routes: dict[str, tuple[ModelSpec, list[Served]]] = {}
@@ -171,6 +177,7 @@ class Stepper:
             clock=clock,
             hook_secret=rt.signing_secret,
             on_unavailable=rt.gone.forget_all,
+            refresh_catalog=lambda max_age: refresh(rt.catalog, rt.db, max_age=max_age),
         )
 
     # ── carrying out a transition ──────────────────────────────────────────────
@@ -383,6 +390,9 @@ class Stepper:
     # ── the steps ──────────────────────────────────────────────────────────────
 
     async def advance(self, job: Job) -> None:
+        if self.refresh_catalog is not None:
+            missing = any(m not in self.catalog for m in job.chain)
+            await self.refresh_catalog(0.0 if missing else CHECK_SECONDS)
         now = self.clock()
         if job.is_final or job.deleted_at is not None:
             await self.take(job, Stale())
@@ -542,6 +552,7 @@ class Stepper:
         p = job.params
         served = self.current_route(job)
         upstream = served.upstream_model if served is not None else spec.upstream_model
+        native = native_input(spec, job.prompt, p, has_image=image is not None)
         return GenerationRequest(
             job_id=job.id,
             attempt=job.attempt_no,
@@ -559,6 +570,8 @@ class Stepper:
             output_upload_url=upload_url,
             source=source,
             callback_url=self._callback_url(job, served),
+            native_input=native,
+            native_image_field=spec.synced.mapping.image if spec.synced else None,
         )
 
     def _calls_back(self, served: Served | None) -> bool:

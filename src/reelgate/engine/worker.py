@@ -4,6 +4,8 @@ One main loop plus named, supervised side tasks:
 - ``webhooks`` (``webhooks.dispatch``) fans job events out to webhook receivers and
   sends them, in tasks of its own: a slow receiver never holds up a step;
 - ``retention`` (``engine.retention``) deletes delivered videos past their keep time;
+- ``catalog-sync`` (``engine.catalog_sync``) refreshes the synced catalog from fal and
+  Replicate every ``catalog_sync_hours`` (off by default);
 - ``storyboards`` (``storyboards.driver``) submits storyboards' shots as jobs and joins
   their videos;
 - ``lease-renewer`` keeps the leases of jobs in hand alive while a long step
@@ -43,6 +45,7 @@ from reelgate.store.jobs import now_ms
 from reelgate.store.wakeup import Wakeup
 
 if TYPE_CHECKING:
+    from reelgate.engine.catalog_sync import CatalogSyncer
     from reelgate.engine.retention import Sweeper
     from reelgate.runtime import Runtime
     from reelgate.storyboards.driver import StoryboardDriver
@@ -77,8 +80,10 @@ class Worker:
         webhooks: Dispatcher | None = None,
         sweeper: Sweeper | None = None,
         storyboards: StoryboardDriver | None = None,
+        catalog_sync: CatalogSyncer | None = None,
     ) -> None:
         self.store = store
+        self.catalog_sync = catalog_sync
         self.webhooks = webhooks
         self.sweeper = sweeper
         self.storyboards = storyboards
@@ -106,6 +111,7 @@ class Worker:
         idle_poll_seconds: float | None = None,
         shutdown_grace_seconds: float = 30.0,
     ) -> Worker:
+        from reelgate.engine.catalog_sync import CatalogSyncer
         from reelgate.engine.retention import Sweeper
         from reelgate.storyboards.driver import StoryboardDriver
         from reelgate.webhooks.dispatch import Dispatcher
@@ -122,6 +128,7 @@ class Worker:
             webhooks=Dispatcher(rt),
             sweeper=Sweeper(rt),
             storyboards=StoryboardDriver(rt),
+            catalog_sync=CatalogSyncer(rt) if s.catalog_sync_hours > 0 else None,
         )
 
     def stop(self) -> None:
@@ -247,12 +254,15 @@ class Worker:
                     side.stop()
             await asyncio.gather(*sides, return_exceptions=True)
 
-    def _sides(self) -> list[tuple[str, Dispatcher | Sweeper | StoryboardDriver | None]]:
-        """The loops beside the job loop: webhooks, retention, storyboards."""
+    def _sides(
+        self,
+    ) -> list[tuple[str, Dispatcher | Sweeper | StoryboardDriver | CatalogSyncer | None]]:
+        """The loops beside the job loop: webhooks, retention, storyboards, catalog sync."""
         return [
             ("webhooks", self.webhooks),
             ("retention", self.sweeper),
             ("storyboards", self.storyboards),
+            ("catalog-sync", self.catalog_sync),
         ]
 
     def heartbeat_age(self) -> float | None:

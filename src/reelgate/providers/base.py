@@ -17,7 +17,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "UPLOADED",
@@ -90,6 +90,11 @@ class GenerationRequest:
     (``ReceivesWebhooks``): the adapter registers it with the create (fal's
     ``fal_webhook``, Replicate's ``webhook``). None: no public URL is configured, so the
     job is polled only."""
+    native_input: Mapping[str, Any] | None = None
+    """For a synced model (``catalog.synced``): its input in its own schema's names and
+    formats, already checked against that schema; the adapter sends it as it is, adding
+    the image under ``native_image_field``."""
+    native_image_field: str | None = None
 
     @property
     def idempotency_key(self) -> str:

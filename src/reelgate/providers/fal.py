@@ -109,6 +109,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "APPS",
     "FAL_JWKS_URL",
+    "FAL_PLATFORM_URL",
     "FAL_QUEUE_URL",
     "PLUGIN",
     "FalApp",
@@ -122,6 +123,9 @@ __all__ = [
 FAL_QUEUE_URL = "https://queue.fal.run"
 FAL_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 """The webhook keys (fal's webhook docs; their Python and JavaScript samples)."""
+FAL_PLATFORM_URL = "https://api.fal.ai"
+"""fal's Platform API (``GET /v1/models``: every endpoint, its metadata and, with
+``expand=openapi-3.0``, its OpenAPI document)."""
 JWKS_TTL = timedelta(hours=24)
 """"Do not cache longer than 24 hours since they can change" (fal's webhook docs)."""
 JWKS_MIN_REFETCH_SECONDS = 60.0
@@ -525,8 +529,15 @@ class FalProvider:
     # -- the queue ------------------------------------------------------------------
 
     async def create(self, request: GenerationRequest) -> Submitted:
-        endpoint = endpoint_for(request)
-        body = input_for(request, endpoint)
+        if request.native_input is not None:
+            # a synced model: its own input, checked against its schema at submit
+            endpoint = _generic(request.upstream_model)
+            body = dict(request.native_input)
+            if request.image is not None and request.native_image_field:
+                body[request.native_image_field] = _image_value(request.image)
+        else:
+            endpoint = endpoint_for(request)
+            body = input_for(request, endpoint)
         params = {"fal_webhook": request.callback_url} if request.callback_url else None
         try:
             data = await _call(
@@ -953,6 +964,8 @@ class FalSettings(ProviderSettings):
     fal_queue_url: str = FAL_QUEUE_URL
     fal_jwks_url: str | None = None
     """Where fal's webhook keys are (None: fal's own, ``FAL_JWKS_URL``)."""
+    fal_platform_url: str = FAL_PLATFORM_URL
+    """fal's Platform API, whose model list ``reelgate catalog sync`` reads."""
 
 
 def build(settings: FalSettings, context: BuildContext) -> FalProvider | None:
@@ -982,5 +995,5 @@ PLUGIN = ProviderPlugin(
     base_url_setting="fal_queue_url",
     emulator="reelgate.emulators.fal",
     emulator_base_path="",
-    emulator_url_settings={"fal_jwks_url": "/.well-known/jwks.json"},
+    emulator_url_settings={"fal_jwks_url": "/.well-known/jwks.json", "fal_platform_url": ""},
 )

@@ -334,6 +334,18 @@ def target_of(request: GenerationRequest, *, webhook: bool = True) -> Target:
                 f"not a Replicate model reference: {ref!r} (use owner/name or owner/name:version)",
                 code="invalid_model",
             )
+    if request.native_input is not None and not version:
+        # a synced model: its own input, checked against its schema at submit
+        data = dict(request.native_input)
+        if request.image is not None and request.native_image_field:
+            data[request.native_image_field] = _image_value(request.image)
+        native: dict[str, Any] = {"input": data}
+        if webhook and request.callback_url:
+            native["webhook"] = request.callback_url
+            native["webhook_events_filter"] = ["completed"]
+        owner, model = name.split("/")
+        path = f"/models/{quote(owner, safe='')}/{quote(model, safe='')}/predictions"
+        return Target(name, None, path, native)
     mapping = MODELS.get(name, GENERIC)
     if request.image is not None and mapping.i2v and not version:
         name = mapping.i2v

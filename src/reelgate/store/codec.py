@@ -90,6 +90,8 @@ def decode_params(raw: Mapping[str, Any]) -> JobParams:
         source_video_id=raw.get("source_video_id"),
         source_key=raw.get("source_key"),
         source_seconds=float(raw["source_seconds"]) if raw.get("source_seconds") else None,
+        audio=raw.get("audio"),
+        provider_params=raw.get("provider_params"),
     )
 
 

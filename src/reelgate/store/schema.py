@@ -445,3 +445,30 @@ storyboards = sa.Table(
         sqlite_where=sa.text("next_run_at IS NOT NULL"),
     ),
 )
+
+# A model the catalog sync found at fal or Replicate (``catalog/synced/``): its input
+# schema as fetched, its hash, and its life: ``active``, or ``retired`` once a sync no
+# longer finds it upstream (kept, so jobs and usage still name it).
+synced_models = sa.Table(
+    "synced_models",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("upstream_id", sa.String(200), nullable=False),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    # {"document": <the provider's document>, "pointer": <JSON pointer to the input>}
+    sa.Column("input_schema", Json, nullable=False),
+    sa.Column("schema_hash", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(80), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    # the mapping found at the last sync: {"status", "problems"}
+    sa.Column("mapping", Json, nullable=False),
+    sa.Column("source", sa.String(400), nullable=False),
+    sa.Column("first_seen_at", sa.BigInteger, nullable=False),
+    sa.Column("fetched_at", sa.BigInteger, nullable=False),
+    sa.Column("changed_at", sa.BigInteger, nullable=False),
+    sa.Column("retired_at", sa.BigInteger, nullable=True),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)

@@ -1,0 +1,201 @@
+"""A request for a synced model, checked against the provider's own schema before
+anything is queued, and the input the engine sends for it.
+
+The check builds the exact input the adapter will send (``FieldMap.build``: reelgate's
+fields in the model's names and formats, ``provider_params`` as given, a stand-in for
+the image) and runs the schema's validator over it (``InputSchema.errors``). A violation
+is a 400 that names the field as the client wrote it (``duration_seconds``, or
+``provider_params.<name>``) with the schema's allowed values. The engine later builds
+the same input from the stored job (``native_input``), so what was checked is what goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from reelgate.errors import Forbidden, ValidationFailed
+
+if TYPE_CHECKING:
+    from reelgate.catalog.models import ModelSpec
+    from reelgate.job import JobParams
+
+__all__ = [
+    "IMAGE_STAND_IN",
+    "check_param_names",
+    "check_synced",
+    "native_input",
+    "refuse_native_fields",
+]
+
+IMAGE_STAND_IN = "https://images.invalid/start-frame.png"
+"""What the check puts where the start image goes: the image itself is checked apart
+(``api.uploads``), and its bytes are only read when the job runs."""
+
+
+def native_input(
+    spec: ModelSpec, prompt: str, params: JobParams, *, has_image: bool
+) -> dict[str, Any] | None:
+    """The synced model's input for a job (None for a hand-written model). The image is
+    not in it: the adapter adds it under ``FieldMap.image``."""
+    info = spec.synced
+    if info is None:
+        return None
+    native = set(info.mapping.native)
+    wanted = {k: v for k, v in (params.provider_params or {}).items() if k in native}
+    return info.mapping.build(
+        prompt=prompt,
+        seconds=params.duration_seconds,
+        resolution=params.resolution,
+        aspect_ratio=params.aspect_ratio,
+        has_image=has_image,
+        audio=params.audio,
+        negative_prompt=params.negative_prompt,
+        seed=params.seed,
+        provider_params=wanted,
+    )
+
+
+def refuse_native_fields(
+    spec: ModelSpec, audio: bool | None, provider_params: Mapping[str, Any] | None
+) -> None:
+    """A hand-written model takes neither ``audio`` nor ``provider_params``."""
+    if provider_params:
+        raise ValidationFailed(
+            f"provider_params are a synced model's own inputs; model {spec.id!r} is "
+            "hand-written and takes none. Remove provider_params, or pick a fal:/replicate: "
+            "model (GET /v1/models?source=synced).",
+            param="provider_params",
+            model=spec.id,
+        )
+    if audio is not None:
+        raise ValidationFailed(
+            f"model {spec.id!r} has no audio switch; remove audio, or pick a model whose "
+            "capabilities include audio (GET /v1/models?capability=audio).",
+            param="audio",
+            model=spec.id,
+        )
+
+
+def check_param_names(spec: ModelSpec, provider_params: Mapping[str, Any] | None) -> None:
+    """Every key of ``provider_params`` is one of the model's own (unmapped) inputs."""
+    info = spec.synced
+    assert info is not None
+    fm = info.mapping
+    native = set(fm.native)
+    unknown = sorted(set(provider_params or {}) - native)
+    if not unknown:
+        return
+    mapped = {v: k for k, v in fm.mapped_fields.items()}
+    own = [f"{k} (send it as {mapped[k]})" for k in unknown if k in mapped]
+    raise ValidationFailed(
+        f"provider_params {unknown} are not model {spec.id!r}'s own inputs"
+        + (f"; {', '.join(own)}" if own else "")
+        + f". Its own inputs: {sorted(native)}.",
+        code="unknown_provider_param",
+        param=f"provider_params.{unknown[0]}",
+        model=spec.id,
+        allowed=sorted(native),
+    )
+
+
+def check_synced(
+    spec: ModelSpec,
+    *,
+    prompt: str,
+    seconds: int,
+    resolution: str,
+    aspect_ratio: str,
+    has_image: bool,
+    audio: bool | None,
+    negative_prompt: str | None,
+    seed: int | None,
+    provider_params: Mapping[str, Any] | None,
+    requested: bool,
+) -> None:
+    """Refuse what the model cannot take. ``requested``: this is the model the client
+    named (its ``provider_params`` must all be its inputs; a fallback gets the ones it
+    has)."""
+    info = spec.synced
+    assert info is not None
+    fm = info.mapping
+    where = f"model {spec.id!r}"
+    if fm.status != "mapped":
+        raise ValidationFailed(
+            f"{where} cannot be used through reelgate's request shape: "
+            f"{'; '.join(fm.problems) or 'its schema could not be mapped'}.",
+            code="model_unmappable",
+            param="model",
+            model=spec.id,
+        )
+    if info.price is None:
+        unpriced = Forbidden(
+            f"{where} is unpriced: no price per second is known for it here, so it is "
+            "not offered. The operator sets one in the config file "
+            f'([models."{spec.id}"] price_per_second = <millicredits>).',
+            code="model_unpriced",
+            param="model",
+            model=spec.id,
+        )
+        unpriced.lasting = False  # an operator's price lifts it
+        raise unpriced
+    if audio is not None and fm.audio is None:
+        raise ValidationFailed(
+            f"{where} has no audio switch in its schema; remove audio.",
+            param="audio",
+            model=spec.id,
+        )
+    if has_image and fm.image is None:
+        raise ValidationFailed(
+            f"{where} takes no start image; remove image/image_url.",
+            param="image",
+            model=spec.id,
+        )
+    if fm.image_required and not has_image:
+        raise ValidationFailed(
+            f"{where} needs a start image ({fm.image} in its schema); send image or image_url.",
+            param="image",
+            model=spec.id,
+        )
+    if requested:
+        check_param_names(spec, provider_params)
+    native = set(fm.native)
+    given = {k: v for k, v in (provider_params or {}).items() if k in native}
+    body = fm.build(
+        prompt=prompt,
+        seconds=seconds,
+        resolution=resolution,
+        aspect_ratio=aspect_ratio,
+        has_image=has_image,
+        audio=audio,
+        negative_prompt=negative_prompt,
+        seed=seed,
+        provider_params=given,
+    )
+    if has_image and fm.image:
+        body[fm.image] = IMAGE_STAND_IN
+    errors = info.schema.errors(body)
+    if not errors:
+        return
+    error = errors[0]
+    path = [str(p) for p in error.absolute_path]
+    name = path[0] if path else ""
+    if error.validator == "required" and not path:
+        required = error.validator_value if isinstance(error.validator_value, list) else []
+        missing = [str(n) for n in required if n not in body]
+        name = missing[0] if missing else ""
+    back = {v: k for k, v in fm.mapped_fields.items()}
+    param = back.get(name) or (f"provider_params.{name}" if name else "provider_params")
+    allowed = info.schema.allowed_for(error)
+    sent = body.get(name, None)
+    hint = f"; allowed: {allowed}" if allowed else ""
+    raise ValidationFailed(
+        f"{where} refuses {param}"
+        + (f" (sent to {info.provider} as {name}={sent!r})" if name in body else "")
+        + f": {error.message}{hint}. Checked against {info.provider}'s own schema for "
+        f"{info.upstream_id}.",
+        code="schema_violation",
+        param=param,
+        model=spec.id,
+        **({"allowed": allowed} if allowed else {}),
+    )
