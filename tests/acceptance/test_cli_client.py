@@ -118,6 +118,26 @@ def test_reading_commands_show_tables_and_json(served: Served) -> None:
     assert exported.startswith("job_id,created_at,") and video.id in exported
 
 
+def test_models_search_and_one_model_by_id(served: Served) -> None:
+    found = json.loads(_run(served, "models", "--search", "KLING", "--json").stdout)
+    ids = [m["id"] for m in found]
+    assert "kling-2-5-turbo" in ids
+    assert "local" not in ids
+    assert all(m["source"] in ("builtin", "synced") for m in found)
+    assert "kling-2-5-turbo" in _run(served, "models", "--search", "kling").stdout
+    none = _run(served, "models", "--search", "kling", "--max-duration-lte", "1")
+    assert "no models match" in none.stderr
+
+    local = json.loads(_run(served, "model", "local", "--json").stdout)
+    assert local["id"] == "local"
+    assert local["source"] == "builtin"
+    assert local["synced"] is None
+    assert "local" in _run(served, "model", "local").stdout
+    missing = _run(served, "model", "no-such-model", ok=False)
+    assert missing.returncode == 1
+    assert "HTTP 404" in missing.stderr
+
+
 def test_download_saves_the_video_its_poster_and_its_sprite_sheet(
     served: Served, tmp_path: Path
 ) -> None:

@@ -32,7 +32,7 @@ from reelgate_client.errors import (
     job_error,
     parse_retry_after,
 )
-from reelgate_client.models import Video, VideoEvent
+from reelgate_client.models import Model, Page, Video, VideoEvent
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -54,6 +54,9 @@ __all__ = [
     "events_unsupported_error",
     "is_event_stream",
     "job_path",
+    "model_path",
+    "models_page",
+    "models_query",
     "new_idempotency_key",
     "open_part_file",
     "outcome",
@@ -213,6 +216,66 @@ def storyboard_body(
     return body
 
 
+def model_path(model_id: str) -> str:
+    """``/v1/models/{id}``: a model id keeps its ``/`` and ``:`` (``fal:fal-ai/veo3.1``);
+    anything else unsafe in a path is percent-encoded."""
+    if not model_id:
+        raise ValueError("a model id is required")
+    return f"/v1/models/{quote(model_id, safe='/:')}"
+
+
+def models_query(
+    *,
+    modality: str | None,
+    search: str | None,
+    provider: str | None,
+    capability: str | Sequence[str] | None,
+    max_duration_gte: int | None,
+    max_duration_lte: int | None,
+    price_gte: int | None,
+    price_lte: int | None,
+    source: str | None,
+    priced: bool | None,
+    limit: int | None,
+    after: str | None,
+) -> dict[str, Any]:
+    """The query of ``GET /v1/models``; None leaves a filter out, ``capability``
+    repeats (a model must have every one)."""
+    if limit is not None and not 1 <= limit <= 500:
+        raise ValueError("limit must be between 1 and 500")
+    capabilities = [capability] if isinstance(capability, str) else list(capability or ())
+    return {
+        "modality": modality,
+        "search": search or None,
+        "provider": provider,
+        "capability": capabilities or None,
+        "max_duration_gte": max_duration_gte,
+        "max_duration_lte": max_duration_lte,
+        "price_gte": price_gte,
+        "price_lte": price_lte,
+        "source": source,
+        "priced": None if priced is None else ("true" if priced else "false"),
+        "limit": limit,
+        "after": after,
+    }
+
+
+def models_page(body: Mapping[str, Any]) -> Page[Model]:
+    """A page of ``GET /v1/models``. A gateway from before pagination sends only
+    ``data``: that is then the one and only page."""
+    data = body.get("data")
+    rows = data if isinstance(data, list) else []
+    cursor = body.get("next_cursor")
+    total = body.get("total")
+    return Page(
+        data=tuple(Model.from_wire(m) for m in rows),
+        has_more=bool(body.get("has_more")),
+        last_id=None,
+        next_cursor=str(cursor) if cursor else None,
+        total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+    )
+
+
 def job_path(video_id: str, suffix: str = "") -> str:
     if not video_id:
         raise ValueError("a video id is required")
@@ -260,8 +323,12 @@ def submit_body(
     negative_prompt: str | None,
     seed: int | None,
     metadata: Mapping[str, str] | None,
+    audio: bool | None = None,
+    provider_params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body of ``POST /v1/videos``; unset options are left to the model's defaults."""
+    """The JSON body of ``POST /v1/videos``; unset options are left to the model's defaults.
+    ``provider_params`` are a synced model's own inputs (the gateway checks them against
+    its schema)."""
     if image is not None and image_url is not None:
         raise ValueError("pass either image or image_url, not both")
     body: dict[str, Any] = {"model": model, "prompt": prompt}
@@ -274,10 +341,13 @@ def submit_body(
         "image_url": image_url,
         "negative_prompt": negative_prompt,
         "seed": seed,
+        "audio": audio,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     if image is not None:
         body["image"] = encode_image(image)
+    if provider_params is not None:
+        body["provider_params"] = dict(provider_params)
     if metadata:
         body["metadata"] = dict(metadata)
     return body

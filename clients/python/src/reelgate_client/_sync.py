@@ -159,9 +159,88 @@ class Client:
 
     # -- the API -----------------------------------------------------------
 
-    def models(self, *, modality: str | None = "video") -> builtins.list[Model]:
-        body = self._json("GET", "/v1/models", params={"modality": modality})
-        return [Model.from_wire(m) for m in body.get("data", [])]
+    def models(
+        self,
+        *,
+        modality: str | None = "video",
+        search: str | None = None,
+        provider: str | None = None,
+        capability: str | Sequence[str] | None = None,
+        max_duration_gte: int | None = None,
+        max_duration_lte: int | None = None,
+        price_gte: int | None = None,
+        price_lte: int | None = None,
+        source: str | None = None,
+        priced: bool | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Model]:
+        """Every model matching the filters, following the pages (``limit`` is the page
+        size). ``search``: each word must occur in the id, name, provider or upstream
+        model; ``capability`` (one or several: ``image_input``, ``audio``,
+        ``negative_prompt``, ``seed``, ``text_to_video``) must all be there;
+        ``max_duration_*`` in seconds, ``price_*`` in millicredits per second;
+        ``source``: ``builtin`` or ``synced``. A gateway from before these filters
+        ignores them and answers every model."""
+        found: builtins.list[Model] = []
+        after: str | None = None
+        while True:
+            page = self.models_page(
+                modality=modality,
+                search=search,
+                provider=provider,
+                capability=capability,
+                max_duration_gte=max_duration_gte,
+                max_duration_lte=max_duration_lte,
+                price_gte=price_gte,
+                price_lte=price_lte,
+                source=source,
+                priced=priced,
+                limit=limit,
+                after=after,
+            )
+            found.extend(page.data)
+            if not page.has_more or not page.next_cursor or page.next_cursor == after:
+                return found
+            after = page.next_cursor
+
+    def models_page(
+        self,
+        *,
+        modality: str | None = "video",
+        search: str | None = None,
+        provider: str | None = None,
+        capability: str | Sequence[str] | None = None,
+        max_duration_gte: int | None = None,
+        max_duration_lte: int | None = None,
+        price_gte: int | None = None,
+        price_lte: int | None = None,
+        source: str | None = None,
+        priced: bool | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> Page[Model]:
+        """One page of models (the filters of ``models``); ``after`` = the previous
+        page's ``next_cursor``. ``total`` counts the matches across all pages."""
+        params = core.models_query(
+            modality=modality,
+            search=search,
+            provider=provider,
+            capability=capability,
+            max_duration_gte=max_duration_gte,
+            max_duration_lte=max_duration_lte,
+            price_gte=price_gte,
+            price_lte=price_lte,
+            source=source,
+            priced=priced,
+            limit=limit,
+            after=after,
+        )
+        return core.models_page(self._json("GET", "/v1/models", params=params))
+
+    def model(self, model_id: str) -> Model:
+        """One model by id (``GET /v1/models/{id}``; ids such as ``fal:fal-ai/veo3.1``
+        are fine as they are)."""
+        return Model.from_wire(self._json("GET", core.model_path(model_id)))
 
     def submit(
         self,
@@ -177,12 +256,16 @@ class Client:
         negative_prompt: str | None = None,
         seed: int | None = None,
         metadata: Mapping[str, str] | None = None,
+        audio: bool | None = None,
+        provider_params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Video:
         """Queue a video job; returns at once (status "queued").
 
         ``image`` is a path, raw bytes or a ``data:`` URI, sent inline;
-        ``image_url`` is fetched by the gateway. Retries reuse one
+        ``image_url`` is fetched by the gateway. ``audio`` asks for a soundtrack
+        (models with the ``audio`` capability); ``provider_params`` are a synced
+        model's own inputs (``Model.synced.provider_params``). Retries reuse one
         Idempotency-Key, so a retried submit never makes a second job; pass
         your own ``idempotency_key`` to extend that across restarts of your
         program (the gateway keeps keys 24 h).
@@ -199,6 +282,8 @@ class Client:
             negative_prompt=negative_prompt,
             seed=seed,
             metadata=metadata,
+            audio=audio,
+            provider_params=provider_params,
         )
         key = idempotency_key or core.new_idempotency_key()
         return Video.from_wire(self._json("POST", "/v1/videos", json=body, idempotency_key=key))
@@ -419,6 +504,8 @@ class Client:
         negative_prompt: str | None = None,
         seed: int | None = None,
         metadata: Mapping[str, str] | None = None,
+        audio: bool | None = None,
+        provider_params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
@@ -436,6 +523,8 @@ class Client:
             negative_prompt=negative_prompt,
             seed=seed,
             metadata=metadata,
+            audio=audio,
+            provider_params=provider_params,
             idempotency_key=idempotency_key,
         )
         return self.wait(video.id, on_progress=on_progress, timeout=timeout)

@@ -1,4 +1,4 @@
-"""The ``reelgate-client`` command: generate, models, jobs, job, usage, cancel, balance.
+"""The ``reelgate-client`` command: generate, models, model, jobs, job, usage, cancel, balance.
 Each is a thin shell over ``reelgate_client.Client``. The server's ``reelgate`` command
 offers the same commands (``register_client_commands``).
 
@@ -22,6 +22,7 @@ try:
     import typer
     from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         Progress,
@@ -43,6 +44,7 @@ from reelgate_client import (
     Client,
     ConflictError,
     InsufficientCreditsError,
+    Model,
     ReelgateAPIError,
     ReelgateClientError,
     Storyboard,
@@ -254,6 +256,23 @@ def generate(
     fallback: Fallback = None,
     negative_prompt: Annotated[str | None, typer.Option("--negative-prompt")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
+    audio: Annotated[
+        bool | None,
+        typer.Option(
+            "--audio/--no-audio",
+            help="With or without a soundtrack (default: the model's).",
+            show_default=False,
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="KEY=VALUE: a synced model's own input (repeatable; VALUE as JSON when it "
+            "parses, else a string). See `model <id>`.",
+        ),
+    ] = None,
     out_path: OutPath = None,
     timeout: WaitSeconds = None,
     url: Url = None,
@@ -264,6 +283,7 @@ def generate(
 
     Ctrl-C while waiting asks whether to cancel the job or leave it running.
     """
+    provider_params = _provider_params(param)
     with _client(url, api_key) as client:
         video = client.submit(
             model,
@@ -276,8 +296,28 @@ def generate(
             image_url=image_url,
             negative_prompt=negative_prompt,
             seed=seed,
+            audio=audio,
+            provider_params=provider_params,
         )
         _follow_and_save(client, video, out_path, timeout, as_json)
+
+
+def _provider_params(pairs: Sequence[str] | None) -> dict[str, Any] | None:
+    """``--param KEY=VALUE`` options as a dict (None when there are none): VALUE as JSON
+    when it parses (``5``, ``true``, ``["a"]``), else the string as given."""
+    if not pairs:
+        return None
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--param")
+        try:
+            params[key] = json.loads(text)
+        except ValueError:
+            params[key] = text
+    return params
 
 
 def _follow_and_save(
@@ -465,13 +505,101 @@ def storyboard_retry(
 # -- reading -----------------------------------------------------------------------
 
 
-def models(url: Url = None, api_key: ApiKey = None, as_json: AsJson = False) -> None:
+def _price_text(m: Model) -> str:
+    if not m.priced:
+        return "unpriced"
+    money = f" ({m.price.money_per_second})" if m.price.money_per_second else ""
+    return m.price.credits_per_second + money
+
+
+def _source_text(m: Model) -> str:
+    """``builtin``, or ``synced`` with what keeps a synced model from use."""
+    if not m.is_synced:
+        return m.source
+    states = []
+    if m.synced is not None and m.synced.status != "active":
+        states.append(m.synced.status)
+    if m.synced is not None and m.synced.mapping.status != "mapped":
+        states.append(m.synced.mapping.status)
+    return m.source + (f" ({', '.join(states)})" if states else "")
+
+
+def _life_text(m: Model) -> str:
+    life = m.lifecycle
+    if m.retires_at and m.lifecycle != "retired":
+        life += f" (retires {m.retires_at})"
+    if m.lifecycle in ("deprecated", "retired") and m.successor:
+        life += f" → {m.successor}"
+    return life
+
+
+Search = Annotated[
+    str | None,
+    typer.Option(
+        "--search",
+        "-s",
+        help="Words that must all occur in the id, name, provider or upstream model.",
+    ),
+]
+Capability = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--capability",
+        "-c",
+        help="image_input, audio, negative_prompt, seed or text_to_video (repeatable: all).",
+    ),
+]
+
+
+def models(
+    search: Search = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="e.g. fal, replicate, veo.")
+    ] = None,
+    capability: Capability = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="builtin or synced.", show_default=False)
+    ] = None,
+    priced: Annotated[
+        bool | None,
+        typer.Option(
+            "--priced/--unpriced",
+            help="Only models with (or without) a known price.",
+            show_default=False,
+        ),
+    ] = None,
+    max_duration_gte: Annotated[
+        int | None,
+        typer.Option("--max-duration-gte", help="Makes videos at least this long (seconds)."),
+    ] = None,
+    max_duration_lte: Annotated[
+        int | None,
+        typer.Option("--max-duration-lte", help="Its longest video is at most this (seconds)."),
+    ] = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
     """The models this gateway offers: strengths, limits, price, and whether you can use them."""
+    filters: dict[str, Any] = {
+        "search": search,
+        "provider": provider,
+        "capability": capability or None,
+        "source": source,
+        "priced": priced,
+        "max_duration_gte": max_duration_gte,
+        "max_duration_lte": max_duration_lte,
+    }
+    filters = {k: v for k, v in filters.items() if v is not None}
     with _client(url, api_key) as client:
-        found = client.models()
+        found = client.models(**filters)
     if as_json:
         _print_json([dict(m.raw) for m in found])
         return
+    if not found:
+        err.print("no models match these filters" if filters else "this gateway lists no models")
+        return
+    synced = any(m.is_synced for m in found)
     cols = [
         _Col("id"),
         _Col("strong for", drop=3, wraps=True),
@@ -480,37 +608,112 @@ def models(url: Url = None, api_key: ApiKey = None, as_json: AsJson = False) -> 
         _Col("resolutions", drop=2),
         _Col("aspect", drop=1),
         _Col("life cycle", drop=2),
+        *([_Col("source", drop=2)] if synced else []),
         _Col("usable"),
     ]
     rows, notes = [], []
     for m in found:
         usable = "[green]yes[/]" if m.usable else "[red]no[/]"
-        life = m.lifecycle
-        if m.retires_at and m.lifecycle != "retired":
-            life += f" (retires {m.retires_at})"
-        if m.lifecycle in ("deprecated", "retired") and m.successor:
-            life += f" → {m.successor}"
         if m.emulated:
             usable += " (emulated)"
         if not m.usable and m.not_usable_reason:
             notes.append(f"{m.id}: {m.not_usable_reason}")
+        elif m.synced is not None and m.synced.mapping.problems:
+            notes.append(f"{m.id}: {'; '.join(m.synced.mapping.problems)}")
         rows.append(
             [
-                m.id,
-                m.strengths,
+                escape(m.id),
+                escape(m.strengths),
                 str(m.max_duration_seconds or ""),
-                m.price.credits_per_second
-                + (f" ({m.price.money_per_second})" if m.price.money_per_second else ""),
+                _price_text(m) if m.priced else "[yellow]unpriced[/]",
                 " ".join(m.allowed.resolution),
                 " ".join(m.allowed.aspect_ratio),
-                life,
+                _life_text(m),
+                *([_source_text(m)] if synced else []),
                 usable,
             ]
         )
     table = _fitted("Models", cols, rows)
     out.print(table)
     for note in notes:
-        out.print(f"[dim]{note}[/]", overflow="fold")
+        out.print(f"[dim]{escape(note)}[/]", overflow="fold")
+
+
+def _model_rows(m: Model) -> Iterator[tuple[str, str]]:
+    yield "id", m.id
+    if m.display_name != m.id:
+        yield "name", m.display_name
+    yield "provider", m.provider + (f" ({m.route} route)" if m.route else "")
+    yield "source", _source_text(m)
+    if m.strengths:
+        yield "strong for", m.strengths
+    usable = "yes" if m.usable else f"no: {m.not_usable_reason or 'not available'}"
+    yield "usable", usable + (" (emulated)" if m.emulated else "")
+    yield "life cycle", _life_text(m)
+    yield "credits/s", _price_text(m)
+    if m.max_duration_seconds:
+        yield "max s", str(m.max_duration_seconds)
+    allowed = m.allowed
+    if allowed.duration_seconds:
+        yield "durations", " ".join(map(str, allowed.duration_seconds))
+    if allowed.resolution:
+        yield "resolutions", " ".join(allowed.resolution)
+    if allowed.aspect_ratio:
+        yield "aspect", " ".join(allowed.aspect_ratio)
+    if m.capabilities:
+        yield "capabilities", ", ".join(m.capabilities)
+    if m.fallback:
+        yield "fallback", ", ".join(m.fallback)
+    s = m.synced
+    if s is None:
+        return
+    yield "upstream", f"{s.provider} {s.upstream_id}" + (f" ({s.category})" if s.category else "")
+    yield "synced", f"{_when(s.fetched_at)}, {s.status}"
+    yield "mapping", s.mapping.status + ("; image required" if s.mapping.image_required else "")
+    for problem in s.mapping.problems:
+        yield "problem", problem
+    if s.mapping.fields:
+        yield "fields", ", ".join(f"{k} → {v}" for k, v in s.mapping.fields.items())
+    if s.price_source:
+        yield "price from", s.price_source
+
+
+def model(
+    model_id: Annotated[str, typer.Argument(help="A model id (see `models`).")],
+    url: Url = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """One model in detail; for a synced model, its provider inputs (for --param)."""
+    with _client(url, api_key) as client:
+        m = client.model(model_id)
+    if as_json:
+        _print_json(dict(m.raw))
+        return
+    table = _table(f"Model {m.id}", show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in _model_rows(m):
+        table.add_row(key, escape(value))
+    out.print(table)
+    if m.synced is None or not m.synced.provider_params:
+        return
+    params = _table("Provider inputs (generate --param KEY=VALUE)")
+    for header in ("input", "type", "required", "allowed", "default", "description"):
+        params.add_column(header, overflow="fold", no_wrap=header in ("input", "type"))
+    for name, p in m.synced.provider_params.items():
+        if p.enum:
+            allowed = " ".join(json.dumps(v) for v in p.enum)
+        elif p.minimum is not None or p.maximum is not None:
+            low = "" if p.minimum is None else f"{p.minimum:g}"
+            high = "" if p.maximum is None else f"{p.maximum:g}"
+            allowed = f"{low}..{high}"
+        else:
+            allowed = ""
+        default = json.dumps(p.raw["default"]) if "default" in p.raw else ""
+        cells = (name, "|".join(p.type), "yes" if p.required else "", allowed, default)
+        params.add_row(*(escape(c) for c in (*cells, p.description or "")))
+    out.print(params)
 
 
 def _jobs_table(videos: Sequence[Video]) -> Table:
@@ -746,6 +949,7 @@ def download(
 _COMMANDS: Mapping[str, Any] = {
     "generate": generate,
     "models": models,
+    "model": model,
     "jobs": jobs,
     "job": job,
     "usage": usage,

@@ -25,8 +25,11 @@ __all__ = [
     "Money",
     "Page",
     "Price",
+    "ProviderParam",
     "Storyboard",
     "StoryboardShot",
+    "SyncedMapping",
+    "SyncedModel",
     "UsageDay",
     "UsageRow",
     "UsageSummary",
@@ -195,6 +198,10 @@ class VideoParams:
     seed: int | None = None
     image_url: str | None = None
     image: bool = False
+    audio: bool | None = None
+    """The model's audio switch as asked (None: the model's default)."""
+    provider_params: Mapping[str, Any] | None = None
+    """A synced model's own inputs, as sent."""
 
     @classmethod
     def from_wire(cls, data: object) -> VideoParams:
@@ -207,6 +214,8 @@ class VideoParams:
             seed=_opt_int(d.get("seed")),
             image_url=_opt_str(d.get("image_url")),
             image=bool(d.get("image")),
+            audio=d["audio"] if isinstance(d.get("audio"), bool) else None,
+            provider_params=dict(_map(d.get("provider_params"))) or None,
         )
 
 
@@ -488,6 +497,104 @@ class ModelDefaults:
 
 
 @dataclass(frozen=True)
+class ProviderParam:
+    """One input of a synced model's provider schema: pass it in ``provider_params``."""
+
+    type: tuple[str, ...]
+    """JSON Schema types (``string``, ``integer``, ``boolean``...)."""
+    required: bool
+    enum: tuple[Any, ...] | None = None
+    default: Any = None
+    """None also when the schema gives no default (``raw`` tells the two apart)."""
+    minimum: float | None = None
+    maximum: float | None = None
+    description: str | None = None
+    raw: Json = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: object) -> ProviderParam:
+        d = _map(data)
+        types = d.get("type")
+        enum = d.get("enum")
+        return cls(
+            type=(str(types),) if isinstance(types, str) else _strs(types),
+            required=bool(d.get("required")),
+            enum=tuple(enum) if isinstance(enum, list | tuple) else None,
+            default=d.get("default"),
+            minimum=_opt_float(d.get("minimum")),
+            maximum=_opt_float(d.get("maximum")),
+            description=_opt_str(d.get("description")),
+            raw=d,
+        )
+
+
+@dataclass(frozen=True)
+class SyncedMapping:
+    """How reelgate's fields map onto a synced model's provider inputs."""
+
+    status: str
+    """``mapped``, or ``unmappable`` (``problems`` says why; the model cannot be used)."""
+    problems: tuple[str, ...] = ()
+    fields: Mapping[str, str] = field(default_factory=dict)
+    """reelgate field (``prompt``, ``duration_seconds``...) -> the provider's input name."""
+    image_required: bool = False
+    """The model only animates a still: send ``image`` or ``image_url``."""
+    override_source: str | None = None
+    """Where a hand-written mapping override came from, when one applies."""
+
+    @classmethod
+    def from_wire(cls, data: object) -> SyncedMapping:
+        d = _map(data)
+        return cls(
+            status=str(d.get("status") or "mapped"),
+            problems=_strs(d.get("problems")),
+            fields={str(k): str(v) for k, v in _map(d.get("fields")).items()},
+            image_required=bool(d.get("image_required")),
+            override_source=_opt_str(d.get("override_source")),
+        )
+
+
+@dataclass(frozen=True)
+class SyncedModel:
+    """Where a synced model came from: a provider's own model list, fetched with its
+    input schema (``Model.synced``; None for the built-in catalog's models)."""
+
+    provider: str
+    upstream_id: str
+    category: str | None
+    schema_hash: str | None
+    fetched_at: datetime | None
+    status: str
+    """``active``, or ``retired`` (the provider no longer lists it)."""
+    mapping: SyncedMapping
+    priced: bool
+    price_source: str | None
+    provider_params: Mapping[str, ProviderParam]
+    """The provider's own inputs, by name: send them as ``provider_params``."""
+    raw: Json = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: object) -> SyncedModel | None:
+        d = _map(data)
+        if not d:
+            return None
+        params = _map(d.get("provider_params"))
+        return cls(
+            provider=str(d.get("provider") or ""),
+            upstream_id=str(d.get("upstream_id") or ""),
+            category=_opt_str(d.get("category")),
+            schema_hash=_opt_str(d.get("schema_hash")),
+            fetched_at=_time(d.get("fetched_at")),
+            status=str(d.get("status") or "active"),
+            mapping=SyncedMapping.from_wire(d.get("mapping")),
+            priced=bool(d.get("priced")),
+            price_source=_opt_str(d.get("price_source")),
+            provider_params={str(k): ProviderParam.from_wire(v) for k, v in params.items()},
+            raw=d,
+        )
+
+
+@dataclass(frozen=True)
 class Model:
     """A model from ``GET /v1/models``: what it is good for, what it costs, what it
     accepts, and whether this key can use it on this gateway now."""
@@ -515,10 +622,24 @@ class Model:
     """The model to move to when it retires."""
     route: str | None = None
     raw: Json = field(default_factory=dict, repr=False, compare=False)
+    source: str = "builtin"
+    """``builtin`` (reelgate's own catalog) or ``synced`` (from a provider's model list)."""
+    priced: bool = True
+    """False for a synced model with no known price (it cannot be billed, so not used)."""
+    capabilities: tuple[str, ...] = ()
+    """``image_input``, ``audio``, ``negative_prompt``, ``seed``, ``text_to_video``
+    (empty from gateways before they were listed)."""
+    synced: SyncedModel | None = None
+    """Set for a synced model: its provider schema, mapping and inputs."""
+
+    @property
+    def is_synced(self) -> bool:
+        return self.source == "synced"
 
     @classmethod
     def from_wire(cls, data: object) -> Model:
         d = _map(data)
+        priced = d.get("priced")
         return cls(
             id=str(d.get("id") or ""),
             display_name=str(d.get("display_name") or d.get("id") or ""),
@@ -540,6 +661,10 @@ class Model:
             successor=_opt_str(d.get("successor")),
             route=_opt_str(d.get("route")),
             raw=d,
+            source=str(d.get("source") or "builtin"),
+            priced=priced if isinstance(priced, bool) else True,
+            capabilities=_strs(d.get("capabilities")),
+            synced=SyncedModel.from_wire(d.get("synced")),
         )
 
 
@@ -673,11 +798,16 @@ def _balance_money(data: object) -> Mapping[str, Money]:
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
-    """One page of a list. Pass ``last_id`` as ``after`` for the next page."""
+    """One page of a list. Pass ``last_id`` as ``after`` for the next page (for lists
+    with an opaque cursor, such as the models, pass ``next_cursor`` instead)."""
 
     data: tuple[T, ...]
     has_more: bool
     last_id: str | None
+    next_cursor: str | None = None
+    """The opaque cursor of the next page, for lists that give one (None on the last)."""
+    total: int | None = None
+    """How many items match across all pages, for lists that count them."""
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.data)
