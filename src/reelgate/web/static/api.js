@@ -70,8 +70,25 @@ export async function request(path, { method = "GET", body, signal } = {}) {
 const jobPath = (id) => `/v1/videos/${encodeURIComponent(id)}`;
 const storyboardPath = (id) => `/v1/storyboards/${encodeURIComponent(id)}`;
 
+/** The query of GET /v1/models: a list value (capability) repeats its name. */
+function modelsQuery(query = {}) {
+  const q = new URLSearchParams({ modality: "video" });
+  for (const [name, value] of Object.entries(query)) {
+    if (value === undefined || value === null || value === "") continue;
+    for (const v of Array.isArray(value) ? value : [value]) q.append(name, String(v));
+  }
+  return q;
+}
+
+// a model id may hold ":" and "/" (fal:fal-ai/kling-video/v2.6/pro/image-to-video)
+const modelPath = (id) => `/v1/models/${String(id).split("/").map(encodeURIComponent).join("/")}`;
+
 export const api = {
-  models: () => request("/v1/models?modality=video"),
+  /** One page of the catalog: {data, has_more, next_cursor, total}. `query` takes the
+   * filters of GET /v1/models (search, provider, capability: [...], source, priced,
+   * limit, after...); none: the first page of every video model. */
+  models: (query, signal) => request(`/v1/models?${modelsQuery(query)}`, { signal }),
+  model: (id, signal) => request(modelPath(id), { signal }),
   submit: (body) => request("/v1/videos", { method: "POST", body }),
   job: (id, signal) => request(jobPath(id), { signal }),
   cancel: (id) => request(`${jobPath(id)}/cancel`, { method: "POST" }),

@@ -195,7 +195,8 @@ function card(job, query) {
 async function fillModels(selected) {
   if (!view.models) {
     try {
-      const body = await api.models();
+      // the builtin models; a synced one joins the list once a video of it is shown
+      const body = await api.models({ source: "builtin", limit: 500 });
       view.models = body.data.filter((m) => !m.modality || m.modality === "video");
     } catch {
       view.models = null; // the filter still works with what the address names
@@ -208,6 +209,15 @@ async function fillModels(selected) {
     ...models.map((m) => el("option", { value: m.id, title: m.display_name || "" }, m.id)),
   );
   $("gallery-model").value = selected;
+}
+
+/** Offer in the model filter the models of the videos shown (synced ones are not listed). */
+function addModelOptions(jobs) {
+  const select = $("gallery-model");
+  const have = new Set([...select.options].map((o) => o.value));
+  for (const id of new Set(jobs.map((job) => job.model))) {
+    if (id && !have.has(id)) select.append(el("option", { value: id }, id));
+  }
 }
 
 function showEmpty() {
@@ -241,6 +251,7 @@ export async function loadGallery(append = false) {
     ]);
     if (gen !== view.gen) return;
     const query = galleryQuery(filters);
+    addModelOptions(body.data);
     const cards = body.data.map((job) => card(job, query));
     if (append) grid.append(...cards);
     else grid.replaceChildren(...cards);

@@ -1,23 +1,25 @@
 // The studio view: compose a request from GET /v1/models (controls built from each
-// model's allowedParams), submit it, follow the job live, play the result.
+// model's allowedParams), submit it, follow the job live, play the result. The model list,
+// its search and the chosen model's own controls (audio, a synced model's provider
+// parameters) are modelpicker.js's; this form follows each model it chooses.
 
 import { api, ApiError, FINAL, followJob } from "./api.js";
 import {
-  $, fill, bytes, creditsLabel, credits, el, elapsed, fromMillicredits, millicredits, money, seconds, times,
+  $, fill, bytes, creditsLabel, el, elapsed, fromMillicredits, millicredits, money, seconds, times,
   STATUS_LABELS,
 } from "./format.js";
 import { alert, explainApiError, explainJob } from "./messages.js";
+import { audioChoice, catalog, currentModel, initModelPicker, perSecond, providerParams } from "./modelpicker.js";
 
-const MODEL_STORAGE = "reelgate.model";
+// other modules (app.js, storyboard.js) import these from here
+export { catalog, currentModelId, loadModels, notOffered, perSecond, selectModel } from "./modelpicker.js";
+
 const EXAMPLE_PROMPT =
   "A vibrant tropical coral reef in crystal-clear turquoise water, colorful fish darting " +
   "between coral, soft golden sunlight streaming down, slow cinematic dolly-in, rich " +
   "saturated colors.";
 
 const state = {
-  models: [],
-  byId: new Map(),
-  model: null, // the selected model object
   fallback: [], // model ids, in the order picked
   image: null, // data: URI of the chosen start image
   jobId: null, // the job shown in the output panel
@@ -26,7 +28,7 @@ const state = {
   onFinal: () => {},
 };
 
-// ───────────────────────────── models and controls ─────────────────────────────
+// ───────────────────────────── the model's parameters and price ─────────────────────────────
 
 /** Durations the model offers at this resolution (the only ones the select shows). */
 export function durationsFor(model, resolution) {
@@ -50,76 +52,6 @@ export function moneyPerSecond(model, resolution) {
   return amount && currency ? { amount, currency } : null;
 }
 
-export const perSecond = (value) => `${credits(value)} ${credits(value) === "1" ? "credit" : "credits"}/s`;
-
-function modelCard(m) {
-  const usable = m.usable !== false;
-  const tags = [
-    m.emulated ? el("span", { class: "tag emulated", title: "Served by a local emulator of the provider's API" }, "emulated") : null,
-    m.lifecycle === "preview" ? el("span", { class: "tag emulated", title: `Preview on its ${m.route || ""} route` }, "preview") : null,
-    m.lifecycle === "deprecated" || m.lifecycle === "retired"
-      ? el("span", {
-          class: "tag deprecated",
-          title: (m.deprecated || m.lifecycle) + (m.successor ? `; successor: ${m.successor}` : ""),
-        }, m.lifecycle)
-      : null,
-    !usable ? el("span", { class: "tag off" }, m.available === false ? "unavailable" : "not enabled") : null,
-  ];
-  const input = el("input", {
-    type: "radio", name: "model", value: m.id, disabled: !usable, "aria-describedby": `model-${m.id}-desc`,
-  });
-  input.addEventListener("change", () => selectModel(m.id));
-  return el(
-    "label",
-    { class: `model-card${usable ? "" : " disabled"}`, dataset: { model: m.id } },
-    input,
-    el("span", { class: "model-name" }, m.display_name || m.id),
-    el("div", { class: "model-sub" }, el("code", { class: "model-id" }, m.id), el("span", { class: "tags" }, tags)),
-    el("p", { class: "model-strengths", id: `model-${m.id}-desc` }, m.strengths || ""),
-    el("div", { class: "model-facts" },
-      el("span", { title: "Longest clip" }, `up to ${m.max_duration_seconds} s`),
-      el("span", { title: "Price per second of delivered video" }, perSecond(m.price.credits_per_second),
-        m.price.money_per_second ? el("span", { class: "muted money" }, ` · ${money(m.price.money_per_second)}/s`) : null),
-      m.allowedParams.image_input ? el("span", { title: "Accepts a start image" }, "image → video") : null),
-    m.notes ? el("p", { class: "model-notes" }, m.notes) : null,
-    !usable && m.not_usable_reason ? el("p", { class: "model-reason" }, m.not_usable_reason) : null,
-  );
-}
-
-export async function loadModels() {
-  $("models-state").textContent = "loading…";
-  let body;
-  try {
-    body = await api.models();
-  } catch (err) {
-    $("models-state").textContent = "";
-    $("model-list").replaceChildren(explainApiError(err));
-    return false;
-  }
-  const models = body.data.filter((m) => !m.modality || m.modality === "video");
-  // usable ones first, catalog order otherwise
-  models.sort((a, b) => Number(b.usable !== false) - Number(a.usable !== false));
-  state.models = models;
-  state.byId = new Map(models.map((m) => [m.id, m]));
-  const usable = models.filter((m) => m.usable !== false);
-  $("models-state").textContent = `${usable.length} of ${models.length} usable here`;
-  $("model-list").replaceChildren(...models.map(modelCard));
-  const stored = localStorage.getItem(MODEL_STORAGE);
-  const pick = state.byId.get(stored)?.usable !== false && state.byId.has(stored) ? stored : usable[0]?.id;
-  if (pick) selectModel(pick);
-  return true;
-}
-
-/** The models from GET /v1/models (usable first) and by id; empty until loaded. */
-export function catalog() {
-  return { models: state.models, byId: state.byId };
-}
-
-/** The model the studio has selected (a storyboard's first shot starts with it). */
-export function currentModelId() {
-  return state.model?.id || null;
-}
-
 /** Fill a <select> with `values`, keeping `chosen` when it is one of them. */
 export function fillSelect(select, values, chosen, label = (v) => String(v)) {
   const keep = values.map(String).includes(String(chosen)) ? String(chosen) : String(values[0] ?? "");
@@ -128,17 +60,8 @@ export function fillSelect(select, values, chosen, label = (v) => String(v)) {
   select.disabled = values.length <= 1;
 }
 
-export function selectModel(id) {
-  const m = state.byId.get(id);
-  if (!m || m.usable === false) return;
-  const changed = state.model?.id !== id;
-  state.model = m;
-  localStorage.setItem(MODEL_STORAGE, id);
-  for (const card of document.querySelectorAll(".model-card")) {
-    const on = card.dataset.model === id;
-    card.classList.toggle("selected", on);
-    card.querySelector("input").checked = on;
-  }
+/** The form follows the model the picker chose: its options, fields, fallbacks and price. */
+function onModelChosen(m, changed) {
   const a = m.allowedParams;
   const d = m.defaults || {};
   fillSelect($("resolution"), a.resolution, changed ? d.resolution : $("resolution").value);
@@ -147,19 +70,19 @@ export function selectModel(id) {
   $("field-negative").hidden = !a.negative_prompt;
   $("field-seed").hidden = !a.seed;
   $("field-image").hidden = !a.image_input;
-  state.fallback = state.fallback.filter((f) => f !== id);
+  state.fallback = state.fallback.filter((f) => f !== m.id);
   refreshDependents();
 }
 
 function refreshDurations(preferred) {
-  const m = state.model;
+  const m = currentModel();
   const values = durationsFor(m, $("resolution").value);
   fillSelect($("duration"), values, preferred, (v) => `${v} s`);
 }
 
 /** The request's parameters as the form stands now. */
 function currentParams() {
-  const m = state.model;
+  const m = currentModel();
   const a = m.allowedParams;
   const seed = $("seed").value.trim();
   return {
@@ -186,10 +109,11 @@ function fallbackProblem(f, p) {
 }
 
 function renderFallbacks() {
-  const m = state.model;
+  const m = currentModel();
+  const { models, byId } = catalog();
   const p = currentParams();
-  const others = state.models.filter((f) => f.id !== m.id && f.usable !== false);
-  state.fallback = state.fallback.filter((id) => !fallbackProblem(state.byId.get(id), p));
+  const others = models.filter((f) => f.id !== m.id && f.usable !== false);
+  state.fallback = state.fallback.filter((id) => !fallbackProblem(byId.get(id), p));
   const chips = others.map((f) => {
     const problem = fallbackProblem(f, p);
     const order = state.fallback.indexOf(f.id);
@@ -215,7 +139,7 @@ function renderFallbacks() {
 }
 
 function renderEstimate() {
-  const m = state.model;
+  const m = currentModel();
   const p = currentParams();
   const rate = millicredits(priceFor(m, p.resolution));
   const total = fromMillicredits(rate * p.duration);
@@ -231,7 +155,7 @@ function renderEstimate() {
 }
 
 function refreshDependents() {
-  if (!state.model) return;
+  if (!currentModel()) return;
   renderFallbacks();
   renderEstimate();
 }
@@ -271,7 +195,7 @@ function clearImage() {
 function buildRequest() {
   const p = currentParams();
   const body = {
-    model: state.model.id,
+    model: currentModel().id,
     prompt: $("prompt").value.trim(),
     duration_seconds: p.duration,
     resolution: p.resolution,
@@ -281,6 +205,10 @@ function buildRequest() {
   if (p.image) body.image = p.image;
   if (p.negative) body.negative_prompt = p.negative;
   if (p.seed !== null) body.seed = p.seed;
+  const audio = audioChoice();
+  if (audio !== null) body.audio = audio;
+  const own = providerParams();
+  if (Object.keys(own).length) body.provider_params = own;
   return body;
 }
 
@@ -288,7 +216,7 @@ async function onSubmit(event) {
   event.preventDefault();
   const messages = $("form-messages");
   messages.replaceChildren();
-  if (!state.model) {
+  if (!currentModel()) {
     messages.append(alert("error", "Pick a model first", "No usable model is selected."));
     return;
   }
@@ -510,6 +438,7 @@ async function onCancel() {
 
 export function initStudio({ onFinal }) {
   state.onFinal = onFinal;
+  initModelPicker({ onChoose: onModelChosen });
   $("create-form").addEventListener("submit", onSubmit);
   $("resolution").addEventListener("change", () => {
     refreshDurations(Number($("duration").value));
