@@ -22,6 +22,7 @@
     │   ├── TransientError             5xx, network, malformed answer: retry, then fall back
     │   ├── InvalidRequest             other 4xx: fail with the upstream message
     │   ├── ModelGone                  the model is no longer served there: fall back
+    │   │   └── ModelChanged           a synced model's schema no longer takes the job
     │   └── UpstreamTimeout            the job's deadline passed
     └── StorageError                   the object store failed (mirroring, signing)
         └── NotAVideo                  mirrored bytes are not a playable video
@@ -44,6 +45,7 @@ __all__ = [
     "Forbidden",
     "Gone",
     "InvalidRequest",
+    "ModelChanged",
     "ModelGone",
     "NotAVideo",
     "NotFound",
@@ -265,6 +267,14 @@ class ModelGone(ProviderError):
 
     error_class = ErrorClass.GONE
     code = "model_gone"
+
+
+class ModelChanged(ModelGone):
+    """A synced model's schema changed since the job was accepted and no longer takes
+    it (``catalog.synced.check.native_input``): nothing was sent. The job falls back as
+    for a gone model; the model is not marked unavailable (it serves other requests)."""
+
+    code = "model_changed"
 
 
 class UpstreamTimeout(ProviderError):

@@ -25,6 +25,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from reelgate.catalog.synced.prices import PRICES, SyncedPrice
 from reelgate.catalog.synced.store import load_into
 from reelgate.catalog.synced.sync import SyncReport, SyncSource, run_sync
 from reelgate.config import Settings
@@ -199,6 +200,45 @@ async def test_text_to_video_on_a_synced_fal_model(
         assert job["model"] == FAL_T2V
         # billed at the curated price for the seconds delivered
         assert job["seconds"] in ("10", 10)
+
+
+async def _available(g: Synced) -> int:
+    answer = await g.client.get("/v1/balance")
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["millicredits"]["available"])
+
+
+async def test_a_synced_model_is_billed_at_its_price_per_second_delivered_and_never_for_a_failure(
+    settings: Settings, upstreams: dict[str, EmulatorServer], tmp_path: Path
+) -> None:
+    async with synced(settings, upstreams, tmp_path) as g:
+        # an operator prices a model the curated table has no price for
+        magi = "fal:fal-ai/magi"
+        g.rt.catalog.synced_settings.prices[magi] = SyncedPrice(1_234, {}, "operator: test")
+        await g.sync()
+        curated = PRICES[FAL_T2V]
+        start = await _available(g)
+        job = await g.run(
+            {"model": FAL_T2V, "prompt": "billed", "duration_seconds": 10, "resolution": "720p"}
+        )
+        assert job["status"] == "completed", job
+        expected = curated.by_resolution["720p"] * 10
+        assert job["cost"]["millicredits"] == expected
+        after_one = await _available(g)
+        assert start - after_one == expected
+        listed = (await g.client.get(f"/v1/models/{magi}")).json()
+        assert listed["priced"] and listed["price"]["millicredits_per_second"] == 1_234
+        job = await g.run({"model": magi, "prompt": "billed by the operator's price"})
+        assert job["status"] == "completed", job
+        seconds = int(job["seconds"])
+        assert job["cost"]["millicredits"] == 1_234 * seconds
+        after_two = await _available(g)
+        assert after_one - after_two == 1_234 * seconds
+        # a failure upstream: the hold is released, nothing is charged
+        job = await g.run({"model": FAL_T2V, "prompt": "fails [fault:fail]", "duration_seconds": 5})
+        assert job["status"] == "failed", job
+        assert job["cost"] is None or job["cost"]["millicredits"] == 0
+        assert await _available(g) == after_two
 
 
 IMAGE_FIELDS = [
@@ -500,3 +540,188 @@ async def test_without_a_replicate_token_the_periodic_sync_reads_fal_alone(
         no_token = g.rt.settings.updated(replicate_api_token="")
         g.rt.settings = no_token
         assert CatalogSyncer(g.rt).providers() == ["fal"]
+
+
+# ── official and community Replicate models ───────────────────────────────────────────
+
+OFFICIAL_REP = "replicate:runwayml/gen-4.5"
+"""Recorded with ``is_official: true``."""
+COMMUNITY_REP = "community-lab/kling-v2.6-finetune"
+"""Not among the recorded models (all official): a copy of kling-v2.6 under another
+owner, marked ``is_official: false`` with its own version id."""
+COMMUNITY_VERSION = "f5f1b5ee7c68f01561562cff9dd98909d4b09b0c929c7118d18848c689d32ce5"
+
+
+def _community_record(emulator: ReplicateEmulator) -> dict[str, Any]:
+    record = copy.deepcopy(emulator.catalog["kwaivgi/kling-v2.6"])
+    owner, name = COMMUNITY_REP.split("/")
+    model = record["model"]
+    model.update(
+        owner=owner, name=name, url=f"https://replicate.com/{COMMUNITY_REP}", is_official=False
+    )
+    model["latest_version"]["id"] = COMMUNITY_VERSION
+    return record
+
+
+def _created(g: Synced, prompt: str) -> dict[str, Any]:
+    """The create body Replicate received for ``prompt``, with its route."""
+    return next(
+        r for r in reversed(g.replicate.received) if r.get("input", {}).get("prompt") == prompt
+    )
+
+
+async def test_a_community_replicate_model_runs_by_its_version_an_official_one_by_name(
+    settings: Settings, upstreams: dict[str, EmulatorServer], tmp_path: Path
+) -> None:
+    async with synced(settings, upstreams, tmp_path) as g:
+        g.replicate.set_record(COMMUNITY_REP, _community_record(g.replicate))
+        model_id = f"replicate:{COMMUNITY_REP}"
+        g.rt.catalog.synced_settings.prices[model_id] = SyncedPrice(1_000, {}, "operator: test")
+        report = await g.sync()
+        assert model_id in report.new
+        info = g.rt.catalog.get(model_id).synced
+        assert info is not None and info.version == COMMUNITY_VERSION
+        # a community model: POST /v1/predictions with the version the sync read
+        prompt = "a paper boat on a stream, community model"
+        job = await g.run({"model": model_id, "prompt": prompt, "duration_seconds": 5})
+        assert job["status"] == "completed", job
+        sent = _created(g, prompt)
+        assert sent["_path"] == "/v1/predictions"
+        assert sent["version"] == COMMUNITY_VERSION
+        assert sent["input"]["duration"] == 5
+        assert not any(
+            r["_path"] == f"/v1/models/{COMMUNITY_REP}/predictions" for r in g.replicate.received
+        )
+        ran = next(p for p in g.replicate.predictions.values() if p.prompt == prompt)
+        assert (ran.model, ran.version) == (COMMUNITY_REP, COMMUNITY_VERSION)
+        # an official model: still by name on the models route, no version
+        prompt = "a paper boat on a stream, official model"
+        job = await g.run({"model": OFFICIAL_REP, "prompt": prompt})
+        assert job["status"] == "completed", job
+        sent = _created(g, prompt)
+        assert sent["_path"] == "/v1/models/runwayml/gen-4.5/predictions"
+        assert "version" not in sent
+
+
+async def test_the_replicate_emulator_runs_a_community_model_by_version_only(
+    upstreams: dict[str, EmulatorServer],
+) -> None:
+    server = upstreams["replicate"]
+    emulator = replicate_of(server)
+    emulator.set_record(COMMUNITY_REP, _community_record(emulator))
+    auth = {"Authorization": "Bearer emulator-replicate"}
+    base = server.url + "/v1"
+    good = {"prompt": "a heron", "duration": 5}
+    async with httpx.AsyncClient(base_url=base, headers=auth) as http:
+        page = (await http.get(f"/models/{COMMUNITY_REP}")).json()
+        assert page["is_official"] is False
+        assert page["latest_version"]["id"] == COMMUNITY_VERSION
+        official = (await http.get("/models/runwayml/gen-4.5")).json()
+        assert official["is_official"] is True
+        # every model page says which it is (the API's model object always does)
+        kling = (await http.get("/models/kwaivgi/kling-v2.6")).json()
+        assert kling["is_official"] is True
+
+        async def create(path: str, body: dict[str, Any]) -> httpx.Response:
+            return await http.post(path, json=body)
+
+        # a community model on the official-model route: Replicate's 422
+        refused = await create(f"/models/{COMMUNITY_REP}/predictions", {"input": good})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["title"] == "Invalid version or not permitted"
+        # ... or by name on the version route
+        refused = await create("/predictions", {"version": COMMUNITY_REP, "input": good})
+        assert refused.status_code == 422
+        # by its version id (bare, or owner/name:id) it runs
+        for ref in (COMMUNITY_VERSION, f"{COMMUNITY_REP}:{COMMUNITY_VERSION}"):
+            made = await create("/predictions", {"version": ref, "input": good})
+            assert made.status_code == 201, made.text
+            assert (made.json()["model"], made.json()["version"]) == (
+                COMMUNITY_REP,
+                COMMUNITY_VERSION,
+            )
+        # checked against its recorded schema, as on the models route
+        bad = await create(
+            "/predictions", {"version": COMMUNITY_VERSION, "input": {**good, "duration": 7}}
+        )
+        assert bad.status_code == 422 and bad.json()["title"] == "Input validation failed"
+        assert bad.json()["invalid_fields"][0]["field"] == "input.duration"
+        # a version id under another model's name is not it
+        wrong = await create(
+            "/predictions", {"version": f"kwaivgi/kling-v2.6:{COMMUNITY_VERSION}", "input": good}
+        )
+        assert wrong.status_code == 422
+        # an official model runs by name (either route), not by its version id
+        by_name = await create("/predictions", {"version": "runwayml/gen-4.5", "input": good})
+        assert by_name.status_code == 201, by_name.text
+        assert by_name.json()["version"] == "hidden"
+        by_version = await create(
+            "/predictions", {"version": official["latest_version"]["id"], "input": good}
+        )
+        assert by_version.status_code == 422
+        assert by_version.json()["title"] == "Invalid version or not permitted"
+
+
+async def test_the_replicate_adapter_sends_a_versioned_synced_model_to_the_version_route(
+    upstreams: dict[str, EmulatorServer],
+) -> None:
+    """The adapter's half, whatever the catalog names: a synced model's reference with a
+    version goes to ``POST /v1/predictions``, without one to the models route."""
+    from datetime import UTC, datetime, timedelta
+
+    from reelgate.errors import ModelGone
+    from reelgate.providers.base import GenerationRequest
+    from reelgate.providers.http import HttpDeployment
+    from reelgate.providers.replicate import ReplicateProvider, target_of
+    from tests.conftest import LOOPBACK_DOWNLOADS
+
+    server = upstreams["replicate"]
+    emulator = replicate_of(server)
+    emulator.set_record(COMMUNITY_REP, _community_record(emulator))
+    deployment = HttpDeployment(
+        base_url=f"{server.url}/v1", api_key="emulator-replicate", downloads=LOOPBACK_DOWNLOADS
+    )
+    provider = ReplicateProvider(deployment)
+
+    def request(upstream: str, prompt: str) -> GenerationRequest:
+        return GenerationRequest(
+            job_id="video_community",
+            attempt=1,
+            model=f"replicate:{COMMUNITY_REP}",
+            upstream_model=upstream,
+            prompt=prompt,
+            duration_seconds=5,
+            resolution="720p",
+            aspect_ratio="16:9",
+            width=1280,
+            height=720,
+            native_input={"prompt": prompt, "duration": 5},
+            native_image_field="start_image",
+        )
+
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    try:
+        versioned = request(f"{COMMUNITY_REP}:{COMMUNITY_VERSION}", "a heron, by version")
+        target = target_of(versioned)
+        assert (target.model, target.version, target.path) == (
+            COMMUNITY_REP,
+            COMMUNITY_VERSION,
+            "/predictions",
+        )
+        assert target.body == {
+            "version": COMMUNITY_VERSION,
+            "input": {"prompt": "a heron, by version", "duration": 5},
+        }
+        submitted = await provider.create(versioned)
+        ran = emulator.predictions[submitted.upstream_id]
+        assert (ran.model, ran.version) == (COMMUNITY_REP, COMMUNITY_VERSION)
+        # a lost create is found again by its model and version
+        assert await provider.find_created(versioned, since, frozenset()) == [submitted.upstream_id]
+        # by name alone Replicate refuses a community model (422): gone, as it was
+        with pytest.raises(ModelGone):
+            await provider.create(request(COMMUNITY_REP, "a heron, by name"))
+        # an official one by name stays on the models route
+        official = target_of(request("runwayml/gen-4.5", "a heron, official"))
+        assert (official.path, official.version) == ("/models/runwayml/gen-4.5/predictions", None)
+    finally:
+        await provider.aclose()

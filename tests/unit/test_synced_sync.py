@@ -179,3 +179,43 @@ def test_a_bad_synced_model_setting_is_refused_naming_what_to_write(
         load_catalog(_config(tmp_path, f'[models."fal:fal-ai/magi"]\n{body}\n'))
     assert caught.value.code == "bad_config"
     assert says in str(caught.value) and "fal:fal-ai/magi" in str(caught.value)
+
+
+def test_an_operator_names_a_long_model_by_its_full_id_and_any_resolution_case(
+    tmp_path: Path,
+) -> None:
+    endpoint = "fal-ai/" + "very-long-name/" * 4 + "magi"
+    record = copy.deepcopy(fal_records()["fal-ai/magi"])
+    record["openapi"]["paths"] = {f"/{endpoint}": record["openapi"]["paths"]["/fal-ai/magi"]}
+    rows, _ = _merge([], [_fetched(endpoint, record)], now=1)
+    assert rows[0].id != f"fal:{endpoint}"  # shortened past 64 characters
+    catalog = load_catalog(
+        _config(
+            tmp_path,
+            f'[models."fal:{endpoint}"]\nprice_per_second = 77\n'
+            'resolution_prices = { "720P" = 99 }\ndisplay_name = "Long"\n',
+        )
+    )
+    (spec,) = specs_of(catalog, rows)
+    assert spec.price_per_second == 77 and spec.display_name == "Long"
+    assert spec.price_for("720p") == 99
+
+
+def test_every_price_that_moves_with_an_input_starts_from_the_schemas_default() -> None:
+    """A base price is for the model's defaults: a request that leaves the input out
+    pays it, so the curated base must be what the schema defaults to."""
+    from tests.unit.test_synced_mapping import MAPS, RECORDED
+
+    checked = 0
+    for model_id, price in PRICES.items():
+        if not price.base or model_id not in RECORDED:
+            continue
+        schema, fm = RECORDED[model_id][0], MAPS[model_id]
+        for name, value in price.base.items():
+            field = fm.audio if name == "audio" else name
+            assert field is not None and field in schema.props, (model_id, name)
+            assert schema.props[field].default == value, (model_id, name)
+            checked += 1
+        for v in price.variants:
+            assert set(v.when) <= set(price.base), model_id
+    assert checked >= 12

@@ -130,6 +130,7 @@ async def extend_video(
                 resolution=body.resolution or source.params.resolution,
                 aspect_ratio=source.params.aspect_ratio,
                 has_image=True,
+                prompt=body.prompt,
             ),
             route_of=rt.providers.route_of,
         )
@@ -164,6 +165,7 @@ async def remix_video(
                 duration_seconds=max(1, round(seconds)),
                 resolution=source.params.resolution,
                 aspect_ratio=source.params.aspect_ratio,
+                prompt=body.prompt,
             ),
             route_of=rt.providers.route_of,
         )

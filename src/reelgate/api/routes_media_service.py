@@ -129,6 +129,7 @@ async def create(
                 duration_seconds=seconds,
                 resolution=body.resolution.lower(),
                 aspect_ratio=body.aspect_ratio,
+                prompt=body.prompt,
             ),
             route_of=rt.providers.route_of,
         )

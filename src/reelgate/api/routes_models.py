@@ -164,7 +164,7 @@ def model_to_wire(
         "unavailable_since": mark.marked_at // 1000 if mark is not None else None,
         "unavailable_until": mark.until // 1000 if mark is not None else None,
         "source": "synced" if spec.synced is not None else "builtin",
-        "priced": spec.synced is None or spec.synced.price is not None,
+        "priced": _priced(spec),
         "capabilities": capabilities(spec),
         "synced": spec.synced.to_wire() if spec.synced is not None else None,
     }
@@ -218,6 +218,11 @@ def _matches(spec: ModelSpec, words: list[str]) -> bool:
         (spec.id, spec.display_name, spec.provider, spec.upstream_model, spec.strengths)
     ).lower()
     return all(w in text for w in words)
+
+
+def _priced(spec: ModelSpec) -> bool:
+    """An unpriced synced model costs nothing only on paper: no price filter matches it."""
+    return spec.synced is None or spec.synced.price is not None
 
 
 def _providers_of(spec: ModelSpec) -> set[str]:
@@ -276,10 +281,10 @@ async def list_models(
         and all(c in capabilities(spec) for c in capability)
         and (max_duration_gte is None or spec.max_duration >= max_duration_gte)
         and (max_duration_lte is None or spec.max_duration <= max_duration_lte)
-        and (price_gte is None or spec.price_per_second >= price_gte)
-        and (price_lte is None or spec.price_per_second <= price_lte)
+        and (price_gte is None or (_priced(spec) and spec.price_per_second >= price_gte))
+        and (price_lte is None or (_priced(spec) and spec.price_per_second <= price_lte))
         and (source is None or (source == "synced") == (spec.synced is not None))
-        and (priced is None or priced == (spec.synced is None or spec.synced.price is not None))
+        and (priced is None or priced == _priced(spec))
     ]
     start = 0
     if after is not None:

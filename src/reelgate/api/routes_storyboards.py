@@ -228,7 +228,14 @@ def _checked(
         exc.message = f"Shot {index + 1}: {exc.message}"
         raise
     p = checked.params
-    hold = hold_for(rt.catalog, checked.chain, p.resolution, p.duration_seconds)
+    hold = hold_for(
+        rt.catalog,
+        checked.chain,
+        p.resolution,
+        p.duration_seconds,
+        audio=p.audio,
+        provider_params=p.provider_params,
+    )
     return checked.chain, hold, p.duration_seconds
 
 

@@ -325,7 +325,8 @@ def _synced_setting(model_id: str, values: Mapping[str, Any], out: SyncedSetting
                 code="bad_config",
             )
         source = str(values.get("price_source") or "the operator's config file")
-        out.prices[model_id] = SyncedPrice(price, dict(by_res), f"operator: {source}")
+        by_res = {str(k).lower(): v for k, v in by_res.items()}  # "1080P" as "1080p"
+        out.prices[model_id] = SyncedPrice(price, by_res, f"operator: {source}")
     elif "resolution_prices" in values:
         raise ReelgateError(
             f"config file: resolution_prices of {model_id!r} needs price_per_second too",

@@ -192,3 +192,21 @@ class ModelSpec:
 
     def price_for(self, resolution: str) -> int:
         return self.resolution_prices.get(resolution, self.price_per_second)
+
+    def price_for_request(
+        self,
+        resolution: str,
+        audio: bool | None = None,
+        provider_params: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Per second for a request: a synced model's price may depend on its audio
+        switch and its own inputs (``SyncedPrice.for_request``; a fallback reads only
+        the inputs it has). A combination with no known price is refused at submit, so
+        the list price stands in only if the price table changed since."""
+        info = self.synced
+        price = info.price if info is not None else None
+        if info is None or price is None:
+            return self.price_for(resolution)
+        own = {k: v for k, v in (provider_params or {}).items() if k in info.mapping.native}
+        found = price.for_request(resolution, audio if info.audio else None, own)
+        return self.price_for(resolution) if found is None else found

@@ -282,7 +282,9 @@ def serve(
 
 @app.command()
 def emulate(
-    provider: str = typer.Argument(..., help="veo, sora, wan, grok or video_gateway."),
+    provider: str = typer.Argument(
+        ..., help="veo, sora, wan, grok, video_gateway, fal or replicate."
+    ),
     port: int = typer.Option(0, help="Port (0: any free one)."),
     api_key: str = typer.Option("emulator-key", help="The key the emulator accepts."),
     job_seconds: float = typer.Option(8.0, help="How long each emulated job takes."),

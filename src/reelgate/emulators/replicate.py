@@ -1,7 +1,11 @@
 """A stand-in for Replicate's predictions API, speaking its HTTP wire format.
 
     POST /v1/models/{owner}/{name}/predictions   official-model route -> 201 prediction
+                                                 (a community model: 422, see below)
     POST /v1/predictions {"version", "input"}    version route        -> 201 prediction
+                                                 (a community model's version id, a
+                                                 ``VERSIONS`` id, or an official model's
+                                                 "owner/name")
     GET  /v1/predictions/{id}                    the prediction object
     POST /v1/predictions/{id}/cancel             the prediction, canceled
     GET  /v1/predictions?created_after&cursor    {"next", "previous", "results"}, newest
@@ -14,11 +18,30 @@
 
 The models and collections are ``catalog``: models saved from Replicate's API
 (``emulators/recorded/replicate``, each with its SOURCE; their ``latest_version.id`` is
-made here from the schema's hash when the source gave none). A test changes or removes
-one (``set_record``, ``remove``) to play Replicate changing or dropping a model. A
-prediction for a recorded model that is not in ``SCHEMAS`` is checked against its saved
-``components.schemas.Input`` with ``jsonschema``, unknown inputs ignored, with the same
-422 as below.
+made here from the model's name and schema's hash when the source gave none). A test
+changes or removes one (``set_record``, ``remove``) to play Replicate changing or
+dropping a model. A prediction for a recorded model that is not in ``SCHEMAS`` is
+checked against its saved ``components.schemas.Input`` with ``jsonschema``, unknown
+inputs ignored, with the same 422 as below, on either route.
+
+Official and community models (``is_official`` on the model object, which the model
+page always carries here): an official model runs by name on the models route, or as
+``"version": "owner/name"`` on the version route (replicate.com/changelog/2025-08-05);
+its version id is not runnable (422 "Invalid version or not permitted"; inferred from
+replicate/cog-safe-push#8 "Official models don't have a list of versions" and
+cbh123/replicate-elixir#39, an official model that "does not accept the version that it
+fetched"; the exact answer is not public). A community model runs only by its version
+id on the version route (OpenAPI ``predictions.create``: "For all other models, the
+specific version is required"); on the models route it gets the 422 "Invalid version or
+not permitted" problem (replicate/replicate-python#320: a community model sent by name
+answered "The specified version does not exist (or perhaps you don't have permission to
+use it?)", the detail of that problem as #341 shows it with its title and 422). A
+recorded model without ``is_official`` (most of them: their source did not save the
+field) is official: inferred, as renku, the source, runs every one of them by
+``owner/name`` with ``replicate.run`` (providers/src/sdk/replicate/adapter.ts), which
+sends a reference without a version to ``/models/{owner}/{name}/predictions``
+(replicate/replicate-javascript@2fd6f394 ``index.js`` ``run``, ``lib/predictions.js``),
+and prices them by output second, as official models are priced.
 
 Shapes from Replicate's OpenAPI schema and official client (docs/providers/replicate.md).
 A missing or wrong token gets Replicate's 401 problem details (replicate-python cassette
@@ -474,16 +497,43 @@ class ReplicateEmulator:
         self.catalog: dict[str, dict[str, Any]] = replicate_records()
         """Recorded models by ``owner/name`` (``set_record``, ``remove``)."""
         self._inputs: dict[str, RecordedInput] = {}
+        self._versions: dict[str, str] = {}
 
     def set_record(self, model: str, record: dict[str, Any]) -> None:
-        """Serve ``record`` (the saved shape: category, model) for ``owner/name``."""
+        """Serve ``record`` (the saved shape: category, model) for ``owner/name``; its
+        ``model.is_official`` false makes it a community model."""
         self.catalog[model] = record
         self._inputs.pop(model, None)
+        self._versions.pop(model, None)
 
     def remove(self, model: str) -> None:
         """Replicate drops the model: its page and predictions answer 404."""
         self.catalog.pop(model, None)
         self._inputs.pop(model, None)
+        self._versions.pop(model, None)
+
+    def is_official(self, model: str) -> bool:
+        """A recorded model says so itself (absent: official, see above); a model of
+        ``SCHEMAS`` alone is official."""
+        record = self.catalog.get(model)
+        if record is None:
+            return model in SCHEMAS
+        return record["model"].get("is_official", True) is not False
+
+    def version_of(self, model: str) -> str:
+        """A recorded model's ``latest_version.id``: the record's, else made from the
+        model's name and its schema's hash (the sources gave none)."""
+        if model not in self._versions:
+            version = self.catalog[model]["model"]["latest_version"]
+            made = version.get("id")
+            if not made:
+                text = json.dumps(version["openapi_schema"], sort_keys=True).encode()
+                made = hashlib.sha256(model.encode() + b"\0" + text).hexdigest()
+            self._versions[model] = str(made)
+        return self._versions[model]
+
+    def _recorded_model_of(self, version_id: str) -> str | None:
+        return next((m for m in self.catalog if self.version_of(m) == version_id), None)
 
     def recorded_input(self, model: str) -> RecordedInput | None:
         record = self.catalog.get(model)
@@ -506,10 +556,8 @@ class ReplicateEmulator:
 
     def model_json(self, model: str) -> dict[str, Any]:
         out: dict[str, Any] = copy.deepcopy(self.catalog[model]["model"])
-        version = out["latest_version"]
-        if not version.get("id"):
-            text = json.dumps(version["openapi_schema"], sort_keys=True).encode()
-            version["id"] = hashlib.sha256(text).hexdigest()
+        out["is_official"] = self.is_official(model)
+        out["latest_version"]["id"] = self.version_of(model)
         return out
 
     async def get_model(self, request: Request) -> Response:
@@ -697,26 +745,32 @@ class ReplicateEmulator:
     def _prediction_from(
         self, body: dict[str, Any], model: str | None, faults: frozenset[str]
     ) -> Prediction:
-        version = "hidden"
+        version = "hidden"  # what an official model's prediction shows (OpenAPI)
         if model is None:
             ref = body.get("version")
             if not isinstance(ref, str) or not ref:
                 raise Refusal(_invalid([("required", "", "version is required")]))
             name, _, version_id = ref.rpartition(":")
             version_id = version_id or ref
-            known = VERSIONS.get(version_id)
-            if known is None or (name and name != known):
-                raise Refusal(
-                    _problem(
-                        422,
-                        "Invalid version or not permitted",
-                        "The specified version does not exist (or perhaps you don't have "
-                        "permission to use it?)",
-                    )
-                )
-            model, version = known, version_id
+            if not name and ref.count("/") == 1:
+                # "owner/name": official models only (changelog 2025-08-05)
+                if not self.is_official(ref):  # unknown, or a community model
+                    raise Refusal(_invalid_version())
+                model = ref
+            else:
+                known = VERSIONS.get(version_id)
+                if known is None:
+                    of = self._recorded_model_of(version_id)
+                    # an official model's own version id is not runnable (see above)
+                    if of is not None and not self.is_official(of):
+                        known = of
+                if known is None or (name and name != known):
+                    raise Refusal(_invalid_version())
+                model, version = known, version_id
         elif model not in SCHEMAS and model not in self.catalog:
             raise Refusal(_not_found())
+        elif not self.is_official(model):
+            raise Refusal(_invalid_version())  # a community model: by version only
         extra = sorted(
             set(body) - {"input", "version", "webhook", "webhook_events_filter", "stream"}
         )
@@ -1126,6 +1180,16 @@ def _problem(status: int, title: str, detail: str) -> JSONResponse:
         {"title": title, "detail": detail, "status": status},
         status_code=status,
         media_type=PROBLEM,
+    )
+
+
+def _invalid_version() -> JSONResponse:
+    """Replicate's answer to a version it will not run (replicate/replicate-python#341:
+    title, status 422 and detail)."""
+    return _problem(
+        422,
+        "Invalid version or not permitted",
+        "The specified version does not exist (or perhaps you don't have permission to use it?)",
     )
 
 

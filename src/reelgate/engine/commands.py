@@ -124,7 +124,12 @@ async def submit_job(
     sub = JobSubmission(
         job=job,
         hold_amount=hold_for(
-            rt.catalog, list(new.chain), params.resolution, params.duration_seconds
+            rt.catalog,
+            list(new.chain),
+            params.resolution,
+            params.duration_seconds,
+            audio=params.audio,
+            provider_params=params.provider_params,
         ),
         event=Event("video.queued", PublicStatus.QUEUED, 0),
         max_jobs=limits.max_jobs_in_flight,

@@ -246,7 +246,12 @@ class Stepper:
         return Rules(
             spec=spec,
             price=lambda model, resolution, seconds: charge_for(
-                catalog, model, resolution, seconds
+                catalog,
+                model,
+                resolution,
+                seconds,
+                audio=job.params.audio,
+                provider_params=job.params.provider_params,
             ),
             upstream_cost=_upstream_cost(served, self.credit),
             usd_cost=self.credit.millicredits_for_usd,

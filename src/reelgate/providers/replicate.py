@@ -10,7 +10,8 @@ sources and open points in ``docs/providers/replicate.md``)::
     POST /models/{owner}/{name}/predictions  {"input", "webhook"?, "webhook_events_filter"?}
                                              official models ("models.predictions.create")
     POST /predictions                        {"version": "<64 hex>", "input", ...}
-                                             any model version ("predictions.create")
+                                             a model version ("predictions.create"): how a
+                                             community model runs (see ``target_of``)
                                              -> 201 (or 202) a prediction object
     GET  /predictions/{id}                   -> 200 the prediction object
     POST /predictions/{id}/cancel            -> 200 the prediction object
@@ -321,9 +322,40 @@ class Target:
     body: dict[str, Any]
 
 
+# Official and community models (sources read 2026-12; quoted):
+#   OpenAPI (tryAGI/Replicate@1625ee75 src/libs/Replicate/openapi.json):
+#     models.predictions.create: "Create a prediction using an official model. If you're
+#       _not_ running an official model, use the predictions.create operation instead."
+#     predictions.create ``version``: "`{owner_name}/{model_name}` - Use this format for
+#       official models [...] For all other models, the specific version is required."
+#     the model object: "is_official": "Boolean indicating whether the model is
+#       officially maintained by Replicate."
+#     the prediction's ``version``: "hidden" - "The model does not support versions,
+#       used by official models."
+#   replicate/replicate-javascript#347 (2025-03-25, Replicate staff, on the community
+#     model nvidia/sana): "you'll need to specify the version you want to run using the
+#     `version` field rather than the `model` field."
+#   replicate/replicate-python#320 (2024-07-03): a community model sent by name (the
+#     client's ``model=``, i.e. this models route) answered "The specified version does
+#     not exist (or perhaps you don't have permission to use it?)".
+#   replicate/cog-safe-push#8 (Replicate, 2024-09): "Official models don't have a list of
+#     versions"; cbh123/replicate-elixir#39: black-forest-labs/flux-1.1-pro (official)
+#     "does not accept the version that it fetched" from its own model object.
+#   replicate.com/changelog/2025-08-05: POST /v1/predictions now also takes
+#     "{owner}/{name} - For official models" and "{owner}/{name}:{version_id} - For
+#     community models"; the models route "will still be supported for running official
+#     models".
+# So an official model runs by name on the models route (its version is not runnable);
+# any other model needs its version on POST /predictions. Which one a model is, is the
+# catalog's to say through the reference: a synced model that is not official comes as
+# ``owner/name:<latest_version.id>``.
+
+
 def target_of(request: GenerationRequest, *, webhook: bool = True) -> Target:
-    """The route and body of the create for ``request``: ``owner/name`` goes to the
-    official-model route, ``owner/name:<version>`` to ``POST /predictions``."""
+    """The route and body of the create for ``request``: ``owner/name`` (an official
+    model) goes to the official-model route, ``owner/name:<version>`` or a bare version
+    id (any other model) to ``POST /predictions`` with that version. A synced model
+    (``native_input``) follows the same rule with its own input."""
     ref = request.upstream_model.strip()
     name, _, version = ref.partition(":")
     if name.count("/") != 1 or not all(name.split("/")):
@@ -334,7 +366,12 @@ def target_of(request: GenerationRequest, *, webhook: bool = True) -> Target:
                 f"not a Replicate model reference: {ref!r} (use owner/name or owner/name:version)",
                 code="invalid_model",
             )
-    if request.native_input is not None and not version:
+    if version and not _VERSION.fullmatch(version):
+        raise InvalidRequest(
+            f"a Replicate version id is 64 hex characters, not {version!r}",
+            code="invalid_model",
+        )
+    if request.native_input is not None:
         # a synced model: its own input, checked against its schema at submit
         data = dict(request.native_input)
         if request.image is not None and request.native_image_field:
@@ -343,6 +380,8 @@ def target_of(request: GenerationRequest, *, webhook: bool = True) -> Target:
         if webhook and request.callback_url:
             native["webhook"] = request.callback_url
             native["webhook_events_filter"] = ["completed"]
+        if version:  # a community model: its version, on the version route
+            return Target(name, version, "/predictions", {"version": version, **native})
         owner, model = name.split("/")
         path = f"/models/{quote(owner, safe='')}/{quote(model, safe='')}/predictions"
         return Target(name, None, path, native)
@@ -355,11 +394,6 @@ def target_of(request: GenerationRequest, *, webhook: bool = True) -> Target:
         body["webhook"] = request.callback_url
         body["webhook_events_filter"] = ["completed"]
     if version:
-        if not _VERSION.fullmatch(version):
-            raise InvalidRequest(
-                f"a Replicate version id is 64 hex characters, not {version!r}",
-                code="invalid_model",
-            )
         return Target(name, version, "/predictions", {"version": version, **body})
     owner, model = name.split("/")
     path = f"/models/{quote(owner, safe='')}/{quote(model, safe='')}/predictions"

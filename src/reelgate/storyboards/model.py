@@ -65,6 +65,7 @@ class Shot:
             has_image=continues or bool(self.image_key or self.image_url),
             negative_prompt=self.negative_prompt,
             seed=self.seed,
+            prompt=self.prompt,
         )
 
     def to_wire(self) -> dict[str, Any]:

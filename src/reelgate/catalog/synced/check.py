@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from reelgate.errors import Forbidden, ValidationFailed
+from reelgate.errors import Forbidden, ModelChanged, ReelgateError, ValidationFailed
 
 if TYPE_CHECKING:
     from reelgate.catalog.models import ModelSpec
@@ -37,10 +37,45 @@ def native_input(
     spec: ModelSpec, prompt: str, params: JobParams, *, has_image: bool
 ) -> dict[str, Any] | None:
     """The synced model's input for a job (None for a hand-written model). The image is
-    not in it: the adapter adds it under ``FieldMap.image``."""
+    not in it: the adapter adds it under ``FieldMap.image``.
+
+    The job is checked again against the model as the catalog has it now: a sync since
+    the job was accepted may have changed its schema (a length dropped, an input
+    renamed). Then nothing is sent, and ``ModelChanged`` moves the job down its chain
+    as a gone model would, without marking the model unavailable."""
     info = spec.synced
     if info is None:
         return None
+    allowed = spec.allowed
+    try:
+        for name, value, offered in (
+            ("resolution", params.resolution, allowed.resolutions),
+            ("aspect_ratio", params.aspect_ratio, allowed.aspect_ratios),
+            ("duration_seconds", params.duration_seconds, allowed.durations_for(params.resolution)),
+        ):
+            if value not in offered:
+                raise ValidationFailed(
+                    f"it no longer offers {name} {value!r} (now {list(offered)})", param=name
+                )
+        check_synced(
+            spec,
+            prompt=prompt,
+            seconds=params.duration_seconds,
+            resolution=params.resolution,
+            aspect_ratio=params.aspect_ratio,
+            has_image=has_image,
+            audio=params.audio,
+            negative_prompt=params.negative_prompt,
+            seed=params.seed,
+            provider_params=params.provider_params,
+            requested=False,
+        )
+    except ReelgateError as exc:
+        raise ModelChanged(
+            f"model {spec.id!r} changed at {info.provider} since this job was accepted, "
+            f"and no longer takes it: {exc.message}",
+            upstream_model=info.upstream_id,
+        ) from exc
     native = set(info.mapping.native)
     wanted = {k: v for k, v in (params.provider_params or {}).items() if k in native}
     return info.mapping.build(
@@ -54,6 +89,38 @@ def native_input(
         seed=params.seed,
         provider_params=wanted,
     )
+
+
+def _check_priced(
+    spec: ModelSpec,
+    resolution: str,
+    audio: bool | None,
+    provider_params: Mapping[str, Any] | None,
+) -> None:
+    """Refuse inputs that move the price to a value with no known price (pixverse's
+    audio on, say): never a guess."""
+    info = spec.synced
+    assert info is not None
+    price = info.price
+    assert price is not None
+    own = {k: v for k, v in (provider_params or {}).items() if k in info.mapping.native}
+    if price.for_request(resolution, audio, own) is not None:
+        return
+    asked = {**own, **({"audio": audio} if audio is not None else {})}
+    moved = [k for k, v in price.base.items() if k in asked and asked[k] != v]
+    name = moved[0] if moved else next(iter(price.base))
+    known = [dict(price.base)] + [{**price.base, **v.when} for v in price.variants]
+    error = Forbidden(
+        f"model {spec.id!r} has no known price for {name}={asked.get(name)!r}: its price "
+        f"depends on {price.varied_by()} and is known for {known}. Send one of those, or "
+        f'the operator prices it ([models."{spec.id}"] price_per_second).',
+        code="model_unpriced",
+        param=name if name == "audio" else f"provider_params.{name}",
+        model=spec.id,
+        allowed=known,
+    )
+    error.lasting = False
+    raise error
 
 
 def refuse_native_fields(
@@ -87,7 +154,13 @@ def check_param_names(spec: ModelSpec, provider_params: Mapping[str, Any] | None
     if not unknown:
         return
     mapped = {v: k for k, v in fm.mapped_fields.items()}
+    props = info.schema.props
     own = [f"{k} (send it as {mapped[k]})" for k in unknown if k in mapped]
+    own += [
+        f"{k} is a secret input (a key of its own): reelgate never passes keys through"
+        for k in unknown
+        if k in props and props[k].secret
+    ]
     raise ValidationFailed(
         f"provider_params {unknown} are not model {spec.id!r}'s own inputs"
         + (f"; {', '.join(own)}" if own else "")
@@ -176,6 +249,7 @@ def check_synced(
         body[fm.image] = IMAGE_STAND_IN
     errors = info.schema.errors(body)
     if not errors:
+        _check_priced(spec, resolution, audio if fm.audio else None, provider_params)
         return
     error = errors[0]
     path = [str(p) for p in error.absolute_path]

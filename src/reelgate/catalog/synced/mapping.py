@@ -2,11 +2,15 @@
 
 The mapping is data: ``FAMILIES`` lists, per reelgate field, the input names providers
 use for it, and each value format the derivation reads (duration ``"8s"``, ``"8"``,
-``8`` or frames; resolution ``"720p"``, ``"768P"``, ``"1280*720"``; aspect ``"16:9"``).
+``8`` or frames; resolution ``"720p"``, ``"768P"``, ``"1280*720"``; aspect ``"16:9"``,
+a name such as ``"landscape"``/``"portrait"``/``"square"``, or both, ``"16:9
+(landscape)"``: the job records the ratio and the model is sent its own spelling).
 ``derive`` reads a schema through it and gives a ``FieldMap``: which field carries what,
 the wire value of each offered choice, and the ``AllowedParams`` /v1/models serves.
 Inputs the mapping does not know stay the model's own: a client sends them in
-``provider_params``, validated against the schema with everything else.
+``provider_params``, validated against the schema with everything else. A secret input
+(``Prop.secret``: an API key of the client's own) is never one of them, so it is never
+taken, stored with a job or echoed; a model that requires one is unmappable.
 
 Rules that combine fields and live only in a schema's description text (Hailuo's
 "10 s only at 768P") are ``OVERRIDES``, each with its source: the derivation checks them
@@ -68,6 +72,11 @@ _RATIO = re.compile(r"^(\d{1,2}):(\d{1,2})$")
 _SECONDS_S = re.compile(r"^(\d{1,3})s$")
 _KNOWN_RES = ("360p", "480p", "512p", "540p", "720p", "768p", "1080p")
 _KNOWN_ASPECTS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21")
+_ASPECT_NAMES = {"landscape": "16:9", "portrait": "9:16", "square": "1:1"}
+"""Aspect values spelled as a name (Replicate's openai/sora-2: ``portrait``/``landscape``,
+"Portrait is 720x1280, landscape is 1280x720"), matched case-insensitively."""
+_RATIO_IN = re.compile(r"(?<![\d.])(\d{1,2})\s*:\s*(\d{1,2})(?![\d.])")
+_WORD = re.compile(r"[a-z]+")
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,39 @@ OVERRIDES: dict[str, Override] = {
         'seconds. 10 seconds is only available for 768p resolution."',
         durations_by_resolution={"512p": (6, 10), "768p": (6, 10), "1080p": (6,)},
     ),
+    "replicate:minimax/hailuo-2.3-fast": Override(
+        source='replicate.com/minimax/hailuo-2.3-fast schema, resolution: "Pick between 768p '
+        'or 1080p resolution. 1080p supports only 6-second duration." and duration: '
+        '"Duration of the video in seconds. 10 seconds is only available for 768p '
+        'resolution." (recorded from keremk/renku@003842790d7957d40bcaeefb10a20b273f8f24ae '
+        "catalog/models/replicate/video/minimax-hailuo-2-3-fast.json, GET "
+        "https://api.replicate.com/v1/models/minimax/hailuo-2.3-fast)",
+        durations_by_resolution={"768p": (6, 10), "1080p": (6,)},
+    ),
+    "replicate:pixverse/pixverse-v5.6": Override(
+        source='replicate.com/pixverse/pixverse-v5.6 schema, duration: "Duration of the video '
+        'in seconds. 10 second videos are only available for 360p, 540p, and 720p." '
+        "(recorded from keremk/renku@003842790d7957d40bcaeefb10a20b273f8f24ae "
+        "catalog/models/replicate/video/pixverse-pixverse-v5-6.json, GET "
+        "https://api.replicate.com/v1/models/pixverse/pixverse-v5.6)",
+        durations_by_resolution={"1080p": (5, 8)},
+    ),
+    **{
+        f"fal:fal-ai/pixverse/v5.5/{task}": Override(
+            source=f"fal-ai/pixverse/v5.5/{task} schema, duration: "
+            '"The duration of the generated video in seconds. Longer durations cost more. '
+            '1080p videos are limited to 5 or 8 seconds" (recorded from '
+            "TanStack/ai@15183e7dd482348eca6ece1ae00d4693d2e1b322 "
+            f"packages/typescript/ai-fal/json/fal.models.{group}.json, fal's Platform API "
+            "GET https://api.fal.ai/v1/models?status=active&expand=openapi-3.0)",
+            durations_by_resolution={"1080p": (5, 8)},
+        )
+        for task, group in (
+            ("text-to-video", "text-to-video"),
+            ("image-to-video", "image-to-video"),
+            ("transition", "image-to-video"),
+        )
+    },
     "replicate:google/veo-3.1": Override(
         source="Veo 3.1 on Vertex AI and the Gemini API: 1080p only at 8 s "
         "(docs/providers/veo.md; the Replicate schema says it only in the model page)",
@@ -234,7 +276,7 @@ class FieldMap:
 def _first(schema: InputSchema, family: str, *, types: tuple[str, ...] = ()) -> Prop | None:
     for name in FAMILIES[family]:
         prop = schema.props.get(name)
-        if prop is None:
+        if prop is None or prop.secret:
             continue
         if types and prop.types and not set(prop.types) & set(types):
             continue
@@ -342,12 +384,44 @@ def _aspect_of(w: int, h: int) -> str | None:
     return None
 
 
+def _aspect_value(value: Any) -> str | None:
+    """reelgate's aspect ratio for one value of an aspect input: ``"16:9"``; a name
+    (``"landscape"``, ``"Portrait"``, ``"square"``); or a ratio and a name together
+    (``"16:9 (landscape)"``, ``"landscape 16:9"``), which must agree. None: not one."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text in _KNOWN_ASPECTS:
+        return text
+    lower = text.lower()
+    if lower in _ASPECT_NAMES:
+        return _ASPECT_NAMES[lower]
+    ratios = _RATIO_IN.findall(lower)
+    if len(ratios) != 1:
+        return None
+    ratio = f"{int(ratios[0][0])}:{int(ratios[0][1])}"
+    if ratio not in _KNOWN_ASPECTS:
+        return None
+    words = set(_WORD.findall(_RATIO_IN.sub(" ", lower)))
+    named = {_ASPECT_NAMES[w] for w in words if w in _ASPECT_NAMES}
+    if named - {ratio} or words - set(_ASPECT_NAMES):
+        return None  # "9:16 (landscape)" or "16:9 HD": not a plain ratio
+    return ratio
+
+
 def derive(model_id: str, schema: InputSchema, category: str) -> FieldMap:
     """The mapping of ``schema`` (the model ``model_id``, of a ``category`` such as
     ``text-to-video``)."""
     problems: list[str] = []
     fatal: list[str] = []
     override = OVERRIDES.get(model_id)
+    secrets = [p.name for p in schema.props.values() if p.secret]
+    for name in secrets:
+        if name in schema.required:
+            fatal.append(
+                f"requires a secret input {name} (a key of its own); reelgate does not "
+                "pass keys through"
+            )
     prompt = _first(schema, "prompt", types=("string",))
     image = _first(schema, "image", types=("string",))
     audio = _first(schema, "audio", types=("boolean",))
@@ -393,8 +467,14 @@ def derive(model_id: str, schema: InputSchema, category: str) -> FieldMap:
     aspect_wire: list[tuple[str, Any]] = []
     if aprop is not None and aprop.enum:
         for v in aprop.enum:
-            if isinstance(v, str) and v in _KNOWN_ASPECTS:
-                aspect_wire.append((v, v))
+            ratio = _aspect_value(v)
+            if ratio is not None and ratio not in dict(aspect_wire):
+                aspect_wire.append((ratio, v))
+            elif ratio is not None:
+                problems.append(
+                    f"{aprop.name} value {v!r} is {ratio} again: "
+                    f"{dict(aspect_wire)[ratio]!r} is sent for it"
+                )
             elif v != "auto":
                 problems.append(f"{aprop.name} value {v!r} is not offered through aspect_ratio")
         if "auto" in aprop.enum:
@@ -408,7 +488,7 @@ def derive(model_id: str, schema: InputSchema, category: str) -> FieldMap:
     else:
         native = (override.native_resolution if override else None) or "720p"
         resolutions = sorted({k for k, _ in resolution_wire}, key=_res_rank) or [native]
-        aspects = [k for k, _ in aspect_wire if k != "auto"] or ["16:9"]
+        aspects = sorted((k for k, _ in aspect_wire if k != "auto"), key=_aspect_rank) or ["16:9"]
     negative = _first(schema, "negative_prompt", types=("string",))
     seed = _first(schema, "seed", types=("integer", "number"))
     by_resolution: dict[str, tuple[int, ...]] = {}
@@ -426,14 +506,18 @@ def derive(model_id: str, schema: InputSchema, category: str) -> FieldMap:
                 continue
             by_resolution[res] = kept
     if fatal or duration is None or prompt is None:
-        return FieldMap(status="unmappable", problems=tuple(fatal + problems))
+        return FieldMap(
+            status="unmappable",
+            problems=tuple(fatal + problems),
+            override_source=override.source if override else None,
+        )
     mapped = (
         {x.name for x in (prompt, image, audio, dprop, negative, seed) if x is not None}
         | ({rprop.name} if rprop else set())
         | ({sprop.name} if sprop else set())
         | ({aprop.name} if aprop else set())
     )
-    native_fields = tuple(n for n in schema.order if n not in mapped)
+    native_fields = tuple(n for n in schema.order if n not in mapped and n not in secrets)
     seconds = tuple(s for s, _ in duration.wire)
     default_seconds = _default_seconds(dprop, duration) if dprop else seconds[0]
     default_res = _default_res(rprop, resolution_wire) or resolutions[0]

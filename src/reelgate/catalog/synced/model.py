@@ -78,6 +78,9 @@ class SyncedInfo:
     status: str
     price: SyncedPrice | None
     """None: unpriced, so listed but refused at submit (``model_unpriced``)."""
+    version: str | None = None
+    """The version a Replicate community model runs by (its ``latest_version.id``, the
+    schema's own); None for fal and Replicate's official models."""
 
     @property
     def usable(self) -> bool:
@@ -114,14 +117,32 @@ def _day(ms: int) -> date:
     return datetime.fromtimestamp(ms / 1000, UTC).date()
 
 
+_DERIVED: dict[tuple[str, str, str], FieldMap] = {}
+_CACHE_MAX = 8192
+
+
+def _derived(row: SyncedModel) -> FieldMap:
+    """``derive`` once per (model, schema, category): a process rebuilds its synced
+    entries whenever the table changed, and most of them did not."""
+    key = (row.id, row.schema_hash, row.category)
+    found = _DERIVED.get(key)
+    if found is None:
+        if len(_DERIVED) >= _CACHE_MAX:
+            _DERIVED.clear()
+        found = _DERIVED[key] = derive(row.id, row.schema, row.category)
+    return found
+
+
 def to_spec(row: SyncedModel, price: SyncedPrice | None) -> ModelSpec:
     """The catalog entry for a synced model."""
-    mapping = derive(row.id, row.schema, row.category)
+    mapping = _derived(row)
     allowed = mapping.allowed or _EMPTY
     res, aspect, seconds = mapping.defaults
     retired = row.status == "retired"
+    # a Replicate community model runs by its version: owner/name:version
+    upstream = f"{row.upstream_id}:{row.version}" if row.version else row.upstream_id
     route = Route(
-        row.upstream_id,
+        upstream,
         Lifecycle.RETIRED if retired else Lifecycle.GA,
         retires_at=_day(row.retired_at) if retired and row.retired_at else None,
         source=row.source,
@@ -138,7 +159,7 @@ def to_spec(row: SyncedModel, price: SyncedPrice | None) -> ModelSpec:
     return ModelSpec(
         id=row.id,
         provider=row.provider,
-        upstream_model=row.upstream_id,
+        upstream_model=upstream,
         display_name=row.display_name or row.upstream_id,
         strengths=row.category,
         notes=notes,
@@ -164,5 +185,6 @@ def to_spec(row: SyncedModel, price: SyncedPrice | None) -> ModelSpec:
             fetched_at=row.fetched_at,
             status=row.status,
             price=price,
+            version=row.version,
         ),
     )

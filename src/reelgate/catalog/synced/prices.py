@@ -10,12 +10,27 @@ default credit value (one US cent) and rounded up, as for the hand-written model
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from reelgate.billing.money import millicredits_for_usd
 
-__all__ = ["PRICES", "SyncedPrice", "price_of"]
+__all__ = ["PRICES", "PriceVariant", "SyncedPrice", "price_of"]
+
+
+@dataclass(frozen=True)
+class PriceVariant:
+    """The price when some inputs differ from the ones the base price is for."""
+
+    when: Mapping[str, Any]
+    """``audio`` (reelgate's switch) or a model input's name -> its value."""
+    per_second: int
+    by_resolution: Mapping[str, int] = field(default_factory=dict)
+
+    def for_resolution(self, resolution: str) -> int:
+        return self.by_resolution.get(resolution, self.per_second)
 
 
 @dataclass(frozen=True)
@@ -25,6 +40,47 @@ class SyncedPrice:
     by_resolution: Mapping[str, int] = field(default_factory=dict)
     source: str = ""
     """Where the figure was read, and when; ``operator`` for the config file's."""
+    base: Mapping[str, Any] = field(default_factory=dict)
+    """The inputs that move the price, at the values this price is for (the model's
+    defaults): ``{"audio": True}`` for a price with audio on."""
+    variants: tuple[PriceVariant, ...] = ()
+    """Known prices for other values of those inputs; any other combination has no
+    known price, so a request asking for it is refused (``model_unpriced``)."""
+
+    def for_request(
+        self,
+        resolution: str,
+        audio: bool | None,
+        provider_params: Mapping[str, Any] | None,
+    ) -> int | None:
+        """Millicredits per second for this request's inputs; None when unknown."""
+        if not self.base:
+            return self.by_resolution.get(resolution, self.per_second)
+        given = dict(provider_params or {})
+        if audio is not None:
+            given["audio"] = audio
+        state = {k: given.get(k, default) for k, default in self.base.items()}
+        if state == dict(self.base):
+            return self.by_resolution.get(resolution, self.per_second)
+        for v in self.variants:
+            if state == {**self.base, **v.when}:
+                return v.for_resolution(resolution)
+        return None
+
+    def varied_by(self) -> str:
+        """What moves the price, for a message: ``audio, mode``."""
+        return ", ".join(self.base)
+
+
+def _vary(
+    price: SyncedPrice, base: Mapping[str, Any], *variants: tuple[dict[str, Any], str]
+) -> SyncedPrice:
+    """``price`` is for the inputs ``base``; each variant: (inputs that differ, USD/s)."""
+    return dataclasses.replace(
+        price,
+        base=dict(base),
+        variants=tuple(PriceVariant(w, millicredits_for_usd(usd)) for w, usd in variants),
+    )
 
 
 def _usd(per_second: str, source: str, **by_resolution: str) -> SyncedPrice:
@@ -352,6 +408,41 @@ PRICES: dict[str, SyncedPrice] = {
     ),
 }
 """Keyed by catalog id (``fal:<endpoint id>``, ``replicate:<owner>/<name>``)."""
+
+_AUDIO_OFF = {
+    # model: (the audio-off price in USD/s; the figure each entry's source gives)
+    "replicate:google/veo-3.1": "0.20",
+    "replicate:google/veo-3.1-fast": "0.10",
+    "fal:fal-ai/veo3.1": "0.20",
+    "fal:fal-ai/veo3.1/image-to-video": "0.20",
+    "fal:fal-ai/veo3.1/first-last-frame-to-video": "0.20",
+    "fal:fal-ai/veo3.1/fast": "0.10",
+    "fal:fal-ai/veo3.1/fast/image-to-video": "0.10",
+    "fal:fal-ai/veo3": "0.20",
+    "fal:fal-ai/veo3/fast": "0.10",
+    "fal:fal-ai/kling-video/v2.6/pro/image-to-video": "0.07",
+    "replicate:kwaivgi/kling-v2.6": "0.07",
+}
+"""Audio on is the default and the base price; these sources give the price off too."""
+for _model, _off in _AUDIO_OFF.items():
+    PRICES[_model] = _vary(PRICES[_model], {"audio": True}, ({"audio": False}, _off))
+PRICES["replicate:bytedance/seedance-1.5-pro"] = _vary(
+    PRICES["replicate:bytedance/seedance-1.5-pro"], {"audio": False}, ({"audio": True}, "0.052")
+)
+PRICES["replicate:kwaivgi/kling-v3-video"] = _vary(
+    PRICES["replicate:kwaivgi/kling-v3-video"],
+    {"mode": "pro", "audio": False},
+    ({"audio": True}, "0.336"),
+    ({"mode": "standard"}, "0.168"),
+    ({"mode": "standard", "audio": True}, "0.252"),
+)
+PRICES["replicate:kwaivgi/kling-avatar-v2"] = _vary(
+    PRICES["replicate:kwaivgi/kling-avatar-v2"], {"mode": "std"}, ({"mode": "pro"}, "0.11")
+)
+# pixverse v5.6: its source prices it without audio only, so audio on is unpriced
+PRICES["replicate:pixverse/pixverse-v5.6"] = _vary(
+    PRICES["replicate:pixverse/pixverse-v5.6"], {"audio": False}
+)
 
 
 def price_of(model_id: str, operator: Mapping[str, SyncedPrice]) -> SyncedPrice | None:

@@ -12,6 +12,11 @@ OpenAPI 3.0 ``nullable`` keyword becomes a ``null`` type first), so every ``$ref
 resolved by the library, not by hand. ``describe`` flattens one property (its type,
 enum, default and bounds, through ``$ref``, ``allOf`` and a nullable ``anyOf``) for the
 mapping (``catalog.synced.mapping``) and for the 400 that names the allowed values.
+
+A secret input (Cog's ``Secret``: ``"x-cog-secret": true``, ``"writeOnly": true``,
+``"format": "password"``, on the property or anything it references) is marked
+``Prop.secret``: the mapping never offers it, so a key of the client's own is never
+taken, stored with the job or echoed back.
 """
 
 from __future__ import annotations
@@ -85,6 +90,9 @@ class Prop:
     description: str
     nullable: bool
     format: str | None
+    secret: bool = False
+    """A key or password (``x-cog-secret``, ``writeOnly`` or ``format: password`` on the
+    property or what it references): never offered as one of the model's own inputs."""
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": list(self.types), "required": self.required}
@@ -216,7 +224,31 @@ class InputSchema:
             description=str(merged.get("description") or merged.get("title") or ""),
             nullable=nullable,
             format=merged.get("format") if isinstance(merged.get("format"), str) else None,
+            secret=self._secret(node),
         )
+
+    def _secret(self, node: Mapping[str, Any], depth: int = 0) -> bool:
+        """Whether ``node``, anything it references, or any of its ``allOf``, ``anyOf``
+        or ``oneOf`` parts carries a secret marker (a nullable ``anyOf`` of a password
+        is still a password)."""
+        if depth > 32:
+            raise SchemaProblem("schema nesting too deep")
+        if (
+            node.get("x-cog-secret") is True
+            or node.get("writeOnly") is True
+            or node.get("format") == "password"
+        ):
+            return True
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            target = self._resolver.lookup(ref).contents
+            if isinstance(target, Mapping) and self._secret(target, depth + 1):
+                return True
+        for key in ("allOf", "anyOf", "oneOf"):
+            for part in node.get(key, []) or []:
+                if isinstance(part, Mapping) and self._secret(part, depth + 1):
+                    return True
+        return False
 
     def _merged(self, node: Mapping[str, Any], depth: int = 0) -> dict[str, Any]:
         """The keywords of ``node`` with ``$ref`` followed, ``allOf`` merged in and a

@@ -13,6 +13,8 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelgate.catalog.catalog import Catalog
@@ -28,6 +30,20 @@ __all__ = ["CHECK_SECONDS", "all_rows", "load_into", "refresh", "specs_of", "ups
 CHECK_SECONDS = 2.0
 
 
+_SCHEMAS: dict[str, InputSchema] = {}
+_CACHE_MAX = 8192
+
+
+def _schema(schema_hash: str, raw: Any) -> InputSchema:
+    """The stored schema, read (and checked as a schema) once per hash per process."""
+    found = _SCHEMAS.get(schema_hash)
+    if found is None:
+        if len(_SCHEMAS) >= _CACHE_MAX:
+            _SCHEMAS.clear()
+        found = _SCHEMAS[schema_hash] = InputSchema.from_json(raw)
+    return found
+
+
 def _from_row(row: Any) -> SyncedModel:
     mapping = row["mapping"] or {}
     return SyncedModel(
@@ -37,7 +53,7 @@ def _from_row(row: Any) -> SyncedModel:
         category=row["category"],
         display_name=row["display_name"],
         description=row["description"],
-        schema=InputSchema.from_json(row["input_schema"]),
+        schema=_schema(row["schema_hash"], row["input_schema"]),
         schema_hash=row["schema_hash"],
         version=row["version"],
         status=row["status"],
@@ -83,14 +99,13 @@ async def all_rows(conn: AsyncConnection, provider: str | None = None) -> list[S
 
 
 async def upsert(conn: AsyncConnection, model: SyncedModel) -> None:
+    """Insert or replace one row in one statement (``ON CONFLICT DO UPDATE``), so two
+    syncs at once (a worker's and an operator's) never trip on each other's insert."""
     values = _to_row(model)
-    found = await conn.execute(sa.select(synced_models.c.id).where(synced_models.c.id == model.id))
-    if found.first() is None:
-        await conn.execute(synced_models.insert().values(**values))
-    else:
-        await conn.execute(
-            synced_models.update().where(synced_models.c.id == model.id).values(**values)
-        )
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(synced_models).values(**values)
+    changes = {k: stmt.excluded[k] for k in values if k != "id"}
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=changes))
 
 
 async def _version(conn: AsyncConnection) -> tuple[int, int]:
@@ -104,17 +119,38 @@ def specs_of(catalog: Catalog, rows: list[SyncedModel]) -> list[ModelSpec]:
     settings = catalog.synced_settings
     specs = []
     for row in rows:
-        spec = to_spec(row, price_of(row.id, settings.prices))
+        # the operator may name a model by its catalog id or, past 64 characters, by
+        # the full provider:upstream id it was shortened from
+        names = (row.id, row.full_id)
+        price = next((settings.prices[n] for n in names if n in settings.prices), None)
+        spec = to_spec(row, price or price_of(row.id, {}))
         changes: dict[str, Any] = {
             "typical_seconds": settings.typical_seconds,
             "poll_interval_seconds": settings.poll_interval_seconds,
         }
-        if row.id in settings.fallback:
-            changes["fallback"] = settings.fallback[row.id]
-        if row.id in settings.display_name:
-            changes["display_name"] = settings.display_name[row.id]
+        for name in names:
+            if name in settings.fallback:
+                changes["fallback"] = settings.fallback[name]
+            if name in settings.display_name:
+                changes["display_name"] = settings.display_name[name]
         specs.append(dataclasses.replace(spec, **changes))
     return specs
+
+
+async def _rows_cached(conn: AsyncConnection) -> list[SyncedModel]:
+    """Every row, reading a schema document only for a hash not read before (a fleet's
+    catalog is mostly unchanged between two syncs; its documents are the bulk)."""
+    light = [c for c in synced_models.c if c.name != "input_schema"]
+    rows = (await conn.execute(sa.select(*light).order_by(synced_models.c.id))).mappings().all()
+    missing = [r["id"] for r in rows if r["schema_hash"] not in _SCHEMAS]
+    documents: dict[str, Any] = {}
+    for start in range(0, len(missing), 200):
+        ids = missing[start : start + 200]
+        query = sa.select(synced_models.c.id, synced_models.c.input_schema).where(
+            synced_models.c.id.in_(ids)
+        )
+        documents.update({r.id: r.input_schema for r in await conn.execute(query)})
+    return [_from_row({**r, "input_schema": documents.get(r["id"])}) for r in rows]
 
 
 async def load_into(catalog: Catalog, db: AsyncEngine) -> bool:
@@ -123,7 +159,7 @@ async def load_into(catalog: Catalog, db: AsyncEngine) -> bool:
         version = await _version(conn)
         if version == catalog.synced_version:
             return False
-        rows = await all_rows(conn)
+        rows = await _rows_cached(conn)
     catalog.set_synced(specs_of(catalog, rows), version)
     return True
 

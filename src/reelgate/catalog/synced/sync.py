@@ -20,7 +20,7 @@ that fails retires nothing: an outage is no removal.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -143,9 +143,10 @@ async def fetch_fal(
     categories: Sequence[str],
     *,
     api_key: str | None = None,
-    skipped: list[str] | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> list[Fetched]:
-    """Every active model of ``categories`` on fal, with its input schema."""
+    """Every active model of ``categories`` on fal, with its input schema; a model
+    listed with a schema this module cannot read goes into ``skipped`` (id -> why)."""
     headers = {"Authorization": f"Key {api_key}"} if api_key else {}
     url = f"{platform_url.rstrip('/')}/v1/models"
     found: list[Fetched] = []
@@ -172,7 +173,7 @@ async def fetch_fal(
                     schema = fal_input_schema(item.get("openapi") or {}, endpoint_id)
                 except SchemaProblem as exc:
                     if skipped is not None:
-                        skipped.append(f"fal:{endpoint_id}: {exc}")
+                        skipped[catalog_id("fal", endpoint_id)] = str(exc)
                     continue
                 found.append(
                     Fetched(
@@ -200,7 +201,7 @@ async def fetch_replicate(
     categories: Sequence[str],
     *,
     token: str,
-    skipped: list[str] | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> list[Fetched]:
     """Every model of Replicate's ``categories`` collections, with its input schema."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -221,7 +222,7 @@ async def fetch_replicate(
                 schema = replicate_input_schema(version.get("openapi_schema") or {})
             except SchemaProblem as exc:
                 if skipped is not None:
-                    skipped.append(f"replicate:{name}: {exc}")
+                    skipped[catalog_id("replicate", name)] = str(exc)
                 continue
             found.append(
                 Fetched(
@@ -231,7 +232,12 @@ async def fetch_replicate(
                     display_name=name,
                     description=str(model.get("description") or ""),
                     schema=schema,
-                    version=str(version["id"]) if version.get("id") else None,
+                    # a community model runs by its version (POST /v1/predictions); an
+                    # official one by its name alone, with no version to pin
+                    # (providers.replicate.target_of has the sources)
+                    version=str(version["id"])
+                    if version.get("id") and model.get("is_official") is False
+                    else None,
                     source=f"{base}/models/{name} (via {url})",
                 )
             )
@@ -251,9 +257,13 @@ def merge(
     categories: Sequence[str],
     now: int,
     report: SyncReport,
+    unreadable: Mapping[str, str] | None = None,
 ) -> list[SyncedModel]:
-    """The rows to write for one provider's fetch (only those that changed)."""
+    """The rows to write for one provider's fetch. ``unreadable``: models the fetch
+    listed with a schema that could not be read (id -> why): still there upstream, so
+    never retired; a stored one keeps its last good schema and is flagged."""
     before = {r.id: r for r in rows if r.provider == provider}
+    unreadable = unreadable or {}
     out: list[SyncedModel] = []
     seen: set[str] = set()
     for f in fetched:
@@ -285,7 +295,7 @@ def merge(
         )
         if old is None:
             report.new.append(model_id)
-        elif old.schema_hash != fresh.schema_hash:
+        elif old.schema_hash != fresh.schema_hash or old.version != fresh.version:
             report.changed.append(model_id)
             moved = []
             if old.mapping_status != status:
@@ -301,10 +311,16 @@ def merge(
             fresh = dataclasses.replace(fresh, changed_at=old.changed_at)
         else:
             report.unchanged += 1
-            fresh = dataclasses.replace(fresh, changed_at=old.changed_at)
+            # only the fetch time moves: processes need not rebuild it (store.load_into)
+            fresh = dataclasses.replace(fresh, changed_at=old.changed_at, updated_at=old.updated_at)
         out.append(fresh)
+    for model_id, why in unreadable.items():
+        if model_id in before and model_id not in seen:
+            report.flagged[model_id] = [f"schema unreadable, the last good one kept: {why}"]
     for old in before.values():
-        if old.id in seen or old.status == "retired" or old.category not in categories:
+        if old.id in seen or old.id in unreadable:
+            continue
+        if old.status == "retired" or old.category not in categories:
             continue
         report.gone.append(old.id)
         out.append(dataclasses.replace(old, status="retired", retired_at=now, updated_at=now))
@@ -326,7 +342,7 @@ def counts_of(
             c["unmappable"] += 1
             continue
         c["mapped"] += 1
-        if price_of(r.id, prices or {}) is None:
+        if price_of(r.id, prices or {}) is None and r.full_id not in (prices or {}):
             c["unpriced"] += 1
         else:
             c["usable"] += 1
@@ -358,6 +374,7 @@ async def run_sync(
     own = client is None
     http = client or httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
     fetched: dict[str, list[Fetched]] = {}
+    unreadable: dict[str, str] = {}
     try:
         for provider in providers:
             try:
@@ -367,7 +384,7 @@ async def run_sync(
                         source.fal_platform_url,
                         categories,
                         api_key=source.fal_api_key,
-                        skipped=report.skipped,
+                        skipped=unreadable,
                     )
                 elif provider == "replicate":
                     if not source.replicate_token:
@@ -379,7 +396,7 @@ async def run_sync(
                         source.replicate_base_url,
                         categories,
                         token=source.replicate_token,
-                        skipped=report.skipped,
+                        skipped=unreadable,
                     )
                 else:
                     raise SyncError(f"no catalog sync for {provider!r}; one of {PROVIDERS}")
@@ -388,12 +405,19 @@ async def run_sync(
     finally:
         if own:
             await http.aclose()
+    report.skipped = [f"{m}: {why}" for m, why in sorted(unreadable.items())]
     now = now_ms()
     async with db.begin() as conn:
         rows = await all_rows(conn)
         for provider, found in fetched.items():
             for row in merge(
-                rows, found, provider=provider, categories=categories, now=now, report=report
+                rows,
+                found,
+                provider=provider,
+                categories=categories,
+                now=now,
+                report=report,
+                unreadable=unreadable,
             ):
                 await upsert(conn, row)
         report.counts = counts_of(await all_rows(conn), prices)
