@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
+from reelgate.api.routes_storyboards import ShotChange, _changed
 from reelgate.config import Settings
 from reelgate.emulators.base import EmulatorServer
 from reelgate.engine.commands import submit_job
@@ -26,10 +28,13 @@ from reelgate.runtime import Runtime
 from reelgate.store.jobs import now_ms
 from reelgate.storyboards import store as boards
 from reelgate.storyboards.driver import StoryboardDriver
-from reelgate.storyboards.model import ShotRun
+from reelgate.storyboards.model import Shot, ShotRun
 from tests.integration.conftest import api_client, emulated_runtime
+from tests.integration.test_synced_catalog import ENUM_MODEL, _sent, synced
+from tests.integration.test_synced_catalog import upstreams as _upstreams
 
 FINAL = {"completed", "failed", "canceled"}
+upstreams = _upstreams  # the fixture: fal and Replicate emulators of a test's own
 
 
 async def _until(
@@ -465,3 +470,79 @@ async def test_a_worker_that_died_mid_submit_leaves_no_shot_made_twice(
     made = [v["id"] for v in listed if v["metadata"].get("storyboard_id") == sb_id]
     assert sorted(made) == sorted(ids)  # two jobs, not three
     assert done["units_consumed"] == 2 and done["cost"]["credits"] == "2.000"
+
+
+# -- a shot's audio switch and a synced model's own inputs --------------------------------
+
+
+async def test_a_shot_on_a_hand_written_model_refuses_audio_and_provider_params(
+    client: httpx.AsyncClient,
+) -> None:
+    """As ``POST /v1/videos`` does, naming the shot."""
+    fine = {"model": "local", "prompt": "fine", "duration_seconds": 1}
+    for field, value in (("provider_params", {"mode": "pro"}), ("audio", True)):
+        shots = [{**fine, field: value}, fine]
+        resp = await client.post("/v1/storyboards", json={"shots": shots})
+        assert resp.status_code == 400, resp.text
+        error = resp.json()["error"]
+        assert error["param"] == f"shots[0].{field}"
+        assert error["message"].startswith("Shot 1:") and error["model"] == "local"
+    # the body's own checks, as VideoCreate's: a strict boolean, at most 32 inputs
+    too_many = {f"k{i}": i for i in range(33)}
+    for bad in ({"audio": "yes"}, {"provider_params": too_many}, {"provider_params": []}):
+        resp = await client.post("/v1/storyboards", json={"shots": [{**fine, **bad}]})
+        assert resp.status_code == 400, resp.text
+    assert (await client.get("/v1/storyboards")).json()["data"] == []
+
+
+def test_a_shot_s_audio_and_provider_params_are_stored_and_changed_on_a_retry() -> None:
+    shot = Shot(model="m", prompt="p", audio=False, provider_params={"mode": "pro"})
+    row = json.loads(json.dumps(shot.to_row()))  # as the JSON column keeps it
+    assert Shot.from_row(row) == shot
+    assert shot.submission(continues=False).audio is False
+    assert shot.submission(continues=False).provider_params == {"mode": "pro"}
+    wire = shot.to_wire()
+    assert (wire["audio"], wire["provider_params"]) == (False, {"mode": "pro"})
+    assert Shot.from_row(Shot(model="m", prompt="p").to_row()).to_wire()["audio"] is None
+    # a retry: omitted keeps them, given replaces them, an explicit null clears them
+    assert _changed(shot, ShotChange.model_validate({"prompt": "q"})).provider_params == {
+        "mode": "pro"
+    }
+    changed = _changed(shot, ShotChange.model_validate({"provider_params": {"mode": "standard"}}))
+    assert (changed.audio, changed.provider_params) == (False, {"mode": "standard"})
+    cleared = _changed(
+        shot, ShotChange.model_validate({"model": "local", "audio": None, "provider_params": None})
+    )
+    assert (cleared.model, cleared.audio, cleared.provider_params) == ("local", None, None)
+
+
+async def test_a_synced_shot_s_audio_and_provider_params_reach_its_job_and_the_provider(
+    settings: Settings, upstreams: dict[str, EmulatorServer], tmp_path: Path
+) -> None:
+    async with synced(settings, upstreams, tmp_path) as g:
+        await g.sync()
+        prompt = "a storyboard fox, standard mode with audio"
+        shot = {
+            "model": ENUM_MODEL,
+            "prompt": prompt,
+            "duration_seconds": 5,
+            "audio": True,
+            "provider_params": {"mode": "standard"},
+        }
+        bad = {**shot, "provider_params": {"mode": "ultra"}}
+        refused = await g.client.post("/v1/storyboards", json={"shots": [shot, bad]})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == "shots[1].provider_params.mode"
+        made = await g.client.post("/v1/storyboards", json={"shots": [shot]})
+        assert made.status_code == 202, made.text
+        [wire] = made.json()["shots"]
+        assert (wire["audio"], wire["provider_params"]) == (True, {"mode": "standard"})
+        sb = await _until(g.client, made.json()["id"], FINAL, timeout=60)
+        assert sb["status"] == "completed", sb
+        [done] = sb["shots"]
+        assert (done["audio"], done["provider_params"]) == (True, {"mode": "standard"})
+        job = (await g.client.get(f"/v1/videos/{done['video_id']}")).json()
+        assert job["params"]["audio"] is True
+        assert job["params"]["provider_params"] == {"mode": "standard"}
+        sent = _sent(g, "replicate", prompt)
+        assert (sent["mode"], sent["generate_audio"]) == ("standard", True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.api.access import check_available
@@ -56,6 +56,17 @@ router = APIRouter(prefix="/v1/storyboards", tags=["storyboards"])
 _BUSY_TRIES = 50
 _BUSY_PAUSE = 0.1
 
+_ProviderParams = dict[Annotated[StrictStr, StringConstraints(max_length=64)], Any]
+"""A synced model's own inputs, as ``POST /v1/videos`` takes them."""
+_AUDIO_DOC = (
+    "The model's audio switch (generate_audio...), for a model whose capabilities include "
+    "audio; omitted: the model's default."
+)
+_PROVIDER_PARAMS_DOC = (
+    "A synced model's own inputs that reelgate's fields do not carry "
+    "(GET /v1/models: synced.provider_params), checked against its schema."
+)
+
 
 class ShotIn(BaseModel):
     """One shot: the native video body's fields."""
@@ -72,6 +83,10 @@ class ShotIn(BaseModel):
     fallback: list[ModelId] = Field(default_factory=list, max_length=8)
     image: StrictStr | None = Field(default=None, description="Inline start image (base64).")
     image_url: StrictStr | None = Field(default=None, max_length=2048)
+    audio: StrictBool | None = Field(default=None, description=_AUDIO_DOC)
+    provider_params: _ProviderParams | None = Field(
+        default=None, max_length=32, description=_PROVIDER_PARAMS_DOC
+    )
 
 
 class ShotChange(BaseModel):
@@ -87,6 +102,15 @@ class ShotChange(BaseModel):
     negative_prompt: StrictStr | None = Field(default=None, max_length=2000)
     seed: Seed | None = None
     fallback: list[ModelId] | None = Field(default=None, max_length=8)
+    audio: StrictBool | None = Field(
+        default=None, description=_AUDIO_DOC + " An explicit null clears the shot's."
+    )
+    provider_params: _ProviderParams | None = Field(
+        default=None,
+        max_length=32,
+        description=_PROVIDER_PARAMS_DOC
+        + " They replace the shot's; an explicit null clears them (a retry on another model).",
+    )
 
 
 class StoryboardIn(BaseModel):
@@ -181,10 +205,16 @@ async def _wire(rt: Runtime, sb: Storyboard) -> dict[str, Any]:
     return await storyboard_to_wire(rt, sb, await shot_jobs(rt, sb))
 
 
+_CLEARABLE = ("audio", "provider_params")
+
+
 def _changed(shot: Shot, change: ShotChange | None) -> Shot:
     if change is None:
         return shot
     fields = change.model_dump(exclude_none=True)
+    for name in _CLEARABLE:  # a synced model's own: null clears them for another model
+        if name in change.model_fields_set:
+            fields[name] = getattr(change, name)
     if "fallback" in fields:
         fields["fallback"] = tuple(fields["fallback"])
     return replace(shot, **fields)
@@ -203,6 +233,8 @@ def _shot(shot: ShotIn, image_key: str | None = None, mime: str | None = None) -
         image_key=image_key,
         image_mime_type=mime,
         image_url=shot.image_url,
+        audio=shot.audio,
+        provider_params=shot.provider_params,
     )
 
 

@@ -52,6 +52,10 @@ class Shot:
     """An inline start image, stored at submit."""
     image_mime_type: str | None = None
     image_url: str | None = None
+    audio: bool | None = None
+    """The model's audio switch (a synced model's ``generate_audio``...); None: its default."""
+    provider_params: Mapping[str, Any] | None = None
+    """A synced model's own inputs (``catalog.synced``), checked against its schema."""
 
     def submission(self, *, continues: bool) -> Submission:
         """What the catalog checks, as for ``POST /v1/videos`` (``continues``: its start
@@ -66,6 +70,8 @@ class Shot:
             negative_prompt=self.negative_prompt,
             seed=self.seed,
             prompt=self.prompt,
+            audio=self.audio,
+            provider_params=self.provider_params,
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -80,12 +86,18 @@ class Shot:
             "fallback": list(self.fallback),
             "image": self.image_key is not None,
             "image_url": self.image_url,
+            "audio": self.audio,
+            "provider_params": (
+                dict(self.provider_params) if self.provider_params is not None else None
+            ),
         }
         return out
 
     def to_row(self) -> dict[str, Any]:
         row = {k: v for k, v in self.__dict__.items() if v is not None}
         row["fallback"] = list(self.fallback)
+        if self.provider_params is not None:
+            row["provider_params"] = dict(self.provider_params)
         return row
 
     @classmethod
@@ -102,6 +114,8 @@ class Shot:
             image_key=raw.get("image_key"),
             image_mime_type=raw.get("image_mime_type"),
             image_url=raw.get("image_url"),
+            audio=raw.get("audio"),
+            provider_params=raw.get("provider_params"),
         )
 
 
