@@ -81,7 +81,8 @@ export const VERSION = "0.1.0";
  * @property {number | null} completed_at
  * @property {string} seconds  e.g. "4"
  * @property {string} size  e.g. "1280x720"
- * @property {Record<string, unknown>} params
+ * @property {Record<string, unknown>} params  as the gateway took them: duration_seconds,
+ *   resolution, aspect_ratio, negative_prompt, seed, image_url, image, audio, provider_params
  * @property {string[]} fallback
  * @property {string | null} delivered_by  the model that made the video (differs from `model` after a fallback)
  * @property {JobResult | null} result
@@ -102,8 +103,44 @@ export const VERSION = "0.1.0";
  */
 
 /**
+ * @typedef {"text_to_video" | "image_input" | "audio" | "negative_prompt" | "seed"} Capability
+ *   what a model takes beyond a prompt (`text_to_video`: no image needed)
+ */
+
+/**
+ * @typedef {object} ProviderParam  one input of a synced model's own schema: send it
+ *   in `providerParams`
+ * @property {string[]} type  JSON Schema types ("string", "integer", "boolean", ...)
+ * @property {boolean} required
+ * @property {unknown[]} [enum]  the allowed values, when the schema lists them
+ * @property {unknown} [default]
+ * @property {number} [minimum]
+ * @property {number} [maximum]
+ * @property {string} [description]
+ */
+
+/**
+ * @typedef {object} SyncedInfo  where a synced model comes from and how it is mapped
+ * @property {"fal" | "replicate" | string} provider
+ * @property {string} upstream_id  the provider's id (`fal-ai/veo3.1`, `owner/name[:version]`)
+ * @property {string} category  "text-to-video" or "image-to-video"
+ * @property {string} schema_hash
+ * @property {number} fetched_at  unix seconds
+ * @property {"active" | "retired" | string} status
+ * @property {{status: "mapped" | "unmappable" | string, problems: string[],
+ *   fields: Record<string, string>, image_required: boolean,
+ *   override_source: string | null}} mapping  reelgate's fields onto the provider's inputs
+ * @property {boolean} priced
+ * @property {string | null} price_source
+ * @property {{when: Record<string, unknown>, millicredits_per_second: number,
+ *   by_resolution: Record<string, number>}[]} [price_by_inputs]  the price for each known
+ *   combination of the inputs that move it (empty when none does)
+ * @property {Record<string, ProviderParam>} provider_params  the model's own inputs
+ */
+
+/**
  * @typedef {object} Model
- * @property {string} id
+ * @property {string} id  e.g. "veo-3-1", or a synced "fal:fal-ai/veo3.1", "replicate:owner/name"
  * @property {string} display_name
  * @property {string} provider
  * @property {string} strengths
@@ -123,6 +160,36 @@ export const VERSION = "0.1.0";
  * @property {string | null} retires_at  ISO day its route stops serving it
  * @property {string | null} successor  the model to move to
  * @property {string | null} route  which route of its provider this gateway uses
+ * @property {string | null} upstream_model
+ * @property {"builtin" | "synced"} source  reelgate's own catalog, or a provider's synced list
+ * @property {boolean} priced  false for a synced model with no known price (refused at submit)
+ * @property {Capability[]} capabilities
+ * @property {SyncedInfo | null} synced  set for a synced model
+ */
+
+/**
+ * @typedef {object} ModelQuery  the filters of `models()` and `modelsPage()` (all combine)
+ * @property {string | null} [modality]  default "video"
+ * @property {string} [search]  words that must all occur in the id, name, provider or upstream model
+ * @property {string} [provider]  "fal", "replicate", "veo", ...
+ * @property {Capability | Capability[]} [capability]  each must be offered
+ * @property {number} [maxDurationGte]  seconds
+ * @property {number} [maxDurationLte]
+ * @property {number} [priceGte]  millicredits per second (unpriced models never match)
+ * @property {number} [priceLte]
+ * @property {"builtin" | "synced"} [source]
+ * @property {boolean} [priced]  false: the synced models with no price
+ * @property {number} [limit]  the page size, 1-500 (the gateway's default: 100)
+ * @property {string} [after]  `modelsPage` only: the previous page's `next_cursor`
+ */
+
+/**
+ * @typedef {object} ModelPage
+ * @property {"list"} object
+ * @property {Model[]} data
+ * @property {boolean} has_more
+ * @property {string | null} next_cursor  pass as `after` for the next page
+ * @property {number | null} total  the matches across all pages (null from older gateways)
  */
 
 /**
@@ -137,6 +204,9 @@ export const VERSION = "0.1.0";
  * @property {string} [imageUrl]  an http(s) URL the gateway fetches (send `image` or `imageUrl`)
  * @property {string} [negativePrompt]
  * @property {number} [seed]
+ * @property {boolean} [audio]  the model's audio switch (models with the "audio" capability)
+ * @property {Record<string, unknown>} [providerParams]  a synced model's own inputs
+ *   (`model.synced.provider_params`), checked by the gateway against its schema
  * @property {Record<string, string>} [metadata]
  */
 
@@ -439,7 +509,69 @@ const PARAM_NAMES = new Map([
   ["aspectRatio", "aspect_ratio"],
   ["imageUrl", "image_url"],
   ["negativePrompt", "negative_prompt"],
+  ["providerParams", "provider_params"],
 ]);
+
+/** camelCase filters of GET /v1/models to the API's; anything else is sent as given. */
+const MODEL_QUERY_NAMES = new Map([
+  ["maxDurationGte", "max_duration_gte"],
+  ["maxDurationLte", "max_duration_lte"],
+  ["priceGte", "price_gte"],
+  ["priceLte", "price_lte"],
+]);
+
+/**
+ * The query of GET /v1/models: null and "" leave a filter out (undefined: its default);
+ * `capability` repeats (a model must have every one).
+ * @param {ModelQuery & Record<string, unknown>} filters
+ * @returns {Record<string, unknown>}
+ */
+function modelsQuery(filters) {
+  const { limit } = filters;
+  if (limit != null && !(Number.isInteger(limit) && Number(limit) >= 1 && Number(limit) <= 500)) {
+    throw new InvalidRequestError(`limit must be an integer from 1 to 500, not ${limit}.`, {
+      code: "invalid_parameter",
+      details: { param: "limit" },
+    });
+  }
+  /** @type {Record<string, unknown>} */
+  const query = { modality: "video" };
+  for (const [key, value] of Object.entries(filters)) {
+    if (value === undefined) continue; // null leaves it out, modality's default too
+    const name = MODEL_QUERY_NAMES.get(key) ?? key;
+    if (name === "capability") {
+      const all = (Array.isArray(value) ? value : [value]).filter((c) => c != null && c !== "");
+      query.capability = all.length ? all : undefined;
+    } else {
+      query[name] = value === "" ? undefined : value;
+    }
+  }
+  return query;
+}
+
+/**
+ * `/v1/models/{id}`: a model id keeps its `/` and `:` (`fal:fal-ai/veo3.1`,
+ * `replicate:owner/name`); each segment is percent-encoded otherwise.
+ * @param {string} id
+ */
+function modelPath(id) {
+  if (typeof id !== "string" || !id) throw new TypeError("a model id is required");
+  const segments = id.split("/").map((s) => encodeURIComponent(s).replaceAll("%3A", ":"));
+  return `/v1/models/${segments.join("/")}`;
+}
+
+/**
+ * `models({ signal })`, the form from before the filters, still works: a `signal`
+ * among the filters is taken as the request's.
+ * @param {Record<string, unknown>} query
+ * @param {{signal?: AbortSignal}} options
+ * @returns {[Record<string, unknown>, {signal?: AbortSignal}]}
+ */
+function splitSignal(query, options) {
+  const { signal, ...filters } = query ?? {};
+  if (signal === undefined || options.signal !== undefined) return [filters, options];
+  return [filters, { ...options, signal: /** @type {AbortSignal} */ (signal) }];
+}
 
 // ---------------------------------------------------------------------------
 // Server-Sent Events
@@ -548,18 +680,66 @@ export class Reelgate {
   // -- the API -------------------------------------------------------------
 
   /**
-   * The video models this gateway knows, with prices, allowedParams and whether
-   * this key can use each (`usable`).
+   * Every model matching the filters, following the pages (`limit` is the page size),
+   * with prices, allowedParams, capabilities and whether this key can use each
+   * (`usable`). Filters are camelCase (`maxDurationGte`, `priceLte`, ...); a gateway
+   * from before them ignores them and answers every model.
+   * @param {ModelQuery} [query]
    * @param {{signal?: AbortSignal}} [options]
    * @returns {Promise<Model[]>}
    */
-  async models(options = {}) {
-    const page = await this._json("GET", "/v1/models", { ...options, query: { modality: "video" } });
-    return page.data;
+  async models(query = {}, options = {}) {
+    const [filters, opts] = splitSignal(/** @type {Record<string, unknown>} */ (query), options);
+    /** @type {Model[]} */
+    const found = [];
+    /** @type {string | undefined} */
+    let after;
+    for (;;) {
+      const page = await this.modelsPage({ ...filters, after }, opts);
+      found.push(...page.data);
+      if (!page.has_more || !page.next_cursor || page.next_cursor === after) return found;
+      after = page.next_cursor;
+    }
   }
 
   /**
-   * Submit a video job; answers at once with the queued job (202).
+   * One page of models (the filters of `models`); `after` is the previous page's
+   * `next_cursor`, and `total` counts the matches across all pages. A gateway from
+   * before pagination sends one page with every model (`has_more: false`).
+   * @param {ModelQuery} [query]
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<ModelPage>}
+   */
+  async modelsPage(query = {}, options = {}) {
+    const [filters, opts] = splitSignal(/** @type {Record<string, unknown>} */ (query), options);
+    const body = (await this._json("GET", "/v1/models", { ...opts, query: modelsQuery(filters) })) ?? {};
+    const { total, next_cursor: cursor } = body;
+    return {
+      ...body,
+      object: "list",
+      data: Array.isArray(body.data) ? body.data : [],
+      has_more: Boolean(body.has_more),
+      next_cursor: cursor ? String(cursor) : null,
+      total: Number.isInteger(total) ? total : null,
+    };
+  }
+
+  /**
+   * One model by id (`GET /v1/models/{id}`); ids such as `fal:fal-ai/veo3.1` are fine
+   * as they are. An unknown id rejects with a `NotFoundError` (`unknown_model`).
+   * @param {string} id
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<Model>}
+   */
+  async model(id, options = {}) {
+    return this._json("GET", modelPath(id), options);
+  }
+
+  /**
+   * Submit a video job; answers at once with the queued job (202). `audio` is the
+   * model's audio switch (models with the `audio` capability); `providerParams` are a
+   * synced model's own inputs (`model.synced.provider_params`), sent as
+   * `provider_params`: a hand-written model refuses both (400, `param` says which).
    * @param {SubmitParams & Record<string, unknown>} params  camelCase; other keys are sent as given
    * @param {{signal?: AbortSignal}} [options]
    * @returns {Promise<Job>}
@@ -916,7 +1096,10 @@ export class Reelgate {
   _url(path, query) {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(query ?? {})) {
-      if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
+      // an array repeats the parameter (`capability=audio&capability=seed`)
+      for (const one of Array.isArray(v) ? v : [v]) {
+        if (one !== undefined && one !== null) url.searchParams.append(k, String(one));
+      }
     }
     return url.href;
   }

@@ -9,6 +9,7 @@ import {
   InsufficientCreditsError,
   InvalidRequestError,
   JobCanceledError,
+  NotFoundError,
   QuotaError,
   Reelgate,
   RefusedError,
@@ -309,6 +310,145 @@ describe("requests", () => {
         ["https://files.example/p.webp?sig=3", undefined],
       ],
     );
+  });
+});
+
+describe("models", () => {
+  const model = (id) => ({ id, object: "model", source: "builtin", capabilities: ["seed"] });
+  const page = (ids, cursor, total = 5) => ({
+    object: "list",
+    data: ids.map(model),
+    has_more: cursor !== null,
+    next_cursor: cursor,
+    total,
+  });
+
+  test("models() sends camelCase filters as the API's, repeats capability and follows cursors", async () => {
+    const { fetch, calls } = scripted(
+      json(200, page(["a", "b"], "Yg")),
+      json(200, page(["c", "d"], "ZA")),
+      json(200, page(["e"], null)),
+    );
+    const models = await client(fetch).models({
+      search: "kling pro",
+      provider: "fal",
+      capability: ["image_input", "audio"],
+      maxDurationGte: 5,
+      maxDurationLte: 10,
+      priceGte: 0,
+      priceLte: 400,
+      source: "synced",
+      priced: false,
+      limit: 2,
+    });
+    assert.deepEqual(models.map((m) => m.id), ["a", "b", "c", "d", "e"]);
+    const queries = calls.map((c) => new URL(c.url));
+    assert.ok(queries.every((u) => u.pathname === "/v1/models"));
+    const first = queries[0].searchParams;
+    assert.equal(first.get("modality"), "video");
+    assert.equal(first.get("search"), "kling pro");
+    assert.equal(first.get("provider"), "fal");
+    assert.deepEqual(first.getAll("capability"), ["image_input", "audio"]);
+    assert.equal(first.get("max_duration_gte"), "5");
+    assert.equal(first.get("max_duration_lte"), "10");
+    assert.equal(first.get("price_gte"), "0");
+    assert.equal(first.get("price_lte"), "400");
+    assert.equal(first.get("source"), "synced");
+    assert.equal(first.get("priced"), "false");
+    assert.equal(first.get("limit"), "2");
+    assert.equal(first.has("after"), false);
+    assert.deepEqual(queries.map((u) => u.searchParams.get("after")), [null, "Yg", "ZA"]);
+    for (const u of queries.slice(1)) {
+      assert.deepEqual(u.searchParams.getAll("capability"), ["image_input", "audio"]);
+    }
+  });
+
+  test("models() stops on a page without a cursor, or one that repeats it", async () => {
+    // a gateway from before pagination: only data
+    let { fetch, calls } = scripted(json(200, { object: "list", data: [model("a"), model("b")] }));
+    assert.deepEqual((await client(fetch).models()).map((m) => m.id), ["a", "b"]);
+    assert.equal(calls.length, 1);
+    assert.equal(new URL(calls[0].url).search, "?modality=video");
+    ({ fetch, calls } = scripted(json(200, page(["a"], "YQ")), json(200, page(["b"], "YQ"))));
+    assert.deepEqual((await client(fetch).models({ capability: "seed" })).map((m) => m.id), ["a", "b"]);
+    assert.equal(calls.length, 2, "the same cursor twice ends the walk");
+    assert.deepEqual(new URL(calls[0].url).searchParams.getAll("capability"), ["seed"]);
+  });
+
+  test("modelsPage() gives one page, normalised; models({ signal }) still works", async () => {
+    let { fetch, calls } = scripted(json(200, { object: "list", data: [model("a")] }));
+    assert.deepEqual(await client(fetch).modelsPage({ after: "YQ", modality: null }), {
+      object: "list",
+      data: [model("a")],
+      has_more: false,
+      next_cursor: null,
+      total: null,
+    });
+    assert.equal(new URL(calls[0].url).search, "?after=YQ");
+    const controller = new AbortController();
+    controller.abort(new Error("stop"));
+    ({ fetch } = scripted());
+    const err = await client(fetch).models({ signal: controller.signal }).catch((e) => e);
+    assert.equal(err.message, "stop");
+  });
+
+  test("a limit outside 1-500 fails before any request", async () => {
+    const { fetch, calls } = scripted();
+    for (const limit of [0, 501, 2.5]) {
+      const err = await client(fetch).models({ limit }).catch((e) => e);
+      assert.ok(err instanceof InvalidRequestError, err);
+      assert.equal(err.code, "invalid_parameter");
+      assert.equal(err.param, "limit");
+    }
+    assert.equal(calls.length, 0);
+  });
+
+  test("model(id) keeps ':' and '/' of a synced id, encodes the rest per segment", async () => {
+    const { fetch, calls } = scripted(
+      json(200, model("fal:fal-ai/veo3.1")),
+      json(200, model("veo (Audio)")),
+      json(200, model("replicate:owner/name")),
+      apiError(404, "unknown_model", "No model 'x?y#z'.", { param: "model_id" }),
+    );
+    const rg = client(fetch);
+    assert.equal((await rg.model("fal:fal-ai/veo3.1")).id, "fal:fal-ai/veo3.1");
+    await rg.model("veo (Audio)");
+    await rg.model("replicate:owner/name");
+    const err = await rg.model("x?y#z").catch((e) => e);
+    assert.ok(err instanceof NotFoundError, err);
+    assert.equal(err.code, "unknown_model");
+    assert.deepEqual(
+      calls.map((c) => c.url),
+      [
+        "http://gw.test/v1/models/fal:fal-ai/veo3.1",
+        "http://gw.test/v1/models/veo%20(Audio)",
+        "http://gw.test/v1/models/replicate:owner/name",
+        "http://gw.test/v1/models/x%3Fy%23z",
+      ],
+    );
+    await assert.rejects(rg.model(""), TypeError);
+  });
+
+  test("submit sends audio and providerParams as provider_params", async () => {
+    let body;
+    const { fetch } = scripted((_url, init) => {
+      body = JSON.parse(init.body);
+      return json(202, job("queued", 0));
+    });
+    await client(fetch).submit({
+      model: "fal:fal-ai/kling-video/v2.1/standard/image-to-video",
+      prompt: "a paper boat",
+      imageUrl: "https://example.com/boat.png",
+      audio: false,
+      providerParams: { cfg_scale: 0.7, mode: "pro" },
+    });
+    assert.deepEqual(body, {
+      model: "fal:fal-ai/kling-video/v2.1/standard/image-to-video",
+      prompt: "a paper boat",
+      image_url: "https://example.com/boat.png",
+      audio: false,
+      provider_params: { cfg_scale: 0.7, mode: "pro" },
+    });
   });
 });
 

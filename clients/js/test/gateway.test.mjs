@@ -14,6 +14,7 @@ import {
   AuthenticationError,
   ConflictError,
   InvalidRequestError,
+  NotFoundError,
   Reelgate,
   WaitTimeoutError,
 } from "../reelgate.mjs";
@@ -258,6 +259,148 @@ describe("against a running gateway", { skip }, () => {
       }
     } finally {
       await Promise.all(mine.map((id) => gw.cancel(id).catch(() => {})));
+    }
+  });
+
+  /** A client that records the URL of each request it sends. */
+  function recording() {
+    const urls = [];
+    const gw = new Reelgate({
+      baseUrl: URL_,
+      apiKey: KEY,
+      fetch: (url, init) => {
+        urls.push(new URL(String(url)));
+        return fetch(url, init);
+      },
+    });
+    return { gw, urls };
+  }
+
+  test("models() follows cursors: source=builtin, limit=3 gives every builtin model once, in order", async () => {
+    const whole = await rg.modelsPage({ source: "builtin", limit: 500 });
+    const ids = whole.data.map((m) => m.id);
+    assert.equal(whole.has_more, false);
+    assert.equal(whole.next_cursor, null);
+    assert.equal(whole.total, ids.length);
+    assert.ok(ids.length > 3, `a catalog to page through, not ${ids}`);
+    assert.ok(ids.includes("local"));
+    assert.ok(whole.data.every((m) => m.source === "builtin" && m.synced === null && m.priced));
+    // the hand-written models come first in the unfiltered catalog, in the same order
+    const all = await rg.models();
+    assert.deepEqual(all.filter((m) => m.source === "builtin").map((m) => m.id), ids);
+
+    const { gw, urls } = recording();
+    const paged = await gw.models({ source: "builtin", limit: 3 });
+    assert.deepEqual(paged.map((m) => m.id), ids, "each builtin model once, in order");
+    assert.equal(urls.length, Math.ceil(ids.length / 3), "one request a page");
+    assert.ok(urls.every((u) => u.pathname === "/v1/models"));
+    assert.ok(urls.every((u) => u.searchParams.get("limit") === "3"));
+    assert.ok(urls.every((u) => u.searchParams.get("source") === "builtin"));
+    assert.equal(urls[0].searchParams.has("after"), false);
+    assert.ok(urls.slice(1).every((u) => u.searchParams.get("after")));
+
+    // the same walk by hand: full pages of 3 but the last, the same total on each
+    const seen = [];
+    let after;
+    for (let pages = 0; ; pages++) {
+      assert.ok(pages <= ids.length, "the pages never ended");
+      const page = await rg.modelsPage({ source: "builtin", limit: 3, after });
+      assert.equal(page.total, ids.length);
+      seen.push(...page.data.map((m) => m.id));
+      if (!page.has_more) {
+        assert.equal(page.next_cursor, null);
+        assert.ok(page.data.length >= 1 && page.data.length <= 3);
+        break;
+      }
+      assert.equal(page.data.length, 3);
+      assert.ok(page.next_cursor, "has_more comes with a cursor");
+      after = page.next_cursor;
+    }
+    assert.deepEqual(seen, ids);
+
+    const synced = await rg.modelsPage({ source: "synced" });
+    assert.deepEqual([synced.data, synced.total, synced.has_more], [[], 0, false], "nothing synced");
+  });
+
+  test("models() with search and capability filters answers what the gateway's rules select", async () => {
+    const all = await rg.models({ limit: 500 });
+    const text = (m) =>
+      [m.id, m.display_name, m.provider, m.upstream_model ?? "", m.strengths].join(" ").toLowerCase();
+    const veo = all.filter((m) => text(m).includes("veo"));
+    const caps = ["image_input", "negative_prompt"];
+    const expected = veo.filter((m) => caps.every((c) => m.capabilities.includes(c)));
+    assert.ok(expected.length >= 2, `veo models with ${caps}: ${expected.map((m) => m.id)}`);
+    assert.ok(expected.length < veo.length, "the capability filter leaves some veo model out");
+
+    const { gw, urls } = recording();
+    const found = await gw.models({ search: "VEO", capability: caps, limit: 1 });
+    assert.deepEqual(found.map((m) => m.id), expected.map((m) => m.id));
+    assert.equal(urls.length, expected.length, "one model a page, each page followed");
+    for (const u of urls) {
+      assert.deepEqual(u.searchParams.getAll("capability"), caps);
+      assert.equal(u.searchParams.get("search"), "VEO");
+    }
+    for (const m of found) {
+      assert.ok(caps.every((c) => m.capabilities.includes(c)), `${m.id}: ${m.capabilities}`);
+    }
+    // every word must match, and a capability alone filters too
+    assert.deepEqual(await rg.models({ search: "veo no-such-word" }), []);
+    const seeded = await rg.models({ capability: "seed" });
+    assert.deepEqual(
+      seeded.map((m) => m.id),
+      all.filter((m) => m.capabilities.includes("seed")).map((m) => m.id),
+    );
+  });
+
+  test("model(id) gets one model; an unknown fal:/replicate: id is a 404 naming it intact", async () => {
+    const all = await rg.models({ source: "builtin" });
+    for (const listed of all) {
+      const one = await rg.model(listed.id);
+      assert.equal(one.id, listed.id); // ids such as "veo (Audio)" too
+      assert.equal(one.object, "model");
+      assert.equal(one.display_name, listed.display_name);
+      assert.equal(one.source, "builtin");
+      assert.deepEqual(one.capabilities, listed.capabilities);
+      assert.deepEqual(one.price, listed.price);
+    }
+    const local = await rg.model("local");
+    assert.equal(local.usable, true);
+    assert.ok(local.capabilities.includes("text_to_video"));
+
+    for (const id of ["fal:fal-ai/veo3.1", "replicate:owner/some model"]) {
+      const err = await rg.model(id).catch((e) => e);
+      assert.ok(err instanceof NotFoundError, err);
+      assert.equal(err.status, 404);
+      assert.equal(err.code, "unknown_model");
+      assert.equal(err.param, "model_id");
+      assert.ok(err.message.includes(`'${id}'`), `the gateway got the id intact: ${err.message}`);
+    }
+  });
+
+  test("submit() with audio or providerParams to a builtin model is the gateway's 400 naming it", async () => {
+    const both = await rg
+      .submit({ ...SMALL, prompt: "x", audio: true, providerParams: { cfg_scale: 0.7 } })
+      .catch((e) => e);
+    assert.ok(both instanceof InvalidRequestError, both);
+    assert.equal(both.status, 400);
+    assert.equal(both.code, "invalid_parameter");
+    assert.equal(both.param, "provider_params");
+    assert.equal(both.details.model, "local");
+    assert.match(both.message, /hand-written/);
+
+    const audio = await rg.submit({ ...SMALL, prompt: "x", audio: false }).catch((e) => e);
+    assert.ok(audio instanceof InvalidRequestError, audio);
+    assert.equal(audio.status, 400);
+    assert.equal(audio.param, "audio");
+
+    // without them the job's params say so: the model's defaults
+    const gw = new Reelgate({ baseUrl: NO_WORKER_URL ?? URL_, apiKey: KEY });
+    const job = await gw.submit({ ...SMALL, prompt: "params" });
+    try {
+      assert.equal(job.params.audio, null);
+      assert.equal(job.params.provider_params, null);
+    } finally {
+      await gw.cancel(job.id).catch(() => {});
     }
   });
 });
