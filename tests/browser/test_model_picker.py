@@ -203,9 +203,22 @@ def test_a_synced_model_gets_its_derived_controls_and_its_provider_params_reach_
     assert _options(page, "#pp-mode") == ["default (pro)", "standard", "pro"]
     screenshot(page, "studio-synced-model")
 
+    # the estimate follows the inputs that move the price: pro without audio, the
+    # default, then standard with audio (its price_by_inputs)
+    page.select_option("#duration", "5")
+    combos = {
+        tuple(sorted(c["when"].items())): c["millicredits_per_second"]
+        for c in model["synced"]["price_by_inputs"]
+    }
+    base = combos[(("audio", False), ("mode", "pro"))]
+    assert f"{base * 5 / 1000:g}" in page.inner_text("#estimate")
     page.select_option("#pp-mode", label="standard")
     page.check("#audio")
-    page.select_option("#duration", "5")
+    moved = combos[(("audio", True), ("mode", "standard"))]
+    page.wait_for_function(
+        "(text) => document.getElementById('estimate').innerText.includes(text)",
+        arg=f"{moved * 5 / 1000:g}",
+    )
     page.fill("#prompt", "a kite climbing over a windy beach, camera tilting up")
     with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/v1/videos")) as sent:
         page.click("#submit")

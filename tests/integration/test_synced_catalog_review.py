@@ -6,6 +6,7 @@ models in storyboards. Both databases; the emulators serve the recorded schemas.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 from pathlib import Path
 
@@ -189,3 +190,29 @@ async def test_a_storyboard_shot_on_a_synced_model_is_checked_with_its_prompt(
         shot = {"model": FAL_T2V, "prompt": "a shot on wan", "duration_seconds": 5}
         answer = await g.client.post("/v1/storyboards", json={"shots": [shot, shot]})
         assert answer.status_code == 202, answer.text
+
+
+# ── what /v1/models says about prices and pages ─────────────────────────────────────
+
+
+async def test_models_show_each_priced_combination_and_a_stale_cursor_is_refused(
+    settings: Settings, upstreams: dict[str, EmulatorServer], tmp_path: Path
+) -> None:
+    async with synced(settings, upstreams, tmp_path) as g:
+        await g.sync()
+        kling = (await g.client.get(f"/v1/models/{ENUM_MODEL}")).json()
+        combos = kling["synced"]["price_by_inputs"]
+        assert combos[0] == {
+            "when": {"mode": "pro", "audio": False},
+            "millicredits_per_second": kling["price"]["millicredits_per_second"],
+            "by_resolution": {},
+        }
+        priced = {tuple(sorted(c["when"].items())): c["millicredits_per_second"] for c in combos}
+        assert priced[(("audio", True), ("mode", "standard"))] == 25_200
+        plain = (await g.client.get(f"/v1/models/{FAL_T2V}")).json()
+        assert plain["synced"]["price_by_inputs"] == []
+        # a cursor ending at a hand-written model no longer in the catalog
+        gone = base64.urlsafe_b64encode(b"a-model-removed-by-a-reload").decode().rstrip("=")
+        answer = await g.client.get("/v1/models", params={"after": gone})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "cursor_expired"

@@ -298,6 +298,15 @@ async def list_models(
                 (i for i, s in enumerate(found) if s.synced is not None and s.id > last),
                 len(found),
             )
+        else:
+            # a hand-written model removed by a config reload: its place is unknown, and
+            # starting over would repeat models; the client starts again on purpose
+            raise ValidationFailed(
+                f"The model this cursor ends at ({last!r}) is no longer in the catalog; "
+                "list again without after.",
+                code="cursor_expired",
+                param="after",
+            )
     page = found[start : start + limit]
     more = start + limit < len(found)
     now = now_ms()

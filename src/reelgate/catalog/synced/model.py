@@ -90,6 +90,30 @@ class SyncedInfo:
     def audio(self) -> bool:
         return self.mapping.audio is not None
 
+    def _price_by_inputs(self) -> list[dict[str, Any]]:
+        """The price for each known combination of the inputs that move it (the first:
+        the model's defaults); empty when nothing moves it. Any other combination is
+        refused at submit (``model_unpriced``)."""
+        price = self.price
+        if price is None or not price.base:
+            return []
+        out = [
+            {
+                "when": dict(price.base),
+                "millicredits_per_second": price.per_second,
+                "by_resolution": dict(price.by_resolution),
+            }
+        ]
+        out += [
+            {
+                "when": {**price.base, **v.when},
+                "millicredits_per_second": v.per_second,
+                "by_resolution": dict(v.by_resolution),
+            }
+            for v in price.variants
+        ]
+        return out
+
     def to_wire(self) -> dict[str, Any]:
         props = self.schema.props
         return {
@@ -102,6 +126,7 @@ class SyncedInfo:
             "mapping": self.mapping.to_wire(),
             "priced": self.price is not None,
             "price_source": self.price.source if self.price else None,
+            "price_by_inputs": self._price_by_inputs(),
             "provider_params": {
                 name: props[name].to_wire() for name in self.mapping.native if name in props
             },

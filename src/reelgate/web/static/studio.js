@@ -138,12 +138,36 @@ function renderFallbacks() {
   $("fallback-list").replaceChildren(...(chips.length ? chips : [el("span", { class: "muted small" }, "No other usable model.")]));
 }
 
+/** A synced model's price for the inputs chosen, where audio or its own inputs move it
+ * (`synced.price_by_inputs`): millicredits per second, null when no price is known for
+ * that combination (the gateway refuses it), undefined when nothing moves its price. */
+export function priceForInputs(model, resolution, inputs) {
+  const combos = model.synced?.price_by_inputs || [];
+  if (!combos.length) return undefined;
+  const base = combos[0].when;
+  const state = Object.fromEntries(Object.keys(base).map((k) => [k, inputs[k] ?? base[k]]));
+  const same = (when) => Object.keys(state).every((k) => when[k] === state[k]);
+  const found = combos.find((c) => same(c.when));
+  if (!found) return null;
+  return (found.by_resolution || {})[resolution] ?? found.millicredits_per_second;
+}
+
 function renderEstimate() {
   const m = currentModel();
   const p = currentParams();
-  const rate = millicredits(priceFor(m, p.resolution));
+  const audio = audioChoice();
+  const inputs = { ...providerParams(), ...(audio === null ? {} : { audio }) };
+  const moved = priceForInputs(m, p.resolution, inputs);
+  if (moved === null) {
+    fill($("estimate"), el("span", { class: "muted" },
+      "No known price for these inputs: the gateway will refuse them (see the model's price_by_inputs)."));
+    $("settings-hint").textContent = `${m.id}: ${p.resolution} · ${p.aspect}`;
+    return;
+  }
+  const rate = moved ?? millicredits(priceFor(m, p.resolution));
   const total = fromMillicredits(rate * p.duration);
-  const perSec = moneyPerSecond(m, p.resolution);
+  // the money figure is the list price's; a price moved by the inputs shows credits only
+  const perSec = moved === undefined ? moneyPerSecond(m, p.resolution) : null;
   fill($("estimate"),
     el("span", { class: "muted" }, "Estimated cost "),
     el("strong", {}, creditsLabel(total)),
@@ -444,7 +468,7 @@ export function initStudio({ onFinal }) {
     refreshDurations(Number($("duration").value));
     refreshDependents();
   });
-  for (const id of ["duration", "aspect", "seed", "negative-prompt"]) {
+  for (const id of ["duration", "aspect", "seed", "negative-prompt", "audio", "provider-params"]) {
     $(id).addEventListener("change", refreshDependents);
   }
   $("image").addEventListener("change", onImageChosen);
