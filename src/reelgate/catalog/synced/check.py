@@ -57,7 +57,7 @@ def native_input(
                 raise ValidationFailed(
                     f"it no longer offers {name} {value!r} (now {list(offered)})", param=name
                 )
-        check_synced(
+        return check_synced(
             spec,
             prompt=prompt,
             seconds=params.duration_seconds,
@@ -76,19 +76,6 @@ def native_input(
             f"and no longer takes it: {exc.message}",
             upstream_model=info.upstream_id,
         ) from exc
-    native = set(info.mapping.native)
-    wanted = {k: v for k, v in (params.provider_params or {}).items() if k in native}
-    return info.mapping.build(
-        prompt=prompt,
-        seconds=params.duration_seconds,
-        resolution=params.resolution,
-        aspect_ratio=params.aspect_ratio,
-        has_image=has_image,
-        audio=params.audio,
-        negative_prompt=params.negative_prompt,
-        seed=params.seed,
-        provider_params=wanted,
-    )
 
 
 def _check_priced(
@@ -185,10 +172,10 @@ def check_synced(
     seed: int | None,
     provider_params: Mapping[str, Any] | None,
     requested: bool,
-) -> None:
-    """Refuse what the model cannot take. ``requested``: this is the model the client
-    named (its ``provider_params`` must all be its inputs; a fallback gets the ones it
-    has)."""
+) -> dict[str, Any]:
+    """Refuse what the model cannot take; else the input to send (the image left for the
+    adapter to add). ``requested``: this is the model the client named (its
+    ``provider_params`` must all be its inputs; a fallback gets the ones it has)."""
     info = spec.synced
     assert info is not None
     fm = info.mapping
@@ -245,27 +232,28 @@ def check_synced(
         seed=seed,
         provider_params=given,
     )
+    checked = dict(body)
     if has_image and fm.image:
-        body[fm.image] = IMAGE_STAND_IN
-    errors = info.schema.errors(body)
+        checked[fm.image] = IMAGE_STAND_IN
+    errors = info.schema.errors(checked)
     if not errors:
         _check_priced(spec, resolution, audio if fm.audio else None, provider_params)
-        return
+        return body
     error = errors[0]
     path = [str(p) for p in error.absolute_path]
     name = path[0] if path else ""
     if error.validator == "required" and not path:
         required = error.validator_value if isinstance(error.validator_value, list) else []
-        missing = [str(n) for n in required if n not in body]
+        missing = [str(n) for n in required if n not in checked]
         name = missing[0] if missing else ""
     back = {v: k for k, v in fm.mapped_fields.items()}
     param = back.get(name) or (f"provider_params.{name}" if name else "provider_params")
     allowed = info.schema.allowed_for(error)
-    sent = body.get(name, None)
+    sent = checked.get(name)
     hint = f"; allowed: {allowed}" if allowed else ""
     raise ValidationFailed(
         f"{where} refuses {param}"
-        + (f" (sent to {info.provider} as {name}={sent!r})" if name in body else "")
+        + (f" (sent to {info.provider} as {name}={sent!r})" if name in checked else "")
         + f": {error.message}{hint}. Checked against {info.provider}'s own schema for "
         f"{info.upstream_id}.",
         code="schema_violation",
