@@ -219,3 +219,21 @@ def test_every_price_that_moves_with_an_input_starts_from_the_schemas_default() 
         for v in price.variants:
             assert set(v.when) <= set(price.base), model_id
     assert checked >= 12
+
+
+def test_an_invalid_json_schema_is_a_schema_problem_and_a_stored_hash_is_not_checked_again() -> (
+    None
+):
+    """A sync reads a schema it has stored before without checking it again (most of a
+    sync's cost); a new one that is not a valid JSON Schema is skipped, never a crash."""
+    from reelgate.catalog.synced.schema import SchemaProblem
+
+    record = copy.deepcopy(fal_records()[T2V])
+    schemas = record["openapi"]["components"]["schemas"]
+    name = next(n for n, s in schemas.items() if "prompt" in s.get("properties", {}))
+    schemas[name]["properties"]["prompt"]["minLength"] = "not a number"
+    with pytest.raises(SchemaProblem, match="not a valid JSON Schema"):
+        fal_input_schema(record["openapi"], T2V)
+    stored = fal_input_schema(fal_records()[T2V]["openapi"], T2V)
+    again = fal_input_schema(fal_records()[T2V]["openapi"], T2V, known={stored.hash})
+    assert again.hash == stored.hash

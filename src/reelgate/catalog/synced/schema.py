@@ -24,13 +24,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import SchemaError, ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -112,7 +112,10 @@ class Prop:
 class InputSchema:
     """A model's input schema: the document it lives in and the pointer to it."""
 
-    def __init__(self, document: Mapping[str, Any], pointer: str) -> None:
+    def __init__(self, document: Mapping[str, Any], pointer: str, *, checked: bool = False) -> None:
+        """``checked``: the input is known to be a valid JSON Schema already (it was
+        checked when it was first fetched), so ``check`` is skipped: it is most of the
+        cost of reading a schema."""
         self.document: dict[str, Any] = _nullable_to_type(copy.deepcopy(dict(document)))
         self.pointer = pointer
         """A JSON pointer into ``document`` (``/components/schemas/Input``)."""
@@ -124,14 +127,23 @@ class InputSchema:
             self.root.get("properties"), dict
         ):
             raise SchemaProblem(f"the input at {pointer} is not an object with properties")
-        Draft202012Validator.check_schema(self.root)
+        if not checked:
+            self.check()
+
+    def check(self) -> None:
+        """The input is a valid JSON Schema (Draft 2020-12), else ``SchemaProblem``."""
+        try:
+            Draft202012Validator.check_schema(self.root)
+        except SchemaError as exc:
+            raise SchemaProblem(f"the input is not a valid JSON Schema: {exc.message}") from exc
 
     def to_json(self) -> dict[str, Any]:
         return {"document": self.document, "pointer": self.pointer}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> InputSchema:
-        return cls(raw["document"], str(raw["pointer"]))
+        """A stored schema: checked when it was fetched, so not again."""
+        return cls(raw["document"], str(raw["pointer"]), checked=True)
 
     @cached_property
     def hash(self) -> str:
@@ -324,9 +336,18 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def fal_input_schema(document: Mapping[str, Any], endpoint_id: str) -> InputSchema:
+def _checked(schema: InputSchema, known: Container[str]) -> InputSchema:
+    if schema.hash not in known:
+        schema.check()
+    return schema
+
+
+def fal_input_schema(
+    document: Mapping[str, Any], endpoint_id: str, *, known: Container[str] = ()
+) -> InputSchema:
     """The input of ``endpoint_id`` in fal's per-endpoint OpenAPI document: the POST
-    request body of its path (``/<endpoint_id>``), else of the only POST path."""
+    request body of its path (``/<endpoint_id>``), else of the only POST path. An input
+    whose hash is in ``known`` (stored, so checked before) is not checked again."""
     paths = document.get("paths")
     if not isinstance(paths, dict) or not paths:
         raise SchemaProblem("the document has no paths")
@@ -343,20 +364,23 @@ def fal_input_schema(document: Mapping[str, Any], endpoint_id: str) -> InputSche
         if isinstance(schema, dict):
             ref = schema.get("$ref")
             if isinstance(ref, str) and ref.startswith("#/"):
-                return InputSchema(document, ref[1:])
+                return _checked(InputSchema(document, ref[1:], checked=True), known)
             pointer = (
                 "/paths/" + _escape(path) + ("/post/requestBody/content/application~1json/schema")
             )
-            return InputSchema(document, pointer)
+            return _checked(InputSchema(document, pointer, checked=True), known)
     raise SchemaProblem(f"no POST request body for {wanted} in the document")
 
 
-def replicate_input_schema(openapi_schema: Mapping[str, Any]) -> InputSchema:
-    """``components.schemas.Input`` of a Replicate version's ``openapi_schema``."""
+def replicate_input_schema(
+    openapi_schema: Mapping[str, Any], *, known: Container[str] = ()
+) -> InputSchema:
+    """``components.schemas.Input`` of a Replicate version's ``openapi_schema`` (not
+    checked again when its hash is in ``known``)."""
     schemas = (openapi_schema.get("components") or {}).get("schemas") or {}
     if not isinstance(schemas.get("Input"), dict):
         raise SchemaProblem("the version's openapi_schema has no components.schemas.Input")
-    return InputSchema(openapi_schema, "/components/schemas/Input")
+    return _checked(InputSchema(openapi_schema, "/components/schemas/Input", checked=True), known)
 
 
 def _escape(part: str) -> str:

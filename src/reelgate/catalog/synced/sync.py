@@ -20,11 +20,12 @@ that fails retires nothing: an outage is no removal.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelgate.catalog.synced.mapping import derive
@@ -37,7 +38,9 @@ from reelgate.catalog.synced.schema import (
     replicate_input_schema,
 )
 from reelgate.catalog.synced.store import all_rows, upsert
+from reelgate.store.db import reading
 from reelgate.store.jobs import now_ms
+from reelgate.store.schema import synced_models
 
 if TYPE_CHECKING:
     from reelgate.config import Settings
@@ -144,6 +147,7 @@ async def fetch_fal(
     *,
     api_key: str | None = None,
     skipped: dict[str, str] | None = None,
+    known: Container[str] = (),
 ) -> list[Fetched]:
     """Every active model of ``categories`` on fal, with its input schema; a model
     listed with a schema this module cannot read goes into ``skipped`` (id -> why)."""
@@ -170,7 +174,7 @@ async def fetch_fal(
                     continue
                 meta = item.get("metadata") or {}
                 try:
-                    schema = fal_input_schema(item.get("openapi") or {}, endpoint_id)
+                    schema = fal_input_schema(item.get("openapi") or {}, endpoint_id, known=known)
                 except SchemaProblem as exc:
                     if skipped is not None:
                         skipped[catalog_id("fal", endpoint_id)] = str(exc)
@@ -202,6 +206,7 @@ async def fetch_replicate(
     *,
     token: str,
     skipped: dict[str, str] | None = None,
+    known: Container[str] = (),
 ) -> list[Fetched]:
     """Every model of Replicate's ``categories`` collections, with its input schema."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -219,7 +224,7 @@ async def fetch_replicate(
             name = f"{model.get('owner')}/{model.get('name')}"
             version = model.get("latest_version") or {}
             try:
-                schema = replicate_input_schema(version.get("openapi_schema") or {})
+                schema = replicate_input_schema(version.get("openapi_schema") or {}, known=known)
             except SchemaProblem as exc:
                 if skipped is not None:
                     skipped[catalog_id("replicate", name)] = str(exc)
@@ -375,6 +380,9 @@ async def run_sync(
     http = client or httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
     fetched: dict[str, list[Fetched]] = {}
     unreadable: dict[str, str] = {}
+    # schemas stored before were checked then: most of a sync's cost is not paid again
+    async with reading(db) as conn:
+        known = set((await conn.execute(sa.select(synced_models.c.schema_hash))).scalars())
     try:
         for provider in providers:
             try:
@@ -385,6 +393,7 @@ async def run_sync(
                         categories,
                         api_key=source.fal_api_key,
                         skipped=unreadable,
+                        known=known,
                     )
                 elif provider == "replicate":
                     if not source.replicate_token:
@@ -397,6 +406,7 @@ async def run_sync(
                         categories,
                         token=source.replicate_token,
                         skipped=unreadable,
+                        known=known,
                     )
                 else:
                     raise SyncError(f"no catalog sync for {provider!r}; one of {PROVIDERS}")
