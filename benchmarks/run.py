@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from benchmarks.catalog import CatalogLoad, catalog_section, run_catalog
 from benchmarks.common import Section
 from benchmarks.engine import EngineLoad, engine_section, run_engine
 from benchmarks.mirror import mirror_section, run_mirror
@@ -38,7 +39,7 @@ from benchmarks.webhooks import (
 )
 from reelgate import __version__
 
-SECTIONS = ("submit", "engine", "mirror", "render", "webhooks", "polling", "scale")
+SECTIONS = ("submit", "engine", "mirror", "render", "webhooks", "polling", "scale", "catalog")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Plan:
     webhooks: HookLoad = field(default_factory=HookLoad)
     polling: SpreadLoad = field(default_factory=SpreadLoad)
     scale: ScaleLoad = field(default_factory=ScaleLoad)
+    catalog: CatalogLoad = field(default_factory=CatalogLoad)
 
 
 QUICK = Plan(
@@ -62,6 +64,7 @@ QUICK = Plan(
     webhooks=HookLoad(jobs=3, upstream_seconds=1.0),
     polling=SpreadLoad(jobs=4, learn=4, median_seconds=2.0),
     scale=ScaleLoad(in_flight=1_000, spread=10.0, seconds=5.0, steps_jobs=100),
+    catalog=CatalogLoad(models=300, reloads=1, cached_loads=2, requests=20, validations=200),
 )
 
 
@@ -108,6 +111,10 @@ async def _run(only: set[str], plan: Plan, backends: list[str], scratch: Scratch
         started = time.perf_counter()
         res.scale = await run_scale(scratch, backends, plan.scale)
         _emit(scale_section(res.scale), started)
+    if "catalog" in only:
+        started = time.perf_counter()
+        res.catalog = await run_catalog(scratch, backends, plan.catalog)
+        _emit(catalog_section(res.catalog), started)
     return res
 
 

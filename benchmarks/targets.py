@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from benchmarks.catalog import CatalogFigures
 from benchmarks.common import BACKENDS, Target, fmt, ratio
 from benchmarks.engine import EngineFigures, count_label
 from benchmarks.mirror import MIB, MirrorRun, live_growth_ratio
@@ -49,6 +50,16 @@ IN_FLIGHT_RSS_MIB = 300.0
 IN_FLIGHT_LAG_P99_MS = 50.0
 STEPS_PER_SECOND = 300.0
 TWO_WORKERS_SCALING = 1.7
+CATALOG_RELOAD_OVER_COLD = 0.25
+"""A sync that changed one row makes every process rebuild: at most a tenth of a cold load."""
+CATALOG_SEARCH_RATIO = 4.0
+"""GET /v1/models?search= with fal's ~1,400 synced models over the hand-written catalog's."""
+CATALOG_LOOKUP_RATIO = FLAT_RATIO
+"""GET /v1/models/local: one model's lookup does not grow with the catalog."""
+CATALOG_VALIDATE_SYNCED_MS = 1.0
+"""validate_submission on a synced model, its input checked against the provider's schema."""
+CATALOG_RSS_PER_MODEL_KIB = 128.0
+"""Every API and worker process holds the synced catalog: at fal's 1,400, <= 175 MiB."""
 SPREAD_TELLING = frozenset({"sora"})
 """Platforms whose answers while a job runs say how far along it is (progress, a hint)."""
 
@@ -62,6 +73,7 @@ class Results:
     webhooks: list[HookRun] = field(default_factory=list)
     polling: list[SpreadRun] = field(default_factory=list)
     scale: ScaleFigures | None = None
+    catalog: CatalogFigures | None = None
 
 
 def _submit(figures: SubmitFigures) -> list[Target]:
@@ -160,6 +172,31 @@ def _scale(figures: ScaleFigures) -> list[Target]:
     return out
 
 
+def _catalog(figures: CatalogFigures) -> list[Target]:
+    out: list[Target] = []
+    n = f"{figures.load.models:,}"
+    for name in BACKENDS:
+        c = figures.backends.get(name)
+        reload = c.reload_over_cold if c else None
+        limit = CATALOG_RELOAD_OVER_COLD
+        out.append(
+            Target(f"catalog reload after 1 change / cold load, {n}, {name}", reload, limit, "x")
+        )
+        search = c.api_ratio("?search=kling") if c else None
+        label = f"GET /v1/models?search=kling p50, {n} synced / builtin only, {name}"
+        out.append(Target(label, search, CATALOG_SEARCH_RATIO, "x"))
+        lookup = c.api_ratio("/local") if c else None
+        label = f"GET /v1/models/local p50, {n} synced / builtin only, {name}"
+        out.append(Target(label, lookup, CATALOG_LOOKUP_RATIO, "x"))
+        validate = c.validate_synced.pct_ms(50) if c else None
+        label = f"validate_submission p50, synced model, {name}"
+        out.append(Target(label, validate, CATALOG_VALIDATE_SYNCED_MS, "ms"))
+        rss = c.rss_growth_mib * 1024 / figures.load.models if c and c.rss_growth_mib else None
+        label = f"RSS growth per synced model, {n} loaded, {name}"
+        out.append(Target(label, rss, CATALOG_RSS_PER_MODEL_KIB, "KiB"))
+    return out
+
+
 def targets(res: Results) -> list[Target]:
     out: list[Target] = []
     if res.submit is not None:
@@ -210,4 +247,6 @@ def targets(res: Results) -> list[Target]:
         # COMPLETED) has no lateness target when polled: three looks at fixed times see
         # an end within 1 s only for jobs in three 1-second windows, not 95 % of a 3x
         # spread. Its answer is its webhook (the "calling back" targets above).
+    if res.catalog is not None:
+        out += _catalog(res.catalog)
     return out
