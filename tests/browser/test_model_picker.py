@@ -297,3 +297,17 @@ def test_a_schema_violation_shows_the_values_the_schema_allows(
     assert "(provider_params.mode)" in box.locator(".alert-title").inner_text()
     assert "'ultra' is not one of" in box.inner_text()
     assert box.locator(".allowed code").all_inner_texts() == ["standard", "pro"]
+
+
+def test_a_synced_model_picked_in_the_studio_is_offered_to_a_storyboards_shots(
+    page: Page, gateway: Gateway
+) -> None:
+    _open(page, gateway.server)
+    _pick_kling_v3(page)
+    page.click("#nav-storyboard")
+    card = page.locator('.shot-card[data-shot="1"]')
+    card.locator(".shot-model").wait_for()
+    # the first shot starts with the studio's model, with its audio switch and inputs
+    assert card.locator(".shot-model").input_value() == KLING_V3
+    assert card.locator(".shot-audio").is_visible()
+    assert "mode" in (card.locator(".shot-provider-params").get_attribute("placeholder") or "")

@@ -609,3 +609,89 @@ def test_a_running_storyboard_is_canceled_from_its_page(page: Page, gateway: Ser
     page.wait_for_selector("#sbp-messages .alert")
     assert "No such storyboard" in page.inner_text("#sbp-messages")
     assert page.is_hidden("#sbp-body")
+
+
+def test_a_shot_on_a_synced_model_sends_its_audio_choice_and_provider_params(
+    page: Page, gateway: Server, models: dict[str, dict[str, Any]]
+) -> None:
+    # The gateway here lists no synced model: the catalog gets one, a copy of local with
+    # an audio switch and an own input. Only the request the page builds is checked.
+    assert not any(m.get("source") == "synced" for m in models.values())
+    synced_id = "fal:acme/clip-pro"
+    synced = {
+        **models["local"],
+        "id": synced_id,
+        "source": "synced",
+        "usable": True,
+        "priced": True,
+        "capabilities": [*models["local"].get("capabilities", []), "audio"],
+        "synced": {
+            "provider": "fal",
+            "upstream_id": "acme/clip-pro",
+            "provider_params": {"mode": {"type": ["string"], "enum": ["standard", "pro"]}},
+            "mapping": {"status": "mapped"},
+            "status": "active",
+            "priced": True,
+        },
+    }
+
+    def with_synced(route: Route) -> None:
+        body = route.fetch().json()
+        if isinstance(body.get("data"), list) and not body.get("has_more"):
+            body["data"].append(synced)
+        route.fulfill(json=body)
+
+    page.route("**/v1/models*", with_synced)
+    posts: list[str] = []
+    page.on(
+        "request",
+        lambda r: posts.append(r.url) if r.method == "POST" and "/storyboards" in r.url else None,
+    )
+    _open_editor(page, gateway)
+    _set_shot(page, 1, "A lighthouse beam sweeps the fog", model=synced_id)
+    card = _card(page, 1)
+    audio = card.locator(".shot-audio")
+    params = card.locator(".shot-provider-params")
+    assert audio.input_value() == ""  # the model's default
+    assert "mode" in (params.get_attribute("placeholder") or "")
+    _add_shot(page)
+    _set_shot(page, 2, "Waves break on the rocks", model="local")
+    # a hand-written model's shot has neither field
+    assert _card(page, 2).locator(".shot-synced").count() == 0
+
+    # not a JSON object: an error on the shot, and nothing is sent
+    audio.select_option("on")
+    params.fill('{"mode": ')
+    problem = card.locator(".shot-pp-error")
+    assert problem.is_visible() and "JSON" in problem.inner_text()
+    assert params.get_attribute("aria-invalid") == "true"
+    page.click("#sb-submit")
+    card.locator(".shot-error").wait_for()
+    assert "JSON" in card.locator(".shot-error").inner_text()
+    assert posts == []
+
+    params.fill('{"mode": "pro"}')
+    assert problem.is_hidden()
+    assert params.get_attribute("aria-invalid") is None
+    with page.expect_request(
+        lambda r: r.method == "POST" and urlsplit(r.url).path == "/v1/storyboards"
+    ) as request:
+        page.click("#sb-submit")
+    sent = request.value.post_data_json
+    assert isinstance(sent, dict)
+    shots = sent["shots"]
+    assert shots[0]["model"] == synced_id
+    assert shots[0]["audio"] is True
+    assert shots[0]["provider_params"] == {"mode": "pro"}
+    assert shots[1]["model"] == "local"
+    assert "audio" not in shots[1] and "provider_params" not in shots[1]
+
+    # "off" is sent as false; the model's default sends no audio at all
+    audio.select_option("off")
+    with page.expect_request(
+        lambda r: r.method == "POST" and urlsplit(r.url).path == "/v1/storyboards"
+    ) as request:
+        page.click("#sb-submit")
+    sent = request.value.post_data_json
+    assert isinstance(sent, dict)
+    assert sent["shots"][0]["audio"] is False

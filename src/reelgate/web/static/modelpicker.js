@@ -141,9 +141,14 @@ export async function loadModels() {
   return true;
 }
 
-/** The builtin models from GET /v1/models (usable first) and by id; empty until loaded. */
+/** The builtin models from GET /v1/models (usable first), with the synced model picked
+ * from a search, and by id; empty until loaded. */
 export function catalog() {
-  return { models: state.models, byId: state.byId };
+  // the hand-written models, and the synced one picked here (from a search): so a
+  // storyboard's shots can use it too
+  const picked = state.model;
+  if (!picked || state.byId.has(picked.id)) return { models: state.models, byId: state.byId };
+  return { models: [picked, ...state.models], byId: new Map([[picked.id, picked], ...state.byId]) };
 }
 
 /** The model the studio has selected (a storyboard's first shot starts with it). */

@@ -3,7 +3,9 @@
 // its allowedParams, as the studio builds its controls), and an optional start image.
 // The options of the whole (continue from the previous shot's last frame, a crossfade
 // at each join), the length and the estimated cost, submit (POST /v1/storyboards), and
-// the account's recent storyboards (GET /v1/storyboards).
+// the account's recent storyboards (GET /v1/storyboards). A shot on a synced model also
+// has its Audio choice (when the model has an audio switch) and its own inputs
+// (provider_params, typed as a JSON object).
 
 import { api } from "./api.js";
 import {
@@ -18,7 +20,7 @@ const CROSSFADES = [0, 0.25, 0.5, 1];
 const RECENT_PAGE = 8;
 
 const editor = {
-  shots: [], // {uid, prompt, model, duration, resolution, aspect, image, imageName}
+  shots: [], // {uid, prompt, model, duration, resolution, aspect, image, imageName, audio, providerParams}
   errors: new Map(), // uid → {message, field}: what the gateway (or the page) said about a shot
   nextUid: 1,
   recentAfter: null,
@@ -153,6 +155,8 @@ function newShot(after) {
     aspect: after ? after.aspect : null,
     image: null,
     imageName: null,
+    audio: after ? after.audio : null, // true / false, or null: the model's default
+    providerParams: after ? after.providerParams : "", // the JSON text typed
   };
   fitShot(shot);
   return shot;
@@ -173,7 +177,11 @@ function clearError(shot) {
   if (!card) return;
   card.classList.remove("invalid");
   card.querySelector(".shot-error").hidden = true;
-  for (const node of card.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+  for (const node of card.querySelectorAll("[aria-invalid]")) {
+    // provider parameters that are not a JSON object stay marked until they are fixed
+    if (node.dataset.role === "provider-params" && parseProviderParams(node.value).error) continue;
+    node.removeAttribute("aria-invalid");
+  }
 }
 
 function imageField(shot, index, label) {
@@ -208,6 +216,89 @@ function imageField(shot, index, label) {
       shot.image ? el("span", { class: "muted small shot-image-name" }, shot.imageName || "image") : input,
       shot.image ? clear : null,
     ),
+  );
+}
+
+// ───────────────────────────── a synced model's own inputs ─────────────────────────────
+
+const syncedModel = (shot) => {
+  const m = catalog().byId.get(shot.model);
+  return m && m.synced ? m : null;
+};
+const hasAudio = (m) => (m.capabilities || []).includes("audio");
+
+/** A shot's provider parameters: {value} (an object, or null when none are typed) or
+ * {error} when the text is not a JSON object. */
+export function parseProviderParams(text) {
+  const raw = String(text || "").trim();
+  if (!raw) return { value: null };
+  let value;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return { error: "Not valid JSON: write an object such as {\"name\": value}." };
+  }
+  if (!value || typeof value !== "object" || Array.isArray(value)) {
+    return { error: "Provider parameters must be a JSON object: {\"name\": value}." };
+  }
+  return { value };
+}
+
+/** The Audio choice and the provider parameters of a shot on a synced model (null otherwise). */
+function syncedFields(shot, label, error) {
+  const m = syncedModel(shot);
+  if (!m) return null;
+  const audio = hasAudio(m)
+    ? el("select", {
+      class: "shot-audio", dataset: { role: "audio" }, "aria-label": `${label} audio`,
+      "aria-invalid": error && error.field === "audio" ? "true" : null,
+    },
+      el("option", { value: "" }, "the model's default"),
+      el("option", { value: "on" }, "on"),
+      el("option", { value: "off" }, "off"))
+    : null;
+  if (audio) {
+    audio.value = shot.audio === null || shot.audio === undefined ? "" : shot.audio ? "on" : "off";
+    audio.addEventListener("change", () => {
+      shot.audio = audio.value === "" ? null : audio.value === "on";
+      clearError(shot);
+    });
+  }
+  const names = Object.keys(m.synced.provider_params || {});
+  const params = el("input", {
+    type: "text",
+    class: "shot-provider-params",
+    dataset: { role: "provider-params" },
+    "aria-label": `${label} provider parameters`,
+    spellcheck: "false",
+    autocomplete: "off",
+    placeholder: names.length ? `JSON object — ${names.join(", ")}` : "JSON object — this model lists no own inputs",
+  });
+  params.value = shot.providerParams || "";
+  const problem = el("p", { class: "shot-pp-error small", role: "alert" });
+  let shown = error; // the gateway's (or the page's) word on this shot, until it is changed
+  const check = () => {
+    const bad = parseProviderParams(params.value).error;
+    problem.textContent = bad || "";
+    problem.hidden = !bad;
+    if (bad || (shown && shown.field === "provider-params")) params.setAttribute("aria-invalid", "true");
+    else params.removeAttribute("aria-invalid");
+  };
+  params.addEventListener("input", () => {
+    shot.providerParams = params.value;
+    shown = null;
+    clearError(shot);
+    check();
+  });
+  check();
+  return el(
+    "div",
+    { class: "shot-synced" },
+    audio ? field("Audio", audio, "shot-audio-field") : null,
+    el("label", { class: "field shot-pp-field" },
+      el("span", {}, "Provider parameters ", el("em", { class: "muted" }, `optional — ${m.synced.provider || "the provider"}'s own inputs`)),
+      params),
+    problem,
   );
 }
 
@@ -253,7 +344,12 @@ function shotCard(shot, index) {
     label,
     fromFrame,
     error,
-    onChange: () => {
+    onChange: (what) => {
+      if (what === "model") {
+        // audio and provider parameters belong to the model they were set for
+        shot.audio = null;
+        shot.providerParams = "";
+      }
       clearError(shot);
       renderShots();
     },
@@ -282,6 +378,7 @@ function shotCard(shot, index) {
     head,
     prompt,
     controls,
+    syncedFields(shot, label, error),
     imageField(shot, index, label),
     problem && !error
       ? el("p", { class: "shot-warning small" }, `${shot.model} ${problem}: pick a model that takes a start image, or turn off "continue".`)
@@ -370,6 +467,7 @@ export function shotOfParam(param) {
   const FIELDS = {
     duration_seconds: "duration", resolution: "resolution", aspect_ratio: "aspect",
     prompt: "prompt", model: "model", fallback: "model", image: "image", image_url: "image",
+    audio: "audio", provider_params: "provider-params",
   };
   return { index: Number(m[1] ?? m[2]), field: FIELDS[m[3]] || null };
 }
@@ -386,6 +484,12 @@ function buildRequest() {
         aspect_ratio: s.aspect,
       };
       if (s.image && !(from && i > 0)) shot.image = s.image;
+      const m = syncedModel(s);
+      if (m) {
+        if (hasAudio(m) && typeof s.audio === "boolean") shot.audio = s.audio;
+        const { value } = parseProviderParams(s.providerParams);
+        if (value && Object.keys(value).length) shot.provider_params = value;
+      }
       return shot;
     }),
     continue_from_previous: from,
@@ -402,6 +506,9 @@ function checkLocally() {
       problems.push([s, { field: "prompt", message: `Shot ${i + 1} has no prompt: describe what happens in it.` }]);
     } else if (problem) {
       problems.push([s, { field: "model", message: `Shot ${i + 1}: ${s.model} ${problem}.` }]);
+    } else if (syncedModel(s)) {
+      const { error } = parseProviderParams(s.providerParams);
+      if (error) problems.push([s, { field: "provider-params", message: `Shot ${i + 1}: ${error}` }]);
     }
   });
   return problems;
