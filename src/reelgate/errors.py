@@ -202,6 +202,8 @@ class ProviderError(ReelgateError):
     error_class: ErrorClass = ErrorClass.TRANSIENT
     code = "upstream_error"
     http_status = 502
+    marks_unavailable = False
+    """A gone answer marks the model unavailable on its route for a while."""
     cost_usd: str | None = None
     """What the provider billed for the failed job, where it says so (xAI bills a render
     its moderation withheld): recorded as the job's upstream cost, a loss. Never shown to
@@ -267,6 +269,7 @@ class ModelGone(ProviderError):
 
     error_class = ErrorClass.GONE
     code = "model_gone"
+    marks_unavailable = True
 
 
 class ModelChanged(ModelGone):
@@ -275,6 +278,7 @@ class ModelChanged(ModelGone):
     for a gone model; the model is not marked unavailable (it serves other requests)."""
 
     code = "model_changed"
+    marks_unavailable = False
 
 
 class UpstreamTimeout(ProviderError):

@@ -135,7 +135,7 @@ async def test_a_job_queued_before_its_model_dropped_what_it_asks_falls_back_wit
             outcomes = [(a["model"], a["outcome"]) for a in job["attempts"]]
             assert outcomes == [(FAL_T2V, "gone"), (BACKUP, "completed")], outcomes
             assert job["attempts"][0]["error"]["code"] == "model_changed"
-            assert "no longer offers duration_seconds 15" in job["attempts"][0]["error"]["message"]
+            assert "duration_seconds=15 is not offered" in job["attempts"][0]["error"]["message"]
             # nothing was sent for it, and the model is not marked unavailable
             assert not any(
                 r["input"].get("prompt") == "queued before the change" and r["app_id"] == endpoint

@@ -22,7 +22,7 @@ from reelgate.catalog.synced.check import (
 from reelgate.errors import ValidationFailed
 from reelgate.job import JobParams
 
-__all__ = ["Submission", "ValidatedSubmission", "validate_submission"]
+__all__ = ["Submission", "ValidatedSubmission", "check_offered", "validate_submission"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,18 @@ class ValidatedSubmission:
     deadline_seconds: int | None
 
 
-def _check(spec: ModelSpec, sub: Submission, duration: int, resolution: str, aspect: str) -> None:
+def check_offered(
+    spec: ModelSpec,
+    duration: int,
+    resolution: str,
+    aspect: str,
+    *,
+    has_image: bool = False,
+    negative_prompt: str | None = None,
+    seed: int | None = None,
+) -> None:
+    """Refuse what the model's allowedParams do not offer (at submit, and again when a
+    synced model's job is sent: ``catalog.synced.check.native_input``)."""
     allowed = spec.allowed
     where = f"model {spec.id!r}"
     choices: tuple[tuple[str, object, tuple[object, ...], str], ...] = (
@@ -65,20 +76,20 @@ def _check(spec: ModelSpec, sub: Submission, duration: int, resolution: str, asp
                 model=spec.id,
                 allowed=list(options),
             )
-    if sub.has_image and not allowed.image_input:
+    if has_image and not allowed.image_input:
         raise ValidationFailed(
             f"{where} does not take an input image (image-to-video); remove image/image_url "
             "or pick a model whose allowedParams.image_input is true.",
             param="image",
             model=spec.id,
         )
-    if sub.negative_prompt and not allowed.negative_prompt:
+    if negative_prompt and not allowed.negative_prompt:
         raise ValidationFailed(
             f"{where} does not take a negative_prompt; remove it.",
             param="negative_prompt",
             model=spec.id,
         )
-    if sub.seed is not None and not allowed.seed:
+    if seed is not None and not allowed.seed:
         raise ValidationFailed(
             f"{where} does not take a seed; remove it.", param="seed", model=spec.id
         )
@@ -136,7 +147,15 @@ def validate_submission(
     for model_id in chain:
         if not retired(model_id):  # a retired one is skipped: its limits do not matter
             model = catalog.get(model_id)
-            _check(model, sub, duration, resolution, aspect)
+            check_offered(
+                model,
+                duration,
+                resolution,
+                aspect,
+                has_image=sub.has_image,
+                negative_prompt=sub.negative_prompt,
+                seed=sub.seed,
+            )
             if model.synced is not None:
                 check_synced(
                     model,

@@ -771,7 +771,7 @@ def _failed(
     if start_cooldown and exc.error_class is ErrorClass.QUOTA:
         pause = exc.retry_after if exc.retry_after is not None else DEFAULT_COOLDOWN_SECONDS
         cooldown = Cooldown(where, now + int(pause * 1000), exc.message)
-    if start_cooldown and exc.error_class is ErrorClass.GONE and exc.code != "model_changed":
+    if start_cooldown and exc.marks_unavailable:
         until = now + int(rules.gone_mark_seconds * 1000)
         sent = exc.details.get("upstream_model")
         gone_where = (

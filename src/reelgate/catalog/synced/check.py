@@ -46,17 +46,18 @@ def native_input(
     info = spec.synced
     if info is None:
         return None
-    allowed = spec.allowed
+    from reelgate.catalog.validate import check_offered  # validate imports this module
+
     try:
-        for name, value, offered in (
-            ("resolution", params.resolution, allowed.resolutions),
-            ("aspect_ratio", params.aspect_ratio, allowed.aspect_ratios),
-            ("duration_seconds", params.duration_seconds, allowed.durations_for(params.resolution)),
-        ):
-            if value not in offered:
-                raise ValidationFailed(
-                    f"it no longer offers {name} {value!r} (now {list(offered)})", param=name
-                )
+        check_offered(
+            spec,
+            params.duration_seconds,
+            params.resolution,
+            params.aspect_ratio,
+            has_image=has_image,
+            negative_prompt=params.negative_prompt,
+            seed=params.seed,
+        )
         return check_synced(
             spec,
             prompt=prompt,

@@ -35,12 +35,14 @@ _CACHE_MAX = 8192
 
 
 def _schema(schema_hash: str, raw: Any) -> InputSchema:
-    """The stored schema, read (and checked as a schema) once per hash per process."""
+    """The stored schema, read once per hash per process (past ``_CACHE_MAX`` hashes
+    new ones are read each time: never evicted, so a hash ``all_rows`` found cached
+    stays cached while it reads)."""
     found = _SCHEMAS.get(schema_hash)
     if found is None:
-        if len(_SCHEMAS) >= _CACHE_MAX:
-            _SCHEMAS.clear()
-        found = _SCHEMAS[schema_hash] = InputSchema.from_json(raw)
+        found = InputSchema.from_json(raw)
+        if len(_SCHEMAS) < _CACHE_MAX:
+            _SCHEMAS[schema_hash] = found
     return found
 
 
@@ -91,11 +93,23 @@ def _to_row(m: SyncedModel) -> dict[str, Any]:
 
 
 async def all_rows(conn: AsyncConnection, provider: str | None = None) -> list[SyncedModel]:
-    query = sa.select(synced_models).order_by(synced_models.c.id)
+    """Every row (of ``provider``), reading a schema document only for a hash this
+    process has not read before: the documents are the bulk of the table, and most are
+    unchanged between two syncs."""
+    light = [c for c in synced_models.c if c.name != "input_schema"]
+    query = sa.select(*light).order_by(synced_models.c.id)
     if provider is not None:
         query = query.where(synced_models.c.provider == provider)
     rows = (await conn.execute(query)).mappings().all()
-    return [_from_row(r) for r in rows]
+    missing = [r["id"] for r in rows if r["schema_hash"] not in _SCHEMAS]
+    documents: dict[str, Any] = {}
+    for start in range(0, len(missing), 200):
+        ids = missing[start : start + 200]
+        docs = sa.select(synced_models.c.id, synced_models.c.input_schema).where(
+            synced_models.c.id.in_(ids)
+        )
+        documents.update({r.id: r.input_schema for r in await conn.execute(docs)})
+    return [_from_row({**r, "input_schema": documents.get(r["id"])}) for r in rows]
 
 
 async def upsert(conn: AsyncConnection, model: SyncedModel) -> None:
@@ -137,29 +151,13 @@ def specs_of(catalog: Catalog, rows: list[SyncedModel]) -> list[ModelSpec]:
     return specs
 
 
-async def _rows_cached(conn: AsyncConnection) -> list[SyncedModel]:
-    """Every row, reading a schema document only for a hash not read before (a fleet's
-    catalog is mostly unchanged between two syncs; its documents are the bulk)."""
-    light = [c for c in synced_models.c if c.name != "input_schema"]
-    rows = (await conn.execute(sa.select(*light).order_by(synced_models.c.id))).mappings().all()
-    missing = [r["id"] for r in rows if r["schema_hash"] not in _SCHEMAS]
-    documents: dict[str, Any] = {}
-    for start in range(0, len(missing), 200):
-        ids = missing[start : start + 200]
-        query = sa.select(synced_models.c.id, synced_models.c.input_schema).where(
-            synced_models.c.id.in_(ids)
-        )
-        documents.update({r.id: r.input_schema for r in await conn.execute(query)})
-    return [_from_row({**r, "input_schema": documents.get(r["id"])}) for r in rows]
-
-
 async def load_into(catalog: Catalog, db: AsyncEngine) -> bool:
     """Rebuild the catalog's synced entries if the table changed; True if it did."""
     async with reading(db) as conn:
         version = await _version(conn)
         if version == catalog.synced_version:
             return False
-        rows = await _rows_cached(conn)
+        rows = await all_rows(conn)
     catalog.set_synced(specs_of(catalog, rows), version)
     return True
 

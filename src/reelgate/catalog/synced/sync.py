@@ -419,6 +419,7 @@ async def run_sync(
     now = now_ms()
     async with db.begin() as conn:
         rows = await all_rows(conn)
+        stored = {r.id: r for r in rows}
         for provider, found in fetched.items():
             for row in merge(
                 rows,
@@ -430,7 +431,8 @@ async def run_sync(
                 unreadable=unreadable,
             ):
                 await upsert(conn, row)
-        report.counts = counts_of(await all_rows(conn), prices)
+                stored[row.id] = row
+        report.counts = counts_of(stored.values(), prices)
     return report
 
 
