@@ -543,6 +543,15 @@ async def test_without_a_replicate_token_the_periodic_sync_reads_fal_alone(
 
 
 # ── official and community Replicate models ───────────────────────────────────────────
+# Replicate's own words (the full list with dates: providers/replicate.py, above Target):
+#   OpenAPI models.predictions.create: "Create a prediction using an official model. If
+#     you're _not_ running an official model, use the predictions.create operation
+#     instead." predictions.create ``version``: "`{owner_name}/{model_name}` - Use this
+#     format for official models [...] For all other models, the specific version is
+#     required." The model object: "is_official": "Boolean indicating whether the model
+#     is officially maintained by Replicate." (tryAGI/Replicate@1625ee75 openapi.json)
+#   replicate.com/changelog/2025-08-05: "{owner}/{name}:{version_id} - For community
+#     models"; the models route "will still be supported for running official models".
 
 OFFICIAL_REP = "replicate:runwayml/gen-4.5"
 """Recorded with ``is_official: true``."""

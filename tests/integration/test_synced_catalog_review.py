@@ -216,3 +216,45 @@ async def test_models_show_each_priced_combination_and_a_stale_cursor_is_refused
         answer = await g.client.get("/v1/models", params={"after": gone})
         assert answer.status_code == 400, answer.text
         assert answer.json()["error"]["code"] == "cursor_expired"
+
+
+# ── the command line ────────────────────────────────────────────────────────────────
+
+
+def test_reelgate_catalog_sync_narrows_to_a_provider_and_category_and_prints_what_moved(
+    upstreams: dict[str, EmulatorServer], tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from reelgate.emulators.recorded import fal_records
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")}
+    env.update(
+        REELGATE_DATA_DIR=str(tmp_path / "data"),
+        REELGATE_FAL_PLATFORM_URL=upstreams["fal"].url,
+        REELGATE_REPLICATE_BASE_URL=upstreams["replicate"].url + "/v1",
+        REELGATE_REPLICATE_API_TOKEN="emulator-replicate",
+    )
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "reelgate.cli.main", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    cli("db", "upgrade")
+    t2v = [e for e, r in fal_records().items() if r["category"] == "text-to-video"]
+    first = cli("catalog", "sync", "--provider", "fal", "--category", "text-to-video")
+    assert f"new: {len(t2v)}, changed: 0, gone: 0" in " ".join(first.split())
+    assert f"+ fal:{t2v[0]}" in first
+    again = cli("catalog", "sync", "-p", "fal", "-c", "text-to-video")
+    assert f"unchanged: {len(t2v)}" in " ".join(again.split())
+    listed = cli("catalog", "synced", "--json")
+    assert f"fal:{t2v[0]}" in listed and "replicate:" not in listed  # Replicate not synced

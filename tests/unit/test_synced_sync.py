@@ -237,3 +237,13 @@ def test_an_invalid_json_schema_is_a_schema_problem_and_a_stored_hash_is_not_che
     stored = fal_input_schema(fal_records()[T2V]["openapi"], T2V)
     again = fal_input_schema(fal_records()[T2V]["openapi"], T2V, known={stored.hash})
     assert again.hash == stored.hash
+
+
+def test_every_recorded_schema_says_where_it_was_read() -> None:
+    from reelgate.emulators.recorded import replicate_records
+
+    records = {**fal_records(), **replicate_records()}
+    assert len(records) == 73
+    for name, record in records.items():
+        source = str(record.get("SOURCE", ""))
+        assert len(source) > 30 and ("http" in source or "@" in source), (name, source)
